@@ -1,0 +1,107 @@
+"""cabinet: card payments through Uniteller for an ISP's subscribers."""
+
+import logging
+
+from flask import Flask, request, session
+
+import config as settings
+
+
+def create_app(config=None):
+    """Create the web app; `config` overrides settings read from the environment."""
+    app = Flask(__name__)
+    app.config.update(settings.from_env())
+    if config:
+        app.config.update(config)
+    register_security(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errors(app)
+    register_commands(app)
+    register_template_helpers(app)
+    logging.basicConfig(level=app.config["LOG_LEVEL"])
+    return app
+
+
+def register_security(app):
+    """Set cookie and CSRF policy from PUBLIC_URL."""
+    secure = app.config["PUBLIC_URL"].startswith("https://")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_SECURE", secure)
+    app.config.setdefault("REMEMBER_COOKIE_SECURE", secure)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session
+
+
+def register_extensions(app):
+    """Bind the database, Redis, login, CSRF, htmx and Babel to the app."""
+    from . import auth, db
+    from .extensions import babel, csrf, htmx, init_redis, login_manager
+
+    db.init_app(app)
+    init_redis(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    auth.init_login(login_manager)
+
+    def select_locale():
+        lang = session.get("lang")
+        if lang in ("ru", "en"):
+            return lang
+        return app.config["DEFAULT_LOCALE"]
+
+    babel.init_app(app, locale_selector=select_locale,
+                   default_timezone=app.config["TIMEZONE"])
+
+
+def register_blueprints(app):
+    """Register the blueprints: auth, subscriber, gateway."""
+    from . import auth, gateway, subscriber
+    from .extensions import csrf
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(subscriber.bp)
+    app.register_blueprint(gateway.bp)
+    csrf.exempt(gateway.bp)  # Uniteller signs its calls; it has no CSRF token
+
+
+def register_errors(app):
+    """Map our errors and HTTP errors to pages (or plain text for machines)."""
+    from flask import render_template
+
+    from .errors import CabinetError
+
+    def render_error(code, reason=""):
+        if request.blueprint == "gateway":
+            return reason or str(code), code, {"Content-Type": "text/plain"}
+        return render_template("errors/error.html", code=code, reason=reason), code
+
+    @app.errorhandler(CabinetError)
+    def cabinet_error(exc):
+        return render_error(exc.status_code, exc.message)
+
+    for code in (400, 403, 404, 405, 409, 429, 500):
+        app.register_error_handler(
+            code, lambda exc, code=code: render_error(code, getattr(exc, "description", ""))
+        )
+
+
+def register_template_helpers(app):
+    """Add the Jinja filters for money, times and statuses."""
+    from flask_babel import format_datetime, get_locale
+
+    from .models import status_label
+    from .money import format_human
+
+    app.jinja_env.filters["money"] = format_human
+    app.jinja_env.filters["when"] = lambda value: format_datetime(value, "dd.MM.yyyy HH:mm")
+    app.jinja_env.filters["status_label"] = status_label
+    app.jinja_env.globals["get_locale"] = get_locale
+
+
+def register_commands(app):
+    """Add the flask CLI commands."""
+    from . import cli
+
+    cli.init_app(app)

@@ -1,0 +1,183 @@
+"""Log subscribers in and out (contract number and password); pick the language."""
+
+from urllib.parse import urlparse
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.security import check_password_hash
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from .extensions import get_redis, htmx
+from .models import Contract, Operator
+
+bp = Blueprint("auth", __name__)
+
+
+class ContractUser:
+    """The logged-in subscriber, as Flask-Login sees it."""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+    is_contract = True
+    is_operator = False
+
+    def __init__(self, contract):
+        self.contract = contract
+
+    def get_id(self):
+        return f"c:{self.contract.id}"
+
+
+class OperatorUser:
+    """A logged-in member of the ISP's staff."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_contract = False
+    is_operator = True
+
+    def __init__(self, operator):
+        self.operator = operator
+        self.is_active = operator.is_active
+
+    def get_id(self):
+        return f"o:{self.operator.id}"
+
+
+def init_login(login_manager):
+    """Teach Flask-Login to load our two kinds of user."""
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please log in to continue.")
+
+    @login_manager.user_loader
+    def load_user(user_id):
+        kind, _, pk = user_id.partition(":")
+        if not pk.isdigit():
+            return None
+        if kind == "c":
+            contract = Contract.get_or_none(Contract.id == int(pk))
+            return ContractUser(contract) if contract else None
+        if kind == "o":
+            operator = Operator.get_or_none(Operator.id == int(pk))
+            return OperatorUser(operator) if operator else None
+        return None
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        target = url_for("auth.login", next=_own_path(request.full_path))
+        if htmx:
+            # An expired login must not land inside a table cell.
+            return "", 401, {"HX-Redirect": target}
+        flash(login_manager.login_message, "info")
+        return redirect(target)
+
+
+class LoginForm(FlaskForm):
+    """Contract number and password."""
+
+    number = StringField(_l("Contract number"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+
+
+def _own_path(target):
+    """Return target if it is a path on this site, else None (no open redirects)."""
+    if not target:
+        return None
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:
+        return None
+    return target.rstrip("?") or None
+
+
+class _Throttle:
+    """Counts failed logins per contract number and per address in Redis."""
+
+    def __init__(self, number):
+        self.keys = [f"cabinet:login-fail:n:{number}",
+                     f"cabinet:login-fail:ip:{request.remote_addr}"]
+        self.limit = current_app.config["LOGIN_ATTEMPTS"]
+        self.window = current_app.config["LOGIN_LOCKOUT_SECONDS"]
+
+    def blocked(self):
+        counts = get_redis().mget(self.keys)
+        # The address limit is wider: many subscribers may share one NAT.
+        return int(counts[0] or 0) >= self.limit or int(counts[1] or 0) >= self.limit * 5
+
+    def failed(self):
+        pipe = get_redis().pipeline()
+        for key in self.keys:
+            pipe.incr(key)
+            pipe.expire(key, self.window)
+        pipe.execute()
+
+    def succeeded(self):
+        get_redis().delete(self.keys[0])
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form; log a subscriber in by contract number and password."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        number = form.number.data.strip()
+        throttle = _Throttle(number)
+        if throttle.blocked():
+            minutes = max(1, current_app.config["LOGIN_LOCKOUT_SECONDS"] // 60)
+            form.number.errors.append(
+                _l("Too many failed attempts. Try again in %(minutes)d minutes.",
+                   minutes=minutes)
+            )
+            return render_template("auth/login.html", form=form), 429
+        contract = Contract.by_number(number)
+        if contract and check_password_hash(contract.password_hash, form.password.data):
+            throttle.succeeded()
+            next_path = _own_path(request.args.get("next"))
+            session.clear()  # a new session on login: no fixation
+            login_user(ContractUser(contract))
+            return redirect(next_path or url_for("subscriber.index"))
+        throttle.failed()
+        form.password.errors.append(_l("Wrong contract number or password."))
+        return render_template("auth/login.html", form=form), 401
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """Log out and forget the session."""
+    lang = session.get("lang")
+    logout_user()
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/lang/<code>", methods=["POST"])
+def set_language(code):
+    """Switch the interface language (ru or en) for this session."""
+    if code not in ("ru", "en"):
+        return render_template("errors/error.html", code=404, reason="unknown language"), 404
+    session["lang"] = code
+    return redirect(_own_path(request.form.get("next")) or url_for("subscriber.index"))
+
+
+def current_contract():
+    """Return the logged-in subscriber's contract (the view must require a login)."""
+    if current_user.is_authenticated and getattr(current_user, "is_contract", False):
+        return current_user.contract
+    return None

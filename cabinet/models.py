@@ -1,0 +1,230 @@
+"""The data model: contracts, module instances and configurations, transactions, ledger."""
+
+import json
+from datetime import UTC, datetime
+
+from flask_babel import lazy_gettext as _l
+from peewee import (
+    SQL,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    Model,
+    TextField,
+)
+
+from .db import db
+
+
+def utcnow():
+    """Now in UTC, naive (the database keeps UTC without a zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class JSONField(TextField):
+    """A dict kept as JSON text (portable across SQLite and PostgreSQL)."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class ModuleInstance(BaseModel):
+    """An instance of the Uniteller module (a shop), as in the billing's module tree."""
+
+    code = CharField(max_length=64, unique=True)
+    name = CharField(max_length=200)
+    created_at = DateTimeField(default=utcnow)
+
+    def active_configuration(self):
+        """Return the configuration in force, or None."""
+        return (
+            ModuleConfiguration.select()
+            .where(
+                ModuleConfiguration.instance == self,
+                ModuleConfiguration.is_active == True,  # noqa: E712
+            )
+            .first()
+        )
+
+    @classmethod
+    def by_code(cls, code):
+        """Return the instance with this code, or None."""
+        return cls.get_or_none(cls.code == code)
+
+
+class ModuleConfiguration(BaseModel):
+    """A named set of parameters of an instance; exactly one is active at a time."""
+
+    instance = ForeignKeyField(ModuleInstance, backref="configurations")
+    name = CharField(max_length=100)
+    params = JSONField(default=dict)
+    is_active = BooleanField(default=False)
+    created_by = CharField(max_length=100, default="")
+    created_at = DateTimeField(default=utcnow)
+    activated_by = CharField(max_length=100, null=True)
+    activated_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("instance", "name"), True),)
+
+
+# The last guard of "one active configuration per instance": a partial unique index.
+ModuleConfiguration.add_index(
+    SQL(
+        "CREATE UNIQUE INDEX IF NOT EXISTS module_configuration_one_active "
+        "ON module_configuration (instance_id) WHERE is_active"
+    )
+)
+
+
+class Contract(BaseModel):
+    """A subscriber's contract: the login of the cabinet and the balance."""
+
+    number = CharField(max_length=64, unique=True)
+    name = CharField(max_length=200)
+    email = CharField(max_length=200, null=True)
+    password_hash = CharField(max_length=255)
+    balance = BigIntegerField(default=0)  # kopecks; always the sum of the ledger
+    instance = ForeignKeyField(ModuleInstance, null=True, backref="contracts")
+    created_at = DateTimeField(default=utcnow)
+
+    @classmethod
+    def by_number(cls, number):
+        """Return the contract with this number, or None."""
+        return cls.get_or_none(cls.number == number)
+
+
+class Operator(BaseModel):
+    """A member of the ISP's staff who uses the console."""
+
+    login = CharField(max_length=64, unique=True)
+    password_hash = CharField(max_length=255)
+    role = CharField(max_length=16, default="operator")  # admin | operator
+    is_active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Transaction(BaseModel):
+    """One Uniteller order: a card payment, an autopay binding or a recurrent charge."""
+
+    order_id = CharField(max_length=127, unique=True)
+    contract = ForeignKeyField(Contract, backref="transactions")
+    instance = ForeignKeyField(ModuleInstance, backref="transactions")
+    configuration = ForeignKeyField(ModuleConfiguration, backref="transactions")
+    kind = CharField(max_length=16, default="payment")  # payment | bind | recurrent
+    amount = BigIntegerField()  # kopecks
+    status = CharField(max_length=16, default="new")
+    bill_number = CharField(max_length=32, null=True)
+    approval_code = CharField(max_length=32, null=True)
+    response_code = CharField(max_length=16, null=True)
+    message = CharField(max_length=500, null=True)
+    needs_review = BooleanField(default=False)
+    review_reason = CharField(max_length=500, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("contract", "created_at"), False),
+            (("instance", "created_at"), False),
+            (("status", "created_at"), False),
+        )
+
+    @property
+    def is_final(self):
+        """True when the status will not change without a refund or cancel."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_credited(self):
+        """True when the payment succeeded (the balance was credited)."""
+        return self.status in CREDITED_STATUSES
+
+    @classmethod
+    def by_order_id(cls, order_id):
+        """Return the transaction of an order id, or None."""
+        return cls.get_or_none(cls.order_id == order_id)
+
+    @classmethod
+    def history(cls, contract, status=None, start=None, end=None):
+        """Select a contract's transactions, newest first, filtered."""
+        query = cls.select().where(cls.contract == contract)
+        if status:
+            query = query.where(cls.status.in_(STATUS_GROUPS.get(status, (status,))))
+        if start is not None:
+            query = query.where(cls.created_at >= start)
+        if end is not None:
+            query = query.where(cls.created_at < end)
+        return query.order_by(cls.created_at.desc(), cls.id.desc())
+
+
+STATUSES = ("new", "waiting", "authorized", "paid", "canceled", "failed", "expired")
+OPEN_STATUSES = ("new", "waiting")
+CREDITED_STATUSES = ("authorized", "paid")
+FINAL_STATUSES = ("authorized", "paid", "canceled", "failed", "expired")
+# Filters a person uses: "successful" covers both ways Uniteller says it.
+STATUS_GROUPS = {"success": CREDITED_STATUSES}
+STATUS_LABELS = {
+    "success": _l("Successful"),
+    "new": _l("New"),
+    "waiting": _l("Waiting"),
+    "authorized": _l("Authorized"),
+    "paid": _l("Paid"),
+    "canceled": _l("Canceled"),
+    "failed": _l("Failed"),
+    "expired": _l("Expired"),
+}
+
+
+def status_label(status):
+    """Name a status in the reader's language."""
+    return STATUS_LABELS.get(status, status)
+
+
+class TransactionEvent(BaseModel):
+    """Something that happened to an order: a callback, a status answer, a change."""
+
+    transaction = ForeignKeyField(Transaction, null=True, backref="events")
+    instance = ForeignKeyField(ModuleInstance, null=True)
+    order_id = CharField(max_length=127, index=True)
+    source = CharField(max_length=32)  # callback | status | cabinet | cli | …
+    kind = CharField(max_length=32)  # received | state | orphan | rejected | review
+    old_status = CharField(max_length=16, null=True)
+    new_status = CharField(max_length=16, null=True)
+    fields = JSONField(null=True)  # raw fields, secrets removed
+    note = CharField(max_length=500, null=True)
+    created_at = DateTimeField(default=utcnow, index=True)
+
+
+class LedgerEntry(BaseModel):
+    """A change of a contract's balance, tied to the transaction that caused it."""
+
+    contract = ForeignKeyField(Contract, backref="ledger")
+    transaction = ForeignKeyField(Transaction, backref="ledger")
+    kind = CharField(max_length=16)  # credit | reversal
+    amount = BigIntegerField()  # kopecks, signed
+    # "credit:<order id>", "reversal:<order id>": one of each per transaction, ever.
+    key = CharField(max_length=160, unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+MODELS = [
+    ModuleInstance,
+    ModuleConfiguration,
+    Contract,
+    Operator,
+    Transaction,
+    TransactionEvent,
+    LedgerEntry,
+]

@@ -1,0 +1,298 @@
+"""The service layer: the only code that changes a transaction or a balance."""
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+
+from peewee import IntegrityError, fn
+
+from . import params as module_params
+from .db import db, write_unit
+from .errors import AmountOutOfRange, Forbidden, NotFound, PaymentUnavailable
+from .models import (
+    Contract,
+    LedgerEntry,
+    ModuleInstance,
+    Transaction,
+    TransactionEvent,
+    utcnow,
+)
+from .money import AmountError, to_kopecks
+from .uniteller.client import UnitellerClient, normalize_status
+
+log = logging.getLogger(__name__)
+
+# Keys (compared lower-case) never kept in an event row: secrets and card data.
+_UNSTORED_FIELDS = {
+    "password", "login", "cardnumber", "card_idp", "token_idp", "cardholder",
+    "cvc2", "cvc", "card_number", "pan",
+}
+# Which of our statuses may move to which: the compare-and-set conditions.
+_FROM = {
+    "authorized": ("new", "waiting", "failed", "expired"),
+    "paid": ("new", "waiting", "authorized", "failed", "expired"),
+    "waiting": ("new",),
+    "failed": ("new", "waiting", "expired"),
+    "canceled": ("new", "waiting", "authorized", "paid", "failed", "expired"),
+}
+
+
+@dataclass
+class Outcome:
+    """What applying a status did: credited, changed, duplicate, illegal, …"""
+
+    result: str
+    transaction: Transaction | None = None
+
+
+def client_for(configuration):
+    """Build the Uniteller client of a module configuration."""
+    p = module_params.effective(configuration.params)
+    return UnitellerClient(p["gateway_url"], p["shop_id"], p["password"], p["login"])
+
+
+def payment_gateway(contract):
+    """Return (instance, configuration) a contract pays through, or raise why not."""
+    if contract.instance_id is None:
+        raise PaymentUnavailable("not_linked")
+    configuration = contract.instance.active_configuration()
+    if configuration is None:
+        raise PaymentUnavailable("no_active_configuration")
+    if module_params.missing_for_payments(configuration.params):
+        raise PaymentUnavailable("configuration_incomplete")
+    return contract.instance, configuration
+
+
+def amount_limits(configuration):
+    """Return (min, max) payment in kopecks for a configuration."""
+    p = module_params.effective(configuration.params)
+    return to_kopecks(p["min_amount"]), to_kopecks(p["max_amount"])
+
+
+def new_order_id(contract, prefix="P"):
+    """Make a fresh order id: readable, unique, ASCII, well under 127 characters."""
+    number = re.sub(r"[^A-Za-z0-9]", "", contract.number)[:40] or "C"
+    return f"{prefix}{number}-{secrets.token_hex(6)}"
+
+
+def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabinet"):
+    """Create a `new` payment transaction and return it with its signed pay form."""
+    instance, configuration = payment_gateway(contract)
+    low, high = amount_limits(configuration)
+    if not low <= amount <= high:
+        raise AmountOutOfRange("out_of_range", low=low, high=high)
+    p = module_params.effective(configuration.params)
+    with write_unit():
+        transaction = Transaction.create(
+            order_id=new_order_id(contract),
+            contract=contract,
+            instance=instance,
+            configuration=configuration,
+            kind="payment",
+            amount=amount,
+        )
+        _event(transaction, source, "state", None, "new", note="created")
+    form = client_for(configuration).pay_form(
+        transaction.order_id,
+        amount,
+        url_ok,
+        url_no,
+        customer_id=contract.number,
+        lifetime=p["lifetime"],
+        email=contract.email or "",
+        language=language,
+        callback_fields=p["callback_fields"].split(),
+    )
+    log.info("payment created order=%s contract=%s amount=%d",
+             transaction.order_id, contract.number, amount)
+    return transaction, form
+
+
+def receive_callback(instance_code, fields):
+    """Verify a Uniteller callback and apply its status; raise NotFound/Forbidden."""
+    instance = ModuleInstance.by_code(instance_code)
+    if instance is None:
+        raise NotFound("unknown_instance")
+    order_id = fields.get("Order_ID")
+    transaction = Transaction.by_order_id(order_id) if isinstance(order_id, str) else None
+    if transaction is not None and transaction.instance_id == instance.id:
+        # Verify with the configuration the order was made with: the active one
+        # may have changed since.
+        configuration = transaction.configuration
+    else:
+        configuration = instance.active_configuration()
+    if configuration is None:
+        log.warning("callback refused: instance=%s has no configuration", instance.code)
+        raise Forbidden("no_configuration")
+    p = module_params.effective(configuration.params)
+    if not client_for(configuration).callback_is_authentic(
+        fields, p["callback_fields"].split()
+    ):
+        log.warning("callback refused: bad signature instance=%s order=%s",
+                    instance.code, str(order_id)[:127])
+        raise Forbidden("bad_signature")
+    return apply_status(
+        order_id, fields.get("Status"), source="callback", fields=fields,
+        instance=instance,
+    )
+
+
+def apply_status(order_id, status_word, *, source, fields=None, instance=None):
+    """Apply a status Uniteller reported for an order: the one path for every source."""
+    status = normalize_status(status_word)
+    kept = _unstored_removed(fields or {})
+    with write_unit():
+        transaction = Transaction.by_order_id(order_id)
+        if transaction is None or (
+            instance is not None and transaction.instance_id != instance.id
+        ):
+            TransactionEvent.create(
+                order_id=str(order_id)[:127], instance=instance, source=source,
+                kind="orphan", new_status=status, fields=kept,
+                note="unknown order",
+            )
+            log.warning("orphan %s for unknown order=%s", source, order_id)
+            return Outcome("orphan")
+        _event(transaction, source, "received", transaction.status, status, kept)
+        if status is None:
+            _event(transaction, source, "rejected", transaction.status, None,
+                   note=f"unknown status {str(status_word)[:60]!r}")
+            return Outcome("ignored", transaction)
+        return _transition(transaction, status, kept, source)
+
+
+def _transition(transaction, status, fields, source):
+    """Move a transaction to a status by compare-and-set; credit or reverse once."""
+    lower = {k.lower(): v for k, v in fields.items()}
+    if status == "partly_canceled":
+        _event(transaction, source, "note", transaction.status, transaction.status,
+               note="partly canceled at Uniteller")
+        return Outcome("ignored", transaction)
+    if status in ("authorized", "paid") and not _total_matches(transaction, lower):
+        _flag_for_review(transaction, source, f"Total {lower.get('total')!r} differs "
+                         f"from the order's amount")
+        return Outcome("review", transaction)
+    old = transaction.status
+    changes = {Transaction.status: status, Transaction.updated_at: utcnow()}
+    for column, key in (
+        (Transaction.bill_number, "billnumber"),
+        (Transaction.approval_code, "approvalcode"),
+        (Transaction.response_code, "response_code"),
+        (Transaction.message, "message"),
+    ):
+        if lower.get(key):
+            changes[column] = str(lower[key])[:column.max_length]
+    changed = (
+        Transaction.update(changes)
+        .where(Transaction.id == transaction.id, Transaction.status.in_(_FROM[status]))
+        .execute()
+    )
+    if not changed:
+        current = Transaction.get_by_id(transaction.id).status
+        if current == status or (status == "authorized" and current == "paid"):
+            return Outcome("duplicate", transaction)
+        _event(transaction, source, "illegal", current, status,
+               note=f"{current} -> {status} is not allowed")
+        log.warning("illegal transition order=%s %s -> %s",
+                    transaction.order_id, current, status)
+        return Outcome("illegal", transaction)
+    _event(transaction, source, "state", old, status)
+    transaction = Transaction.get_by_id(transaction.id)
+    if status in ("authorized", "paid") and _credit(transaction):
+        log.info("credited order=%s contract=%s amount=%d",
+                 transaction.order_id, transaction.contract_id, transaction.amount)
+        return Outcome("credited", transaction)
+    if status == "canceled" and _reverse(transaction):
+        log.info("reversed order=%s", transaction.order_id)
+        return Outcome("reversed", transaction)
+    return Outcome("changed", transaction)
+
+
+def _total_matches(transaction, lower_fields):
+    """True unless a signed Total says another amount than the order's."""
+    total = lower_fields.get("total")
+    if total in (None, ""):
+        return True
+    try:
+        return to_kopecks(str(total).replace(",", ".")) == transaction.amount
+    except AmountError:
+        return False
+
+
+def _flag_for_review(transaction, source, reason):
+    """Mark a transaction for an operator's review, without touching its money."""
+    Transaction.update(
+        needs_review=True, review_reason=reason[:500], updated_at=utcnow()
+    ).where(Transaction.id == transaction.id).execute()
+    _event(transaction, source, "review", transaction.status, transaction.status,
+           note=reason)
+    log.warning("review order=%s: %s", transaction.order_id, reason)
+
+
+def _ledger(transaction, kind, amount):
+    """Write one ledger entry and move the balance; False if it exists already."""
+    try:
+        with db.atomic():  # a savepoint: a duplicate must not abort the outer unit
+            LedgerEntry.create(
+                contract=transaction.contract_id, transaction=transaction, kind=kind,
+                amount=amount, key=f"{kind}:{transaction.order_id}",
+            )
+    except IntegrityError:
+        return False
+    Contract.update(balance=Contract.balance + amount).where(
+        Contract.id == transaction.contract_id
+    ).execute()
+    return True
+
+
+def _credit(transaction):
+    """Credit a successful transaction's amount to its contract, once."""
+    return _ledger(transaction, "credit", transaction.amount)
+
+
+def _reverse(transaction):
+    """Take back what a transaction still holds on the balance, once."""
+    held = (
+        LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
+        .where(LedgerEntry.transaction == transaction)
+        .scalar()
+    )
+    if held <= 0:
+        return False
+    return _ledger(transaction, "reversal", -held)
+
+
+def _event(transaction, source, kind, old, new, fields=None, note=None):
+    """Record an event of a transaction."""
+    TransactionEvent.create(
+        transaction=transaction, instance=transaction.instance_id,
+        order_id=transaction.order_id, source=source, kind=kind,
+        old_status=old, new_status=new, fields=fields, note=note,
+    )
+
+
+def _unstored_removed(fields):
+    """Drop secrets and card data from raw fields before they are kept."""
+    return {
+        str(k)[:64]: (v if isinstance(v, str) else str(v))[:500]
+        for k, v in fields.items()
+        if str(k).lower() not in _UNSTORED_FIELDS
+    }
+
+
+def ledger_balance(contract):
+    """Sum a contract's ledger (always equal to its balance)."""
+    return (
+        LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
+        .where(LedgerEntry.contract == contract)
+        .scalar()
+    )
+
+
+def transaction_of(contract, order_id):
+    """Return a contract's own transaction by order id; NotFound for anyone else's."""
+    transaction = Transaction.by_order_id(order_id or "")
+    if transaction is None or transaction.contract_id != contract.id:
+        raise NotFound("unknown_order")
+    return transaction

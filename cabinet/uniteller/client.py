@@ -1,0 +1,109 @@
+"""A client of Uniteller's merchant API: builds signed forms, talks to the server."""
+
+from dataclasses import dataclass, field
+
+from ..money import format_wire
+from . import signatures
+
+DEFAULT_GATEWAY_URL = "https://wpay.uniteller.ru"
+
+# Statuses as Uniteller spells them in callbacks and /results/, mapped to ours.
+_STATUS_WORDS = {
+    "authorized": "authorized",
+    "paid": "paid",
+    "waiting": "waiting",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+    "not authorized": "failed",
+    "not_authorized": "failed",
+    "partly canceled": "partly_canceled",
+    "partly cancelled": "partly_canceled",
+    "partly_canceled": "partly_canceled",
+}
+
+
+def normalize_status(word):
+    """Map a Uniteller status word ("Paid", "cancelled", …) to ours, or None."""
+    if not isinstance(word, str):
+        return None
+    return _STATUS_WORDS.get(" ".join(word.strip().lower().split()))
+
+
+@dataclass(frozen=True)
+class PayForm:
+    """A signed form for the subscriber's browser to post to Uniteller's /pay/."""
+
+    action: str
+    fields: dict = field(default_factory=dict)
+
+
+class UnitellerClient:
+    """Uniteller for one shop: its gateway URL and credentials."""
+
+    def __init__(self, gateway_url, shop_id, password, login="", timeout=30):
+        self.gateway_url = (gateway_url or DEFAULT_GATEWAY_URL).rstrip("/")
+        self.shop_id = shop_id
+        self.login = login
+        self._password = password
+        self.timeout = timeout
+
+    def __repr__(self):
+        # Never show the password, even in a traceback.
+        return f"<UnitellerClient {self.gateway_url} shop={self.shop_id}>"
+
+    def pay_form(
+        self,
+        order_id,
+        amount_kopecks,
+        url_ok,
+        url_no,
+        customer_id="",
+        lifetime=None,
+        email="",
+        language="ru",
+        callback_fields=(),
+        recurrent_start=False,
+    ):
+        """Build the signed /pay/ form for one order."""
+        subtotal = format_wire(amount_kopecks)
+        lifetime = "" if lifetime is None else str(lifetime)
+        fields = {
+            "Shop_IDP": self.shop_id,
+            "Order_IDP": order_id,
+            "Subtotal_P": subtotal,
+            "Lifetime": lifetime,
+            "Customer_IDP": customer_id,
+        }
+        fields["Signature"] = signatures.pay_signature(
+            self._password, self.shop_id, order_id, subtotal,
+            lifetime=lifetime, customer_idp=customer_id,
+        )
+        fields["URL_RETURN_OK"] = url_ok
+        fields["URL_RETURN_NO"] = url_no
+        if language:
+            fields["Language"] = language
+        if email:
+            fields["Email"] = email
+        if callback_fields:
+            fields["CallbackFields"] = " ".join(callback_fields)
+        if recurrent_start:
+            fields["IsRecurrentStart"] = "1"
+        # An empty field signs as md5(""); sending it empty is the same, but tidier
+        # to leave out.
+        fields = {k: v for k, v in fields.items() if v != ""}
+        return PayForm(action=f"{self.gateway_url}/pay/", fields=fields)
+
+    def callback_is_authentic(self, fields, callback_fields=()):
+        """Check a callback's signature: fields in the listed CallbackFields order."""
+        order_id = fields.get("Order_ID")
+        status = fields.get("Status")
+        if not self._password or not isinstance(order_id, str) or not isinstance(
+            status, str
+        ):
+            return False
+        extra = []
+        for name in callback_fields:
+            value = fields.get(name, "")
+            extra.append(value if isinstance(value, str) else str(value))
+        expected = signatures.callback_signature(self._password, order_id, status, extra)
+        return signatures.signatures_match(expected, fields.get("Signature"))

@@ -1,0 +1,74 @@
+"""Uniteller's signature formulas, one pure function each (protocol reference §3-§10)."""
+
+import hashlib
+import hmac
+
+
+def _md5(text):
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def pay_signature(
+    password,
+    shop_idp,
+    order_idp,
+    subtotal_p,
+    mean_type="",
+    emoney_type="",
+    lifetime="",
+    customer_idp="",
+    card_idp="",
+    idata="",
+    pt_code="",
+    order_lifetime=None,
+    phone_verified=None,
+    merchant_order_id=None,
+):
+    """Sign a /pay/ request; the last three slots exist only when their field is sent."""
+    parts = [
+        shop_idp, order_idp, subtotal_p, mean_type, emoney_type, lifetime,
+        customer_idp, card_idp, idata, pt_code,
+    ]
+    # OrderLifetime, PhoneVerified and MerchantOrderId add a slot only if sent.
+    parts += [p for p in (order_lifetime, phone_verified, merchant_order_id)
+              if p is not None]
+    parts.append(password)
+    return _md5("&".join(_md5(str(p)) for p in parts)).upper()
+
+
+def callback_signature(password, order_id, status, extra_values=()):
+    """Sign a callback: md5 of Order_ID, Status, the CallbackFields values, password."""
+    return _md5(order_id + status + "".join(extra_values) + password).upper()
+
+
+def recurrent_signature(
+    password, shop_idp, order_idp, subtotal_p, parent_order_idp, parent_shop_idp=None
+):
+    """Sign a /recurrent/ request (Parent_Shop_IDP has a slot only when sent)."""
+    parts = [shop_idp]
+    if parent_shop_idp is not None:
+        parts.append(parent_shop_idp)
+    parts += [order_idp, subtotal_p, parent_order_idp, password]
+    return _md5("&".join(_md5(p) for p in parts)).upper()
+
+
+def recurrent_answer_signature(password, order_number, total):
+    """Sign (to verify) the answer line of /recurrent/."""
+    return _md5(order_number + total + password).upper()
+
+
+def receipt_signature(password, shop_idp, order_idp, subtotal_p, receipt_base64):
+    """Sign a fiscal receipt (54-FZ) sent with the payment page."""
+    parts = [shop_idp, order_idp, subtotal_p, receipt_base64, password]
+    return _sha256("&".join(_sha256(p) for p in parts)).upper()
+
+
+def signatures_match(expected, given):
+    """Compare two signatures in constant time; upper-case hex only, as Uniteller signs."""
+    if not given or not isinstance(given, str):
+        return False
+    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii", "replace"))

@@ -1,0 +1,49 @@
+"""Settings of the cabinet: each one read from the environment variable of its name."""
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _bool(value):
+    """Read a yes/no environment value."""
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _instance_secret_key():
+    """Return a random key kept in the instance folder, made on first use."""
+    # One box needs no set-up; several hosts must share SECRET_KEY (README).
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def from_env(environ=None):
+    """Return the settings as a dict, taken from the environment with defaults."""
+    env = os.environ if environ is None else environ
+    testing = _bool(env.get("TESTING", "0"))
+    return {
+        "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret_key(),
+        "TESTING": testing,
+        "DATABASE_URL": env.get(
+            "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'cabinet.sqlite3'}"
+        ),
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "REDIS_EMBEDDED_PATH": env.get(
+            "REDIS_EMBEDDED_PATH", str(INSTANCE_DIR / "redis.db")
+        ),
+        "PUBLIC_URL": env.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "TIMEZONE": env.get("TIMEZONE", "Europe/Moscow"),
+        "DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "ru"),
+        "PAGE_SIZE": int(env.get("PAGE_SIZE", "20")),
+        "LOGIN_ATTEMPTS": int(env.get("LOGIN_ATTEMPTS", "10")),
+        "LOGIN_LOCKOUT_SECONDS": int(env.get("LOGIN_LOCKOUT_SECONDS", "900")),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+    }
