@@ -13,7 +13,7 @@ def create_app(config=None):
     app.config.update(settings.from_env())
     if config:
         app.config.update(config)
-    register_security(app)
+    register_security(app, config or {})
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
@@ -23,14 +23,17 @@ def create_app(config=None):
     return app
 
 
-def register_security(app):
-    """Set cookie and CSRF policy from PUBLIC_URL."""
+def register_security(app, overrides):
+    """Set cookie and CSRF policy from PUBLIC_URL (unless given explicitly)."""
     secure = app.config["PUBLIC_URL"].startswith("https://")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", secure)
-    app.config.setdefault("REMEMBER_COOKIE_SECURE", secure)
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session
+    policy = {
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_SECURE": secure,
+        "WTF_CSRF_TIME_LIMIT": None,  # a token lives as long as the session
+    }
+    app.config.update({k: v for k, v in policy.items() if k not in overrides})
 
 
 def register_extensions(app):

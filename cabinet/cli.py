@@ -4,7 +4,7 @@ import json
 import sys
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from . import manage
 from . import params as module_params
@@ -144,6 +144,7 @@ def operator_add(login, password, admin):
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--gateway-url", default=DEMO["gateway_url"], show_default=True,
               help="Where the demo configuration sends payments (the sandbox).")
 @click.option("--shop-id", default=DEMO["shop_id"], show_default=True)

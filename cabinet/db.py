@@ -4,6 +4,7 @@ from urllib.parse import urlparse
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from peewee import DatabaseProxy, SqliteDatabase
 from playhouse.db_url import connect
 
@@ -66,6 +67,7 @@ def create_tables():
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command():
     """Create the database tables (safe to run again)."""
     create_tables()

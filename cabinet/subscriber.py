@@ -194,5 +194,5 @@ def history():
     )
     template = "subscriber/_payment-table.html" if fragment else "subscriber/history.html"
     response = make_response(render_template(template, **context))
-    response.headers["Vary"] = "HX-Request"
+    response.vary.add("HX-Request")
     return response

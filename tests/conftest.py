@@ -34,6 +34,8 @@ def database_url(tmp_path):
 @pytest.fixture
 def make_app(database_url, redis, tmp_path):
     """Build an app on the test database; keyword settings override."""
+    schema_ready = []
+
     def make(**overrides):
         settings = {
             "TESTING": True,
@@ -45,6 +47,9 @@ def make_app(database_url, redis, tmp_path):
         }
         settings.update(overrides)
         app = create_app(settings)
+        if schema_ready:
+            return app
+        schema_ready.append(True)
         with app.app_context():
             db.connect(reuse_if_open=True)
             # A clean schema for every test, on SQLite and on PostgreSQL alike.
@@ -104,3 +109,13 @@ def demo(ctx, shop):
 def login(client, number="1001", password="demo-pass"):
     """Log a subscriber in through the form."""
     return client.post("/login", data={"number": number, "password": password})
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the app over HTTP in a thread (threaded, like a real server)."""
+    from cabinet.uniteller.sandbox.testing import serve_in_thread
+
+    server = serve_in_thread(app)
+    yield server
+    server.shutdown()

@@ -1,0 +1,98 @@
+"""Uniteller's callback: signed, idempotent, race-safe, answered quickly."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tests.helpers import balance, credits, events, new_payment, signed_callback, status
+
+
+def test_valid_paid_callback_credits_the_balance(client, demo, shop):
+    transaction = new_payment(demo["contract"])
+    fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")
+    response = client.post("/uniteller/isp/notify", data=fields)
+    assert response.status_code == 200
+    assert status(transaction) == "paid" and balance(demo["contract"]) == 50000
+
+
+def test_fields_in_the_query_string_count_too(client, demo, shop):
+    transaction = new_payment(demo["contract"])
+    fields = signed_callback(transaction.order_id, "authorized", shop["password"])
+    response = client.post("/uniteller/isp/notify", query_string=fields)
+    assert response.status_code == 200 and balance(demo["contract"]) == 50000
+
+
+def test_json_callbacks_are_accepted(client, demo, shop):
+    transaction = new_payment(demo["contract"])
+    fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")
+    response = client.post("/uniteller/isp/notify", json=fields)
+    assert response.status_code == 200 and status(transaction) == "paid"
+
+
+def test_bad_or_missing_signature_is_refused_and_changes_nothing(client, demo, shop):
+    transaction = new_payment(demo["contract"])
+    good = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")
+    flipped = good["Signature"][:-1] + ("0" if good["Signature"][-1] != "0" else "1")
+    for signature in (flipped, good["Signature"].lower(), "", None):
+        fields = dict(good)
+        if signature is None:
+            del fields["Signature"]
+        else:
+            fields["Signature"] = signature
+        assert client.post("/uniteller/isp/notify", data=fields).status_code == 403
+    wrong_password = signed_callback(transaction.order_id, "paid", "not-the-password")
+    assert client.post("/uniteller/isp/notify", data=wrong_password).status_code == 403
+    assert status(transaction) == "new" and balance(demo["contract"]) == 0
+    assert len(events(transaction)) == 1  # only "created"
+
+
+def test_unknown_instance_is_404(client, demo, shop):
+    fields = signed_callback("X-1", "paid", shop["password"])
+    assert client.post("/uniteller/nowhere/notify", data=fields).status_code == 404
+
+
+def test_unknown_order_with_valid_signature_is_kept_as_orphan(client, demo, shop):
+    from cabinet.models import TransactionEvent
+
+    fields = signed_callback("UNKNOWN-7", "paid", shop["password"], "100.00")
+    response = client.post("/uniteller/isp/notify", data=fields)
+    assert response.status_code == 200
+    assert TransactionEvent.get(TransactionEvent.order_id == "UNKNOWN-7").kind == "orphan"
+
+
+def test_callback_is_verified_with_the_configuration_the_order_was_made_with(
+    client, demo, shop
+):
+    from cabinet import manage
+
+    transaction = new_payment(demo["contract"])
+    manage.add_configuration(demo["instance"], "new-shop", [
+        "shop_id=00000002", "password=another-password"], activate=True)
+    fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")
+    assert client.post("/uniteller/isp/notify", data=fields).status_code == 200
+    assert balance(demo["contract"]) == 50000
+
+
+def test_cancel_after_credit_reverses(client, demo, shop):
+    transaction = new_payment(demo["contract"])
+    client.post("/uniteller/isp/notify",
+                data=signed_callback(transaction.order_id, "paid", shop["password"]))
+    client.post("/uniteller/isp/notify",
+                data=signed_callback(transaction.order_id, "canceled", shop["password"]))
+    assert status(transaction) == "canceled" and balance(demo["contract"]) == 0
+
+
+def test_thirty_concurrent_deliveries_credit_once(live_server, demo, shop):
+    transaction = new_payment(demo["contract"])
+    fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")
+    url = f"{live_server.url}/uniteller/isp/notify"
+
+    def deliver(_):
+        return requests.post(url, data=fields, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(deliver, range(30)))
+    assert answers == [200] * 30
+    assert credits(transaction) == 1
+    assert balance(demo["contract"]) == 50000
+    assert len(events(transaction, "received")) == 30

@@ -1,0 +1,100 @@
+"""The flask CLI an ISP admin scripts with: messages and exit codes."""
+
+import json
+
+import pytest
+
+from cabinet import payments
+from cabinet.db import db
+from cabinet.models import Contract, ModuleConfiguration
+
+
+@pytest.fixture
+def cli(app):
+    runner = app.test_cli_runner()
+
+    def run(*args):
+        result = runner.invoke(args=list(args))
+        with app.app_context():
+            if not db.is_closed():
+                db.close()
+        return result
+    return run
+
+
+def test_a_whole_setup_from_the_command_line(cli, app):
+    assert cli("init-db").exit_code == 0
+    assert cli("instance", "add", "isp", "--name", "Main").exit_code == 0
+    result = cli("config", "add", "isp", "main", "--set", "shop_id=00000001",
+                 "--set", "password=s3cret-value", "--set", "login=42", "--activate")
+    assert result.exit_code == 0, result.output
+    result = cli("contract", "add", "1001", "--name", "Иванов", "--password", "pw-1001",
+                 "--instance", "isp")
+    assert result.exit_code == 0, result.output
+    assert cli("operator", "add", "boss", "--password", "long-password", "--admin"
+               ).exit_code == 0
+    shown = cli("contract", "show", "1001", "--json")
+    assert json.loads(shown.output) == {
+        "number": "1001", "name": "Иванов", "email": None, "instance": "isp",
+        "balance": "0.00", "ledger_balance": "0.00",
+    }
+    config = cli("config", "show", "isp")
+    assert "s3cret-value" not in config.output and "password = ***" in config.output
+
+
+def test_balance_in_contract_show_follows_credits(cli, app, demo):
+    with app.app_context():
+        transaction, _ = payments.start_payment(demo["contract"], 12345, "u", "u")
+        payments.apply_status(transaction.order_id, "paid", source="callback")
+    shown = json.loads(cli("contract", "show", "1001", "--json").output)
+    assert shown["balance"] == "123.45" and shown["ledger_balance"] == "123.45"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("config", "add", "isp", "x", "--set", "colour=red"), "unknown parameter 'colour'"),
+    (("config", "add", "isp", "x", "--set", "min_amount=abc"), "min_amount"),
+    (("config", "add", "isp", "x", "--set", "gateway_url=ftp://x"), "gateway_url"),
+    (("config", "add", "isp", "x", "--set", "lifetime=-1"), "lifetime"),
+    (("config", "add", "isp", "x", "--set", "callback_fields=Nope"), "unknown field"),
+    (("config", "add", "isp", "x", "--set", "shop_id"), "expected KEY=VALUE"),
+    (("config", "add", "nowhere", "x"), "no instance 'nowhere'"),
+    (("config", "activate", "isp", "missing"), "no configuration 'missing'"),
+    (("contract", "add", "1001", "--name", "Dup", "--password", "pw-pw"), "exists"),
+    (("contract", "add", "bad number!", "--name", "X", "--password", "pw-pw"),
+     "contract number"),
+    (("contract", "add", "5", "--name", "X", "--password", "pw", ), "password"),
+    (("contract", "add", "6", "--name", "X", "--password", "pw-pw", "--email", "x"),
+     "e-mail"),
+    (("contract", "show", "9999"), "no contract '9999'"),
+    (("instance", "add", "isp"), "exists"),
+    (("instance", "add", "Bad Code"), "instance code"),
+    (("operator", "add", "op", "--password", "short"), "at least 8"),
+])
+def test_bad_input_is_refused_with_a_message_and_exit_code_2(cli, app, demo, args,
+                                                            message):
+    with app.app_context():
+        before = (ModuleConfiguration.select().count(), Contract.select().count())
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    with app.app_context():
+        after = (ModuleConfiguration.select().count(), Contract.select().count())
+    assert before == after
+
+
+def test_activating_another_configuration_leaves_exactly_one_active(cli, app, demo):
+    assert cli("config", "add", "isp", "spare", "--set", "shop_id=2").exit_code == 0
+    assert cli("config", "activate", "isp", "spare").exit_code == 0
+    with app.app_context():
+        active = [c.name for c in ModuleConfiguration.select().where(
+            ModuleConfiguration.is_active == True)]  # noqa: E712
+    assert active == ["spare"]
+
+
+def test_seed_demo_is_repeatable(cli, app):
+    first = cli("seed-demo")
+    assert first.exit_code == 0, first.output
+    assert "1001" in first.output and "demo" in first.output
+    assert cli("seed-demo").exit_code == 0
+    with app.app_context():
+        assert Contract.select().count() == 3
