@@ -1,0 +1,86 @@
+"""A local emulator of Uniteller's server (the sandbox), its own Flask app.
+
+Settings: keys of the config dict given to `create_app`, else environment
+variables of the same name, else the default.
+
+SANDBOX_DATABASE = instance/sandbox.sqlite3
+    the sandbox's SQLite file (a path, relative to the current directory)
+SANDBOX_TIME_SCALE = 1.0
+    multiplies every delay: callback retries, delayed success, capture,
+    status check (tests use 0.001)
+SANDBOX_RESULTS_INTERVAL = 5
+    seconds between /results/ requests per shop; a sooner one is HTTP 429
+SANDBOX_DELAYED_SUCCESS_SECONDS = 110
+    delay of the success of the 3000.01-5000.00 amount band
+SANDBOX_CAPTURE_DELAY = 2
+    seconds from the authorized to the paid status (and callback)
+SANDBOX_STATUS_CHECK_DELAY = 600
+    seconds from authorization to the request to status_url; <= 0 is off
+SANDBOX_TIMEZONE = Europe/Moscow
+    timezone of /results/ dates and periods and of the recurrent "day"
+SANDBOX_SHOPS_FILE = (none)
+    JSON file: a list of shop objects with add_shop's keys, loaded at start
+
+Endpoints: /pay/ (card form, POST /pay/card), /results/, /recurrent/,
+/unblock/, /confirm/, /ping; operator view at / and /_sandbox/; control API:
+GET|POST /_sandbox/shops, GET|POST|DELETE /_sandbox/faults,
+GET /_sandbox/orders[?shop_id=&order_id=],
+POST /_sandbox/orders/<Order_IDP>/expire-card|block-card[?shop_id=].
+
+Python API:
+    app = create_app({"SANDBOX_DATABASE": path, "SANDBOX_TIME_SCALE": 0.001})
+    add_shop(app, "00000001", password="secret", login="1",
+             notify_url="http://...", status_url="", callback_fields="BillNumber",
+             recurrent_allowed=True, partial_refund_allowed=True)
+    wait_idle(app, timeout=10)  # True once no callback or task is pending
+    app.extensions["sandbox"]   # the Sandbox: .faults, .store, .close()
+    testing.serve_in_thread(app) -> server with .url and .shutdown()
+Command line:
+    python -m cabinet.uniteller.sandbox [--host 127.0.0.1] [--port 5001]
+    flask --app cabinet.uniteller.sandbox shop add ID --password P --login L \
+        --notify-url U [--status-url U] [--callback-fields "BillNumber Total"]
+    flask --app cabinet.uniteller.sandbox shop list
+"""
+
+import json
+from pathlib import Path
+
+from flask import Flask
+
+from . import cli, control, views
+from .engine import Sandbox
+from .settings import load_settings
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Create the sandbox app and start its delivery worker."""
+    settings = load_settings(config)
+    app = Flask(__name__)
+    app.config.update(config or {})
+    app.config.update(settings)
+    sandbox = Sandbox(settings)
+    app.extensions["sandbox"] = sandbox
+    if settings["SANDBOX_SHOPS_FILE"]:
+        load_shops_file(sandbox, settings["SANDBOX_SHOPS_FILE"])
+    app.register_blueprint(views.bp)
+    app.register_blueprint(control.bp)
+    app.cli.add_command(cli.shop_cli)
+    sandbox.start()
+    return app
+
+
+def load_shops_file(sandbox: Sandbox, path: str) -> None:
+    """Add every shop of a JSON file: a list of objects with add_shop's keys."""
+    for shop in json.loads(Path(path).read_text(encoding="utf-8")):
+        shop = dict(shop)
+        sandbox.add_shop(shop.pop("shop_id"), **shop)
+
+
+def add_shop(app: Flask, shop_id: str, **fields) -> None:
+    """Add or replace a shop of the sandbox app (see Sandbox.add_shop)."""
+    app.extensions["sandbox"].add_shop(shop_id, **fields)
+
+
+def wait_idle(app: Flask, timeout: float = 10) -> bool:
+    """Wait until the sandbox has nothing pending; False if the timeout ran out."""
+    return app.extensions["sandbox"].wait_idle(timeout)

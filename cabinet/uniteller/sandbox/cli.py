@@ -1,0 +1,68 @@
+"""Manage sandbox shops from the command line: `flask ... shop add|list`."""
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+shop_cli = AppGroup("shop", help="Manage the sandbox's shops.")
+
+
+def _sandbox():
+    sandbox = current_app.extensions["sandbox"]
+    # A command only edits the database: no callbacks go out from it.
+    sandbox.stop()
+    return sandbox
+
+
+@shop_cli.command("add")
+@click.argument("shop_id")
+@click.option("--password", prompt=True, hide_input=True, help="Shared secret.")
+@click.option("--login", required=True, help="Login of the server-to-server API.")
+@click.option("--notify-url", default="", help="Where callbacks are POSTed.")
+@click.option("--status-url", default="", help="Where status requests are POSTed.")
+@click.option("--callback-fields", default="", help='E.g. "BillNumber Total".')
+@click.option("--recurrent/--no-recurrent", default=True, help="Allow /recurrent/.")
+@click.option(
+    "--partial-refund/--no-partial-refund", default=True, help="Allow partial refunds."
+)
+def add_shop(
+    shop_id,
+    password,
+    login,
+    notify_url,
+    status_url,
+    callback_fields,
+    recurrent,
+    partial_refund,
+):
+    """Add a shop or replace the one with this id."""
+    try:
+        _sandbox().add_shop(
+            shop_id,
+            password=password,
+            login=login,
+            notify_url=notify_url,
+            status_url=status_url,
+            callback_fields=callback_fields,
+            recurrent_allowed=recurrent,
+            partial_refund_allowed=partial_refund,
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    click.echo(f"shop {shop_id} saved")
+
+
+@shop_cli.command("list")
+def list_shops():
+    """List the shops (without passwords)."""
+    for shop in _sandbox().shops():
+        flags = [
+            name
+            for name in ("recurrent_allowed", "partial_refund_allowed")
+            if shop[name]
+        ]
+        click.echo(
+            f"{shop['shop_id']}\tlogin={shop['login']}\tnotify={shop['notify_url']}"
+            f"\tstatus={shop['status_url'] or '-'}"
+            f"\tfields={shop['callback_fields'] or '-'}\t{' '.join(flags)}"
+        )

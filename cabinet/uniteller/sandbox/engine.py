@@ -1,0 +1,833 @@
+"""Run the emulated Uniteller: shops, orders, operations, callbacks, the queue."""
+
+import json
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from . import bank, delivery
+from .faults import Faults
+from .signatures import callback_signature, recurrent_signature
+from .store import Store
+from .wire import FIELDS, parse_amount, valid_callback_fields
+
+# Gaps between the 10 delivery tries of a callback: 12 600 s = 3.5 hours in all.
+RETRY_GAPS = (60, 120, 300, 600, 900, 1500, 2100, 3000, 4020)
+CONFIRM_DEADLINE = 5 * 24 * 3600
+FAILED_RECURRENT_PER_DAY = 2
+SUCCESSFUL = ("authorized", "paid", "canceled")
+# An order id in one of these states cannot be paid again.
+LOCKED = ("waiting", *SUCCESSFUL)
+RECURRENT_START_VALUES = ("1", "2", "3")
+
+
+class OperationError(Exception):
+    """A server-to-server refusal: ErrorCode;ErrorMessage."""
+
+    def __init__(self, code: int, text: str):
+        super().__init__(f"{code};{text}")
+        self.code = code
+        self.text = text
+
+
+class PayPageError(Exception):
+    """A card form submission that cannot go on; the text is shown to the payer."""
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the payer typed: the number lives only as long as the request."""
+
+    number: str
+    exp_month: int
+    exp_year: int
+    holder: str
+
+
+class Sandbox:
+    """The emulator's state and behaviour, shared by views, CLI and worker."""
+
+    def __init__(self, settings: dict):
+        self.settings = settings
+        self.tz = ZoneInfo(settings["SANDBOX_TIMEZONE"])
+        self.store = Store(settings["SANDBOX_DATABASE"])
+        self.faults = Faults()
+        self.worker = delivery.Worker(self)
+        self._results_lock = threading.Lock()
+        self._last_results = {}
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the delivery worker; pending tasks from a previous run resume."""
+        self.worker.start()
+
+    def stop(self) -> None:
+        """Stop the delivery worker (tasks stay queued in the database)."""
+        self.worker.stop()
+
+    def close(self) -> None:
+        """Stop the worker and close the database."""
+        self.stop()
+        self.store.close()
+
+    def wait_idle(self, timeout: float = 10) -> bool:
+        """Wait until no task is pending; return False if the timeout ran out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = self.store.one("SELECT COUNT(*) AS n FROM tasks WHERE done = 0")
+            if pending["n"] == 0 and not self.worker.busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+
+    def scaled(self, seconds: float) -> float:
+        """Scale a delay by SANDBOX_TIME_SCALE."""
+        return seconds * self.settings["SANDBOX_TIME_SCALE"]
+
+    def today(self) -> date:
+        """Return today's date in the sandbox timezone."""
+        return datetime.now(self.tz).date()
+
+    # -- shops -----------------------------------------------------------------
+
+    def add_shop(
+        self,
+        shop_id: str,
+        *,
+        password: str,
+        login: str,
+        notify_url: str = "",
+        status_url: str = "",
+        callback_fields: str = "",
+        recurrent_allowed: bool = True,
+        partial_refund_allowed: bool = True,
+    ) -> None:
+        """Add a shop or replace the one with this id."""
+        if not (shop_id and password and login):
+            raise ValueError("shop_id, password and login are required")
+        if not valid_callback_fields(callback_fields):
+            raise ValueError(f"callback_fields has an unknown name: {callback_fields}")
+        self.store.run(
+            "INSERT INTO shops (shop_id, password, login, notify_url, status_url,"
+            " callback_fields, recurrent_allowed, partial_refund_allowed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"
+            " password = excluded.password, login = excluded.login,"
+            " notify_url = excluded.notify_url, status_url = excluded.status_url,"
+            " callback_fields = excluded.callback_fields,"
+            " recurrent_allowed = excluded.recurrent_allowed,"
+            " partial_refund_allowed = excluded.partial_refund_allowed",
+            (
+                shop_id,
+                password,
+                login,
+                notify_url,
+                status_url,
+                " ".join(callback_fields.split()),
+                int(recurrent_allowed),
+                int(partial_refund_allowed),
+            ),
+        )
+
+    def shop(self, shop_id: str) -> dict | None:
+        """Return a shop by id, or None."""
+        return self.store.one("SELECT * FROM shops WHERE shop_id = ?", (shop_id,))
+
+    def shops(self) -> list[dict]:
+        """Return every shop without its password."""
+        rows = self.store.all("SELECT * FROM shops ORDER BY shop_id")
+        return [{k: v for k, v in row.items() if k != "password"} for row in rows]
+
+    def authenticate(self, shop_id: str, login: str, password: str) -> dict | None:
+        """Return the shop if its login and password match, else None."""
+        shop = self.shop(shop_id)
+        if shop is None:
+            return None
+        login_ok = secrets.compare_digest(shop["login"].encode(), login.encode())
+        password_ok = secrets.compare_digest(
+            shop["password"].encode(), password.encode()
+        )
+        return shop if login_ok and password_ok else None
+
+    def results_allowed(self, shop_id: str) -> bool:
+        """Apply the /results/ rate limit: one request per interval per shop."""
+        interval = self.settings["SANDBOX_RESULTS_INTERVAL"]
+        now = time.monotonic()
+        with self._results_lock:
+            last = self._last_results.get(shop_id)
+            if last is not None and now - last < interval:
+                return False
+            self._last_results[shop_id] = now
+            return True
+
+    # -- orders ----------------------------------------------------------------
+
+    def order(self, row_id: int) -> dict:
+        """Return an order attempt by its row id."""
+        return self.store.one("SELECT * FROM orders WHERE id = ?", (row_id,))
+
+    def orders(self, limit: int = 200) -> list[dict]:
+        """Return the latest order attempts, newest first."""
+        return self.store.all("SELECT * FROM orders ORDER BY id DESC LIMIT ?", (limit,))
+
+    def attempts_of(self, shop_id: str, order_id: str) -> list[dict]:
+        """Return every attempt of an order id in a shop, oldest first."""
+        return self.store.all(
+            "SELECT * FROM orders WHERE shop_id = ? AND order_id = ? ORDER BY id",
+            (shop_id, order_id),
+        )
+
+    def order_locked(self, shop_id: str, order_id: str) -> bool:
+        """Tell whether an order id is in process, paid or blocked in the shop."""
+        marks = ", ".join("?" for _ in LOCKED)
+        row = self.store.one(
+            f"SELECT id FROM orders WHERE shop_id = ? AND order_id = ?"
+            f" AND status IN ({marks})",
+            (shop_id, order_id, *LOCKED),
+        )
+        return row is not None
+
+    def callbacks_of(self, row_id: int) -> list[dict]:
+        """Return the callbacks of an order attempt with their delivery attempts."""
+        callbacks = self.store.all(
+            "SELECT * FROM callbacks WHERE order_row = ? ORDER BY id", (row_id,)
+        )
+        for callback in callbacks:
+            callback["params"] = json.loads(callback["params"])
+            callback["attempts_made"] = self.store.all(
+                "SELECT * FROM attempts WHERE callback_id = ? ORDER BY id",
+                (callback["id"],),
+            )
+        return callbacks
+
+    def status_checks_of(self, row_id: int) -> list[dict]:
+        """Return the status requests sent about an order attempt."""
+        return self.store.all(
+            "SELECT * FROM status_checks WHERE order_row = ? ORDER BY id", (row_id,)
+        )
+
+    def find_orders(
+        self,
+        shop_id: str,
+        order_id: str | None,
+        period: tuple[float, float] | None,
+        success: int,
+        mode: int,
+    ) -> list[dict]:
+        """Select the order rows of a /results/ request (refund rows in mode 3)."""
+        sql = "SELECT * FROM orders o WHERE shop_id = ?"
+        params = [shop_id]
+        if mode in (0, 3):
+            sql += (
+                " AND id = (SELECT MAX(id) FROM orders i"
+                " WHERE i.shop_id = o.shop_id AND i.order_id = o.order_id)"
+            )
+        if mode == 1 or success == 1:
+            sql += " AND status IN ('authorized', 'paid', 'canceled')"
+        elif success == 0:
+            sql += " AND status = 'not authorized'"
+        if order_id is not None:
+            sql += " AND order_id = ?"
+            params.append(order_id)
+        if period is not None:
+            sql += " AND created_at BETWEEN ? AND ?"
+            params += period
+        orders = self.store.all(sql + " ORDER BY created_at, id", params)
+        if mode == 3:
+            orders = [row for order in orders for row in self._with_refunds(order)]
+        return orders
+
+    def _with_refunds(self, order: dict) -> list[dict]:
+        refunds = self.store.all(
+            "SELECT * FROM refunds WHERE order_row = ? ORDER BY id", (order["id"],)
+        )
+        rows = [order]
+        for refund in refunds:
+            moment = refund["created_at"]
+            rows.append(
+                {
+                    **order,
+                    "status": "refund",
+                    "amount": refund["amount"],
+                    "created_at": moment,
+                    "updated_at": moment,
+                }
+            )
+        return rows
+
+    def mark_card(self, order_id: str, state: str, shop_id: str | None = None) -> int:
+        """Make the card of a parent order expired or blocked; return rows changed."""
+        sql = (
+            "UPDATE orders SET card_state = ? WHERE order_id = ? AND card_masked <> ''"
+        )
+        params = [state, order_id]
+        if shop_id:
+            sql += " AND shop_id = ?"
+            params.append(shop_id)
+        return self.store.run(sql, params).rowcount
+
+    # -- the payment page ------------------------------------------------------
+
+    def open_session(self, fields: dict) -> str:
+        """Keep a validated pay request server-side; return the form's token."""
+        now = time.time()
+        lifetimes = [
+            int(fields[name])
+            for name in ("Lifetime", "OrderLifetime")
+            if fields.get(name)
+        ]
+        token = secrets.token_urlsafe(24)
+        self.store.insert(
+            "pay_sessions",
+            {
+                "token": token,
+                "shop_id": fields["Shop_IDP"],
+                "order_id": fields["Order_IDP"],
+                "request": json.dumps(fields, ensure_ascii=False),
+                "created_at": now,
+                "expires_at": now + min(lifetimes) if lifetimes else None,
+            },
+        )
+        return token
+
+    def session(self, token: str) -> dict | None:
+        """Return an open pay session with its request fields, or None."""
+        row = self.store.one("SELECT * FROM pay_sessions WHERE token = ?", (token,))
+        if row is not None:
+            row["request"] = json.loads(row["request"])
+        return row
+
+    def pay_with_card(self, token: str, card: Card) -> dict:
+        """Decide a submitted card form and record the attempt; return the order."""
+        with self.store.tx():
+            session = self.session(token)
+            if session is None or session["used"]:
+                raise PayPageError("Данный заказ не может быть оплачен")
+            if session["expires_at"] and time.time() > session["expires_at"]:
+                raise PayPageError("Время, отведённое на оплату заказа, истекло")
+            if self.order_locked(session["shop_id"], session["order_id"]):
+                raise PayPageError("Данный заказ не может быть оплачен")
+            self.store.run("UPDATE pay_sessions SET used = 1 WHERE token = ?", (token,))
+            fields = session["request"]
+            shop = self.shop(session["shop_id"])
+            amount = parse_amount(fields["Subtotal_P"])
+            outcome = bank.judge_payment(
+                card.number, card.exp_month, card.exp_year, amount, self.today()
+            )
+            callback_fields = fields.get("CallbackFields", shop["callback_fields"])
+            row_id = self._record_attempt(
+                {
+                    "shop_id": shop["shop_id"],
+                    "order_id": fields["Order_IDP"],
+                    "kind": "pay",
+                    "amount": amount,
+                    "currency": fields.get("Currency") or "RUB",
+                    "card_masked": bank.mask(card.number),
+                    "card_expiry": f"{card.exp_month:02d}/{card.exp_year}",
+                    "card_holder": card.holder,
+                    "customer_id": fields.get("Customer_IDP", ""),
+                    "email": fields.get("Email", ""),
+                    "phone": fields.get("Phone", ""),
+                    "first_name": fields.get("FirstName", ""),
+                    "last_name": fields.get("LastName", ""),
+                    "middle_name": fields.get("MiddleName", ""),
+                    "comment": fields.get("Comment", ""),
+                    "pt_code": fields.get("PT_Code", ""),
+                    "emoney_type": fields.get("EMoneyType", ""),
+                    "is_recurrent_start": int(
+                        fields.get("IsRecurrentStart") in RECURRENT_START_VALUES
+                    ),
+                    "preauth": int(fields.get("Preauth") == "1"),
+                    "callback_fields": " ".join(callback_fields.split()),
+                    "callback_format": _callback_format(fields),
+                },
+                outcome,
+            )
+            return self.order(row_id)
+
+    def _record_attempt(self, row: dict, outcome: bank.Outcome) -> int:
+        """Insert an order attempt with the acquirer's outcome and act on it."""
+        now = time.time()
+        row.update(
+            balance=row["amount"],
+            status="waiting" if outcome.approved else "not authorized",
+            response_code="" if outcome.approved else outcome.code,
+            created_at=now,
+            updated_at=now,
+        )
+        row_id = self.store.insert("orders", row)
+        if outcome.delayed:
+            delay = self.scaled(self.settings["SANDBOX_DELAYED_SUCCESS_SECONDS"])
+            self._schedule("settle", row_id, now + delay)
+        elif outcome.approved:
+            self._authorize(row_id)
+        return row_id
+
+    def _authorize(self, row_id: int) -> None:
+        """Turn a waiting attempt into an authorized one and queue what follows."""
+        now = time.time()
+        with self.store.tx():
+            changed = self.store.run(
+                "UPDATE orders SET status = 'authorized', response_code = ?,"
+                " bill_number = ?, approval_code = ?, authorized_at = ?,"
+                " updated_at = ? WHERE id = ? AND status = 'waiting'",
+                (
+                    bank.APPROVED,
+                    self._new_bill_number(),
+                    _approval_code(),
+                    now,
+                    now,
+                    row_id,
+                ),
+            ).rowcount
+            if not changed:
+                return
+            order = self.order(row_id)
+            capture_at = None
+            if not order["preauth"]:
+                capture_at = now + self.scaled(self.settings["SANDBOX_CAPTURE_DELAY"])
+                self._schedule("capture", row_id, capture_at)
+            # Reordering holds "authorized" back until "paid" has gone out.
+            hold = capture_at is not None and self.faults["reorder_callbacks"]
+            self._queue_callback(order, "authorized", held=hold)
+            check_delay = self.settings["SANDBOX_STATUS_CHECK_DELAY"]
+            shop = self.shop(order["shop_id"])
+            if check_delay > 0 and shop["status_url"]:
+                self._schedule("status_check", row_id, now + self.scaled(check_delay))
+
+    def _new_bill_number(self) -> str:
+        while True:
+            bill = "".join(secrets.choice(string.digits) for _ in range(12))
+            if not self.store.one(
+                "SELECT id FROM orders WHERE bill_number = ?", (bill,)
+            ):
+                return bill
+
+    # -- callbacks -------------------------------------------------------------
+
+    def _queue_callback(self, order: dict, status: str, held: bool = False) -> None:
+        """Queue a callback; it stops the retries of older ones of the order."""
+        shop = self.shop(order["shop_id"])
+        if not shop["notify_url"]:
+            return
+        now = time.time()
+        with self.store.tx():
+            older = self.store.all(
+                "SELECT id, held FROM callbacks"
+                " WHERE order_row = ? AND state = 'pending'",
+                (order["id"],),
+            )
+            callback_id = self.store.insert(
+                "callbacks",
+                {
+                    "order_row": order["id"],
+                    "status": status,
+                    "url": shop["notify_url"],
+                    "params": json.dumps(self._callback_params(order, status, shop)),
+                    "format": order["callback_format"],
+                    "held": int(held),
+                    "created_at": now,
+                },
+            )
+            # A held callback waits for the next one (scheduled at once if none).
+            due = now + (self.scaled(RETRY_GAPS[0]) if held else 0)
+            self._schedule("deliver", callback_id, due)
+            for callback in older:
+                if callback["held"]:
+                    self._release(callback["id"], now)
+                else:
+                    self._supersede(callback["id"])
+
+    def _callback_params(self, order: dict, status: str, shop: dict) -> dict:
+        names = order["callback_fields"].split()
+        values = [FIELDS[name](order, self.tz) for name in names]
+        params = {"Order_ID": order["order_id"], "Status": status}
+        params.update(zip(names, values, strict=True))
+        params["Signature"] = callback_signature(
+            order["order_id"], status, values, shop["password"]
+        )
+        return params
+
+    def _release(self, callback_id: int, now: float) -> None:
+        # Just after the callback queued now: the worker runs tasks by due time.
+        self.store.update("callbacks", callback_id, held=0)
+        self.store.run(
+            "UPDATE tasks SET due_at = ?"
+            " WHERE kind = 'deliver' AND ref = ? AND done = 0",
+            (now + 0.001, callback_id),
+        )
+
+    def _supersede(self, callback_id: int) -> None:
+        self.store.update("callbacks", callback_id, state="superseded")
+        self.store.run(
+            "UPDATE tasks SET done = 1 WHERE kind = 'deliver' AND ref = ?",
+            (callback_id,),
+        )
+
+    def resend_latest_callback(self, row_id: int) -> None:
+        """Queue the order's latest callback again (a status answer of NEW)."""
+        with self.store.tx():
+            order = self.order(row_id)
+            latest = self.store.one(
+                "SELECT status FROM callbacks WHERE order_row = ? ORDER BY id DESC",
+                (row_id,),
+            )
+            if latest is not None:
+                self._queue_callback(order, latest["status"])
+
+    # -- the task queue --------------------------------------------------------
+
+    def _schedule(self, kind: str, ref: int, due_at: float) -> None:
+        self.store.insert("tasks", {"kind": kind, "ref": ref, "due_at": due_at})
+        # The worker reads the queue under the store lock, so it sees this on commit.
+        self.worker.wake()
+
+    def next_task(self) -> dict | None:
+        """Return the pending task due first, or None."""
+        return self.store.one(
+            "SELECT * FROM tasks WHERE done = 0 ORDER BY due_at, id LIMIT 1"
+        )
+
+    def finish_task(self, task_id: int) -> None:
+        """Mark a task done."""
+        self.store.update("tasks", task_id, done=1)
+
+    def run_task(self, task: dict) -> None:
+        """Run one due task of the queue."""
+        handlers = {
+            "deliver": self._deliver,
+            "capture": self._capture_task,
+            "settle": self._settle_task,
+            "status_check": self._status_check_task,
+        }
+        handlers[task["kind"]](task)
+
+    def _deliver(self, task: dict) -> None:
+        """Make one delivery try of a callback, applying the injected faults."""
+        callback = self.store.one(
+            "SELECT * FROM callbacks WHERE id = ?", (task["ref"],)
+        )
+        if callback["state"] != "pending":
+            self.finish_task(task["id"])
+            return
+        faults = self.faults.as_dict()
+        number = callback["attempts"] + 1
+        if faults["drop_callbacks"]:
+            self._record_try(callback, None, "dropped (fault injection)")
+            with self.store.tx():
+                self.store.update(
+                    "callbacks", callback["id"], state="dropped", attempts=number
+                )
+                self.finish_task(task["id"])
+            return
+        if number <= faults["callback_http_errors"]:
+            answers = [(503, "injected HTTP 503")]
+        else:
+            params = json.loads(callback["params"])
+            answers = delivery.post_callback_copies(
+                callback["url"],
+                params,
+                callback["format"],
+                max(faults["duplicate_callbacks"], 1),
+            )
+        for code, error in answers:
+            self._record_try(callback, code, error)
+        self._after_try(task, callback, number, any(c == 200 for c, _ in answers))
+
+    def _record_try(self, callback: dict, code: int | None, error: str) -> None:
+        self.store.insert(
+            "attempts",
+            {
+                "callback_id": callback["id"],
+                "at": time.time(),
+                "url": callback["url"],
+                "status": callback["status"],
+                "http_code": code,
+                "error": error,
+            },
+        )
+
+    def _after_try(self, task: dict, callback: dict, number: int, ok: bool) -> None:
+        with self.store.tx():
+            current = self.store.one(
+                "SELECT state FROM callbacks WHERE id = ?", (callback["id"],)
+            )
+            if ok:
+                state = "delivered"
+            elif number >= len(RETRY_GAPS) + 1:
+                state = "failed"
+            else:
+                state = current["state"]
+            self.store.update("callbacks", callback["id"], state=state, attempts=number)
+            if state == "pending":
+                due = time.time() + self.scaled(RETRY_GAPS[number - 1])
+                self.store.update("tasks", task["id"], due_at=due)
+            else:
+                self.finish_task(task["id"])
+
+    def _capture_task(self, task: dict) -> None:
+        """Capture an authorized payment and queue the paid callback."""
+        with self.store.tx():
+            self.finish_task(task["id"])
+            self._capture(task["ref"])
+
+    def _capture(self, row_id: int, amount: int | None = None) -> bool:
+        now = time.time()
+        with self.store.tx():
+            order = self.order(row_id)
+            amount = order["amount"] if amount is None else amount
+            changed = self.store.run(
+                "UPDATE orders SET status = 'paid', amount = ?, balance = ?,"
+                " updated_at = ? WHERE id = ? AND status = 'authorized'",
+                (amount, amount - (order["amount"] - order["balance"]), now, row_id),
+            ).rowcount
+            if changed:
+                self._queue_callback(self.order(row_id), "paid")
+            return bool(changed)
+
+    def _settle_task(self, task: dict) -> None:
+        """Authorize a payment from the delayed-success band."""
+        with self.store.tx():
+            self.finish_task(task["id"])
+            self._authorize(task["ref"])
+
+    def _status_check_task(self, task: dict) -> None:
+        """Ask the shop's status URL about an order and act on the answer."""
+        order = self.order(task["ref"])
+        shop = self.shop(order["shop_id"])
+        if not shop["status_url"]:
+            self.finish_task(task["id"])
+            return
+        code, answer, error = delivery.ask_status(
+            shop["status_url"], order["order_id"], shop["shop_id"]
+        )
+        with self.store.tx():
+            self.finish_task(task["id"])
+            self.store.insert(
+                "status_checks",
+                {
+                    "order_row": order["id"],
+                    "at": time.time(),
+                    "url": shop["status_url"],
+                    "http_code": code,
+                    "answer": answer,
+                    "error": error,
+                },
+            )
+            if answer == "CANCELLED":
+                self._cancel(order["id"])
+            elif answer != "PAID":
+                # No or a bad answer counts as NEW: send the callback again.
+                self.resend_latest_callback(order["id"])
+
+    def _cancel(self, row_id: int) -> None:
+        """Release a block that the shop called CANCELLED."""
+        with self.store.tx():
+            changed = self.store.run(
+                "UPDATE orders SET status = 'canceled', balance = 0, updated_at = ?"
+                " WHERE id = ? AND status = 'authorized'",
+                (time.time(), row_id),
+            ).rowcount
+            if changed:
+                self._queue_callback(self.order(row_id), "canceled")
+
+    # -- server-to-server operations -------------------------------------------
+
+    def recurrent(self, fields: dict) -> dict:
+        """Charge a parent order's card again; return the new order attempt."""
+        names = ("Shop_IDP", "Order_IDP", "Subtotal_P", "Parent_Order_IDP", "Signature")
+        _require(
+            fields, names, "Mandatory parameter '{}' is not present in the request"
+        )
+        shop = self.shop(fields["Shop_IDP"])
+        if shop is None:
+            raise OperationError(25, "Shop_IDP not found")
+        parent_shop_param = fields.get("Parent_Shop_IDP")
+        parent_shop_id = parent_shop_param or shop["shop_id"]
+        if self.shop(parent_shop_id) is None:
+            raise OperationError(25, "Parent_Shop_IDP not found")
+        expected = recurrent_signature(
+            fields["Shop_IDP"],
+            fields["Order_IDP"],
+            fields["Subtotal_P"],
+            fields["Parent_Order_IDP"],
+            shop["password"],
+            parent_shop_id=parent_shop_param,
+        )
+        if not secrets.compare_digest(expected, fields["Signature"].upper()):
+            raise OperationError(2, "Invalid signature")
+        amount = parse_amount(fields["Subtotal_P"])
+        if amount is None:
+            raise OperationError(5, "Field Subtotal_P has bad format")
+        if fields.get("RecurrentType", "1") not in ("1", "2", "3"):
+            raise OperationError(5, "Field RecurrentType has bad format")
+        if len(fields["Order_IDP"]) > 127:
+            raise OperationError(5, "Field Order_IDP has bad format")
+        if not shop["recurrent_allowed"]:
+            raise OperationError(22, "Recurrent payment not allowed")
+        self._fail_if_injected()
+        with self.store.tx():
+            if self.attempts_of(shop["shop_id"], fields["Order_IDP"]):
+                raise OperationError(24, "Order_IDP already exists")
+            parent = self._parent(parent_shop_id, fields["Parent_Order_IDP"])
+            outcome = self._judge_recurrent(parent, amount)
+            row_id = self._record_attempt(
+                {
+                    "shop_id": shop["shop_id"],
+                    "order_id": fields["Order_IDP"],
+                    "kind": "recurrent",
+                    "amount": amount,
+                    "currency": parent["currency"],
+                    "card_masked": parent["card_masked"],
+                    "card_expiry": parent["card_expiry"],
+                    "card_state": parent["card_state"],
+                    "card_holder": parent["card_holder"],
+                    "customer_id": parent["customer_id"],
+                    "parent_shop_id": parent_shop_id,
+                    "parent_order_id": parent["order_id"],
+                    "callback_fields": shop["callback_fields"],
+                },
+                outcome,
+            )
+        if outcome.delayed:
+            raise OperationError(28, "Payment result not received")
+        return self.order(row_id)
+
+    def _parent(self, shop_id: str, order_id: str) -> dict:
+        marks = ", ".join("?" for _ in SUCCESSFUL)
+        parent = self.store.one(
+            f"SELECT * FROM orders WHERE shop_id = ? AND order_id = ?"
+            f" AND status IN ({marks}) ORDER BY id DESC",
+            (shop_id, order_id, *SUCCESSFUL),
+        )
+        if parent is None:
+            raise OperationError(23, "Incorrect Parent_Order_IDP")
+        if not parent["is_recurrent_start"]:
+            raise OperationError(
+                26, "Parent_Order_IDP must be marked as IsRecurrentStart"
+            )
+        return parent
+
+    def _judge_recurrent(self, parent: dict, amount: int) -> bank.Outcome:
+        """Decide a recurrent charge on the parent's card, after the daily cap."""
+        midnight = datetime.combine(self.today(), datetime.min.time(), self.tz)
+        failed = self.store.one(
+            "SELECT COUNT(*) AS n FROM orders WHERE kind = 'recurrent'"
+            " AND parent_shop_id = ? AND parent_order_id = ?"
+            " AND status = 'not authorized' AND created_at >= ?",
+            (parent["shop_id"], parent["order_id"], midnight.timestamp()),
+        )
+        if failed["n"] >= FAILED_RECURRENT_PER_DAY:
+            return bank.Outcome(bank.UNITELLER_LIMIT)
+        if parent["card_state"] == "blocked":
+            return bank.Outcome(bank.SYSTEM_ERROR)
+        month, year = (int(part) for part in parent["card_expiry"].split("/"))
+        expired = bank.is_expired(month, year, self.today())
+        if parent["card_state"] == "expired" or expired:
+            return bank.Outcome(bank.BAD_EXPIRY)
+        return bank.judge_amount(amount)
+
+    def authenticate_operation(self, fields: dict) -> dict:
+        """Check the login of /unblock/ and /confirm/; return the shop."""
+        names = ("Billnumber", "Shop_ID", "Login", "Password")
+        _require(
+            fields, names, "Mandatory parameter '{}' is not present in the request"
+        )
+        shop = self.authenticate(fields["Shop_ID"], fields["Login"], fields["Password"])
+        if shop is None:
+            raise OperationError(1, "Authentication error")
+        return shop
+
+    def unblock(self, shop: dict, fields: dict) -> dict:
+        """Reverse or refund a payment, fully or in part; return the order."""
+        amount = _optional_amount(fields)
+        self._fail_if_injected()
+        with self.store.tx():
+            order = self._by_bill(shop, fields["Billnumber"])
+            if order["status"] == "canceled":
+                raise OperationError(16, "The order has already been cancelled")
+            if order["status"] not in ("authorized", "paid"):
+                raise OperationError(17, "Authorization reversal is not allowed")
+            refund = order["balance"] if amount is None else amount
+            if refund > order["balance"]:
+                raise OperationError(
+                    5,
+                    f"Field Subtotal_P has bad format: {fields['Subtotal_P']} exceeds"
+                    f" the refundable balance {FIELDS['Balance'](order, self.tz)}",
+                )
+            if refund < order["balance"] and not shop["partial_refund_allowed"]:
+                raise OperationError(35, "Partial return is not supported")
+            self._refund(order, refund)
+            return self.order(order["id"])
+
+    def _refund(self, order: dict, amount: int) -> None:
+        now = time.time()
+        self.store.insert(
+            "refunds", {"order_row": order["id"], "amount": amount, "created_at": now}
+        )
+        balance = order["balance"] - amount
+        status = "canceled" if balance == 0 else order["status"]
+        self.store.update(
+            "orders", order["id"], balance=balance, status=status, updated_at=now
+        )
+        if status == "canceled":
+            self._queue_callback(self.order(order["id"]), "canceled")
+
+    def confirm(self, shop: dict, fields: dict) -> dict:
+        """Capture a Preauth=1 block, fully or for less; return the order."""
+        amount = _optional_amount(fields)
+        self._fail_if_injected()
+        with self.store.tx():
+            order = self._by_bill(shop, fields["Billnumber"])
+            if order["status"] == "canceled":
+                raise OperationError(16, "The order has already been cancelled")
+            if not order["preauth"] or order["status"] != "authorized":
+                raise OperationError(18, "Authorization confirm is not allowed")
+            if time.time() - order["authorized_at"] > CONFIRM_DEADLINE:
+                raise OperationError(19, "Authorization confirm is too late")
+            if amount is not None and amount > order["amount"]:
+                raise OperationError(5, "Field Subtotal_P has bad format")
+            self._capture(order["id"], amount)
+            return self.order(order["id"])
+
+    def _by_bill(self, shop: dict, bill_number: str) -> dict:
+        order = self.store.one(
+            "SELECT * FROM orders WHERE shop_id = ? AND bill_number = ?",
+            (shop["shop_id"], bill_number),
+        )
+        if order is None:
+            raise OperationError(4, "Bill not found")
+        return order
+
+    def _fail_if_injected(self) -> None:
+        if self.faults["operation_failed"]:
+            raise OperationError(15, "The operation failed")
+
+
+def _require(fields: dict, names, template: str) -> None:
+    for name in names:
+        if not fields.get(name):
+            raise OperationError(3, template.format(name))
+
+
+def _optional_amount(fields: dict) -> int | None:
+    if not fields.get("Subtotal_P"):
+        return None
+    amount = parse_amount(fields["Subtotal_P"])
+    if amount is None:
+        raise OperationError(5, "Field Subtotal_P has bad format")
+    return amount
+
+
+def _approval_code() -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(6))
+
+
+def _callback_format(fields: dict) -> str:
+    return "json" if fields.get("CallbackFormat", "").lower() == "json" else ""

@@ -1,0 +1,25 @@
+"""Read the sandbox settings from a config dict, the environment and defaults."""
+
+import os
+
+# name -> (type, default); see the table in the package docstring.
+SETTINGS = {
+    "SANDBOX_DATABASE": (str, "instance/sandbox.sqlite3"),
+    "SANDBOX_TIME_SCALE": (float, 1.0),
+    "SANDBOX_RESULTS_INTERVAL": (float, 5.0),
+    "SANDBOX_DELAYED_SUCCESS_SECONDS": (float, 110.0),
+    "SANDBOX_CAPTURE_DELAY": (float, 2.0),
+    "SANDBOX_STATUS_CHECK_DELAY": (float, 600.0),
+    "SANDBOX_TIMEZONE": (str, "Europe/Moscow"),
+    "SANDBOX_SHOPS_FILE": (str, ""),
+}
+
+
+def load_settings(config: dict | None = None) -> dict:
+    """Return every setting typed: config dict first, then env var, then default."""
+    config = config or {}
+    settings = {}
+    for name, (kind, default) in SETTINGS.items():
+        raw = config.get(name, os.environ.get(name))
+        settings[name] = default if raw is None or raw == "" else kind(raw)
+    return settings

@@ -1,0 +1,65 @@
+"""Compute Uniteller signatures, written from the protocol reference on its own."""
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+# Slots 1-10 of the /pay/ signature: always present, empty when not sent.
+PAY_SIGNED_FIELDS = (
+    "Shop_IDP",
+    "Order_IDP",
+    "Subtotal_P",
+    "MeanType",
+    "EMoneyType",
+    "Lifetime",
+    "Customer_IDP",
+    "Card_IDP",
+    "IData",
+    "PT_Code",
+)
+# Slots that exist only when the field was sent, in this order.
+PAY_OPTIONAL_SIGNED_FIELDS = ("OrderLifetime", "PhoneVerified", "MerchantOrderId")
+
+
+def md5_hex(text: str) -> str:
+    """Return the lowercase hex MD5 digest of a UTF-8 string."""
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def _joined_digest(values: Iterable[str]) -> str:
+    """Return UPPER(md5(md5(v1) & md5(v2) & ...))."""
+    return md5_hex("&".join(md5_hex(value) for value in values)).upper()
+
+
+def pay_signature(fields: Mapping[str, str], password: str) -> str:
+    """Sign a /pay/ request given the fields as sent."""
+    values = [fields.get(name, "") for name in PAY_SIGNED_FIELDS]
+    values += [fields[name] for name in PAY_OPTIONAL_SIGNED_FIELDS if name in fields]
+    return _joined_digest([*values, password])
+
+
+def recurrent_signature(
+    shop_id: str,
+    order_id: str,
+    subtotal: str,
+    parent_order_id: str,
+    password: str,
+    parent_shop_id: str | None = None,
+) -> str:
+    """Sign a /recurrent/ request; Parent_Shop_IDP has a slot only when sent."""
+    values = [shop_id]
+    if parent_shop_id is not None:
+        values.append(parent_shop_id)
+    values += [order_id, subtotal, parent_order_id, password]
+    return _joined_digest(values)
+
+
+def recurrent_answer_signature(order_number: str, total: str, password: str) -> str:
+    """Sign a /recurrent/ answer line: UPPER(md5(OrderNumber + Total + password))."""
+    return md5_hex(order_number + total + password).upper()
+
+
+def callback_signature(
+    order_id: str, status: str, extra_values: Iterable[str], password: str
+) -> str:
+    """Sign a callback: UPPER(md5(Order_ID + Status + F1..Fn + password))."""
+    return md5_hex(order_id + status + "".join(extra_values) + password).upper()

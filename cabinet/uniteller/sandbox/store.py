@@ -1,0 +1,181 @@
+"""Keep the sandbox state in its own SQLite file (stdlib sqlite3, one connection)."""
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS shops (
+    shop_id TEXT PRIMARY KEY,
+    password TEXT NOT NULL,
+    login TEXT NOT NULL,
+    notify_url TEXT NOT NULL DEFAULT '',
+    status_url TEXT NOT NULL DEFAULT '',
+    callback_fields TEXT NOT NULL DEFAULT '',
+    recurrent_allowed INTEGER NOT NULL DEFAULT 1,
+    partial_refund_allowed INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS pay_sessions (
+    token TEXT PRIMARY KEY,
+    shop_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    used INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY,
+    shop_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    balance INTEGER NOT NULL,
+    currency TEXT NOT NULL DEFAULT 'RUB',
+    status TEXT NOT NULL,
+    response_code TEXT NOT NULL DEFAULT '',
+    bill_number TEXT NOT NULL DEFAULT '',
+    approval_code TEXT NOT NULL DEFAULT '',
+    card_masked TEXT NOT NULL DEFAULT '',
+    card_expiry TEXT NOT NULL DEFAULT '',
+    card_state TEXT NOT NULL DEFAULT 'ok',
+    card_holder TEXT NOT NULL DEFAULT '',
+    customer_id TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT '',
+    phone TEXT NOT NULL DEFAULT '',
+    first_name TEXT NOT NULL DEFAULT '',
+    last_name TEXT NOT NULL DEFAULT '',
+    middle_name TEXT NOT NULL DEFAULT '',
+    comment TEXT NOT NULL DEFAULT '',
+    pt_code TEXT NOT NULL DEFAULT '',
+    emoney_type TEXT NOT NULL DEFAULT '',
+    is_recurrent_start INTEGER NOT NULL DEFAULT 0,
+    parent_shop_id TEXT NOT NULL DEFAULT '',
+    parent_order_id TEXT NOT NULL DEFAULT '',
+    preauth INTEGER NOT NULL DEFAULT 0,
+    callback_fields TEXT NOT NULL DEFAULT '',
+    callback_format TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    authorized_at REAL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_by_shop_order ON orders (shop_id, order_id);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_by_bill
+    ON orders (bill_number) WHERE bill_number <> '';
+CREATE TABLE IF NOT EXISTS refunds (
+    id INTEGER PRIMARY KEY,
+    order_row INTEGER NOT NULL REFERENCES orders (id),
+    amount INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS callbacks (
+    id INTEGER PRIMARY KEY,
+    order_row INTEGER NOT NULL REFERENCES orders (id),
+    status TEXT NOT NULL,
+    url TEXT NOT NULL,
+    params TEXT NOT NULL,
+    format TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'pending',
+    held INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    callback_id INTEGER NOT NULL REFERENCES callbacks (id),
+    at REAL NOT NULL,
+    url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    http_code INTEGER,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS status_checks (
+    id INTEGER PRIMARY KEY,
+    order_row INTEGER NOT NULL REFERENCES orders (id),
+    at REAL NOT NULL,
+    url TEXT NOT NULL,
+    http_code INTEGER,
+    answer TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    ref INTEGER NOT NULL,
+    due_at REAL NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_pending ON tasks (done, due_at);
+"""
+
+
+class Store:
+    """One SQLite connection shared by all threads behind a lock."""
+
+    def __init__(self, path: str):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        # WAL and a busy timeout let the CLI write while the server runs.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def tx(self):
+        """Run a unit of work in one IMMEDIATE transaction (nested calls join it)."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def all(self, sql: str, params=()) -> list[dict]:
+        """Return every row of a query as dicts."""
+        with self._lock:
+            return [dict(row) for row in self._db.execute(sql, params)]
+
+    def one(self, sql: str, params=()) -> dict | None:
+        """Return the first row of a query, or None."""
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def run(self, sql: str, params=()) -> sqlite3.Cursor:
+        """Execute a statement and return its cursor (rowcount, lastrowid)."""
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def insert(self, table: str, row: dict) -> int:
+        """Insert a row given as a dict and return its id."""
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+        return self.run(sql, tuple(row.values())).lastrowid
+
+    def update(self, table: str, row_id: int, **values) -> None:
+        """Set columns of one row by id."""
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        sql = f"UPDATE {table} SET {assignments} WHERE id = ?"
+        self.run(sql, (*values.values(), row_id))
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()

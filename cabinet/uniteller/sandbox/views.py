@@ -1,0 +1,264 @@
+"""Serve what Uniteller serves: the payment page and the server-to-server API."""
+
+import functools
+import time
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request
+
+from . import bank
+from .engine import OperationError, PayPageError
+from .paypage import MerchantError, read_card, validate_pay_request
+from .signatures import recurrent_answer_signature
+from .wire import (
+    ANSWER_COLUMNS,
+    format_amount,
+    parse_amount,
+    parse_field_list,
+    parse_period,
+    render_csv,
+    render_error,
+    render_signed_answer,
+    render_xml,
+)
+
+bp = Blueprint("sandbox", __name__)
+ANY_METHOD = ["GET", "POST"]
+DAY = 24 * 3600
+
+
+def _sandbox():
+    return current_app.extensions["sandbox"]
+
+
+def _fields() -> dict:
+    """Return the request's parameters, query and form alike (first value wins)."""
+    return request.values.to_dict()
+
+
+def _text(body: str, status: int = 200) -> Response:
+    return Response(body, status, mimetype="text/plain")
+
+
+def server_to_server(view):
+    """Apply the injected latency and HTTP 500 faults to a server-to-server view."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        faults = _sandbox().faults
+        if faults["latency_ms"]:
+            time.sleep(faults["latency_ms"] / 1000)
+        if faults.draw_server_error():
+            return _text("Internal Server Error (fault injection)", 500)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.get("/ping")
+def ping():
+    """Answer the liveness probe."""
+    return {"status": "pong"}
+
+
+# -- the payment page -----------------------------------------------------------
+
+
+@bp.route("/pay/", methods=ANY_METHOD, strict_slashes=False)
+def pay():
+    """Validate a pay request and show the card form."""
+    sandbox = _sandbox()
+    fields = _fields()
+    try:
+        validate_pay_request(fields, sandbox.shop)
+    except MerchantError as error:
+        return _message("Ошибка в запросе магазина", merchant_error=str(error))
+    if sandbox.order_locked(fields["Shop_IDP"], fields["Order_IDP"]):
+        return _message("Данный заказ не может быть оплачен")
+    token = sandbox.open_session(fields)
+    return _card_form(sandbox.session(token))
+
+
+@bp.post("/pay/card")
+def pay_card():
+    """Take the card form, decide the payment and send the payer back to the shop."""
+    sandbox = _sandbox()
+    token = request.form.get("token", "")
+    session = sandbox.session(token)
+    if session is None:
+        return _message("Платёжная сессия не найдена"), 404
+    card, problem = read_card(request.form)
+    if card is None:
+        return _card_form(session, problem)
+    try:
+        order = sandbox.pay_with_card(token, card)
+    except PayPageError as error:
+        return _message(str(error))
+    return _return_to_shop(session["request"], order)
+
+
+def _card_form(session: dict, problem: str = ""):
+    fields = session["request"]
+    return render_template(
+        "pay_form.html",
+        token=session["token"],
+        shop_id=session["shop_id"],
+        order_id=session["order_id"],
+        amount=format_amount(parse_amount(fields["Subtotal_P"])),
+        currency=fields.get("Currency") or "RUB",
+        success_cards=sorted(bank.SUCCESS_CARDS),
+        decline_cards=sorted(bank.DECLINE_CARDS),
+        amount_bands=bank.AMOUNT_BANDS_TEXT,
+        problem=problem,
+    )
+
+
+def _message(text: str, merchant_error: str = "", link: str = ""):
+    return render_template(
+        "message.html", text=text, merchant_error=merchant_error, link=link
+    )
+
+
+def _return_to_shop(fields: dict, order: dict):
+    """Redirect to URL_RETURN_OK/_NO (or URL_RETURN) with Order_ID appended."""
+    succeeded = order["status"] != "not authorized"
+    url = fields.get("URL_RETURN_OK" if succeeded else "URL_RETURN_NO")
+    url = url or fields.get("URL_RETURN")
+    if url:
+        return redirect(with_order_id(url, order["order_id"]))
+    # Only URL_RETURN_OK was sent and the payment failed: say so here.
+    message = bank.RESPONSES[order["response_code"]][0]
+    back = with_order_id(fields["URL_RETURN_OK"], order["order_id"])
+    return _message(f"Платёж отклонён: {message}", link=back)
+
+
+def with_order_id(url: str, order_id: str) -> str:
+    """Append Order_ID=<order_id> to a URL's query, keeping what is there."""
+    parts = urlsplit(url)
+    extra = urlencode({"Order_ID": order_id})
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit(parts._replace(query=query))
+
+
+# -- server to server -----------------------------------------------------------
+
+
+@bp.route("/results/", methods=ANY_METHOD, strict_slashes=False)
+@server_to_server
+def results():
+    """Report order results as CSV or XML."""
+    sandbox = _sandbox()
+    fields = _fields()
+    shop_id = fields.get("Shop_ID", "")
+    if shop_id and not sandbox.results_allowed(shop_id):
+        return _text("ERROR: Too many requests, at most one per interval", 429)
+    try:
+        body, mimetype = _results(sandbox, fields)
+    except ValueError as error:
+        return _text(f"ERROR: {error}")
+    return Response(body, mimetype=mimetype)
+
+
+def _results(sandbox, fields: dict) -> tuple[str, str]:
+    for name in ("Shop_ID", "Login", "Password"):
+        if not fields.get(name):
+            raise ValueError(
+                f"Mandatory parameter {name} is not present in the request"
+            )
+    if (
+        sandbox.authenticate(fields["Shop_ID"], fields["Login"], fields["Password"])
+        is None
+    ):
+        raise ValueError("Authentication error")
+    fmt = fields.get("Format") or "1"
+    if fmt not in ("1", "4"):
+        raise ValueError(f"Format {fmt} is not supported by the sandbox (1 or 4)")
+    names = _columns(
+        fields, lambda name: ValueError(f"Unknown field {name} in S_FIELDS")
+    )
+    period = parse_period(fields, sandbox.tz)
+    order_id = fields.get("ShopOrderNumber") or None
+    if period is None and order_id is None:
+        now = time.time()
+        period = (now - DAY, now)
+    orders = sandbox.find_orders(
+        fields["Shop_ID"],
+        order_id,
+        period,
+        success=_choice(fields, "Success", "2", "012"),
+        mode=_choice(fields, "PaymentsResults", "0", "0123"),
+    )
+    if fmt == "4":
+        return render_xml(orders, names, sandbox.tz), "text/xml"
+    header = fields.get("Header1") == "1"
+    delimiter = fields.get("Delimiter") or ";"
+    return render_csv(orders, names, sandbox.tz, header, delimiter), "text/plain"
+
+
+def _columns(fields: dict, unknown) -> list[str]:
+    """Return the S_FIELDS columns, or the default ones; `unknown` builds the error."""
+    if not fields.get("S_FIELDS"):
+        return list(ANSWER_COLUMNS)
+    try:
+        return parse_field_list(fields["S_FIELDS"])
+    except ValueError as error:
+        raise unknown(str(error)) from None
+
+
+def _choice(fields: dict, name: str, default: str, allowed: str) -> int:
+    value = fields.get(name) or default
+    if len(value) != 1 or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    return int(value)
+
+
+@bp.route("/recurrent/", methods=ANY_METHOD, strict_slashes=False)
+@server_to_server
+def recurrent():
+    """Charge a parent order's card again."""
+    sandbox = _sandbox()
+    try:
+        order = sandbox.recurrent(_fields())
+    except OperationError as error:
+        return _text(render_error(error.code, error.text))
+    password = sandbox.shop(order["shop_id"])["password"]
+    total = format_amount(order["amount"])
+    signature = recurrent_answer_signature(order["order_id"], total, password)
+    return _text(render_signed_answer(order, sandbox.tz, signature))
+
+
+@bp.route("/unblock/", methods=ANY_METHOD, strict_slashes=False)
+@server_to_server
+def unblock():
+    """Reverse or refund a payment by its BillNumber."""
+    return _operation(_sandbox().unblock)
+
+
+@bp.route("/confirm/", methods=ANY_METHOD, strict_slashes=False)
+@server_to_server
+def confirm():
+    """Capture a preauthorized payment by its BillNumber."""
+    return _operation(_sandbox().confirm)
+
+
+def _operation(run):
+    """Authenticate, validate Format and S_FIELDS, run, answer CSV or XML."""
+    sandbox = _sandbox()
+    fields = _fields()
+    try:
+        shop = sandbox.authenticate_operation(fields)
+        fmt = fields.get("Format") or "1"
+        if fmt not in ("1", "3"):
+            raise OperationError(5, "Field Format has bad format")
+        names = _columns(
+            fields,
+            lambda name: OperationError(
+                10, f"S_FIELDS contains a field which is not allowed: {name}"
+            ),
+        )
+        order = run(shop, fields)
+    except OperationError as error:
+        return _text(render_error(error.code, error.text))
+    if fmt == "3":
+        return Response(render_xml([order], names, sandbox.tz), mimetype="text/xml")
+    return _text(render_csv([order], names, sandbox.tz, header=True))
