@@ -1,0 +1,1033 @@
+"""Tests for the Uniteller sandbox: signatures, pay page, callbacks, API."""
+
+import hashlib
+import json
+import re
+import threading
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from werkzeug.wrappers import Request, Response
+
+from cabinet.uniteller.sandbox import add_shop, create_app, wait_idle
+from cabinet.uniteller.sandbox.signatures import (
+    callback_signature,
+    pay_signature,
+    recurrent_answer_signature,
+    recurrent_signature,
+)
+from cabinet.uniteller.sandbox.testing import serve_in_thread
+
+SHOP_ID = "00000001"
+LOGIN = "1001"
+PASSWORD = "secret"
+SUCCESS_CARD = "4000 0000 0000 2487"
+RECURRENT_HEADER = (
+    "OrderNumber;Response_Code;Recommendation;Message;Comment;Date;Total;Currency;"
+    "CardType;CardNumber;LastName;FirstName;MiddleName;Address;Email;ApprovalCode;"
+    "CVC2;CardHolder;IPAddress;BillNumber;BankName;Status;Error_Code;Error_Comment;"
+    "PacketDate;PaymentType;Phone;Signature"
+)
+
+
+class Merchant:
+    """A tiny shop that records callbacks and status requests."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.callbacks = []
+        self.status_requests = []
+        self.answers = []  # HTTP codes for the next callbacks; 200 once empty
+        self.status_answer = "PAID"
+        self.url = ""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        with self.lock:
+            if request.path == "/status":
+                self.status_requests.append(request.form.to_dict())
+                response = Response(self.status_answer)
+            else:
+                self.callbacks.append(
+                    {
+                        "form": request.form.to_dict(),
+                        "query": request.args.to_dict(),
+                        "json": request.get_json(silent=True),
+                    }
+                )
+                code = self.answers.pop(0) if self.answers else 200
+                response = Response("OK", code)
+        return response(environ, start_response)
+
+    def statuses(self) -> list[str]:
+        """Return the Status of every callback received, in order."""
+        return [c["form"].get("Status") or c["json"]["Status"] for c in self.callbacks]
+
+
+@pytest.fixture
+def merchant():
+    """The merchant served in a thread."""
+    shop = Merchant()
+    server = serve_in_thread(shop)
+    shop.url = server.url
+    yield shop
+    server.shutdown()
+
+
+@pytest.fixture
+def make_sandbox(tmp_path, merchant):
+    """Build sandbox apps on one SQLite file with a shop; close them afterwards."""
+    apps = []
+
+    def make(**settings):
+        config = {
+            "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
+            "SANDBOX_TIME_SCALE": 0.001,
+            "SANDBOX_RESULTS_INTERVAL": 0,
+            "SANDBOX_STATUS_CHECK_DELAY": 0,
+            **settings,
+        }
+        app = create_app(config)
+        apps.append(app)
+        add_shop(
+            app,
+            SHOP_ID,
+            password=PASSWORD,
+            login=LOGIN,
+            notify_url=merchant.url + "/notify",
+            status_url=merchant.url + "/status",
+            callback_fields="BillNumber ApprovalCode Total",
+        )
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["sandbox"].close()
+
+
+@pytest.fixture
+def sandbox_app(make_sandbox):
+    """A sandbox with the default test settings."""
+    return make_sandbox()
+
+
+@pytest.fixture
+def client(sandbox_app):
+    """A test client of the sandbox."""
+    return sandbox_app.test_client()
+
+
+def sandbox(app):
+    """Return the Sandbox object of an app."""
+    return app.extensions["sandbox"]
+
+
+def signed_pay_fields(order_id="ORD-1", subtotal="100.00", **extra) -> dict:
+    """Return a signed /pay/ request; extra=None removes a default field."""
+    fields = {
+        "Shop_IDP": SHOP_ID,
+        "Order_IDP": order_id,
+        "Subtotal_P": subtotal,
+        "URL_RETURN_OK": "http://shop.test/ok?from=sandbox",
+        "URL_RETURN_NO": "http://shop.test/no",
+        **extra,
+    }
+    fields = {name: value for name, value in fields.items() if value is not None}
+    fields["Signature"] = pay_signature(fields, PASSWORD)
+    return fields
+
+
+def open_form(client, order_id="ORD-1", subtotal="100.00", **extra) -> str:
+    """Load the payment page and return the form's token."""
+    page = client.post("/pay/", data=signed_pay_fields(order_id, subtotal, **extra))
+    match = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def pay(client, order_id="ORD-1", subtotal="100.00", card=SUCCESS_CARD,
+        expiry=("12", "35"), **extra):
+    """Open the form and submit a card; return the response."""
+    token = open_form(client, order_id, subtotal, **extra)
+    form = {
+        "token": token,
+        "card_number": card,
+        "exp_month": expiry[0],
+        "exp_year": expiry[1],
+        "cvc": "123",
+        "holder": "IVAN IVANOV",
+    }
+    return client.post("/pay/card", data=form)
+
+
+def results(client, **params):
+    """Ask /results/ with the shop's credentials."""
+    data = {"Shop_ID": SHOP_ID, "Login": LOGIN, "Password": PASSWORD, **params}
+    return client.post("/results/", data=data)
+
+
+def result_row(client, order_id, fields="OrderNumber;Status;Response_Code"):
+    """Return one order's /results/ row as a list of values."""
+    answer = results(client, ShopOrderNumber=order_id, S_FIELDS=fields)
+    lines = answer.text.split("\r\n")
+    assert len(lines) == 2 and lines[1] == "", answer.text
+    return lines[0].split(";")
+
+
+def paid_order(client, app, order_id="ORD-1", subtotal="100.00", **extra) -> dict:
+    """Pay an order successfully, wait for its callbacks and return the order."""
+    assert pay(client, order_id, subtotal, **extra).status_code == 302
+    assert wait_idle(app)
+    return sandbox(app).attempts_of(SHOP_ID, order_id)[-1]
+
+
+def md5_upper(text: str) -> str:
+    """Return UPPER(md5(text)), written here apart from the sandbox's code."""
+    return hashlib.md5(text.encode()).hexdigest().upper()
+
+
+# -- §13 vectors -----------------------------------------------------------------
+
+PAY_VECTORS = [
+    ({"Subtotal_P": "100.00"}, "secret", "E5227F1B81D7A004EAABD171F9188476"),
+    ({"Subtotal_P": "100"}, "secret", "D01587CCD67B511B89DA7A06B1FBD582"),
+    (
+        {"Subtotal_P": "100.00", "Lifetime": "300", "Customer_IDP": "cust-42"},
+        "secret",
+        "5281BCC8D96B5E0A5086CB154AB446DC",
+    ),
+    (
+        {
+            "Subtotal_P": "100.00",
+            "MeanType": "0",
+            "EMoneyType": "0",
+            "Lifetime": "300",
+            "OrderLifetime": "3600",
+        },
+        "secret",
+        "F4C67FF0F2E8CD653ABFFE5314AB5CB6",
+    ),
+    (
+        {"Shop_IDP": "12345678-1234", "Order_IDP": "A1", "Subtotal_P": "12.34"},
+        "1qaz2wsx",
+        "3AEEFF4927BBA9A7EC27748F4C42CA34",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "password", "expected"), PAY_VECTORS)
+def test_pay_signature_vectors(fields, password, expected):
+    fields = {"Shop_IDP": "00000001", "Order_IDP": "ORD-1", **fields}
+    assert pay_signature(fields, password) == expected
+
+
+def test_recurrent_signature_vectors():
+    plain = recurrent_signature("00000001", "ORD-2", "100.00", "ORD-1", "secret")
+    assert plain == "D1E1CDB5C81EA01D10C0F7F34FE70961"
+    other_shop = recurrent_signature(
+        "00000001", "ORD-2", "100.00", "ORD-1", "secret", parent_shop_id="00000002"
+    )
+    assert other_shop == "8085273C13A9D69AB6A05225094A85B2"
+    answer = recurrent_answer_signature("ORD-2", "100.00", "secret")
+    assert answer == "F84785A1A9070A9B54DAC34588AA79BF"
+
+
+@pytest.mark.parametrize(
+    ("status", "values", "expected"),
+    [
+        ("authorized", [], "A785357D0458C92EBBCF276F8E3159A9"),
+        ("paid", [], "36F9A1C0436DC792EAFFF4DC2020649E"),
+        ("canceled", [], "CA0822FDFE655B9E1722116F930EC439"),
+        ("paid", ["123456789012", "AB1234", "100.00"], "2BF669F096352A1CEA50C8F96524D93B"),
+    ],
+)
+def test_callback_signature_vectors(status, values, expected):
+    assert callback_signature("ORD-1", status, values, "secret") == expected
+
+
+# -- the payment page --------------------------------------------------------------
+
+LONG_URL = "http://shop.test/" + "x" * 250
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"Shop_IDP": None}, "Mandatory parameter Shop_IDP is not present in the request"),
+        ({"Order_IDP": ""}, "Mandatory parameter Order_IDP is not present in the request"),
+        ({"Subtotal_P": "abc"}, "Subtotal_P must be a valid positive floating point number"),
+        ({"Subtotal_P": "-5.00"}, "Subtotal_P must be a valid positive floating point number"),
+        ({"Subtotal_P": "0.00"}, "Subtotal_P must be a valid positive floating point number"),
+        ({"Subtotal_P": "10.123"}, "Subtotal_P must have one or two digits after the decimal point"),
+        ({"Subtotal_P": "10."}, "Subtotal_P must have one or two digits after the decimal point"),
+        ({"Shop_IDP": "99999999"}, "Wrong Shop_IDP"),
+        ({"URL_RETURN_OK": None}, "URL_RETURN_OK or URL_RETURN must be present in the request"),
+        ({"URL_RETURN_OK": "http://магазин.рф/ok"}, "URL_RETURN_OK is not valid"),
+        ({"URL_RETURN_NO": LONG_URL}, "URL_RETURN_NO is not valid"),
+        ({"URL_RETURN": "ftp://shop.test/"}, "URL_RETURN is not valid"),
+        ({"Lifetime": "abc"}, "Lifetime must be a valid positive integer number"),
+        ({"Lifetime": "-1"}, "Lifetime must be a valid positive integer number"),
+        ({"CallbackFields": "BillNumber Bogus"}, "CallbackFields is not valid"),
+        ({"Order_IDP": "x" * 128}, "Order_IDP is too long"),
+        ({"Customer_IDP": "c" * 65}, "Customer_IDP is too long"),
+        ({"PT_Code": "p" * 11}, "PT_Code is too long"),
+        ({"Comment": "c" * 1025}, "Comment is too long"),
+    ],
+)
+def test_pay_merchant_errors(client, change, reason):
+    fields = signed_pay_fields(**{k: v for k, v in change.items() if k == "Shop_IDP"})
+    fields.update(change)
+    fields = {name: value for name, value in fields.items() if value is not None}
+    if "Shop_IDP" not in change:
+        fields["Signature"] = pay_signature(fields, PASSWORD)
+    page = client.post("/pay/", data=fields)
+    assert f"<body><!-- MERCHANT ERROR: {reason} -->" in page.text
+    assert 'name="card_number"' not in page.text
+
+
+def test_pay_wrong_signature(client):
+    fields = signed_pay_fields()
+    fields["Subtotal_P"] = "200.00"
+    page = client.post("/pay/", data=fields)
+    assert "<body><!-- MERCHANT ERROR: Signature is not valid -->" in page.text
+
+
+def test_pay_signature_needs_order_lifetime_slot_only_when_sent(client):
+    fields = signed_pay_fields(OrderLifetime="3600")
+    assert 'name="card_number"' in client.post("/pay/", data=fields).text
+    # Signed as if OrderLifetime were absent: the slot is missing.
+    fields["Signature"] = pay_signature(
+        {k: v for k, v in fields.items() if k != "OrderLifetime"}, PASSWORD
+    )
+    page = client.post("/pay/", data=fields)
+    assert "MERCHANT ERROR: Signature is not valid" in page.text
+
+
+def test_pay_accepts_get_without_slash_and_all_optional_slots(client):
+    fields = signed_pay_fields(
+        MeanType="0", Lifetime="300", OrderLifetime="3600", PhoneVerified="+7900",
+        MerchantOrderId="m-1", Customer_IDP="cust-42", URL_RETURN="http://s.test/r",
+    )
+    page = client.get("/pay", query_string=fields)
+    assert page.status_code == 200
+    assert "MERCHANT ERROR" not in page.text
+
+
+def test_card_form_shows_order_and_keeps_request_server_side(client):
+    page = client.post("/pay/", data=signed_pay_fields("ORD-77", "1234.50"))
+    for name in ("card_number", "exp_month", "exp_year", "cvc", "holder"):
+        assert f'name="{name}"' in page.text
+    assert "1234.50" in page.text and "ORD-77" in page.text and SHOP_ID in page.text
+    assert "4000000000002487" in page.text and "4000000000002479" in page.text
+    hidden = re.findall(r'type="hidden" name="(\w+)"', page.text)
+    assert hidden == ["token"]
+    assert 'type="submit"' in page.text
+
+
+def test_card_form_asks_again_for_a_malformed_card(client):
+    token = open_form(client)
+    form = {"token": token, "card_number": "12ab", "exp_month": "1",
+            "exp_year": "35", "cvc": "123"}
+    page = client.post("/pay/card", data=form)
+    assert "Проверьте номер карты" in page.text and 'name="card_number"' in page.text
+    assert sandbox(client.application).attempts_of(SHOP_ID, "ORD-1") == []
+
+
+def test_success_sends_signed_callbacks_and_returns_with_order_id(
+    client, sandbox_app, merchant
+):
+    answer = pay(client, "ORD-1", "100.00")
+    assert answer.status_code == 302
+    location = urlsplit(answer.headers["Location"])
+    assert location.netloc == "shop.test" and location.path == "/ok"
+    assert parse_qs(location.query) == {"from": ["sandbox"], "Order_ID": ["ORD-1"]}
+    assert wait_idle(sandbox_app)
+    assert merchant.statuses() == ["authorized", "paid"]
+    for callback in merchant.callbacks:
+        form = callback["form"]
+        assert list(form) == ["Order_ID", "Status", "BillNumber", "ApprovalCode",
+                              "Total", "Signature"]
+        assert callback["query"] == form
+        assert re.fullmatch(r"\d{12}", form["BillNumber"]) and form["ApprovalCode"]
+        assert form["Total"] == "100.00"
+        signed = "ORD-1" + form["Status"] + form["BillNumber"] + form["ApprovalCode"]
+        assert form["Signature"] == md5_upper(signed + "100.00" + PASSWORD)
+    assert result_row(client, "ORD-1") == ["ORD-1", "Paid", "AS000"]
+
+
+def test_callback_fields_of_the_request_and_json_format(client, sandbox_app, merchant):
+    pay(client, CallbackFields="Total BillNumber", CallbackFormat="json", Preauth="1")
+    assert wait_idle(sandbox_app)
+    (callback,) = merchant.callbacks
+    body = callback["json"]
+    assert list(body) == ["Order_ID", "Status", "Total", "BillNumber", "Signature"]
+    assert all(isinstance(value, str) for value in body.values())
+    expected = md5_upper("ORD-1authorized100.00" + body["BillNumber"] + PASSWORD)
+    assert body["Signature"] == expected and callback["query"] == body
+
+
+def test_paid_order_cannot_be_paid_again(client, sandbox_app):
+    paid_order(client, sandbox_app)
+    page = client.post("/pay/", data=signed_pay_fields())
+    assert "Данный заказ не может быть оплачен" in page.text
+    assert 'name="card_number"' not in page.text
+
+
+def test_form_submitted_twice_is_refused(client, sandbox_app):
+    token = open_form(client)
+    form = {"token": token, "card_number": SUCCESS_CARD, "exp_month": "12",
+            "exp_year": "2035", "cvc": "123"}
+    assert client.post("/pay/card", data=form).status_code == 302
+    assert "не может быть оплачен" in client.post("/pay/card", data=form).text
+    assert len(sandbox(sandbox_app).attempts_of(SHOP_ID, "ORD-1")) == 1
+
+
+def test_failed_order_id_may_be_retried(client, sandbox_app, merchant):
+    assert pay(client, card="4000000000002479").status_code == 302
+    paid = paid_order(client, sandbox_app)
+    assert paid["status"] == "paid"
+    assert len(sandbox(sandbox_app).attempts_of(SHOP_ID, "ORD-1")) == 2
+    assert result_row(client, "ORD-1") == ["ORD-1", "Paid", "AS000"]
+
+
+@pytest.mark.parametrize(
+    ("card", "expiry", "subtotal", "code"),
+    [
+        ("4000000000002479", ("12", "35"), "100.00", "AS100"),
+        ("4000000000002488", ("12", "35"), "100.00", "AS100"),
+        ("4405050300000001", ("12", "35"), "100.00", "AS100"),
+        ("4111111111111111", ("12", "35"), "100.00", "AS101"),
+        ("5000000000002443", ("01", "20"), "100.00", "AS104"),
+        ("2200060300746821", ("12", "35"), "370.00", "AS104"),
+        ("4000000000002420", ("12", "35"), "379.99", "AS104"),
+        ("4000000000002438", ("12", "35"), "1000.01", "AS102"),
+        ("5000000000002450", ("12", "35"), "2000.00", "AS102"),
+        ("4000000000002487", ("12", "35"), "2000.01", "AS100"),
+        ("4000000000002487", ("12", "35"), "3000.00", "AS100"),
+    ],
+)
+def test_declines_return_to_url_return_no_without_callback(
+    client, sandbox_app, merchant, card, expiry, subtotal, code
+):
+    answer = pay(client, "ORD-9", subtotal, card=card, expiry=expiry)
+    assert answer.headers["Location"] == "http://shop.test/no?Order_ID=ORD-9"
+    assert wait_idle(sandbox_app)
+    assert merchant.callbacks == []
+    row = result_row(client, "ORD-9", "OrderNumber;Status;Response_Code;Message")
+    assert row[:3] == ["ORD-9", "Not Authorized", code] and row[3]
+
+
+@pytest.mark.parametrize("subtotal", ["10.00", "369.99", "380.00", "1000.00", "5000.01"])
+def test_amounts_outside_the_bands_succeed(client, sandbox_app, subtotal):
+    assert paid_order(client, sandbox_app, "ORD-5", subtotal)["status"] == "paid"
+
+
+def test_failure_with_url_return_only_goes_there(client):
+    answer = pay(client, card="4000000000002479", URL_RETURN_OK=None,
+                 URL_RETURN_NO=None, URL_RETURN="http://shop.test/back")
+    assert answer.headers["Location"] == "http://shop.test/back?Order_ID=ORD-1"
+
+
+def test_delayed_success_band(make_sandbox, merchant):
+    app = make_sandbox(SANDBOX_DELAYED_SUCCESS_SECONDS=500)
+    client = app.test_client()
+    answer = pay(client, "ORD-D", "4000.00")
+    assert answer.headers["Location"].startswith("http://shop.test/ok?")
+    assert result_row(client, "ORD-D") == ["ORD-D", "Waiting", ""]
+    assert "не может быть оплачен" in client.post(
+        "/pay/", data=signed_pay_fields("ORD-D", "4000.00")
+    ).text
+    assert wait_idle(app)
+    assert merchant.statuses() == ["authorized", "paid"]
+    assert result_row(client, "ORD-D") == ["ORD-D", "Paid", "AS000"]
+
+
+def test_preauth_stays_authorized(client, sandbox_app, merchant):
+    order = paid_order(client, sandbox_app, Preauth="1")
+    assert order["status"] == "authorized"
+    assert merchant.statuses() == ["authorized"]
+    assert result_row(client, "ORD-1", "Status;need_confirm") == ["Authorized", "1"]
+
+
+def test_only_the_masked_card_number_is_stored(client, sandbox_app, tmp_path):
+    paid_order(client, sandbox_app)
+    pay(client, "ORD-2", card="4000 0000 0000 2479")
+    assert wait_idle(sandbox_app)
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("sandbox.sqlite3*"))
+    assert b"400000******2487" in stored
+    for number in (b"4000000000002487", b"4000000000002479", b"4000 0000 0000"):
+        assert number not in stored
+    page = client.get("/_sandbox/").text
+    assert "400000******2487" in page and "4000000000002487" not in page
+
+
+# -- callback delivery ---------------------------------------------------------------
+
+
+def attempts(app, order_id="ORD-1"):
+    """Return (status, http_code, error) of every delivery try of an order."""
+    order = sandbox(app).attempts_of(SHOP_ID, order_id)[-1]
+    return [
+        (callback["status"], attempt["http_code"], attempt["error"])
+        for callback in sandbox(app).callbacks_of(order["id"])
+        for attempt in callback["attempts_made"]
+    ]
+
+
+def callback_states(app, order_id="ORD-1"):
+    """Return (status, state) of every callback of an order."""
+    order = sandbox(app).attempts_of(SHOP_ID, order_id)[-1]
+    return [(c["status"], c["state"]) for c in sandbox(app).callbacks_of(order["id"])]
+
+
+def set_faults(client, **faults):
+    """Merge faults into the sandbox's set."""
+    answer = client.post("/_sandbox/faults", json=faults)
+    assert answer.status_code == 200, answer.text
+
+
+def test_injected_http_errors_are_retried(client, sandbox_app, merchant):
+    set_faults(client, callback_http_errors=2)
+    paid_order(client, sandbox_app, Preauth="1")
+    assert attempts(sandbox_app) == [
+        ("authorized", 503, "injected HTTP 503"),
+        ("authorized", 503, "injected HTTP 503"),
+        ("authorized", 200, ""),
+    ]
+    assert merchant.statuses() == ["authorized"]
+
+
+def test_merchant_500_then_200(client, sandbox_app, merchant):
+    merchant.answers = [500]
+    paid_order(client, sandbox_app, Preauth="1")
+    assert attempts(sandbox_app) == [("authorized", 500, ""), ("authorized", 200, "")]
+    assert callback_states(sandbox_app) == [("authorized", "delivered")]
+    assert merchant.statuses() == ["authorized", "authorized"]
+
+
+def test_newer_status_stops_retries_of_older(client, sandbox_app, merchant):
+    merchant.answers = [500, 500]
+    paid_order(client, sandbox_app)
+    assert callback_states(sandbox_app) == [
+        ("authorized", "superseded"),
+        ("paid", "delivered"),
+    ]
+    assert merchant.statuses() == ["authorized", "paid", "paid"]
+
+
+def test_ten_tries_then_failed(make_sandbox, merchant):
+    app = make_sandbox(SANDBOX_TIME_SCALE=0.0001)  # 3.5 hours in 1.3 seconds
+    merchant.answers = [503] * 20
+    paid_order(app.test_client(), app, Preauth="1")
+    assert [code for _, code, _ in attempts(app)] == [503] * 10
+    assert callback_states(app) == [("authorized", "failed")]
+
+
+def test_duplicate_callbacks(client, sandbox_app, merchant):
+    set_faults(client, duplicate_callbacks=3)
+    paid_order(client, sandbox_app, Preauth="1")
+    assert merchant.statuses() == ["authorized"] * 3
+    assert len({json.dumps(c["form"]) for c in merchant.callbacks}) == 1
+
+
+def test_reordered_callbacks(client, sandbox_app, merchant):
+    set_faults(client, reorder_callbacks=True)
+    paid_order(client, sandbox_app)
+    assert merchant.statuses() == ["paid", "authorized"]
+
+
+def test_dropped_callbacks(client, sandbox_app, merchant):
+    set_faults(client, drop_callbacks=True)
+    paid_order(client, sandbox_app)
+    assert merchant.callbacks == []
+    assert callback_states(sandbox_app) == [("authorized", "dropped"), ("paid", "dropped")]
+    assert attempts(sandbox_app)[0][2] == "dropped (fault injection)"
+
+
+def test_restart_resumes_pending_deliveries(make_sandbox, merchant):
+    first = make_sandbox()
+    sandbox(first).stop()
+    pay(first.test_client())
+    assert merchant.callbacks == []
+    second = make_sandbox()
+    assert wait_idle(second)
+    assert merchant.statuses() == ["authorized", "paid"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "callbacks"),
+    [
+        ("PAID", "authorized", ["authorized"]),
+        ("NEW", "authorized", ["authorized", "authorized"]),
+        ("CANCELLED", "canceled", ["authorized", "canceled"]),
+        ("nonsense", "authorized", ["authorized", "authorized"]),
+    ],
+)
+def test_status_check(make_sandbox, merchant, answer, status, callbacks):
+    app = make_sandbox(SANDBOX_STATUS_CHECK_DELAY=50)
+    merchant.status_answer = answer
+    order = paid_order(app.test_client(), app, Preauth="1")
+    assert merchant.status_requests == [{"order_id": "ORD-1", "upoint_id": SHOP_ID}]
+    assert order["status"] == status
+    assert merchant.statuses() == callbacks
+    (check,) = sandbox(app).status_checks_of(order["id"])
+    assert check["answer"] == (answer if answer != "nonsense" else "")
+
+
+# -- /results/ ----------------------------------------------------------------------
+
+
+def test_results_csv_follows_s_fields_with_header_and_delimiter(client, sandbox_app):
+    order = paid_order(client, sandbox_app)
+    answer = results(client, ShopOrderNumber="ORD-1", Header1="1", Delimiter="|",
+                     S_FIELDS="Total;OrderNumber;billnumber;CardNumber;Status;Date")
+    assert answer.status_code == 200
+    header, row, end = answer.text.split("\r\n")
+    assert header == "Total|OrderNumber|BillNumber|CardNumber|Status|Date"
+    values = row.split("|")
+    assert values[:5] == ["100.00", "ORD-1", order["bill_number"],
+                          "400000******2487", "Paid"]
+    assert re.fullmatch(r"\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d", values[5])
+    assert end == ""
+
+
+def test_results_default_columns(client, sandbox_app):
+    paid_order(client, sandbox_app)
+    answer = results(client, Header1="1")
+    header = answer.text.split("\r\n")[0]
+    assert header + ";Signature" == RECURRENT_HEADER
+
+
+def test_results_xml(client, sandbox_app):
+    paid_order(client, sandbox_app)
+    pay(client, "ORD-<2>", card="4000000000002479")
+    answer = results(client, Format="4", S_FIELDS="OrderNumber;Status;Response_Code")
+    assert answer.text.startswith(
+        "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>"
+        "<unitellerresult firstcode='' secondcode='' count='2'><orders><order>"
+    )
+    assert ("<order><ordernumber>ORD-1</ordernumber><status>Paid</status>"
+            "<response_code>AS000</response_code></order>") in answer.text
+    assert "<ordernumber>ORD-&lt;2&gt;</ordernumber>" in answer.text
+
+
+def test_results_filters(client, sandbox_app):
+    paid_order(client, sandbox_app, "ORD-1")
+    pay(client, "ORD-2", card="4000000000002479")
+    open_form(client, "ORD-3")  # opened only: Uniteller does not know it yet
+
+    def numbers(**params):
+        answer = results(client, S_FIELDS="OrderNumber", **params)
+        return answer.text.split()
+
+    assert numbers() == ["ORD-1", "ORD-2"]
+    assert numbers(Success="1") == ["ORD-1"]
+    assert numbers(Success="0") == ["ORD-2"]
+    assert numbers(ShopOrderNumber="ORD-2") == ["ORD-2"]
+    today = sandbox(sandbox_app).today()
+    period = {"StartDay": today.day, "StartMonth": today.month,
+              "StartYear": today.year, "EndDay": today.day,
+              "EndMonth": today.month, "EndYear": today.year}
+    assert numbers(**period) == ["ORD-1", "ORD-2"]
+    past = {**period, "StartYear": today.year - 1, "EndYear": today.year - 1}
+    assert numbers(**past) == []
+
+
+def test_results_refund_rows(client, sandbox_app):
+    order = paid_order(client, sandbox_app)
+    unblock(client, order["bill_number"], Subtotal_P="30.00")
+    answer = results(client, PaymentsResults="3", S_FIELDS="OrderNumber;Status;Total")
+    assert answer.text == "ORD-1;Paid;100.00\r\nORD-1;Refund;30.00\r\n"
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"Password": "wrong"}, "ERROR: Authentication error"),
+        ({"Login": "9"}, "ERROR: Authentication error"),
+        ({"Shop_ID": "unknown"}, "ERROR: Authentication error"),
+        ({"Password": ""}, "ERROR: Mandatory parameter Password"),
+        ({"Format": "2"}, "ERROR: Format 2 is not supported"),
+        ({"S_FIELDS": "OrderNumber;Bogus"}, "ERROR: Unknown field Bogus in S_FIELDS"),
+        ({"Success": "5"}, "ERROR: Success must be one of"),
+        ({"StartDay": "1", "StartMonth": "1"}, "ERROR: Incomplete period"),
+        ({"StartDay": "1", "StartMonth": "1", "StartYear": "2026"},
+         "ERROR: Incomplete period"),
+        ({"StartDay": "1", "StartMonth": "1", "StartYear": "2026", "EndDay": "8",
+          "EndMonth": "1", "EndYear": "2026"}, "ERROR: The period must not exceed 7"),
+        ({"StartDay": "1", "StartMonth": "1", "StartYear": "2026", "StartMin": "5",
+          "EndDay": "2", "EndMonth": "1", "EndYear": "2026"}, "ERROR: Incomplete period"),
+        ({"StartDay": "31", "StartMonth": "2", "StartYear": "2026", "EndDay": "2",
+          "EndMonth": "3", "EndYear": "2026"}, "ERROR: Bad Start date"),
+    ],
+)
+def test_results_errors(client, params, error):
+    answer = results(client, **params)
+    assert answer.status_code == 200
+    assert answer.text.startswith(error)
+
+
+def test_results_period_of_seven_days_with_hours_is_fine(client):
+    answer = results(client, StartDay="1", StartMonth="1", StartYear="2026",
+                     StartHour="10", StartMin="30", EndDay="8", EndMonth="1",
+                     EndYear="2026", EndHour="10", EndMin="29")
+    assert answer.status_code == 200 and answer.text == ""
+
+
+def test_results_rate_limit(make_sandbox):
+    client = make_sandbox(SANDBOX_RESULTS_INTERVAL=60).test_client()
+    assert results(client).status_code == 200
+    assert results(client).status_code == 429
+
+
+# -- /recurrent/ ----------------------------------------------------------------------
+
+
+def recurrent(client, order_id="REC-1", subtotal="100.00", parent="ORD-1",
+              password=PASSWORD, **extra):
+    """Send a signed /recurrent/ request."""
+    fields = {"Shop_IDP": SHOP_ID, "Order_IDP": order_id, "Subtotal_P": subtotal,
+              "Parent_Order_IDP": parent, **extra}
+    fields["Signature"] = recurrent_signature(
+        SHOP_ID, order_id, subtotal, parent, password,
+        parent_shop_id=extra.get("Parent_Shop_IDP"),
+    )
+    return client.post("/recurrent/", data=fields)
+
+
+def parse_recurrent(answer) -> dict:
+    """Parse a successful-shape /recurrent/ answer into a dict."""
+    header, values, end = answer.text.split("\r\n")
+    assert header == RECURRENT_HEADER and end == ""
+    return dict(zip(header.split(";"), values.split(";"), strict=True))
+
+
+@pytest.fixture
+def parent(client, sandbox_app, merchant):
+    """A paid order marked IsRecurrentStart; callbacks so far forgotten."""
+    order = paid_order(client, sandbox_app, IsRecurrentStart="1")
+    merchant.callbacks.clear()
+    return order
+
+
+def test_recurrent_success(client, sandbox_app, merchant, parent):
+    answer = parse_recurrent(recurrent(client, "REC-1", "250.00"))
+    assert answer["OrderNumber"] == "REC-1" and answer["Response_Code"] == "AS000"
+    assert answer["Total"] == "250.00" and answer["Status"] == "Authorized"
+    assert answer["CardNumber"] == "400000******2487"
+    assert re.fullmatch(r"\d{12}", answer["BillNumber"])
+    assert answer["Signature"] == md5_upper("REC-1" + "250.00" + PASSWORD)
+    assert wait_idle(sandbox_app)
+    assert merchant.statuses() == ["authorized", "paid"]
+    assert merchant.callbacks[0]["form"]["Total"] == "250.00"
+    row = result_row(client, "REC-1", "OrderNumber;Status;parent_order_number")
+    assert row == ["REC-1", "Paid", "ORD-1"]
+
+
+def test_recurrent_with_parent_shop(client, sandbox_app, parent):
+    add_shop(sandbox_app, "00000002", password="other", login="2")
+    fields = {"Shop_IDP": "00000002", "Parent_Shop_IDP": SHOP_ID, "Order_IDP": "R",
+              "Subtotal_P": "10.00", "Parent_Order_IDP": "ORD-1"}
+    fields["Signature"] = recurrent_signature(
+        "00000002", "R", "10.00", "ORD-1", "other", parent_shop_id=SHOP_ID
+    )
+    answer = client.post("/recurrent", data=fields)
+    assert answer.text.split("\r\n")[1].split(";")[1] == "AS000"
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "text"),
+    [
+        ("missing", 3, "Mandatory parameter 'Subtotal_P' is not present in the request"),
+        ("signature", 2, "Invalid signature"),
+        ("format", 5, "Field Subtotal_P has bad format"),
+        ("failed", 15, "The operation failed"),
+        ("forbidden", 22, "Recurrent payment not allowed"),
+        ("unknown parent", 23, "Incorrect Parent_Order_IDP"),
+        ("failed parent", 23, "Incorrect Parent_Order_IDP"),
+        ("exists", 24, "Order_IDP already exists"),
+        ("shop", 25, "Shop_IDP not found"),
+        ("not a start", 26, "Parent_Order_IDP must be marked as IsRecurrentStart"),
+    ],
+)
+def test_recurrent_errors(client, sandbox_app, parent, case, code, text):
+    paid_order(client, sandbox_app, "PLAIN")
+    pay(client, "DECLINED", card="4000000000002479", IsRecurrentStart="1")
+    if case == "missing":
+        answer = client.post("/recurrent/", data={"Shop_IDP": SHOP_ID,
+                                                  "Order_IDP": "R", "Signature": "x",
+                                                  "Parent_Order_IDP": "ORD-1"})
+    elif case == "signature":
+        answer = recurrent(client, password="wrong")
+    elif case == "format":
+        answer = recurrent(client, subtotal="1,00")
+    elif case == "failed":
+        set_faults(client, operation_failed=True)
+        answer = recurrent(client)
+    elif case == "forbidden":
+        add_shop(sandbox_app, SHOP_ID, password=PASSWORD, login=LOGIN,
+                 recurrent_allowed=False)
+        answer = recurrent(client)
+    elif case == "unknown parent":
+        answer = recurrent(client, parent="NOPE")
+    elif case == "failed parent":
+        answer = recurrent(client, parent="DECLINED")
+    elif case == "exists":
+        answer = recurrent(client, order_id="ORD-1")
+    elif case == "shop":
+        answer = client.post("/recurrent/", data={
+            "Shop_IDP": "nope", "Order_IDP": "R", "Subtotal_P": "1.00",
+            "Parent_Order_IDP": "ORD-1", "Signature": "x"})
+    else:
+        answer = recurrent(client, parent="PLAIN")
+    assert answer.text == f"ErrorCode;ErrorMessage\r\n{code};{text}\r\n"
+
+
+def test_recurrent_declines_and_daily_cap(client, sandbox_app, merchant, parent):
+    first = parse_recurrent(recurrent(client, "REC-1", "1500.00"))
+    assert (first["Response_Code"], first["Status"]) == ("AS102", "Not Authorized")
+    assert first["Signature"] == md5_upper("REC-1" + "1500.00" + PASSWORD)
+    second = parse_recurrent(recurrent(client, "REC-2", "2500.00"))
+    assert second["Response_Code"] == "AS100"
+    third = parse_recurrent(recurrent(client, "REC-3", "100.00"))
+    assert third["Response_Code"] == "AS109"
+    assert wait_idle(sandbox_app)
+    assert merchant.callbacks == []
+    for order_id, code in (("REC-1", "AS102"), ("REC-3", "AS109")):
+        assert result_row(client, order_id) == [order_id, "Not Authorized", code]
+    # A failed Order_IDP reached Uniteller: it cannot be reused.
+    assert recurrent(client, "REC-1").text.startswith("ErrorCode;ErrorMessage\r\n24;")
+
+
+@pytest.mark.parametrize(
+    ("action", "code", "message"),
+    [("expire-card", "AS104", "срок действия"), ("block-card", "AS998", "F01")],
+)
+def test_recurrent_hard_declines(client, parent, action, code, message):
+    answer = client.post(f"/_sandbox/orders/ORD-1/{action}")
+    assert answer.status_code == 200
+    result = parse_recurrent(recurrent(client))
+    assert result["Response_Code"] == code and message in result["Message"]
+
+
+def test_mark_card_of_unknown_order_is_404(client):
+    assert client.post("/_sandbox/orders/NOPE/expire-card").status_code == 404
+
+
+def test_recurrent_delayed_band_answers_28_then_succeeds(client, sandbox_app, parent):
+    answer = recurrent(client, "REC-D", "4500.00")
+    assert answer.text == "ErrorCode;ErrorMessage\r\n28;Payment result not received\r\n"
+    assert wait_idle(sandbox_app)
+    assert result_row(client, "REC-D") == ["REC-D", "Paid", "AS000"]
+
+
+# -- /unblock/ and /confirm/ -------------------------------------------------------------
+
+
+def unblock(client, bill, **params):
+    """Send /unblock/ with the shop's credentials."""
+    data = {"Billnumber": bill, "Shop_ID": SHOP_ID, "Login": LOGIN,
+            "Password": PASSWORD, **params}
+    return client.post("/unblock/", data=data)
+
+
+def confirm(client, bill, **params):
+    """Send /confirm/ with the shop's credentials."""
+    data = {"Billnumber": bill, "Shop_ID": SHOP_ID, "Login": LOGIN,
+            "Password": PASSWORD, **params}
+    return client.post("/confirm/", data=data)
+
+
+def answer_row(answer) -> dict:
+    """Parse a CSV answer with a header line into a dict."""
+    header, values, end = answer.text.split("\r\n")
+    assert end == "", answer.text
+    return dict(zip(header.split(";"), values.split(";"), strict=True))
+
+
+def test_unblock_full_refund(client, sandbox_app, merchant):
+    order = paid_order(client, sandbox_app)
+    answer = unblock(client, order["bill_number"])
+    row = answer_row(answer)
+    assert answer.text.split("\r\n")[0] + ";Signature" == RECURRENT_HEADER
+    assert row["Status"] == "Canceled" and row["BillNumber"] == order["bill_number"]
+    assert wait_idle(sandbox_app)
+    assert merchant.statuses() == ["authorized", "paid", "canceled"]
+    again = unblock(client, order["bill_number"])
+    expected = "ErrorCode;ErrorMessage\r\n16;The order has already been cancelled\r\n"
+    assert again.text == expected
+    assert result_row(client, "ORD-1", "Status;Balance") == ["Canceled", "0.00"]
+
+
+def test_unblock_partial_then_over_refund(client, sandbox_app, merchant):
+    order = paid_order(client, sandbox_app)
+    answer = unblock(client, order["bill_number"], Subtotal_P="40.00",
+                     S_FIELDS="OrderNumber;Status;Balance")
+    assert answer.text == "OrderNumber;Status;Balance\r\nORD-1;Paid;60.00\r\n"
+    over = unblock(client, order["bill_number"], Subtotal_P="60.01")
+    assert over.text.startswith("ErrorCode;ErrorMessage\r\n5;")
+    assert "exceeds the refundable balance 60.00" in over.text
+    rest = answer_row(unblock(client, order["bill_number"], Subtotal_P="60.00"))
+    assert rest["Status"] == "Canceled"
+    assert wait_idle(sandbox_app)
+    assert merchant.statuses() == ["authorized", "paid", "canceled"]
+
+
+def test_unblock_reverses_a_block(client, sandbox_app, merchant):
+    order = paid_order(client, sandbox_app, Preauth="1")
+    assert answer_row(unblock(client, order["bill_number"]))["Status"] == "Canceled"
+    assert wait_idle(sandbox_app)
+    assert merchant.statuses() == ["authorized", "canceled"]
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [("missing", 3), ("login", 1), ("bill", 4), ("format", 5), ("fields", 10),
+     ("failed", 15), ("declined", 17), ("partial", 35)],
+)
+def test_unblock_errors(client, sandbox_app, case, code):
+    order = paid_order(client, sandbox_app)
+    pay(client, "ORD-2", card="4000000000002479")
+    bill = order["bill_number"]
+    if case == "missing":
+        answer = client.post("/unblock/", data={"Billnumber": bill, "Shop_ID": SHOP_ID})
+    elif case == "login":
+        answer = unblock(client, bill, Password="wrong")
+    elif case == "bill":
+        answer = unblock(client, "000000000000")
+    elif case == "format":
+        answer = unblock(client, bill, Subtotal_P="ten")
+    elif case == "fields":
+        answer = unblock(client, bill, S_FIELDS="OrderNumber;Nope")
+    elif case == "failed":
+        set_faults(client, operation_failed=True)
+        answer = unblock(client, bill)
+    elif case == "declined":
+        sandbox(sandbox_app).store.run(
+            "UPDATE orders SET bill_number = '111111111111' WHERE order_id = 'ORD-2'"
+        )
+        answer = unblock(client, "111111111111")
+    else:
+        add_shop(sandbox_app, SHOP_ID, password=PASSWORD, login=LOGIN,
+                 partial_refund_allowed=False)
+        answer = unblock(client, bill, Subtotal_P="1.00")
+    assert answer.text.startswith(f"ErrorCode;ErrorMessage\r\n{code};")
+    assert sandbox(sandbox_app).attempts_of(SHOP_ID, "ORD-1")[0]["status"] == "paid"
+
+
+def test_confirm_captures_a_preauthorization(client, sandbox_app, merchant):
+    order = paid_order(client, sandbox_app, Preauth="1")
+    answer = confirm(client, order["bill_number"], Subtotal_P="80.00")
+    row = answer_row(answer)
+    assert (row["Status"], row["Total"]) == ("Paid", "80.00")
+    assert wait_idle(sandbox_app)
+    assert merchant.statuses() == ["authorized", "paid"]
+    assert merchant.callbacks[1]["form"]["Total"] == "80.00"
+    again = confirm(client, order["bill_number"])
+    assert again.text == (
+        "ErrorCode;ErrorMessage\r\n18;Authorization confirm is not allowed\r\n"
+    )
+
+
+def test_confirm_errors(client, sandbox_app):
+    plain = paid_order(client, sandbox_app, "PLAIN")
+    assert confirm(client, plain["bill_number"]).text.split("\r\n")[1].startswith("18;")
+    held = paid_order(client, sandbox_app, "HELD", Preauth="1")
+    too_big = confirm(client, held["bill_number"], Subtotal_P="100.01")
+    assert too_big.text.split("\r\n")[1].startswith("5;")
+    sandbox(sandbox_app).store.run(
+        "UPDATE orders SET authorized_at = authorized_at - 6 * 86400 WHERE id = ?",
+        (held["id"],),
+    )
+    late = confirm(client, held["bill_number"])
+    assert late.text.split("\r\n")[1] == "19;Authorization confirm is too late"
+
+
+# -- faults, control API, operator view, CLI, helpers ------------------------------------
+
+
+def test_faults_api(client):
+    assert client.get("/_sandbox/faults").json["drop_callbacks"] is False
+    set_faults(client, drop_callbacks=True, latency_ms=1)
+    set_faults(client, callback_http_errors=2)
+    current = client.get("/_sandbox/faults").json
+    assert current["drop_callbacks"] is True and current["callback_http_errors"] == 2
+    bad = client.post("/_sandbox/faults", json={"explode": True})
+    assert bad.status_code == 400 and "explode" in bad.json["error"]
+    assert client.post("/_sandbox/faults", json={"error_rate": 2}).status_code == 400
+    assert client.delete("/_sandbox/faults").json["drop_callbacks"] is False
+
+
+def test_error_rate_is_seeded_and_latency_applies(client):
+    def draws():
+        set_faults(client, error_rate=0.5, seed=7, latency_ms=1)
+        return [results(client).status_code for _ in range(12)]
+
+    first = draws()
+    assert set(first) == {200, 500}
+    assert draws() == first
+    assert client.post("/unblock/").status_code in (200, 500)
+
+
+def test_ping(client):
+    assert client.get("/ping").json == {"status": "pong"}
+
+
+def test_shops_api_never_shows_passwords(client):
+    answer = client.post("/_sandbox/shops", json={
+        "shop_id": "00000009", "password": "hush-hush", "login": "9",
+        "notify_url": "http://shop.test/cb", "callback_fields": "Total"})
+    assert answer.status_code == 200 and "password" not in answer.json
+    listed = client.get("/_sandbox/shops").text
+    assert "00000009" in listed and "hush-hush" not in listed
+    assert "hush-hush" not in client.get("/").text
+    bad = client.post("/_sandbox/shops", json={"shop_id": "x", "password": "p",
+                                               "login": "l", "colour": "red"})
+    assert bad.status_code == 400
+    no_login = client.post("/_sandbox/shops", json={"shop_id": "x", "password": "p"})
+    assert no_login.status_code == 400
+
+
+def test_operator_view_lists_orders_and_callbacks(client, sandbox_app):
+    paid_order(client, sandbox_app)
+    page = client.get("/_sandbox/").text
+    assert "ORD-1" in page and "paid" in page and "delivered" in page
+    orders = client.get("/_sandbox/orders?order_id=ORD-1").json
+    assert [c["status"] for c in orders[0]["callbacks"]] == ["authorized", "paid"]
+
+
+def test_cli_adds_and_lists_shops(sandbox_app):
+    runner = sandbox_app.test_cli_runner()
+    added = runner.invoke(args=[
+        "shop", "add", "00000005", "--password", "cli-secret", "--login", "5",
+        "--notify-url", "http://shop.test/cb", "--callback-fields", "BillNumber Total",
+    ])
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(args=["shop", "list"])
+    assert "00000005" in listed.output and "BillNumber Total" in listed.output
+    assert "cli-secret" not in listed.output
+    bad = runner.invoke(args=["shop", "add", "6", "--password", "p", "--login", "6",
+                              "--callback-fields", "Bogus"])
+    assert bad.exit_code != 0
+
+
+def test_shops_file_is_loaded(tmp_path):
+    path = tmp_path / "shops.json"
+    path.write_text(json.dumps([{"shop_id": "7", "password": "p", "login": "l"}]))
+    app = create_app({"SANDBOX_DATABASE": str(tmp_path / "s.sqlite3"),
+                      "SANDBOX_SHOPS_FILE": str(path)})
+    try:
+        assert [shop["shop_id"] for shop in sandbox(app).shops()] == ["7"]
+    finally:
+        sandbox(app).close()
+
+
+def test_serve_in_thread_serves_the_sandbox(sandbox_app):
+    server = serve_in_thread(sandbox_app)
+    try:
+        assert requests.get(server.url + "/ping", timeout=5).json() == {"status": "pong"}
+    finally:
+        server.shutdown()
+    assert Path(sandbox_app.config["SANDBOX_DATABASE"]).exists()
