@@ -46,4 +46,10 @@ def from_env(environ=None):
         "LOGIN_ATTEMPTS": int(env.get("LOGIN_ATTEMPTS", "10")),
         "LOGIN_LOCKOUT_SECONDS": int(env.get("LOGIN_LOCKOUT_SECONDS", "900")),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "STATUS_CHECK_CRON": env.get("STATUS_CHECK_CRON", "*/5 * * * *"),
+        "STATUS_CHECK_GRACE": int(env.get("STATUS_CHECK_GRACE", "120")),
+        "STATUS_CHECK_EXPIRE_MARGIN": int(env.get("STATUS_CHECK_EXPIRE_MARGIN", "3600")),
+        "RESULTS_MIN_INTERVAL": float(env.get("RESULTS_MIN_INTERVAL", "5")),
+        "RETURN_CHECK_DELAY": int(env.get("RETURN_CHECK_DELAY", "10")),
+        "AUTOPAY_CRON": env.get("AUTOPAY_CRON", "0 6 * * *"),
     }

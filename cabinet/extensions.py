@@ -9,6 +9,8 @@ from flask_htmx import HTMX
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
+QUEUE_NAME = "cabinet"
+
 csrf = CSRFProtect()
 login_manager = LoginManager()
 htmx = HTMX()
@@ -34,3 +36,10 @@ def init_redis(app):
 def get_redis():
     """Return the app's Redis connection."""
     return current_app.extensions["redis"]
+
+
+def get_queue():
+    """Return the RQ queue of the app's background jobs."""
+    from rq import Queue
+
+    return Queue(QUEUE_NAME, connection=get_redis())

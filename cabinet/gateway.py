@@ -2,7 +2,8 @@
 
 from flask import Blueprint, request
 
-from . import payments
+from . import payments, status_check
+from .models import ModuleInstance, Transaction
 
 bp = Blueprint("gateway", __name__, url_prefix="/uniteller")
 
@@ -24,3 +25,27 @@ def notify(code):
     """Receive a payment callback: verify, apply once, answer 200 quickly."""
     outcome = payments.receive_callback(code, _callback_fields())
     return outcome.result, 200, {"Content-Type": "text/plain"}
+
+
+@bp.route("/<code>/status", methods=["GET", "POST"])
+def status_request(code):
+    """Answer Uniteller's status request with PAID, NEW or CANCELLED, nothing more."""
+    order_id = request.values.get("order_id", "")
+    upoint_id = request.values.get("upoint_id", "")
+    instance = ModuleInstance.by_code(code)
+    transaction = Transaction.by_order_id(order_id) if order_id else None
+    answer = "NEW"  # unknown or unsure: Uniteller then resends the callback
+    if (
+        instance is not None
+        and transaction is not None
+        and transaction.instance_id == instance.id
+        and transaction.configuration.params.get("shop_id") == upoint_id
+    ):
+        if transaction.is_credited:
+            answer = "PAID"
+        elif transaction.status == "canceled":
+            answer = "CANCELLED"
+        else:
+            # Our record is behind Uniteller's: ask it now rather than wait.
+            status_check.request_order_check(transaction, "status-request")
+    return answer, 200, {"Content-Type": "text/plain"}

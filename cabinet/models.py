@@ -11,6 +11,7 @@ from peewee import (
     CharField,
     DateTimeField,
     ForeignKeyField,
+    IntegerField,
     Model,
     TextField,
 )
@@ -131,6 +132,10 @@ class Transaction(BaseModel):
     message = CharField(max_length=500, null=True)
     needs_review = BooleanField(default=False)
     review_reason = CharField(max_length=500, null=True)
+    # The status check's schedule for this order (backoff while Uniteller
+    # does not know it yet).
+    check_attempts = IntegerField(default=0)
+    next_check_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -139,6 +144,7 @@ class Transaction(BaseModel):
             (("contract", "created_at"), False),
             (("instance", "created_at"), False),
             (("status", "created_at"), False),
+            (("status", "next_check_at"), False),
         )
 
     @property
@@ -219,6 +225,31 @@ class LedgerEntry(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class TaskRun(BaseModel):
+    """One run of a scheduled task: when, how much it looked at and changed."""
+
+    task = CharField(max_length=64)
+    # The cron tick this run serves ("manual:<id>" for a run by hand): two cron
+    # processes enqueueing the same tick produce one run.
+    slot = CharField(max_length=64)
+    trigger = CharField(max_length=16, default="cron")  # cron | manual
+    started_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+    looked_at = IntegerField(default=0)
+    changed = IntegerField(default=0)
+    errors = IntegerField(default=0)
+    note = TextField(null=True)
+
+    class Meta:
+        indexes = ((("task", "slot"), True), (("task", "started_at"), False))
+
+    @classmethod
+    def latest(cls, task, limit=5):
+        """Return a task's most recent runs, newest first."""
+        return list(cls.select().where(cls.task == task)
+                    .order_by(cls.started_at.desc()).limit(limit))
+
+
 MODELS = [
     ModuleInstance,
     ModuleConfiguration,
@@ -227,4 +258,5 @@ MODELS = [
     Transaction,
     TransactionEvent,
     LedgerEntry,
+    TaskRun,
 ]

@@ -4,7 +4,9 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
+from flask import current_app
 from peewee import IntegrityError, fn
 
 from . import params as module_params
@@ -83,6 +85,7 @@ def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabin
     if not low <= amount <= high:
         raise AmountOutOfRange("out_of_range", low=low, high=high)
     p = module_params.effective(configuration.params)
+    now = utcnow()
     with write_unit():
         transaction = Transaction.create(
             order_id=new_order_id(contract),
@@ -91,6 +94,11 @@ def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabin
             configuration=configuration,
             kind="payment",
             amount=amount,
+            created_at=now,
+            updated_at=now,
+            # The status check looks after a grace period, so the callback
+            # usually wins.
+            next_check_at=now + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
         )
         _event(transaction, source, "state", None, "new", note="created")
     form = client_for(configuration).pay_form(
@@ -207,6 +215,55 @@ def _transition(transaction, status, fields, source):
         log.info("reversed order=%s", transaction.order_id)
         return Outcome("reversed", transaction)
     return Outcome("changed", transaction)
+
+
+# Waits between status checks of an order Uniteller does not know yet, or that is
+# not final there yet: 5 min, 15 min, 1 h, 6 h, then daily.
+CHECK_BACKOFF = (300, 900, 3600, 21600, 86400)
+# The statuses the status check asks Uniteller about.
+CHECKED_STATUSES = ("new", "waiting", "authorized", "failed")
+STALE_AFTER = timedelta(days=7)
+
+
+def after_status_check(transaction_id, found, now):
+    """Plan an order's next status check; expire or flag it when that is due."""
+    margin = timedelta(seconds=current_app.config["STATUS_CHECK_EXPIRE_MARGIN"])
+    with write_unit():
+        transaction = Transaction.get_by_id(transaction_id)
+        lifetime = timedelta(seconds=int(
+            module_params.effective(transaction.configuration.params)["lifetime"]))
+        payable_until = transaction.created_at + lifetime + margin
+        result = "scheduled"
+        if transaction.status == "new" and not found and now >= payable_until:
+            result = "expired" if _mark_expired(transaction) else "scheduled"
+        transaction = Transaction.get_by_id(transaction_id)
+        attempts = transaction.check_attempts + 1
+        if transaction.status not in CHECKED_STATUSES or (
+            # A failed order may still be paid on a retry while its form lives.
+            transaction.status == "failed" and now >= payable_until
+        ):
+            next_check = None
+        else:
+            wait = CHECK_BACKOFF[min(attempts, len(CHECK_BACKOFF)) - 1]
+            next_check = now + timedelta(seconds=wait)
+        Transaction.update(check_attempts=attempts, next_check_at=next_check).where(
+            Transaction.id == transaction_id).execute()
+        if next_check and now - transaction.created_at >= STALE_AFTER and not (
+            transaction.needs_review
+        ):
+            _flag_for_review(transaction, "status", "still open after 7 days")
+            result = "flagged"
+    return result
+
+
+def _mark_expired(transaction):
+    """Expire a `new` order that Uniteller never saw within its lifetime."""
+    changed = Transaction.update(status="expired", updated_at=utcnow()).where(
+        Transaction.id == transaction.id, Transaction.status == "new").execute()
+    if changed:
+        _event(transaction, "status", "state", "new", "expired",
+               note="unknown to Uniteller after its lifetime")
+    return bool(changed)
 
 
 def _total_matches(transaction, lower_fields):

@@ -20,7 +20,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
-from . import payments
+from . import payments, status_check
 from .auth import current_contract
 from .errors import AmountOutOfRange, PaymentUnavailable
 from .models import STATUSES, Transaction
@@ -132,6 +132,8 @@ def payment_return(outcome):
     if not order_id:
         abort(400, "Order_ID is missing")
     transaction = payments.transaction_of(current_contract(), order_id)
+    # The page turns final even if the callback is late or lost.
+    status_check.request_order_check(transaction, "return")
     return render_template("subscriber/return.html", transaction=transaction,
                            outcome=outcome)
 

@@ -4,6 +4,7 @@ import os
 
 import pytest
 import redis as redis_lib
+import requests
 
 from cabinet import create_app
 from cabinet.db import db
@@ -119,3 +120,108 @@ def live_server(app):
     server = serve_in_thread(app)
     yield server
     server.shutdown()
+
+
+class World:
+    """Our app served live, talking to a live sandbox as its Uniteller."""
+
+    def __init__(self, app, url, sandbox_app, sandbox_url, contract_number):
+        self.app = app
+        self.url = url
+        self.sandbox_app = sandbox_app
+        self.sandbox_url = sandbox_url
+        self.contract_number = contract_number
+
+    @property
+    def sandbox(self):
+        return self.sandbox_app.extensions["sandbox"]
+
+    def faults(self, **faults):
+        """Set the sandbox's fault knobs."""
+        answer = requests.post(f"{self.sandbox_url}/_sandbox/faults", json=faults, timeout=5)
+        assert answer.status_code == 200, answer.text
+
+    def settle(self, timeout=20):
+        """Wait until the sandbox has delivered everything it had to."""
+        assert self.sandbox.wait_idle(timeout), "sandbox still busy"
+
+
+@pytest.fixture
+def make_world(make_app, tmp_path, shop):
+    """Build the live app + live sandbox pair; sandbox settings as keywords."""
+    from cabinet import manage
+    from cabinet.uniteller.sandbox import add_shop
+    from cabinet.uniteller.sandbox import create_app as create_sandbox
+    from cabinet.uniteller.sandbox.testing import serve_in_thread
+
+    started = []
+
+    def make(app_settings=None, **sandbox_settings):
+        sandbox_app = create_sandbox({
+            "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
+            "SANDBOX_TIME_SCALE": 0.001,
+            "SANDBOX_RESULTS_INTERVAL": 0.05,
+            "SANDBOX_CAPTURE_DELAY": 0,
+            "SANDBOX_STATUS_CHECK_DELAY": 0,
+            **sandbox_settings,
+        })
+        sandbox_server = serve_in_thread(sandbox_app)
+        app = make_app(**{"RESULTS_MIN_INTERVAL": 0.05, "STATUS_CHECK_GRACE": 0,
+                          "RETURN_CHECK_DELAY": 0, **(app_settings or {})})
+        server = serve_in_thread(app)
+        started.append((server, sandbox_server, sandbox_app))
+        app.config["PUBLIC_URL"] = server.url
+        add_shop(sandbox_app, shop["shop_id"], password=shop["password"],
+                 login=shop["login"], notify_url=f"{server.url}/uniteller/isp/notify",
+                 status_url=f"{server.url}/uniteller/isp/status",
+                 callback_fields="BillNumber ApprovalCode Total")
+        with app.app_context():
+            db.connect(reuse_if_open=True)
+            instance = manage.add_instance("isp", "Test ISP")
+            manage.add_configuration(instance, "main", [
+                f"shop_id={shop['shop_id']}", f"login={shop['login']}",
+                f"password={shop['password']}", f"gateway_url={sandbox_server.url}",
+            ], activate=True)
+            manage.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
+            db.close()
+        return World(app, server.url, sandbox_app, sandbox_server.url, "1001")
+
+    yield make
+    for server, sandbox_server, sandbox_app in started:
+        server.shutdown()
+        sandbox_server.shutdown()
+        sandbox_app.extensions["sandbox"].close()
+
+
+@pytest.fixture
+def world(make_world):
+    """Our app and the sandbox, both live, with default test settings."""
+    return make_world()
+
+
+@pytest.fixture
+def run_jobs(redis):
+    """Run every queued (and due delayed) RQ job in this process, then return."""
+    from rq import Queue, SimpleWorker
+    from rq.registry import ScheduledJobRegistry
+
+    from cabinet.extensions import QUEUE_NAME
+
+    def run(app):
+        queue = Queue(QUEUE_NAME, connection=redis)
+        # Delayed jobs (enqueue_in) are due at once in tests: move them over.
+        registry = ScheduledJobRegistry(queue=queue)
+        for job_id in registry.get_job_ids():
+            registry.remove(job_id)
+            queue.enqueue_job(queue.fetch_job(job_id))
+        with app.app_context():
+            SimpleWorker([queue], connection=redis).work(burst=True)
+        return queue
+    return run
+
+
+def pytest_collection_modifyitems(items):
+    """Mark tests that use no database of ours, so the PostgreSQL pass skips them."""
+    for item in items:
+        if "database_url" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.nodb)

@@ -46,3 +46,41 @@ def events(transaction, kind=None):
     if kind:
         query = query.where(TransactionEvent.kind == kind)
     return list(query.order_by(TransactionEvent.id))
+
+
+SUCCESS_CARD = "4000000000002487"
+DECLINE_CARD = "4000000000002479"
+
+
+def _form(page, form_id="pay-form"):
+    """Read the action and hidden fields of a form on a page."""
+    import html
+    import re
+
+    page = page[page.index(f'id="{form_id}"') - 6:]
+    page = page[:page.index("</form>")]
+    action = html.unescape(re.search(r'<form[^>]*action="([^"]+)"', page).group(1))
+    fields = {html.unescape(n): html.unescape(v) for n, v in re.findall(
+        r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)}
+    return action, fields
+
+
+def pay_by_card(world, amount="500", card=SUCCESS_CARD, password="demo-pass"):
+    """Go the subscriber's way: log in, /pay, the sandbox's card form, back to us."""
+    import re
+
+    import requests
+
+    session = requests.Session()
+    session.post(f"{world.url}/login",
+                 data={"number": world.contract_number, "password": password})
+    action, fields = _form(session.post(f"{world.url}/pay", data={"amount": amount}).text)
+    card_page = session.post(action, data=fields).text
+    token = re.search(r'name="token" value="([^"]+)"', card_page).group(1)
+    answer = session.post(
+        f"{world.sandbox_url}/pay/card", allow_redirects=False,
+        data={"token": token, "card_number": card, "exp_month": "12", "exp_year": "35",
+              "cvc": "123", "holder": "IVAN IVANOV"})
+    location = answer.headers["Location"]
+    returned = session.get(location)
+    return fields["Order_IDP"], location, returned

@@ -1,6 +1,11 @@
 """A client of Uniteller's merchant API: builds signed forms, talks to the server."""
 
+import csv
+import io
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import requests
 
 from ..money import format_wire
 from . import signatures
@@ -27,6 +32,31 @@ def normalize_status(word):
     if not isinstance(word, str):
         return None
     return _STATUS_WORDS.get(" ".join(word.strip().lower().split()))
+
+
+# What the status check asks /results/ for, in this column order.
+RESULT_FIELDS = (
+    "OrderNumber", "Status", "Total", "BillNumber", "ApprovalCode", "Response_Code",
+    "Message", "Date",
+)
+# Uniteller keeps its clock, and reads the period we ask for, in Moscow time.
+UNITELLER_TIMEZONE = ZoneInfo("Europe/Moscow")
+
+
+class UnitellerError(Exception):
+    """Uniteller did not answer as asked; nothing it said may change a transaction."""
+
+
+class GatewayUnavailable(UnitellerError):
+    """A timeout, a connection failure or an HTTP 5xx: try again later."""
+
+
+class RateLimited(UnitellerError):
+    """HTTP 429: more requests than Uniteller allows (one per 5 s per shop)."""
+
+
+class GatewayRefused(UnitellerError):
+    """Uniteller answered "ERROR: …" (bad credentials, bad parameters)."""
 
 
 @dataclass(frozen=True)
@@ -107,3 +137,45 @@ class UnitellerClient:
             extra.append(value if isinstance(value, str) else str(value))
         expected = signatures.callback_signature(self._password, order_id, status, extra)
         return signatures.signatures_match(expected, fields.get("Signature"))
+
+    def results(self, order_id=None, start=None, end=None, fields=RESULT_FIELDS):
+        """Ask /results/ for one order and/or a period; return one dict per order."""
+        data = {
+            "Shop_ID": self.shop_id,
+            "Login": self.login,
+            "Password": self._password,
+            "Format": "1",
+            "S_FIELDS": ";".join(fields),
+        }
+        if order_id is not None:
+            data["ShopOrderNumber"] = order_id
+        for prefix, moment in (("Start", start), ("End", end)):
+            if moment is not None:
+                local = moment.astimezone(UNITELLER_TIMEZONE)
+                data.update({
+                    f"{prefix}Day": str(local.day), f"{prefix}Month": str(local.month),
+                    f"{prefix}Year": str(local.year), f"{prefix}Hour": str(local.hour),
+                    f"{prefix}Min": str(local.minute),
+                })
+        text = self._post("/results/", data)
+        rows = csv.reader(io.StringIO(text), delimiter=";")
+        return [dict(zip(fields, row, strict=True)) for row in rows
+                if len(row) == len(fields)]
+
+    def _post(self, path, data):
+        """POST a server-to-server request (credentials in the body, never the URL)."""
+        try:
+            response = requests.post(self.gateway_url + path, data=data,
+                                     timeout=self.timeout)
+        except requests.RequestException as exc:
+            # The exception text names the URL only; the body with the password
+            # is not in it.
+            raise GatewayUnavailable(f"{path}: {type(exc).__name__}") from None
+        if response.status_code == 429:
+            raise RateLimited(f"{path}: HTTP 429")
+        if response.status_code >= 400:
+            raise GatewayUnavailable(f"{path}: HTTP {response.status_code}")
+        text = response.content.decode("utf-8", "replace")
+        if text.lstrip().upper().startswith("ERROR"):
+            raise GatewayRefused(f"{path}: {text.strip()[:200]}")
+        return text

@@ -1,0 +1,47 @@
+"""RQ job functions: take ids, open their own connection, safe to run twice."""
+
+from functools import wraps
+
+from flask import current_app, has_app_context
+
+from .db import db
+
+_app = None
+
+
+def _with_app(job):
+    """Run a job inside an app context and a database connection of its own."""
+    @wraps(job)
+    def wrapped(*args, **kwargs):
+        global _app
+        if has_app_context():
+            app = current_app._get_current_object()
+        else:
+            if _app is None:
+                # Built on first use in the worker, never at import time.
+                from . import create_app
+
+                _app = create_app()
+            app = _app
+        with app.app_context(), db.connection_context():
+            return job(*args, **kwargs)
+    return wrapped
+
+
+@_with_app
+def run_scheduled_task(name):
+    """Run a scheduled task for the current cron tick (once, whoever enqueued it)."""
+    from .schedule import TASKS, current_slot, run_task
+
+    run = run_task(name, trigger="cron", slot=current_slot(TASKS[name]))
+    return None if run is None else run.id
+
+
+@_with_app
+def check_order(transaction_id):
+    """Ask Uniteller about one order now (after a return or a status request)."""
+    from . import status_check
+
+    stats = status_check.check_order(transaction_id)
+    return {"looked_at": stats.looked_at, "changed": stats.changed,
+            "errors": stats.errors}

@@ -1,0 +1,131 @@
+"""Compare our transactions of a period with Uniteller's records; fix the safe way."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from . import payments, status_check
+from .models import CREDITED_STATUSES, Transaction
+from .money import AmountError, to_kopecks
+from .uniteller.client import normalize_status
+
+SUCCESS_THERE = {"authorized", "paid"}
+WINDOW = timedelta(days=7) - timedelta(minutes=1)
+SKEW = timedelta(minutes=10)
+
+
+@dataclass
+class Difference:
+    """One way our records and Uniteller's disagree about an order."""
+
+    kind: str  # missing_credit | not_successful_there | amount_mismatch | unknown_here
+    order_id: str
+    ours: str = ""
+    theirs: str = ""
+    fixed: bool = False
+
+
+@dataclass
+class Report:
+    """The differences of a period, and how many orders each side had."""
+
+    ours: int = 0
+    theirs: int = 0
+    requests: int = 0
+    differences: list = field(default_factory=list)
+
+    def count(self, kind):
+        """Count the differences of one kind."""
+        return sum(1 for d in self.differences if d.kind == kind)
+
+
+def period_bounds(day_from, day_to):
+    """Turn local dates (inclusive) into UTC bounds [start, end)."""
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    start = datetime.combine(day_from, time.min, tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day_to + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+def reconcile(instance, day_from, day_to, fix=False, who="cli"):
+    """Report (and with fix, credit) the differences for an instance and a period."""
+    if day_to < day_from:
+        raise ValueError("the period ends before it starts")
+    start, end = period_bounds(day_from, day_to)
+    naive = (start.replace(tzinfo=None), end.replace(tzinfo=None))
+    ours = list(Transaction.select().where(
+        Transaction.instance == instance,
+        Transaction.created_at >= naive[0], Transaction.created_at < naive[1]))
+    report = Report(ours=len(ours))
+    configurations = {t.configuration_id: t.configuration for t in ours}
+    active = instance.active_configuration()
+    if active is not None:
+        configurations.setdefault(active.id, active)
+    theirs = {}
+    asked = set()
+    for configuration in configurations.values():
+        shop = configuration.params.get("shop_id")
+        if shop in asked:
+            continue
+        asked.add(shop)
+        theirs.update(_fetch(configuration, start - SKEW, end + SKEW, report))
+    report.theirs = len(theirs)
+    _compare(ours, theirs, report, fix, who)
+    return report
+
+
+def _fetch(configuration, start, end, report):
+    """Fetch Uniteller's orders of a period, in windows it accepts, within its limit."""
+    client = payments.client_for(configuration)
+    spacing = status_check.results_spacing(configuration)
+    rows = {}
+    stats = status_check.Stats()
+    cursor = start
+    while cursor < end:
+        window_end = min(cursor + WINDOW, end)
+        for row in status_check.ask(client, spacing, stats, start=cursor,
+                                     end=window_end):
+            rows[row.get("OrderNumber")] = row
+        cursor = window_end
+    report.requests += stats.requests
+    return rows
+
+
+def _compare(ours, theirs, report, fix, who):
+    """List the differences; with fix, credit what Uniteller reports paid."""
+    known = {t.order_id: t for t in ours}
+    for transaction in ours:
+        row = theirs.get(transaction.order_id)
+        there = normalize_status(row.get("Status")) if row else None
+        credited = transaction.status in CREDITED_STATUSES
+        if there in SUCCESS_THERE and not credited:
+            difference = Difference("missing_credit", transaction.order_id,
+                                    transaction.status, row.get("Status"))
+            if fix:
+                outcome = payments.apply_status(
+                    transaction.order_id, row["Status"], source="reconcile",
+                    fields={**row, "reconciled_by": who},
+                    instance=transaction.instance)
+                difference.fixed = outcome.result == "credited"
+            report.differences.append(difference)
+        elif credited and there not in SUCCESS_THERE:
+            report.differences.append(Difference(
+                "not_successful_there", transaction.order_id, transaction.status,
+                row.get("Status") if row else "unknown"))
+        if row and row.get("Total") and _kopecks(row["Total"]) != transaction.amount:
+            report.differences.append(Difference(
+                "amount_mismatch", transaction.order_id,
+                "%d.%02d" % divmod(transaction.amount, 100), row["Total"]))
+    for order_id, row in theirs.items():
+        if order_id not in known and Transaction.by_order_id(order_id) is None:
+            report.differences.append(Difference(
+                "unknown_here", order_id, "", f"{row.get('Status')} {row.get('Total')}"))
+
+
+def _kopecks(text):
+    try:
+        return to_kopecks(text.replace(",", "."))
+    except AmountError:
+        return None

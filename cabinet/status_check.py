@@ -1,0 +1,168 @@
+"""Ask Uniteller's /results/ about orders nothing else has finished, and apply the answers."""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from itertools import groupby
+
+from flask import current_app
+
+from . import payments
+from .extensions import get_redis
+from .models import ModuleConfiguration, ModuleInstance, Transaction, utcnow
+from .ratelimit import RequestSpacing
+from .uniteller.client import UnitellerError
+
+log = logging.getLogger(__name__)
+
+# Uniteller answers a period of at most 7 days; keep a margin for its clock.
+WINDOW = timedelta(days=7) - timedelta(minutes=10)
+CLOCK_SKEW = timedelta(minutes=10)
+CHANGES = {"credited", "changed", "reversed"}
+
+
+@dataclass
+class Stats:
+    """What one run looked at, changed, and how often it failed."""
+
+    looked_at: int = 0
+    changed: int = 0
+    errors: int = 0
+    requests: int = 0
+    notes: list = field(default_factory=list)
+
+
+def results_spacing(configuration):
+    """The shared limiter of /results/ requests of a configuration's shop."""
+    shop_id = configuration.params.get("shop_id", "")
+    return RequestSpacing(get_redis(), f"cabinet:results:{shop_id}",
+                          current_app.config["RESULTS_MIN_INTERVAL"])
+
+
+def due_transactions(now):
+    """Select the orders whose check is due, of instances with an active configuration."""
+    active = ModuleConfiguration.select(ModuleConfiguration.instance).where(
+        ModuleConfiguration.is_active == True)  # noqa: E712
+    return (
+        Transaction.select()
+        .join(ModuleInstance)
+        .where(
+            Transaction.status.in_(payments.CHECKED_STATUSES),
+            Transaction.next_check_at <= now,
+            Transaction.instance.in_(active),
+        )
+        .order_by(Transaction.configuration, Transaction.created_at)
+    )
+
+
+def windows(transactions, now):
+    """Split orders (sorted by creation) into periods Uniteller accepts."""
+    batch = []
+    for transaction in transactions:
+        if batch and transaction.created_at - batch[0].created_at >= WINDOW - CLOCK_SKEW:
+            yield _window(batch, now)
+            batch = []
+        batch.append(transaction)
+    if batch:
+        yield _window(batch, now)
+
+
+def _window(batch, now):
+    start = batch[0].created_at - CLOCK_SKEW
+    # Uniteller's period has whole minutes: end a minute late rather than cut
+    # off this minute's orders.
+    end = min(start + WINDOW, now + timedelta(minutes=1))
+    return start.replace(tzinfo=UTC), end.replace(tzinfo=UTC), batch
+
+
+def run(now=None):
+    """Check every due order with period queries, within Uniteller's request limit."""
+    now = now or utcnow()
+    stats = Stats()
+    due = list(due_transactions(now))
+    for _, group in groupby(due, key=lambda t: t.configuration_id):
+        group = list(group)
+        configuration = group[0].configuration
+        client = payments.client_for(configuration)
+        spacing = results_spacing(configuration)
+        for start, end, batch in windows(group, now):
+            try:
+                rows = ask(client, spacing, stats, start=start, end=end)
+            except UnitellerError as exc:
+                # Nothing changes; the next run asks again.
+                stats.errors += 1
+                stats.notes.append(str(exc))
+                log.warning("status check: shop %s: %s", client.shop_id, exc)
+                break
+            _apply(batch, rows, now, stats)
+    return stats
+
+
+def check_order(transaction_id, now=None):
+    """Check one order now (a subscriber came back, or Uniteller asked about it)."""
+    now = now or utcnow()
+    stats = Stats()
+    transaction = Transaction.get_or_none(Transaction.id == transaction_id)
+    if transaction is None or transaction.status not in payments.CHECKED_STATUSES:
+        return stats
+    client = payments.client_for(transaction.configuration)
+    try:
+        rows = ask(client, results_spacing(transaction.configuration), stats,
+                    order_id=transaction.order_id)
+    except UnitellerError as exc:
+        stats.errors += 1
+        stats.notes.append(str(exc))
+        log.warning("order check %s: %s", transaction.order_id, exc)
+        return stats
+    _apply([transaction], rows, now, stats)
+    return stats
+
+
+def ask(client, spacing, stats, **query):
+    """Send one /results/ request when the shared limiter allows it."""
+    # Uniteller holds an early request up to 100 s and then answers 429, so
+    # waiting our turn here costs nothing it would not cost there.
+    if not spacing.acquire(timeout=max(30, spacing.interval_ms / 1000 * 3)):
+        raise UnitellerError("results: no turn within the limit, try later")
+    try:
+        stats.requests += 1
+        return client.results(**query)
+    finally:
+        spacing.release()
+
+
+def _apply(batch, rows, now, stats):
+    """Apply the rows Uniteller returned to our orders, and plan their next checks."""
+    by_order = {row.get("OrderNumber"): row for row in rows}
+    for transaction in batch:
+        stats.looked_at += 1
+        row = by_order.get(transaction.order_id)
+        try:
+            if row is not None:
+                outcome = payments.apply_status(
+                    transaction.order_id, row.get("Status"), source="status",
+                    fields=row, instance=transaction.instance)
+                stats.changed += outcome.result in CHANGES
+            planned = payments.after_status_check(transaction.id, row is not None, now)
+            stats.changed += planned == "expired"
+        except Exception as exc:  # one bad row must not stop the run
+            stats.errors += 1
+            stats.notes.append(f"{transaction.order_id}: {type(exc).__name__}")
+            log.exception("status check of %s failed", transaction.order_id)
+
+
+def request_order_check(transaction, reason):
+    """Enqueue one check of an open order, once per order however often it is asked."""
+    if transaction.status not in payments.CHECKED_STATUSES:
+        return False
+    delay = current_app.config["RETURN_CHECK_DELAY"]
+    key = f"cabinet:order-check:{transaction.id}"
+    # One job per order for a while: a page refresh must not multiply requests.
+    if not get_redis().set(key, reason, nx=True, ex=max(600, delay * 2)):
+        return False
+    from . import jobs
+    from .extensions import get_queue
+
+    get_queue().enqueue_in(timedelta(seconds=delay), jobs.check_order, transaction.id,
+                           job_timeout=600)
+    return True

@@ -1,0 +1,76 @@
+"""The payment path end to end: our live app and the live sandbox, no mocks."""
+
+import pytest
+
+from cabinet.db import db
+from cabinet.models import Contract, Transaction
+from tests.helpers import DECLINE_CARD, SUCCESS_CARD, pay_by_card
+
+
+def read(world, number="1001"):
+    """Return (balance, {order: status}) of a contract, fresh."""
+    with world.app.app_context():
+        with db.connection_context():
+            contract = Contract.by_number(number)
+            statuses = {t.order_id: t.status for t in contract.transactions}
+            return contract.balance, statuses
+
+
+def test_success_card_credits_once_and_returns_to_ok(world):
+    order_id, location, page = pay_by_card(world, "500", SUCCESS_CARD)
+    assert "/pay/return/ok" in location and f"Order_ID={order_id}" in location
+    assert page.status_code == 200
+    world.settle()
+    balance, statuses = read(world)
+    assert balance == 50000 and statuses == {order_id: "paid"}
+
+
+def test_declined_card_goes_to_no_and_changes_nothing(world):
+    order_id, location, page = pay_by_card(world, "500", DECLINE_CARD)
+    assert "/pay/return/no" in location
+    world.settle()
+    assert read(world) == (0, {order_id: "new"})  # no callback for a failure
+
+
+@pytest.mark.parametrize("amount, outcome", [
+    ("375.00", "expired card"), ("1500.00", "insufficient funds"),
+    ("2500.00", "declined"),
+])
+def test_amount_bands_decline(world, amount, outcome):
+    _, location, _ = pay_by_card(world, amount, SUCCESS_CARD)
+    assert "/pay/return/no" in location, outcome
+    world.settle()
+    assert read(world)[0] == 0
+
+
+def test_delayed_success_credits_when_it_comes(make_world):
+    world = make_world(SANDBOX_DELAYED_SUCCESS_SECONDS=1)
+    order_id, location, _ = pay_by_card(world, "4000.00", SUCCESS_CARD)
+    assert "/pay/return/ok" in location
+    world.settle()
+    assert read(world) == (400000, {order_id: "paid"})
+
+
+def test_callbacks_retried_after_http_errors_credit_once(world):
+    world.faults(callback_http_errors=3)
+    order_id, _, _ = pay_by_card(world, "500", SUCCESS_CARD)
+    world.settle()
+    assert read(world) == (50000, {order_id: "paid"})
+
+
+def test_duplicate_callbacks_credit_once(world):
+    world.faults(duplicate_callbacks=5)
+    order_id, _, _ = pay_by_card(world, "500", SUCCESS_CARD)
+    world.settle()
+    assert read(world) == (50000, {order_id: "paid"})
+
+
+def test_paid_before_authorized_ends_paid_and_credits_once(world):
+    world.faults(reorder_callbacks=True)
+    order_id, _, _ = pay_by_card(world, "500", SUCCESS_CARD)
+    world.settle()
+    assert read(world) == (50000, {order_id: "paid"})
+    with world.app.app_context(), db.connection_context():
+        transaction = Transaction.by_order_id(order_id)
+        kinds = [e.kind for e in transaction.events]
+    assert kinds.count("state") == 2  # created, new -> paid; the late authorized is a no-op
