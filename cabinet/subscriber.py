@@ -143,7 +143,10 @@ def payment_return(outcome):
 def payment_status(order_id):
     """Answer the payment status fragment; it polls itself until final."""
     transaction = payments.transaction_of(current_contract(), order_id)
-    return render_template("subscriber/_payment-status.html", transaction=transaction)
+    outcome = request.args.get("outcome") if request.args.get("outcome") in (
+        "ok", "no") else None
+    return render_template("subscriber/_payment-status.html", transaction=transaction,
+                           outcome=outcome)
 
 
 def _period(args, tz):
