@@ -66,6 +66,18 @@ class Merchant:
         return [c["form"].get("Status") or c["json"]["Status"] for c in self.callbacks]
 
 
+@pytest.fixture(autouse=True)
+def no_threads_left():
+    """Fail a test that leaves a sandbox worker or a served app running."""
+    yield
+    left = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread.name.startswith(("sandbox-worker", "wsgi-"))
+    ]
+    assert left == []
+
+
 @pytest.fixture
 def merchant():
     """The merchant served in a thread."""
@@ -147,8 +159,14 @@ def open_form(client, order_id="ORD-1", subtotal="100.00", **extra) -> str:
     return match.group(1)
 
 
-def pay(client, order_id="ORD-1", subtotal="100.00", card=SUCCESS_CARD,
-        expiry=("12", "35"), **extra):
+def pay(
+    client,
+    order_id="ORD-1",
+    subtotal="100.00",
+    card=SUCCESS_CARD,
+    expiry=("12", "35"),
+    **extra,
+):
     """Open the form and submit a card; return the response."""
     token = open_form(client, order_id, subtotal, **extra)
     form = {
@@ -188,7 +206,7 @@ def md5_upper(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest().upper()
 
 
-# -- §13 vectors -----------------------------------------------------------------
+# -- §13 vectors --
 
 PAY_VECTORS = [
     ({"Subtotal_P": "100.00"}, "secret", "E5227F1B81D7A004EAABD171F9188476"),
@@ -240,14 +258,18 @@ def test_recurrent_signature_vectors():
         ("authorized", [], "A785357D0458C92EBBCF276F8E3159A9"),
         ("paid", [], "36F9A1C0436DC792EAFFF4DC2020649E"),
         ("canceled", [], "CA0822FDFE655B9E1722116F930EC439"),
-        ("paid", ["123456789012", "AB1234", "100.00"], "2BF669F096352A1CEA50C8F96524D93B"),
+        (
+            "paid",
+            ["123456789012", "AB1234", "100.00"],
+            "2BF669F096352A1CEA50C8F96524D93B",
+        ),
     ],
 )
 def test_callback_signature_vectors(status, values, expected):
     assert callback_signature("ORD-1", status, values, "secret") == expected
 
 
-# -- the payment page --------------------------------------------------------------
+# -- the payment page --
 
 LONG_URL = "http://shop.test/" + "x" * 250
 
@@ -255,15 +277,39 @@ LONG_URL = "http://shop.test/" + "x" * 250
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"Shop_IDP": None}, "Mandatory parameter Shop_IDP is not present in the request"),
-        ({"Order_IDP": ""}, "Mandatory parameter Order_IDP is not present in the request"),
-        ({"Subtotal_P": "abc"}, "Subtotal_P must be a valid positive floating point number"),
-        ({"Subtotal_P": "-5.00"}, "Subtotal_P must be a valid positive floating point number"),
-        ({"Subtotal_P": "0.00"}, "Subtotal_P must be a valid positive floating point number"),
-        ({"Subtotal_P": "10.123"}, "Subtotal_P must have one or two digits after the decimal point"),
-        ({"Subtotal_P": "10."}, "Subtotal_P must have one or two digits after the decimal point"),
+        (
+            {"Shop_IDP": None},
+            "Mandatory parameter Shop_IDP is not present in the request",
+        ),
+        (
+            {"Order_IDP": ""},
+            "Mandatory parameter Order_IDP is not present in the request",
+        ),
+        (
+            {"Subtotal_P": "abc"},
+            "Subtotal_P must be a valid positive floating point number",
+        ),
+        (
+            {"Subtotal_P": "-5.00"},
+            "Subtotal_P must be a valid positive floating point number",
+        ),
+        (
+            {"Subtotal_P": "0.00"},
+            "Subtotal_P must be a valid positive floating point number",
+        ),
+        (
+            {"Subtotal_P": "10.123"},
+            "Subtotal_P must have one or two digits after the decimal point",
+        ),
+        (
+            {"Subtotal_P": "10."},
+            "Subtotal_P must have one or two digits after the decimal point",
+        ),
         ({"Shop_IDP": "99999999"}, "Wrong Shop_IDP"),
-        ({"URL_RETURN_OK": None}, "URL_RETURN_OK or URL_RETURN must be present in the request"),
+        (
+            {"URL_RETURN_OK": None},
+            "URL_RETURN_OK or URL_RETURN must be present in the request",
+        ),
         ({"URL_RETURN_OK": "http://магазин.рф/ok"}, "URL_RETURN_OK is not valid"),
         ({"URL_RETURN_NO": LONG_URL}, "URL_RETURN_NO is not valid"),
         ({"URL_RETURN": "ftp://shop.test/"}, "URL_RETURN is not valid"),
@@ -307,8 +353,13 @@ def test_pay_signature_needs_order_lifetime_slot_only_when_sent(client):
 
 def test_pay_accepts_get_without_slash_and_all_optional_slots(client):
     fields = signed_pay_fields(
-        MeanType="0", Lifetime="300", OrderLifetime="3600", PhoneVerified="+7900",
-        MerchantOrderId="m-1", Customer_IDP="cust-42", URL_RETURN="http://s.test/r",
+        MeanType="0",
+        Lifetime="300",
+        OrderLifetime="3600",
+        PhoneVerified="+7900",
+        MerchantOrderId="m-1",
+        Customer_IDP="cust-42",
+        URL_RETURN="http://s.test/r",
     )
     page = client.get("/pay", query_string=fields)
     assert page.status_code == 200
@@ -328,8 +379,13 @@ def test_card_form_shows_order_and_keeps_request_server_side(client):
 
 def test_card_form_asks_again_for_a_malformed_card(client):
     token = open_form(client)
-    form = {"token": token, "card_number": "12ab", "exp_month": "1",
-            "exp_year": "35", "cvc": "123"}
+    form = {
+        "token": token,
+        "card_number": "12ab",
+        "exp_month": "1",
+        "exp_year": "35",
+        "cvc": "123",
+    }
     page = client.post("/pay/card", data=form)
     assert "Проверьте номер карты" in page.text and 'name="card_number"' in page.text
     assert sandbox(client.application).attempts_of(SHOP_ID, "ORD-1") == []
@@ -347,8 +403,14 @@ def test_success_sends_signed_callbacks_and_returns_with_order_id(
     assert merchant.statuses() == ["authorized", "paid"]
     for callback in merchant.callbacks:
         form = callback["form"]
-        assert list(form) == ["Order_ID", "Status", "BillNumber", "ApprovalCode",
-                              "Total", "Signature"]
+        assert list(form) == [
+            "Order_ID",
+            "Status",
+            "BillNumber",
+            "ApprovalCode",
+            "Total",
+            "Signature",
+        ]
         assert callback["query"] == form
         assert re.fullmatch(r"\d{12}", form["BillNumber"]) and form["ApprovalCode"]
         assert form["Total"] == "100.00"
@@ -377,8 +439,13 @@ def test_paid_order_cannot_be_paid_again(client, sandbox_app):
 
 def test_form_submitted_twice_is_refused(client, sandbox_app):
     token = open_form(client)
-    form = {"token": token, "card_number": SUCCESS_CARD, "exp_month": "12",
-            "exp_year": "2035", "cvc": "123"}
+    form = {
+        "token": token,
+        "card_number": SUCCESS_CARD,
+        "exp_month": "12",
+        "exp_year": "2035",
+        "cvc": "123",
+    }
     assert client.post("/pay/card", data=form).status_code == 302
     assert "не может быть оплачен" in client.post("/pay/card", data=form).text
     assert len(sandbox(sandbox_app).attempts_of(SHOP_ID, "ORD-1")) == 1
@@ -419,14 +486,21 @@ def test_declines_return_to_url_return_no_without_callback(
     assert row[:3] == ["ORD-9", "Not Authorized", code] and row[3]
 
 
-@pytest.mark.parametrize("subtotal", ["10.00", "369.99", "380.00", "1000.00", "5000.01"])
+@pytest.mark.parametrize(
+    "subtotal", ["10.00", "369.99", "380.00", "1000.00", "5000.01"]
+)
 def test_amounts_outside_the_bands_succeed(client, sandbox_app, subtotal):
     assert paid_order(client, sandbox_app, "ORD-5", subtotal)["status"] == "paid"
 
 
 def test_failure_with_url_return_only_goes_there(client):
-    answer = pay(client, card="4000000000002479", URL_RETURN_OK=None,
-                 URL_RETURN_NO=None, URL_RETURN="http://shop.test/back")
+    answer = pay(
+        client,
+        card="4000000000002479",
+        URL_RETURN_OK=None,
+        URL_RETURN_NO=None,
+        URL_RETURN="http://shop.test/back",
+    )
     assert answer.headers["Location"] == "http://shop.test/back?Order_ID=ORD-1"
 
 
@@ -436,9 +510,10 @@ def test_delayed_success_band(make_sandbox, merchant):
     answer = pay(client, "ORD-D", "4000.00")
     assert answer.headers["Location"].startswith("http://shop.test/ok?")
     assert result_row(client, "ORD-D") == ["ORD-D", "Waiting", ""]
-    assert "не может быть оплачен" in client.post(
-        "/pay/", data=signed_pay_fields("ORD-D", "4000.00")
-    ).text
+    assert (
+        "не может быть оплачен"
+        in client.post("/pay/", data=signed_pay_fields("ORD-D", "4000.00")).text
+    )
     assert wait_idle(app)
     assert merchant.statuses() == ["authorized", "paid"]
     assert result_row(client, "ORD-D") == ["ORD-D", "Paid", "AS000"]
@@ -463,7 +538,7 @@ def test_only_the_masked_card_number_is_stored(client, sandbox_app, tmp_path):
     assert "400000******2487" in page and "4000000000002487" not in page
 
 
-# -- callback delivery ---------------------------------------------------------------
+# -- callback delivery --
 
 
 def attempts(app, order_id="ORD-1"):
@@ -542,7 +617,10 @@ def test_dropped_callbacks(client, sandbox_app, merchant):
     set_faults(client, drop_callbacks=True)
     paid_order(client, sandbox_app)
     assert merchant.callbacks == []
-    assert callback_states(sandbox_app) == [("authorized", "dropped"), ("paid", "dropped")]
+    assert callback_states(sandbox_app) == [
+        ("authorized", "dropped"),
+        ("paid", "dropped"),
+    ]
     assert attempts(sandbox_app)[0][2] == "dropped (fault injection)"
 
 
@@ -576,19 +654,29 @@ def test_status_check(make_sandbox, merchant, answer, status, callbacks):
     assert check["answer"] == (answer if answer != "nonsense" else "")
 
 
-# -- /results/ ----------------------------------------------------------------------
+# -- /results/ --
 
 
 def test_results_csv_follows_s_fields_with_header_and_delimiter(client, sandbox_app):
     order = paid_order(client, sandbox_app)
-    answer = results(client, ShopOrderNumber="ORD-1", Header1="1", Delimiter="|",
-                     S_FIELDS="Total;OrderNumber;billnumber;CardNumber;Status;Date")
+    answer = results(
+        client,
+        ShopOrderNumber="ORD-1",
+        Header1="1",
+        Delimiter="|",
+        S_FIELDS="Total;OrderNumber;billnumber;CardNumber;Status;Date",
+    )
     assert answer.status_code == 200
     header, row, end = answer.text.split("\r\n")
     assert header == "Total|OrderNumber|BillNumber|CardNumber|Status|Date"
     values = row.split("|")
-    assert values[:5] == ["100.00", "ORD-1", order["bill_number"],
-                          "400000******2487", "Paid"]
+    assert values[:5] == [
+        "100.00",
+        "ORD-1",
+        order["bill_number"],
+        "400000******2487",
+        "Paid",
+    ]
     assert re.fullmatch(r"\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d", values[5])
     assert end == ""
 
@@ -608,8 +696,10 @@ def test_results_xml(client, sandbox_app):
         "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>"
         "<unitellerresult firstcode='' secondcode='' count='2'><orders><order>"
     )
-    assert ("<order><ordernumber>ORD-1</ordernumber><status>Paid</status>"
-            "<response_code>AS000</response_code></order>") in answer.text
+    assert (
+        "<order><ordernumber>ORD-1</ordernumber><status>Paid</status>"
+        "<response_code>AS000</response_code></order>"
+    ) in answer.text
     assert "<ordernumber>ORD-&lt;2&gt;</ordernumber>" in answer.text
 
 
@@ -627,9 +717,14 @@ def test_results_filters(client, sandbox_app):
     assert numbers(Success="0") == ["ORD-2"]
     assert numbers(ShopOrderNumber="ORD-2") == ["ORD-2"]
     today = sandbox(sandbox_app).today()
-    period = {"StartDay": today.day, "StartMonth": today.month,
-              "StartYear": today.year, "EndDay": today.day,
-              "EndMonth": today.month, "EndYear": today.year}
+    period = {
+        "StartDay": today.day,
+        "StartMonth": today.month,
+        "StartYear": today.year,
+        "EndDay": today.day,
+        "EndMonth": today.month,
+        "EndYear": today.year,
+    }
     assert numbers(**period) == ["ORD-1", "ORD-2"]
     past = {**period, "StartYear": today.year - 1, "EndYear": today.year - 1}
     assert numbers(**past) == []
@@ -653,14 +748,44 @@ def test_results_refund_rows(client, sandbox_app):
         ({"S_FIELDS": "OrderNumber;Bogus"}, "ERROR: Unknown field Bogus in S_FIELDS"),
         ({"Success": "5"}, "ERROR: Success must be one of"),
         ({"StartDay": "1", "StartMonth": "1"}, "ERROR: Incomplete period"),
-        ({"StartDay": "1", "StartMonth": "1", "StartYear": "2026"},
-         "ERROR: Incomplete period"),
-        ({"StartDay": "1", "StartMonth": "1", "StartYear": "2026", "EndDay": "8",
-          "EndMonth": "1", "EndYear": "2026"}, "ERROR: The period must not exceed 7"),
-        ({"StartDay": "1", "StartMonth": "1", "StartYear": "2026", "StartMin": "5",
-          "EndDay": "2", "EndMonth": "1", "EndYear": "2026"}, "ERROR: Incomplete period"),
-        ({"StartDay": "31", "StartMonth": "2", "StartYear": "2026", "EndDay": "2",
-          "EndMonth": "3", "EndYear": "2026"}, "ERROR: Bad Start date"),
+        (
+            {"StartDay": "1", "StartMonth": "1", "StartYear": "2026"},
+            "ERROR: Incomplete period",
+        ),
+        (
+            {
+                "StartDay": "1",
+                "StartMonth": "1",
+                "StartYear": "2026",
+                "EndDay": "8",
+                "EndMonth": "1",
+                "EndYear": "2026",
+            },
+            "ERROR: The period must not exceed 7",
+        ),
+        (
+            {
+                "StartDay": "1",
+                "StartMonth": "1",
+                "StartYear": "2026",
+                "StartMin": "5",
+                "EndDay": "2",
+                "EndMonth": "1",
+                "EndYear": "2026",
+            },
+            "ERROR: Incomplete period",
+        ),
+        (
+            {
+                "StartDay": "31",
+                "StartMonth": "2",
+                "StartYear": "2026",
+                "EndDay": "2",
+                "EndMonth": "3",
+                "EndYear": "2026",
+            },
+            "ERROR: Bad Start date",
+        ),
     ],
 )
 def test_results_errors(client, params, error):
@@ -670,9 +795,19 @@ def test_results_errors(client, params, error):
 
 
 def test_results_period_of_seven_days_with_hours_is_fine(client):
-    answer = results(client, StartDay="1", StartMonth="1", StartYear="2026",
-                     StartHour="10", StartMin="30", EndDay="8", EndMonth="1",
-                     EndYear="2026", EndHour="10", EndMin="29")
+    answer = results(
+        client,
+        StartDay="1",
+        StartMonth="1",
+        StartYear="2026",
+        StartHour="10",
+        StartMin="30",
+        EndDay="8",
+        EndMonth="1",
+        EndYear="2026",
+        EndHour="10",
+        EndMin="29",
+    )
     assert answer.status_code == 200 and answer.text == ""
 
 
@@ -682,16 +817,31 @@ def test_results_rate_limit(make_sandbox):
     assert results(client).status_code == 429
 
 
-# -- /recurrent/ ----------------------------------------------------------------------
+# -- /recurrent/ --
 
 
-def recurrent(client, order_id="REC-1", subtotal="100.00", parent="ORD-1",
-              password=PASSWORD, **extra):
+def recurrent(
+    client,
+    order_id="REC-1",
+    subtotal="100.00",
+    parent="ORD-1",
+    password=PASSWORD,
+    **extra,
+):
     """Send a signed /recurrent/ request."""
-    fields = {"Shop_IDP": SHOP_ID, "Order_IDP": order_id, "Subtotal_P": subtotal,
-              "Parent_Order_IDP": parent, **extra}
+    fields = {
+        "Shop_IDP": SHOP_ID,
+        "Order_IDP": order_id,
+        "Subtotal_P": subtotal,
+        "Parent_Order_IDP": parent,
+        **extra,
+    }
     fields["Signature"] = recurrent_signature(
-        SHOP_ID, order_id, subtotal, parent, password,
+        SHOP_ID,
+        order_id,
+        subtotal,
+        parent,
+        password,
         parent_shop_id=extra.get("Parent_Shop_IDP"),
     )
     return client.post("/recurrent/", data=fields)
@@ -728,8 +878,13 @@ def test_recurrent_success(client, sandbox_app, merchant, parent):
 
 def test_recurrent_with_parent_shop(client, sandbox_app, parent):
     add_shop(sandbox_app, "00000002", password="other", login="2")
-    fields = {"Shop_IDP": "00000002", "Parent_Shop_IDP": SHOP_ID, "Order_IDP": "R",
-              "Subtotal_P": "10.00", "Parent_Order_IDP": "ORD-1"}
+    fields = {
+        "Shop_IDP": "00000002",
+        "Parent_Shop_IDP": SHOP_ID,
+        "Order_IDP": "R",
+        "Subtotal_P": "10.00",
+        "Parent_Order_IDP": "ORD-1",
+    }
     fields["Signature"] = recurrent_signature(
         "00000002", "R", "10.00", "ORD-1", "other", parent_shop_id=SHOP_ID
     )
@@ -740,7 +895,11 @@ def test_recurrent_with_parent_shop(client, sandbox_app, parent):
 @pytest.mark.parametrize(
     ("case", "code", "text"),
     [
-        ("missing", 3, "Mandatory parameter 'Subtotal_P' is not present in the request"),
+        (
+            "missing",
+            3,
+            "Mandatory parameter 'Subtotal_P' is not present in the request",
+        ),
         ("signature", 2, "Invalid signature"),
         ("format", 5, "Field Subtotal_P has bad format"),
         ("failed", 15, "The operation failed"),
@@ -756,9 +915,15 @@ def test_recurrent_errors(client, sandbox_app, parent, case, code, text):
     paid_order(client, sandbox_app, "PLAIN")
     pay(client, "DECLINED", card="4000000000002479", IsRecurrentStart="1")
     if case == "missing":
-        answer = client.post("/recurrent/", data={"Shop_IDP": SHOP_ID,
-                                                  "Order_IDP": "R", "Signature": "x",
-                                                  "Parent_Order_IDP": "ORD-1"})
+        answer = client.post(
+            "/recurrent/",
+            data={
+                "Shop_IDP": SHOP_ID,
+                "Order_IDP": "R",
+                "Signature": "x",
+                "Parent_Order_IDP": "ORD-1",
+            },
+        )
     elif case == "signature":
         answer = recurrent(client, password="wrong")
     elif case == "format":
@@ -767,8 +932,13 @@ def test_recurrent_errors(client, sandbox_app, parent, case, code, text):
         set_faults(client, operation_failed=True)
         answer = recurrent(client)
     elif case == "forbidden":
-        add_shop(sandbox_app, SHOP_ID, password=PASSWORD, login=LOGIN,
-                 recurrent_allowed=False)
+        add_shop(
+            sandbox_app,
+            SHOP_ID,
+            password=PASSWORD,
+            login=LOGIN,
+            recurrent_allowed=False,
+        )
         answer = recurrent(client)
     elif case == "unknown parent":
         answer = recurrent(client, parent="NOPE")
@@ -777,9 +947,16 @@ def test_recurrent_errors(client, sandbox_app, parent, case, code, text):
     elif case == "exists":
         answer = recurrent(client, order_id="ORD-1")
     elif case == "shop":
-        answer = client.post("/recurrent/", data={
-            "Shop_IDP": "nope", "Order_IDP": "R", "Subtotal_P": "1.00",
-            "Parent_Order_IDP": "ORD-1", "Signature": "x"})
+        answer = client.post(
+            "/recurrent/",
+            data={
+                "Shop_IDP": "nope",
+                "Order_IDP": "R",
+                "Subtotal_P": "1.00",
+                "Parent_Order_IDP": "ORD-1",
+                "Signature": "x",
+            },
+        )
     else:
         answer = recurrent(client, parent="PLAIN")
     assert answer.text == f"ErrorCode;ErrorMessage\r\n{code};{text}\r\n"
@@ -823,20 +1000,30 @@ def test_recurrent_delayed_band_answers_28_then_succeeds(client, sandbox_app, pa
     assert result_row(client, "REC-D") == ["REC-D", "Paid", "AS000"]
 
 
-# -- /unblock/ and /confirm/ -------------------------------------------------------------
+# -- /unblock/ and /confirm/ --
 
 
 def unblock(client, bill, **params):
     """Send /unblock/ with the shop's credentials."""
-    data = {"Billnumber": bill, "Shop_ID": SHOP_ID, "Login": LOGIN,
-            "Password": PASSWORD, **params}
+    data = {
+        "Billnumber": bill,
+        "Shop_ID": SHOP_ID,
+        "Login": LOGIN,
+        "Password": PASSWORD,
+        **params,
+    }
     return client.post("/unblock/", data=data)
 
 
 def confirm(client, bill, **params):
     """Send /confirm/ with the shop's credentials."""
-    data = {"Billnumber": bill, "Shop_ID": SHOP_ID, "Login": LOGIN,
-            "Password": PASSWORD, **params}
+    data = {
+        "Billnumber": bill,
+        "Shop_ID": SHOP_ID,
+        "Login": LOGIN,
+        "Password": PASSWORD,
+        **params,
+    }
     return client.post("/confirm/", data=data)
 
 
@@ -863,8 +1050,12 @@ def test_unblock_full_refund(client, sandbox_app, merchant):
 
 def test_unblock_partial_then_over_refund(client, sandbox_app, merchant):
     order = paid_order(client, sandbox_app)
-    answer = unblock(client, order["bill_number"], Subtotal_P="40.00",
-                     S_FIELDS="OrderNumber;Status;Balance")
+    answer = unblock(
+        client,
+        order["bill_number"],
+        Subtotal_P="40.00",
+        S_FIELDS="OrderNumber;Status;Balance",
+    )
     assert answer.text == "OrderNumber;Status;Balance\r\nORD-1;Paid;60.00\r\n"
     over = unblock(client, order["bill_number"], Subtotal_P="60.01")
     assert over.text.startswith("ErrorCode;ErrorMessage\r\n5;")
@@ -884,8 +1075,16 @@ def test_unblock_reverses_a_block(client, sandbox_app, merchant):
 
 @pytest.mark.parametrize(
     ("case", "code"),
-    [("missing", 3), ("login", 1), ("bill", 4), ("format", 5), ("fields", 10),
-     ("failed", 15), ("declined", 17), ("partial", 35)],
+    [
+        ("missing", 3),
+        ("login", 1),
+        ("bill", 4),
+        ("format", 5),
+        ("fields", 10),
+        ("failed", 15),
+        ("declined", 17),
+        ("partial", 35),
+    ],
 )
 def test_unblock_errors(client, sandbox_app, case, code):
     order = paid_order(client, sandbox_app)
@@ -910,8 +1109,13 @@ def test_unblock_errors(client, sandbox_app, case, code):
         )
         answer = unblock(client, "111111111111")
     else:
-        add_shop(sandbox_app, SHOP_ID, password=PASSWORD, login=LOGIN,
-                 partial_refund_allowed=False)
+        add_shop(
+            sandbox_app,
+            SHOP_ID,
+            password=PASSWORD,
+            login=LOGIN,
+            partial_refund_allowed=False,
+        )
         answer = unblock(client, bill, Subtotal_P="1.00")
     assert answer.text.startswith(f"ErrorCode;ErrorMessage\r\n{code};")
     assert sandbox(sandbox_app).attempts_of(SHOP_ID, "ORD-1")[0]["status"] == "paid"
@@ -945,7 +1149,7 @@ def test_confirm_errors(client, sandbox_app):
     assert late.text.split("\r\n")[1] == "19;Authorization confirm is too late"
 
 
-# -- faults, control API, operator view, CLI, helpers ------------------------------------
+# -- faults, control API, operator view, CLI, helpers --
 
 
 def test_faults_api(client):
@@ -976,15 +1180,24 @@ def test_ping(client):
 
 
 def test_shops_api_never_shows_passwords(client):
-    answer = client.post("/_sandbox/shops", json={
-        "shop_id": "00000009", "password": "hush-hush", "login": "9",
-        "notify_url": "http://shop.test/cb", "callback_fields": "Total"})
+    answer = client.post(
+        "/_sandbox/shops",
+        json={
+            "shop_id": "00000009",
+            "password": "hush-hush",
+            "login": "9",
+            "notify_url": "http://shop.test/cb",
+            "callback_fields": "Total",
+        },
+    )
     assert answer.status_code == 200 and "password" not in answer.json
     listed = client.get("/_sandbox/shops").text
     assert "00000009" in listed and "hush-hush" not in listed
     assert "hush-hush" not in client.get("/").text
-    bad = client.post("/_sandbox/shops", json={"shop_id": "x", "password": "p",
-                                               "login": "l", "colour": "red"})
+    bad = client.post(
+        "/_sandbox/shops",
+        json={"shop_id": "x", "password": "p", "login": "l", "colour": "red"},
+    )
     assert bad.status_code == 400
     no_login = client.post("/_sandbox/shops", json={"shop_id": "x", "password": "p"})
     assert no_login.status_code == 400
@@ -1000,24 +1213,50 @@ def test_operator_view_lists_orders_and_callbacks(client, sandbox_app):
 
 def test_cli_adds_and_lists_shops(sandbox_app):
     runner = sandbox_app.test_cli_runner()
-    added = runner.invoke(args=[
-        "shop", "add", "00000005", "--password", "cli-secret", "--login", "5",
-        "--notify-url", "http://shop.test/cb", "--callback-fields", "BillNumber Total",
-    ])
+    added = runner.invoke(
+        args=[
+            "shop",
+            "add",
+            "00000005",
+            "--password",
+            "cli-secret",
+            "--login",
+            "5",
+            "--notify-url",
+            "http://shop.test/cb",
+            "--callback-fields",
+            "BillNumber Total",
+        ]
+    )
     assert added.exit_code == 0, added.output
     listed = runner.invoke(args=["shop", "list"])
     assert "00000005" in listed.output and "BillNumber Total" in listed.output
     assert "cli-secret" not in listed.output
-    bad = runner.invoke(args=["shop", "add", "6", "--password", "p", "--login", "6",
-                              "--callback-fields", "Bogus"])
+    bad = runner.invoke(
+        args=[
+            "shop",
+            "add",
+            "6",
+            "--password",
+            "p",
+            "--login",
+            "6",
+            "--callback-fields",
+            "Bogus",
+        ]
+    )
     assert bad.exit_code != 0
 
 
 def test_shops_file_is_loaded(tmp_path):
     path = tmp_path / "shops.json"
     path.write_text(json.dumps([{"shop_id": "7", "password": "p", "login": "l"}]))
-    app = create_app({"SANDBOX_DATABASE": str(tmp_path / "s.sqlite3"),
-                      "SANDBOX_SHOPS_FILE": str(path)})
+    app = create_app(
+        {
+            "SANDBOX_DATABASE": str(tmp_path / "s.sqlite3"),
+            "SANDBOX_SHOPS_FILE": str(path),
+        }
+    )
     try:
         assert [shop["shop_id"] for shop in sandbox(app).shops()] == ["7"]
     finally:
@@ -1027,7 +1266,9 @@ def test_shops_file_is_loaded(tmp_path):
 def test_serve_in_thread_serves_the_sandbox(sandbox_app):
     server = serve_in_thread(sandbox_app)
     try:
-        assert requests.get(server.url + "/ping", timeout=5).json() == {"status": "pong"}
+        assert requests.get(server.url + "/ping", timeout=5).json() == {
+            "status": "pong"
+        }
     finally:
         server.shutdown()
     assert Path(sandbox_app.config["SANDBOX_DATABASE"]).exists()

@@ -391,10 +391,11 @@ class Sandbox:
             capture_at = None
             if not order["preauth"]:
                 capture_at = now + self.scaled(self.settings["SANDBOX_CAPTURE_DELAY"])
-                self._schedule("capture", row_id, capture_at)
             # Reordering holds "authorized" back until "paid" has gone out.
             hold = capture_at is not None and self.faults["reorder_callbacks"]
             self._queue_callback(order, "authorized", held=hold)
+            if capture_at is not None:
+                self._schedule("capture", row_id, capture_at)
             check_delay = self.settings["SANDBOX_STATUS_CHECK_DELAY"]
             shop = self.shop(order["shop_id"])
             if check_delay > 0 and shop["status_url"]:
@@ -411,14 +412,18 @@ class Sandbox:
     # -- callbacks -------------------------------------------------------------
 
     def _queue_callback(self, order: dict, status: str, held: bool = False) -> None:
-        """Queue a callback; it stops the retries of older ones of the order."""
+        """Queue a callback; it stops the retries of older ones of the order.
+
+        An older callback not tried yet still gets its first try (it is due
+        earlier); only its retries are stopped, as Uniteller does.
+        """
         shop = self.shop(order["shop_id"])
         if not shop["notify_url"]:
             return
         now = time.time()
         with self.store.tx():
             older = self.store.all(
-                "SELECT id, held FROM callbacks"
+                "SELECT id, held, attempts FROM callbacks"
                 " WHERE order_row = ? AND state = 'pending'",
                 (order["id"],),
             )
@@ -440,7 +445,7 @@ class Sandbox:
             for callback in older:
                 if callback["held"]:
                     self._release(callback["id"], now)
-                else:
+                elif callback["attempts"]:
                     self._supersede(callback["id"])
 
     def _callback_params(self, order: dict, status: str, shop: dict) -> dict:
@@ -557,8 +562,14 @@ class Sandbox:
             current = self.store.one(
                 "SELECT state FROM callbacks WHERE id = ?", (callback["id"],)
             )
+            newer = self.store.one(
+                "SELECT id FROM callbacks WHERE order_row = ? AND id > ?",
+                (callback["order_row"], callback["id"]),
+            )
             if ok:
                 state = "delivered"
+            elif newer is not None:
+                state = "superseded"
             elif number >= len(RETRY_GAPS) + 1:
                 state = "failed"
             else:
