@@ -100,7 +100,7 @@ def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabin
             # usually wins.
             next_check_at=now + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
         )
-        _event(transaction, source, "state", None, "new", note="created")
+        record_event(transaction, source, "state", None, "new", note="created")
     form = client_for(configuration).pay_form(
         transaction.order_id,
         amount,
@@ -162,9 +162,9 @@ def apply_status(order_id, status_word, *, source, fields=None, instance=None):
             )
             log.warning("orphan %s for unknown order=%s", source, order_id)
             return Outcome("orphan")
-        _event(transaction, source, "received", transaction.status, status, kept)
+        record_event(transaction, source, "received", transaction.status, status, kept)
         if status is None:
-            _event(transaction, source, "rejected", transaction.status, None,
+            record_event(transaction, source, "rejected", transaction.status, None,
                    note=f"unknown status {str(status_word)[:60]!r}")
             return Outcome("ignored", transaction)
         return _transition(transaction, status, kept, source)
@@ -174,7 +174,7 @@ def _transition(transaction, status, fields, source):
     """Move a transaction to a status by compare-and-set; credit or reverse once."""
     lower = {k.lower(): v for k, v in fields.items()}
     if status == "partly_canceled":
-        _event(transaction, source, "note", transaction.status, transaction.status,
+        record_event(transaction, source, "note", transaction.status, transaction.status,
                note="partly canceled at Uniteller")
         return Outcome("ignored", transaction)
     if status in ("authorized", "paid") and not _total_matches(transaction, lower):
@@ -200,12 +200,12 @@ def _transition(transaction, status, fields, source):
         current = Transaction.get_by_id(transaction.id).status
         if current == status or (status == "authorized" and current == "paid"):
             return Outcome("duplicate", transaction)
-        _event(transaction, source, "illegal", current, status,
+        record_event(transaction, source, "illegal", current, status,
                note=f"{current} -> {status} is not allowed")
         log.warning("illegal transition order=%s %s -> %s",
                     transaction.order_id, current, status)
         return Outcome("illegal", transaction)
-    _event(transaction, source, "state", old, status)
+    record_event(transaction, source, "state", old, status)
     transaction = Transaction.get_by_id(transaction.id)
     if status in ("authorized", "paid") and _credit(transaction):
         log.info("credited order=%s contract=%s amount=%d",
@@ -261,7 +261,7 @@ def _mark_expired(transaction):
     changed = Transaction.update(status="expired", updated_at=utcnow()).where(
         Transaction.id == transaction.id, Transaction.status == "new").execute()
     if changed:
-        _event(transaction, "status", "state", "new", "expired",
+        record_event(transaction, "status", "state", "new", "expired",
                note="unknown to Uniteller after its lifetime")
     return bool(changed)
 
@@ -282,18 +282,22 @@ def _flag_for_review(transaction, source, reason):
     Transaction.update(
         needs_review=True, review_reason=reason[:500], updated_at=utcnow()
     ).where(Transaction.id == transaction.id).execute()
-    _event(transaction, source, "review", transaction.status, transaction.status,
+    record_event(transaction, source, "review", transaction.status, transaction.status,
            note=reason)
     log.warning("review order=%s: %s", transaction.order_id, reason)
 
 
-def _ledger(transaction, kind, amount):
-    """Write one ledger entry and move the balance; False if it exists already."""
+def post_ledger(transaction, kind, amount, key=None):
+    """Write one ledger entry and move the balance; False if its key exists already.
+
+    Call inside a write unit. The key (default "<kind>:<order id>") makes the
+    entry happen once, whoever tries it how often.
+    """
     try:
         with db.atomic():  # a savepoint: a duplicate must not abort the outer unit
             LedgerEntry.create(
                 contract=transaction.contract_id, transaction=transaction, kind=kind,
-                amount=amount, key=f"{kind}:{transaction.order_id}",
+                amount=amount, key=key or f"{kind}:{transaction.order_id}",
             )
     except IntegrityError:
         return False
@@ -305,7 +309,7 @@ def _ledger(transaction, kind, amount):
 
 def _credit(transaction):
     """Credit a successful transaction's amount to its contract, once."""
-    return _ledger(transaction, "credit", transaction.amount)
+    return post_ledger(transaction, "credit", transaction.amount)
 
 
 def _reverse(transaction):
@@ -317,10 +321,10 @@ def _reverse(transaction):
     )
     if held <= 0:
         return False
-    return _ledger(transaction, "reversal", -held)
+    return post_ledger(transaction, "reversal", -held)
 
 
-def _event(transaction, source, kind, old, new, fields=None, note=None):
+def recordrecord_event(transaction, source, kind, old, new, fields=None, note=None):
     """Record an event of a transaction."""
     TransactionEvent.create(
         transaction=transaction, instance=transaction.instance_id,
