@@ -324,7 +324,7 @@ def _reverse(transaction):
     return post_ledger(transaction, "reversal", -held)
 
 
-def recordrecord_event(transaction, source, kind, old, new, fields=None, note=None):
+def record_event(transaction, source, kind, old, new, fields=None, note=None):
     """Record an event of a transaction."""
     TransactionEvent.create(
         transaction=transaction, instance=transaction.instance_id,

@@ -377,6 +377,23 @@ def test_card_form_shows_order_and_keeps_request_server_side(client):
     assert 'type="submit"' in page.text
 
 
+def test_expired_form_is_refused(client, sandbox_app):
+    token = open_form(client, Lifetime="300")
+    sandbox(sandbox_app).store.run(
+        "UPDATE pay_sessions SET expires_at = expires_at - 301 WHERE token = ?",
+        (token,),
+    )
+    form = {
+        "token": token,
+        "card_number": SUCCESS_CARD,
+        "exp_month": "12",
+        "exp_year": "35",
+        "cvc": "123",
+    }
+    assert "истекло" in client.post("/pay/card", data=form).text
+    assert sandbox(sandbox_app).attempts_of(SHOP_ID, "ORD-1") == []
+
+
 def test_card_form_asks_again_for_a_malformed_card(client):
     token = open_form(client)
     form = {
@@ -1066,6 +1083,17 @@ def test_unblock_partial_then_over_refund(client, sandbox_app, merchant):
     assert merchant.statuses() == ["authorized", "paid", "canceled"]
 
 
+def test_unblock_answers_xml_with_format_3(client, sandbox_app):
+    order = paid_order(client, sandbox_app)
+    answer = unblock(
+        client, order["bill_number"], Format="3", S_FIELDS="OrderNumber;Status"
+    )
+    assert answer.text.endswith(
+        "count='1'><orders><order><ordernumber>ORD-1</ordernumber>"
+        "<status>Canceled</status></order></orders></unitellerresult>"
+    )
+
+
 def test_unblock_reverses_a_block(client, sandbox_app, merchant):
     order = paid_order(client, sandbox_app, Preauth="1")
     assert answer_row(unblock(client, order["bill_number"]))["Status"] == "Canceled"
@@ -1261,6 +1289,13 @@ def test_shops_file_is_loaded(tmp_path):
         assert [shop["shop_id"] for shop in sandbox(app).shops()] == ["7"]
     finally:
         sandbox(app).close()
+
+
+def test_sandbox_code_is_independent_of_the_main_app():
+    package = Path(__file__).parents[1] / "cabinet" / "uniteller" / "sandbox"
+    for path in package.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import) cabinet", source, re.M), path
 
 
 def test_serve_in_thread_serves_the_sandbox(sandbox_app):
