@@ -27,6 +27,16 @@ GET|POST /_sandbox/shops, GET|POST|DELETE /_sandbox/faults,
 GET /_sandbox/orders[?shop_id=&order_id=],
 POST /_sandbox/orders/<Order_IDP>/expire-card|block-card[?shop_id=].
 
+Faults (POST JSON to /_sandbox/faults to merge, DELETE to reset; in memory):
+    drop_callbacks (bool)        record callbacks as dropped, never send them
+    callback_http_errors (int N) first N tries of each callback fail as an
+                                 "injected HTTP 503" without being sent
+    duplicate_callbacks (int N)  send every try N times at once
+    reorder_callbacks (bool)     send "paid" before "authorized"
+    latency_ms (number)          delay /results/, /recurrent/, /unblock/, /confirm/
+    error_rate (0..1), seed      answer that share of them HTTP 500 (seeded RNG)
+    operation_failed (bool)      /recurrent/, /unblock/, /confirm/ answer error 15
+
 Python API:
     app = create_app({"SANDBOX_DATABASE": path, "SANDBOX_TIME_SCALE": 0.001})
     add_shop(app, "00000001", password="secret", login="1",

@@ -141,7 +141,11 @@ class Sandbox:
     def shops(self) -> list[dict]:
         """Return every shop without its password."""
         rows = self.store.all("SELECT * FROM shops ORDER BY shop_id")
-        return [{k: v for k, v in row.items() if k != "password"} for row in rows]
+        for row in rows:
+            del row["password"]
+            row["recurrent_allowed"] = bool(row["recurrent_allowed"])
+            row["partial_refund_allowed"] = bool(row["partial_refund_allowed"])
+        return rows
 
     def authenticate(self, shop_id: str, login: str, password: str) -> dict | None:
         """Return the shop if its login and password match, else None."""
@@ -587,7 +591,7 @@ class Sandbox:
             self.finish_task(task["id"])
             self._capture(task["ref"])
 
-    def _capture(self, row_id: int, amount: int | None = None) -> bool:
+    def _capture(self, row_id: int, amount: int | None = None) -> None:
         now = time.time()
         with self.store.tx():
             order = self.order(row_id)
@@ -599,7 +603,6 @@ class Sandbox:
             ).rowcount
             if changed:
                 self._queue_callback(self.order(row_id), "paid")
-            return bool(changed)
 
     def _settle_task(self, task: dict) -> None:
         """Authorize a payment from the delayed-success band."""
