@@ -188,6 +188,8 @@ def _moment(values, prefix: str, tz, end: bool) -> float | None:
             int(parts["Hour"] or (23 if end else 0)),
             int(parts["Min"] or (59 if end else 0)),
             59 if end else 0,
+            # An inclusive end covers the whole of its last second.
+            999999 if end else 0,
             tzinfo=tz,
         )
     except ValueError:
