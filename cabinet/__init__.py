@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 
 import config as settings
 
@@ -19,6 +19,7 @@ def create_app(config=None):
     register_errors(app)
     register_commands(app)
     register_template_helpers(app)
+    register_event_handlers(app)
     logging.basicConfig(level=app.config["LOG_LEVEL"])
     return app
 
@@ -49,7 +50,8 @@ def register_extensions(app):
     auth.init_login(login_manager)
 
     def select_locale():
-        lang = session.get("lang")
+        # Jobs have no request: they speak the default language.
+        lang = session.get("lang") if has_request_context() else None
         if lang in ("ru", "en"):
             return lang
         return app.config["DEFAULT_LOCALE"]
@@ -59,12 +61,15 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
-    """Register the blueprints: auth, subscriber, gateway."""
-    from . import auth, gateway, subscriber
+    """Register the blueprints: auth, subscriber, gateway, console."""
+    from . import api, auth, console, gateway, subscriber
     from .extensions import csrf
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(subscriber.bp)
+    app.register_blueprint(console.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # a token, not a session, authenticates it
     app.register_blueprint(gateway.bp)
     csrf.exempt(gateway.bp)  # Uniteller signs its calls; it has no CSRF token
 
@@ -94,13 +99,26 @@ def register_template_helpers(app):
     """Add the Jinja filters for money, times and statuses."""
     from flask_babel import format_datetime, get_locale
 
-    from .models import status_label
+    from . import models
     from .money import format_human
+
+    def labeller(labels):
+        return lambda value: labels.get(value, value)
 
     app.jinja_env.filters["money"] = format_human
     app.jinja_env.filters["when"] = lambda value: format_datetime(value, "dd.MM.yyyy HH:mm")
-    app.jinja_env.filters["status_label"] = status_label
+    app.jinja_env.filters["status_label"] = models.status_label
+    app.jinja_env.filters["autopay_mode"] = labeller(models.AUTOPAY_MODE_LABELS)
+    app.jinja_env.filters["autopay_state"] = labeller(models.AUTOPAY_STATE_LABELS)
+    app.jinja_env.filters["charge_status"] = labeller(models.CHARGE_STATUS_LABELS)
     app.jinja_env.globals["get_locale"] = get_locale
+
+
+def register_event_handlers(app):
+    """Import the ISP's event handler modules named in EVENT_HANDLERS."""
+    from .events import load_handlers
+
+    load_handlers(app.config["EVENT_HANDLERS"])
 
 
 def register_commands(app):

@@ -77,7 +77,9 @@ def init_login(login_manager):
 
     @login_manager.unauthorized_handler
     def unauthorized():
-        target = url_for("auth.login", next=_own_path(request.full_path))
+        # Staff and subscribers log in on different pages.
+        view = "console.login" if request.blueprint == "console" else "auth.login"
+        target = url_for(view, next=own_path(request.full_path))
         if htmx:
             # An expired login must not land inside a table cell.
             return "", 401, {"HX-Redirect": target}
@@ -92,7 +94,7 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
 
 
-def _own_path(target):
+def own_path(target):
     """Return target if it is a path on this site, else None (no open redirects)."""
     if not target:
         return None
@@ -104,21 +106,31 @@ def _own_path(target):
     return target.rstrip("?") or None
 
 
-class _Throttle:
-    """Counts failed logins per contract number and per address in Redis."""
+class LoginThrottle:
+    """Counts failed logins per login name and per address in Redis."""
 
-    def __init__(self, number):
-        self.keys = [f"cabinet:login-fail:n:{number}",
+    def __init__(self, kind, name):
+        # kind "n" is a contract number, "o" an operator's login; the address
+        # counter is shared by both.
+        self.keys = [f"cabinet:login-fail:{kind}:{name}",
                      f"cabinet:login-fail:ip:{request.remote_addr}"]
         self.limit = current_app.config["LOGIN_ATTEMPTS"]
         self.window = current_app.config["LOGIN_LOCKOUT_SECONDS"]
 
     def blocked(self):
+        """True while this name or this address is locked out."""
         counts = get_redis().mget(self.keys)
         # The address limit is wider: many subscribers may share one NAT.
         return int(counts[0] or 0) >= self.limit or int(counts[1] or 0) >= self.limit * 5
 
+    def lockout_message(self):
+        """Say how long a locked-out person waits."""
+        minutes = max(1, self.window // 60)
+        return _l("Too many failed attempts. Try again in %(minutes)d minutes.",
+                  minutes=minutes)
+
     def failed(self):
+        """Count one failed attempt."""
         pipe = get_redis().pipeline()
         for key in self.keys:
             pipe.incr(key)
@@ -126,6 +138,7 @@ class _Throttle:
         pipe.execute()
 
     def succeeded(self):
+        """Forget the name's failures."""
         get_redis().delete(self.keys[0])
 
 
@@ -135,18 +148,14 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         number = form.number.data.strip()
-        throttle = _Throttle(number)
+        throttle = LoginThrottle("n", number)
         if throttle.blocked():
-            minutes = max(1, current_app.config["LOGIN_LOCKOUT_SECONDS"] // 60)
-            form.number.errors.append(
-                _l("Too many failed attempts. Try again in %(minutes)d minutes.",
-                   minutes=minutes)
-            )
+            form.number.errors.append(throttle.lockout_message())
             return render_template("auth/login.html", form=form), 429
         contract = Contract.by_number(number)
         if contract and check_password_hash(contract.password_hash, form.password.data):
             throttle.succeeded()
-            next_path = _own_path(request.args.get("next"))
+            next_path = own_path(request.args.get("next"))
             session.clear()  # a new session on login: no fixation
             login_user(ContractUser(contract))
             return redirect(next_path or url_for("subscriber.index"))
@@ -159,12 +168,17 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     """Log out and forget the session."""
+    end_session()
+    return redirect(url_for("auth.login"))
+
+
+def end_session():
+    """Log whoever it is out and forget the session, but keep the language."""
     lang = session.get("lang")
     logout_user()
     session.clear()
     if lang:
         session["lang"] = lang
-    return redirect(url_for("auth.login"))
 
 
 @bp.route("/lang/<code>", methods=["POST"])
@@ -173,7 +187,7 @@ def set_language(code):
     if code not in ("ru", "en"):
         return render_template("errors/error.html", code=404, reason="unknown language"), 404
     session["lang"] = code
-    return redirect(_own_path(request.form.get("next")) or url_for("subscriber.index"))
+    return redirect(own_path(request.form.get("next")) or url_for("subscriber.index"))
 
 
 def current_contract():

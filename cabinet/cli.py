@@ -143,6 +143,96 @@ def operator_add(login, password, admin):
     click.echo(f"Operator {operator.login} ({operator.role}) created.")
 
 
+autopay_cli = AppGroup("autopay", help="Autopay.")
+token_cli = AppGroup("token", help="API tokens for the provider's own logic.")
+
+
+@autopay_cli.command("charge")
+@click.argument("contract")
+@click.argument("amount")
+@click.option("--reason", default="", help="Why (kept with the charge).")
+@click.option("--key", help="An idempotency key: the same key asks for the same charge.")
+def autopay_charge(contract, amount, reason, key):
+    """Charge CONTRACT's card AMOUNT roubles now (automatic mode)."""
+    from . import autopay
+    from .money import AmountError, parse_amount
+
+    try:
+        kopecks = parse_amount(amount)
+    except AmountError as exc:
+        fail(f"amount {amount!r}: {exc}")
+    charge = _run(autopay.request_charge, contract, kopecks, reason, "cli", key)
+    click.echo(f"Charge {charge.id} ({charge.period}) of {format_signed(charge.amount)} "
+               f"for contract {contract}: {charge.status}.")
+
+
+@autopay_cli.command("show")
+@click.argument("contract")
+def autopay_show(contract):
+    """Show CONTRACT's autopay: mode, state, card's parent order, last charges."""
+    from . import autopay
+    from .models import AutopayCharge
+
+    def show():
+        current = autopay.autopay_of(manage.get_contract(contract))
+        if current is None:
+            click.echo("no autopay")
+            return
+        click.echo(f"mode: {current.mode}  state: {current.state}"
+                   + (f" ({current.suspended_reason})" if current.suspended_reason else ""))
+        if current.amount:
+            click.echo(f"amount: {format_signed(current.amount)}  weekday: "
+                       f"{current.weekday}  day: {current.day_of_month}")
+        click.echo(f"parent order: {current.parent.order_id if current.parent else '-'}")
+        for charge in current.charges.order_by(AutopayCharge.id.desc()).limit(10):
+            click.echo(f"  {charge.period:<24} {format_signed(charge.amount):>10} "
+                       f"{charge.status:<10} tries {charge.tries} "
+                       f"{charge.result_message or ''}")
+    _run(show)
+
+
+@token_cli.command("add")
+@click.argument("name")
+def token_add(name):
+    """Create API token NAME and print it (once: it is kept only hashed)."""
+    from peewee import IntegrityError
+
+    from .api import create_token
+
+    def add():
+        try:
+            return create_token(name)[1]
+        except IntegrityError:
+            fail(f"token {name!r} exists already")
+    click.echo(_run(add))
+
+
+@token_cli.command("revoke")
+@click.argument("name")
+def token_revoke(name):
+    """Revoke API token NAME."""
+    from .models import ApiToken, utcnow
+
+    def revoke():
+        if not ApiToken.update(revoked_at=utcnow()).where(
+                ApiToken.name == name, ApiToken.revoked_at.is_null()).execute():
+            fail(f"no active token {name!r}")
+    _run(revoke)
+    click.echo(f"Token {name} revoked.")
+
+
+@token_cli.command("list")
+def token_list():
+    """List API tokens (names and dates, never the tokens)."""
+    from .models import ApiToken
+
+    def show():
+        for row in ApiToken.select().order_by(ApiToken.name):
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            click.echo(f"{row.name}\tcreated {row.created_at:%Y-%m-%d}\t{state}")
+    _run(show)
+
+
 @click.command("seed-demo")
 @with_appcontext
 @click.option("--gateway-url", default=DEMO["gateway_url"], show_default=True,
@@ -162,7 +252,9 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
             manage.add_configuration(instance, "sandbox", [
                 f"shop_id={shop_id}", f"login={shop_login}", f"password={shop_password}",
                 f"gateway_url={gateway_url}", "min_amount=1.00",
-                "max_amount=15000.00",
+                "max_amount=15000.00", "autopay_weekly=yes", "autopay_monthly=yes",
+                "autopay_automatic=yes", "auto_threshold=100.00",
+                "auto_target=500.00",
             ], activate=True, who="seed-demo")
         contracts = [
             ("1001", "Иванов Иван Иванович", "demo", "ivanov@example.com", instance),
@@ -273,5 +365,5 @@ def reconcile_command(instance, day_from, day_to, fix):
 def init_app(app):
     """Register the commands on the app."""
     for command in (instance_cli, config_cli, contract_cli, operator_cli, seed_demo,
-                    tasks_cli, reconcile_command):
+                    tasks_cli, reconcile_command, autopay_cli, token_cli):
         app.cli.add_command(command)

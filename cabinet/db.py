@@ -1,5 +1,7 @@
 """The database: late binding, per-request connections, write units, init-db."""
 
+import threading
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import click
@@ -49,13 +51,47 @@ def init_app(app):
     app.cli.add_command(init_db_command)
 
 
+_unit = threading.local()
+
+
+@contextmanager
 def write_unit():
-    """Open a write transaction that takes the write lock at once (read-then-write)."""
-    # A deferred SQLite transaction that upgrades to a writer fails with "database
-    # is locked" instead of waiting; IMMEDIATE queues for the lock at BEGIN.
-    if isinstance(db.obj, SqliteDatabase):
-        return db.atomic("IMMEDIATE")
-    return db.atomic()
+    """Run a unit of work in a transaction that takes the write lock at once.
+
+    Callbacks registered with on_commit() run after the outermost unit commits
+    (and are dropped if it rolls back): a job is enqueued only once its rows exist.
+    """
+    depth = getattr(_unit, "depth", 0)
+    if depth == 0:
+        _unit.callbacks = []
+    _unit.depth = depth + 1
+    try:
+        # A deferred SQLite transaction that upgrades to a writer fails with
+        # "database is locked" instead of waiting; IMMEDIATE queues at BEGIN.
+        if isinstance(db.obj, SqliteDatabase):
+            transaction = db.atomic("IMMEDIATE")
+        else:
+            transaction = db.atomic()
+        with transaction:
+            yield
+    except BaseException:
+        if depth == 0:
+            _unit.callbacks = []
+        raise
+    finally:
+        _unit.depth = depth
+    if depth == 0:
+        callbacks, _unit.callbacks = _unit.callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def on_commit(callback):
+    """Call `callback` once the current write unit commits (at once outside one)."""
+    if getattr(_unit, "depth", 0):
+        _unit.callbacks.append(callback)
+    else:
+        callback()
 
 
 def create_tables():

@@ -38,6 +38,15 @@ def run_scheduled_task(name):
 
 
 @_with_app
+def run_task_now(name, slot):
+    """Run a scheduled task by hand under the slot the console polls for (once)."""
+    from .schedule import run_task
+
+    run = run_task(name, trigger="manual", slot=slot)
+    return None if run is None else run.id
+
+
+@_with_app
 def check_order(transaction_id):
     """Ask Uniteller about one order now (after a return or a status request)."""
     from . import status_check
@@ -45,3 +54,27 @@ def check_order(transaction_id):
     stats = status_check.check_order(transaction_id)
     return {"looked_at": stats.looked_at, "changed": stats.changed,
             "errors": stats.errors}
+
+
+@_with_app
+def charge_autopay(charge_id):
+    """Send one try of an autopay charge (a no-op unless it is due)."""
+    from . import autopay
+
+    return autopay.charge(charge_id)
+
+
+@_with_app
+def resolve_autopay_charge(charge_id):
+    """Find out through /results/ what became of a try whose answer was lost."""
+    from . import autopay
+
+    return autopay.resolve(charge_id)
+
+
+@_with_app
+def email_notice(notice_id):
+    """E-mail a notice to its subscriber (once)."""
+    from . import mail
+
+    return mail.send_notice(notice_id)

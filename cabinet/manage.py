@@ -72,6 +72,23 @@ def activate_configuration(instance, name, who="cli"):
     return ModuleConfiguration.get_by_id(configuration.id)
 
 
+def update_configuration(configuration, values):
+    """Replace a configuration's parameters; an absent password keeps the old one."""
+    clean = module_params.validate(values)
+    for key in module_params.SECRET_PARAMS:
+        if not clean.get(key) and configuration.params.get(key):
+            clean[key] = configuration.params[key]
+    ModuleConfiguration.update(params=clean).where(
+        ModuleConfiguration.id == configuration.id).execute()
+    return ModuleConfiguration.get_by_id(configuration.id)
+
+
+def link_contract(contract, instance):
+    """Link a contract to a module instance (None: unlink it)."""
+    Contract.update(instance=instance).where(Contract.id == contract.id).execute()
+    return Contract.get_by_id(contract.id)
+
+
 def add_contract(number, name, password, email=None, instance=None):
     """Create a subscriber's contract."""
     number = number.strip()

@@ -9,6 +9,7 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
+    DateField,
     DateTimeField,
     ForeignKeyField,
     IntegerField,
@@ -142,7 +143,10 @@ class Transaction(BaseModel):
     class Meta:
         indexes = (
             (("contract", "created_at"), False),
-            (("instance", "created_at"), False),
+            # The console's monitor pages by (created_at, id) within an instance,
+            # with or without a status filter.
+            (("instance", "created_at", "id"), False),
+            (("instance", "status", "created_at", "id"), False),
             (("status", "created_at"), False),
             (("status", "next_check_at"), False),
         )
@@ -198,6 +202,29 @@ def status_label(status):
     return STATUS_LABELS.get(status, status)
 
 
+AUTOPAY_MODE_LABELS = {
+    "weekly": _l("Weekly"),
+    "monthly": _l("Monthly"),
+    "automatic": _l("Automatic (decided by the provider)"),
+}
+AUTOPAY_STATE_LABELS = {
+    "binding": _l("Waiting for the card payment"),
+    "active": _l("On"),
+    "suspended": _l("Paused: a new card is needed"),
+    "off": _l("Off"),
+}
+CHARGE_STATUS_LABELS = {
+    "due": _l("Due"),
+    "sending": _l("In progress"),
+    "resend": _l("In progress"),
+    "succeeded": _l("Charged"),
+    "retry": _l("Declined, will retry"),
+    "failed": _l("Declined"),
+    "skipped": _l("Skipped"),
+    "canceled": _l("Canceled"),
+}
+
+
 class TransactionEvent(BaseModel):
     """Something that happened to an order: a callback, a status answer, a change."""
 
@@ -225,6 +252,84 @@ class LedgerEntry(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class Autopay(BaseModel):
+    """A contract's autopay: its mode, parameters and the parent order of its card."""
+
+    contract = ForeignKeyField(Contract, unique=True, backref="autopays")
+    mode = CharField(max_length=16)  # weekly | monthly | automatic
+    weekday = IntegerField(null=True)  # 0 = Monday (weekly)
+    day_of_month = IntegerField(null=True)  # 1-31; the last day in a shorter month
+    amount = BigIntegerField(null=True)  # kopecks (weekly, monthly)
+    # binding (waiting for the first payment) | active | suspended | off
+    state = CharField(max_length=16, default="binding")
+    parent = ForeignKeyField(Transaction, null=True)  # the IsRecurrentStart order
+    binding = ForeignKeyField(Transaction, null=True)  # a card payment under way
+    suspended_reason = CharField(max_length=300, null=True)
+    active_since = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class AutopayConsent(BaseModel):
+    """The subscriber's explicit consent to recurring charges, as given."""
+
+    autopay = ForeignKeyField(Autopay, backref="consents")
+    terms_version = CharField(max_length=32)
+    mode = CharField(max_length=16)
+    amount = BigIntegerField(null=True)
+    ip = CharField(max_length=64)
+    user_agent = CharField(max_length=300)
+    created_at = DateTimeField(default=utcnow)
+
+
+class AutopayCharge(BaseModel):
+    """The one charge of an autopay for one period; its tries are transactions."""
+
+    autopay = ForeignKeyField(Autopay, backref="charges")
+    # "2026-W48" (weekly), "2026-11" (monthly), "auto:2026-11-28" (policy),
+    # "req:<id>" (asked for by the provider's logic or an operator)
+    period = CharField(max_length=64)
+    due_on = DateField()  # the local date it became due
+    amount = BigIntegerField()
+    reason = CharField(max_length=300, null=True)
+    source = CharField(max_length=32, default="schedule")
+    # due | sending | succeeded | retry | failed | skipped | canceled
+    status = CharField(max_length=16, default="due")
+    tries = IntegerField(default=0)
+    next_try_on = DateField(null=True)
+    transaction = ForeignKeyField(Transaction, null=True)  # the latest try
+    result_code = CharField(max_length=32, null=True)
+    result_message = CharField(max_length=300, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("autopay", "period"), True),  # one charge per autopay and period
+            (("status", "next_try_on"), False),
+        )
+
+
+class Notice(BaseModel):
+    """A message to a subscriber, shown in the cabinet (and e-mailed if set up)."""
+
+    contract = ForeignKeyField(Contract, backref="notices")
+    kind = CharField(max_length=32)
+    text = TextField()
+    created_at = DateTimeField(default=utcnow, index=True)
+    read_at = DateTimeField(null=True)
+    emailed_at = DateTimeField(null=True)
+
+
+class ApiToken(BaseModel):
+    """A token the provider's own logic uses to call our API (kept hashed)."""
+
+    name = CharField(max_length=64, unique=True)
+    token_hash = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    revoked_at = DateTimeField(null=True)
+
+
 class TaskRun(BaseModel):
     """One run of a scheduled task: when, how much it looked at and changed."""
 
@@ -250,6 +355,49 @@ class TaskRun(BaseModel):
                     .order_by(cls.started_at.desc()).limit(limit))
 
 
+class AuditEntry(BaseModel):
+    """One change an operator made in the console: who, when, what, before and after."""
+
+    operator = ForeignKeyField(Operator, null=True, backref="audit_entries")
+    login = CharField(max_length=64)  # kept as it was, should the operator go
+    action = CharField(max_length=64)
+    object_type = CharField(max_length=32)
+    object_id = CharField(max_length=127)
+    before = JSONField(null=True)  # secrets are masked before they get here
+    after = JSONField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("created_at", "id"), False),
+            (("operator", "created_at"), False),
+            (("action", "created_at"), False),
+        )
+
+
+class Refund(BaseModel):
+    """A refund of (part of) a credited transaction through Uniteller's /unblock/."""
+
+    transaction = ForeignKeyField(Transaction, backref="refunds")
+    amount = BigIntegerField()  # kopecks
+    status = CharField(max_length=16, default="pending")  # pending | done | failed
+    operator = ForeignKeyField(Operator, null=True)
+    error_code = CharField(max_length=16, null=True)
+    error_message = CharField(max_length=500, null=True)
+    note = CharField(max_length=500, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+# At most one refund in flight per transaction: the last guard is this index.
+Refund.add_index(
+    SQL(
+        "CREATE UNIQUE INDEX IF NOT EXISTS refund_one_pending "
+        "ON refund (transaction_id) WHERE status = 'pending'"
+    )
+)
+
+
 MODELS = [
     ModuleInstance,
     ModuleConfiguration,
@@ -258,5 +406,12 @@ MODELS = [
     Transaction,
     TransactionEvent,
     LedgerEntry,
+    Autopay,
+    AutopayConsent,
+    AutopayCharge,
+    Notice,
+    ApiToken,
     TaskRun,
+    AuditEntry,
+    Refund,
 ]

@@ -72,6 +72,26 @@ def _callback_fields(value):
     return " ".join(names)
 
 
+def _flag(value):
+    value = value.strip().lower()
+    if value in ("1", "yes", "true", "on"):
+        return "yes"
+    if value in ("0", "no", "false", "off", ""):
+        return "no"
+    raise ParamError("yes or no")
+
+
+def _days(value):
+    value = value.strip()
+    if not value.isdigit() or not 0 <= int(value) <= 30:
+        raise ParamError("a whole number of days from 0 to 30")
+    return value
+
+
+def _optional_amount(value):
+    return "" if not value.strip() else _amount(value)
+
+
 # name: (parser, default, help)
 PARAMS = {
     "shop_id": (_shop_id, "", "Uniteller Point ID (Shop_IDP)"),
@@ -85,6 +105,13 @@ PARAMS = {
     "lifetime": (_seconds, "300", "seconds the payment form lives"),
     "min_amount": (_amount, "1.00", "smallest payment, roubles"),
     "max_amount": (_amount, "100000.00", "largest payment, roubles"),
+    "autopay_weekly": (_flag, "no", "subscribers may set up weekly autopay"),
+    "autopay_monthly": (_flag, "no", "subscribers may set up monthly autopay"),
+    "autopay_automatic": (_flag, "no", "subscribers may choose the automatic mode"),
+    "autopay_retry_days": (_days, "3", "days a softly declined charge is retried"),
+    "auto_threshold": (_optional_amount, "", "automatic mode: top up when the balance "
+                       "is below this (empty: no built-in policy)"),
+    "auto_target": (_optional_amount, "", "automatic mode: top up to this balance"),
 }
 
 
@@ -113,6 +140,9 @@ def validate(params):
             clean[key] = parser(str(value))
         except ParamError as exc:
             raise ParamError(f"{key}: {exc}") from None
+    if clean.get("auto_threshold") and clean.get("auto_target"):
+        if Decimal(clean["auto_threshold"]) >= Decimal(clean["auto_target"]):
+            raise ParamError("auto_target must be above auto_threshold")
     if "min_amount" in clean and "max_amount" in clean:
         if Decimal(clean["min_amount"]) > Decimal(clean["max_amount"]):
             raise ParamError("min_amount is greater than max_amount")

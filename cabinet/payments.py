@@ -78,8 +78,13 @@ def new_order_id(contract, prefix="P"):
     return f"{prefix}{number}-{secrets.token_hex(6)}"
 
 
-def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabinet"):
-    """Create a `new` payment transaction and return it with its signed pay form."""
+def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabinet",
+                  kind="payment"):
+    """Create a `new` card payment and return it with its signed pay form.
+
+    kind "bind" is the first payment of an autopay: Uniteller keeps the card
+    for recurrent charges (IsRecurrentStart=1).
+    """
     instance, configuration = payment_gateway(contract)
     low, high = amount_limits(configuration)
     if not low <= amount <= high:
@@ -88,11 +93,11 @@ def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabin
     now = utcnow()
     with write_unit():
         transaction = Transaction.create(
-            order_id=new_order_id(contract),
+            order_id=new_order_id(contract, "B" if kind == "bind" else "P"),
             contract=contract,
             instance=instance,
             configuration=configuration,
-            kind="payment",
+            kind=kind,
             amount=amount,
             created_at=now,
             updated_at=now,
@@ -111,10 +116,27 @@ def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabin
         email=contract.email or "",
         language=language,
         callback_fields=p["callback_fields"].split(),
+        recurrent_start=kind == "bind",
     )
     log.info("payment created order=%s contract=%s amount=%d",
              transaction.order_id, contract.number, amount)
     return transaction, form
+
+
+def create_recurrent(charge, order_id, configuration):
+    """Write the `new` transaction of one try of an autopay charge (call in a unit)."""
+    autopay = charge.autopay
+    contract = autopay.contract
+    now = utcnow()
+    transaction = Transaction.create(
+        order_id=order_id, contract=contract, instance=contract.instance_id,
+        configuration=configuration, kind="recurrent", amount=charge.amount,
+        created_at=now, updated_at=now,
+        next_check_at=now + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
+    )
+    record_event(transaction, "autopay", "state", None, "new",
+                 note=f"autopay charge {charge.period}, try {charge.tries}")
+    return transaction
 
 
 def receive_callback(instance_code, fields):
@@ -207,14 +229,27 @@ def _transition(transaction, status, fields, source):
         return Outcome("illegal", transaction)
     record_event(transaction, source, "state", old, status)
     transaction = Transaction.get_by_id(transaction.id)
+    _after_change(transaction)
     if status in ("authorized", "paid") and _credit(transaction):
         log.info("credited order=%s contract=%s amount=%d",
                  transaction.order_id, transaction.contract_id, transaction.amount)
+        if transaction.kind == "bind":
+            from . import autopay  # autopay builds on payments, not the reverse
+
+            autopay.bind_succeeded(transaction)
         return Outcome("credited", transaction)
     if status == "canceled" and _reverse(transaction):
         log.info("reversed order=%s", transaction.order_id)
         return Outcome("reversed", transaction)
     return Outcome("changed", transaction)
+
+
+def _after_change(transaction):
+    """Let the autopay charge of a recurrent try learn how it ended (same unit)."""
+    if transaction.kind == "recurrent":
+        from . import autopay  # autopay builds on payments, not the reverse
+
+        autopay.settle_try(transaction)
 
 
 # Waits between status checks of an order Uniteller does not know yet, or that is

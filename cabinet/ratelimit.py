@@ -32,3 +32,32 @@ class RequestSpacing:
     def release(self):
         """Mark our request finished: the next may start one interval from now."""
         self.redis.set(self.key, self.token, px=self.interval_ms)
+
+
+class ConcurrencySlots:
+    """At most `size` holders at once per key, across all processes (Redis)."""
+
+    def __init__(self, redis, key, size, hold_seconds=120):
+        self.redis = redis
+        self.keys = [f"{key}:{n}" for n in range(size)]
+        self.hold_ms = int(hold_seconds * 1000)  # a dead holder frees its slot
+        self.token = uuid.uuid4().hex
+        self.held = None
+
+    def acquire(self, timeout):
+        """Take a free slot; False if none frees within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for key in self.keys:
+                if self.redis.set(key, self.token, nx=True, px=self.hold_ms):
+                    self.held = key
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def release(self):
+        """Give the slot back (only if it is still ours)."""
+        if self.held and self.redis.get(self.held) == self.token.encode():
+            self.redis.delete(self.held)
+        self.held = None

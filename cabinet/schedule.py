@@ -10,7 +10,7 @@ from croniter import croniter
 from flask import current_app
 from peewee import IntegrityError
 
-from . import status_check
+from . import autopay, status_check
 from .db import db
 from .models import TaskRun, utcnow
 
@@ -32,6 +32,8 @@ TASKS = {
     for task in (
         Task("status-check", status_check.run, "STATUS_CHECK_CRON",
              "asks Uniteller about orders no callback has finished"),
+        Task("autopay", autopay.run, "AUTOPAY_CRON",
+             "charges weekly, monthly and automatic autopays that are due"),
     )
 }
 

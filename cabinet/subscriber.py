@@ -1,14 +1,13 @@
 """The subscriber's cabinet: balance, card payment, return pages, history."""
 
-from datetime import datetime, time, timedelta
 from functools import wraps
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
     abort,
     current_app,
-    make_response,
+    flash,
+    redirect,
     render_template,
     request,
     url_for,
@@ -17,14 +16,30 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import DataRequired
+from werkzeug.security import check_password_hash
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, NumberRange, Optional
 
-from . import payments, status_check
+from . import autopay, payments, status_check
 from .auth import current_contract
 from .errors import AmountOutOfRange, PaymentUnavailable
-from .models import STATUSES, Transaction
+from .models import (
+    AUTOPAY_MODE_LABELS,
+    STATUSES,
+    AutopayCharge,
+    Notice,
+    Transaction,
+)
 from .money import AmountError, format_human, parse_amount
+from .web import page_or_fragment, parse_period
 
 bp = Blueprint("subscriber", __name__)
 
@@ -149,28 +164,6 @@ def payment_status(order_id):
                            outcome=outcome)
 
 
-def _period(args, tz):
-    """Read the period filter (dates in the ISP's timezone) as UTC bounds."""
-    def parse(name):
-        value = args.get(name, "").strip()
-        if not value:
-            return None
-        try:
-            return datetime.strptime(value, "%Y-%m-%d").date()
-        except ValueError:
-            abort(400, f"{name}: expected a date YYYY-MM-DD")
-
-    def to_utc(day):
-        local = datetime.combine(day, time.min, tzinfo=tz)
-        return local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
-
-    start, end = parse("from"), parse("to")
-    return (
-        to_utc(start) if start else None,
-        to_utc(end + timedelta(days=1)) if end else None,
-    )
-
-
 @bp.route("/payments")
 @contract_required
 def history():
@@ -178,7 +171,7 @@ def history():
     status = request.args.get("status", "")
     if status and status not in HISTORY_FILTERS:
         abort(400, "unknown status")
-    start, end = _period(request.args, ZoneInfo(current_app.config["TIMEZONE"]))
+    start, end = parse_period(request.args)
     page = request.args.get("page", "1")
     if not page.isdigit() or int(page) < 1:
         abort(400, "page must be a positive number")
@@ -194,10 +187,156 @@ def history():
         "filters": {k: request.args.get(k, "") for k in ("status", "from", "to")},
         "statuses": HISTORY_FILTERS,
     }
-    fragment = request.headers.get("HX-Request") and not request.headers.get(
-        "HX-History-Restore-Request"
-    )
-    template = "subscriber/_payment-table.html" if fragment else "subscriber/history.html"
-    response = make_response(render_template(template, **context))
-    response.vary.add("HX-Request")
-    return response
+    return page_or_fragment("subscriber/history.html", "subscriber/_payment-table.html",
+                            **context)
+
+
+WEEKDAYS = [_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Friday"),
+            _l("Saturday"), _l("Sunday")]
+AUTOPAY_ERRORS = {
+    "mode_not_allowed": _l("This mode is not available."),
+    "bad_weekday": _l("Choose a day of the week."),
+    "bad_day": _l("Choose a day of the month from 1 to 31."),
+}
+
+
+def _choices(pairs):
+    """Build WTForms choices from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class AutopayForm(FlaskForm):
+    """Autopay's mode and parameters, the password again, and consent."""
+
+    mode = RadioField(_l("Mode"), choices=_choices(AUTOPAY_MODE_LABELS.items()),
+                      validators=[DataRequired(_l("Choose a mode."))])
+    weekday = SelectField(_l("Day of the week"), coerce=int,
+                          choices=_choices(enumerate(WEEKDAYS)), default=0)
+    day_of_month = IntegerField(_l("Day of the month"), default=1,
+                                validators=[Optional(), NumberRange(1, 31)])
+    amount = StringField(_l("Amount, ₽"),
+                         validators=[DataRequired(_l("Enter an amount."))])
+    password = PasswordField(_l("Your password, to confirm"),
+                             validators=[DataRequired(_l("Enter your password."))])
+    consent = BooleanField(validators=[DataRequired(
+        _l("Autopay needs your consent to recurring charges."))])
+
+
+def _autopay_page(contract, form, status=200):
+    """Render the autopay page with its current state."""
+    configuration, unavailable = _availability(contract)
+    modes = autopay.allowed_modes(configuration)
+    form.mode.choices = _choices((m, AUTOPAY_MODE_LABELS[m]) for m in modes)
+    current = autopay.autopay_of(contract)
+    charges = list(current.charges.order_by(AutopayCharge.id.desc()).limit(5)) if (
+        current) else []
+    next_day = autopay.next_charge_date(current, autopay.local_today()) if (
+        current) else None
+    notices = list(contract.notices.order_by(Notice.id.desc()).limit(5))
+    return render_template(
+        "subscriber/autopay.html", form=form, modes=modes, autopay=current,
+        charges=charges, next_day=next_day, notices=notices, weekdays=WEEKDAYS,
+        unavailable=unavailable,
+        terms_version=autopay.TERMS_VERSION,
+    ), status
+
+
+@bp.route("/autopay", methods=["GET", "POST"])
+@contract_required
+def autopay_settings():
+    """Show autopay; on POST set it up or change it (a card payment if needed)."""
+    contract = current_contract()
+    current = autopay.autopay_of(contract)
+    form = AutopayForm(obj=current if request.method == "GET" and current else None)
+    if current and request.method == "GET" and current.amount:
+        form.amount.data = format_human(current.amount).replace("\u00a0", "")
+    if request.method == "GET":
+        return _autopay_page(contract, form)
+    configuration, unavailable = _availability(contract)
+    form.mode.choices = _choices((m, AUTOPAY_MODE_LABELS[m])
+                                 for m in autopay.allowed_modes(configuration))
+    if unavailable or not form.validate_on_submit():
+        return _autopay_page(contract, form, 400 if not unavailable else 409)
+    if not check_password_hash(contract.password_hash, form.password.data):
+        form.password.errors.append(_l("Wrong password."))
+        return _autopay_page(contract, form, 400)
+    try:
+        amount = parse_amount(form.amount.data)
+        needs_card = autopay.configure(
+            contract, form.mode.data, amount, weekday=form.weekday.data,
+            day_of_month=form.day_of_month.data, ip=request.remote_addr or "",
+            user_agent=request.headers.get("User-Agent", ""))
+    except AmountError as exc:
+        form.amount.errors.append(AMOUNT_ERRORS[str(exc)])
+        return _autopay_page(contract, form, 400)
+    except autopay.AutopayError as exc:
+        if exc.message == "amount_out_of_range":
+            form.amount.errors.append(_l(
+                "The amount must be from %(low)s to %(high)s ₽.",
+                low=format_human(exc.details["low"]),
+                high=format_human(exc.details["high"])))
+        else:
+            form.mode.errors.append(AUTOPAY_ERRORS[exc.message])
+        return _autopay_page(contract, form, 400)
+    if not needs_card:
+        flash(_l("Autopay settings saved."), "info")
+        return redirect(url_for("subscriber.autopay_settings"))
+    return _bind_card(contract, amount)
+
+
+def _bind_card(contract, amount):
+    """Answer the auto-submitting form of the payment that binds the card."""
+    try:
+        transaction, pay_form = autopay.start_binding(
+            contract, amount,
+            url_ok=_public_url("subscriber.payment_return", outcome="ok"),
+            url_no=_public_url("subscriber.payment_return", outcome="no"),
+            language=str(get_locale() or "ru"))
+    except AmountOutOfRange as exc:
+        flash(_l("The amount must be from %(low)s to %(high)s ₽.",
+                 low=format_human(exc.details["low"]),
+                 high=format_human(exc.details["high"])), "error")
+        return redirect(url_for("subscriber.autopay_settings"))
+    return render_template("subscriber/redirect.html", transaction=transaction,
+                           pay_form=pay_form)
+
+
+@bp.route("/autopay/card", methods=["POST"])
+@contract_required
+def autopay_change_card():
+    """Pay once with a new card; when it succeeds it becomes the autopay's card."""
+    contract = current_contract()
+    current = autopay.autopay_of(contract)
+    if current is None or current.state == "off":
+        abort(409, "set up autopay first")
+    form = ConfirmForm()
+    if not form.validate_on_submit() or not check_password_hash(
+        contract.password_hash, form.password.data
+    ):
+        flash(_l("Wrong password."), "error")
+        return redirect(url_for("subscriber.autopay_settings"))
+    try:
+        amount = parse_amount(form.amount.data)
+    except AmountError as exc:
+        flash(AMOUNT_ERRORS[str(exc)], "error")
+        return redirect(url_for("subscriber.autopay_settings"))
+    return _bind_card(contract, amount)
+
+
+@bp.route("/autopay/off", methods=["POST"])
+@contract_required
+def autopay_off():
+    """Turn autopay off at once."""
+    contract = current_contract()
+    if autopay.autopay_of(contract) is None:
+        abort(404, "no autopay")
+    autopay.turn_off(contract)
+    flash(_l("Autopay is off. No further charges will be made."), "info")
+    return redirect(url_for("subscriber.autopay_settings"))
+
+
+class ConfirmForm(FlaskForm):
+    """The password again, and the amount of the payment with the new card."""
+
+    password = PasswordField(validators=[DataRequired()])
+    amount = StringField(validators=[DataRequired()])

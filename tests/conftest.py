@@ -156,7 +156,7 @@ def make_world(make_app, tmp_path, shop):
 
     started = []
 
-    def make(app_settings=None, **sandbox_settings):
+    def make(app_settings=None, config=(), **sandbox_settings):
         sandbox_app = create_sandbox({
             "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
             "SANDBOX_TIME_SCALE": 0.001,
@@ -181,6 +181,7 @@ def make_world(make_app, tmp_path, shop):
             manage.add_configuration(instance, "main", [
                 f"shop_id={shop['shop_id']}", f"login={shop['login']}",
                 f"password={shop['password']}", f"gateway_url={sandbox_server.url}",
+                *config,
             ], activate=True)
             manage.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
             db.close()

@@ -84,3 +84,36 @@ def pay_by_card(world, amount="500", card=SUCCESS_CARD, password="demo-pass"):
     location = answer.headers["Location"]
     returned = session.get(location)
     return fields["Order_IDP"], location, returned
+
+
+def _card(session, world, action, fields, card):
+    """Post a signed form to the sandbox and pay on its card page; return Location."""
+    import re
+
+    card_page = session.post(action, data=fields).text
+    token = re.search(r'name="token" value="([^"]+)"', card_page).group(1)
+    answer = session.post(
+        f"{world.sandbox_url}/pay/card", allow_redirects=False,
+        data={"token": token, "card_number": card, "exp_month": "12", "exp_year": "35",
+              "cvc": "123", "holder": "IVAN IVANOV"})
+    return answer.headers["Location"]
+
+
+def bind_autopay(world, mode, amount="300", card=SUCCESS_CARD, weekday=0, day=1,
+                 password="demo-pass"):
+    """Set up autopay in the cabinet as a subscriber does, paying once by card."""
+    import requests
+
+    session = requests.Session()
+    session.post(f"{world.url}/login",
+                 data={"number": world.contract_number, "password": password})
+    page = session.post(f"{world.url}/autopay", data={
+        "mode": mode, "weekday": str(weekday), "day_of_month": str(day),
+        "amount": amount, "password": password, "consent": "y"})
+    assert page.status_code == 200, page.text
+    action, fields = _form(page.text)
+    assert fields.get("IsRecurrentStart") == "1"
+    location = _card(session, world, action, fields, card)
+    session.get(location)
+    world.settle()
+    return fields["Order_IDP"], session

@@ -59,6 +59,29 @@ class GatewayRefused(UnitellerError):
     """Uniteller answered "ERROR: …" (bad credentials, bad parameters)."""
 
 
+class OperationRefused(UnitellerError):
+    """An `ErrorCode;ErrorMessage` answer of /recurrent/, /unblock/ or /confirm/."""
+
+    def __init__(self, path, code, message):
+        super().__init__(f"{path}: error {code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def parse_operation_answer(path, text):
+    """Parse a header line + value line answer into a dict; raise on ErrorCode."""
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    if len(lines) < 2:
+        raise GatewayUnavailable(f"{path}: answer of {len(lines)} lines")
+    header = lines[0].split(";")
+    values = next(csv.reader([lines[1]], delimiter=";"))
+    if header[:2] == ["ErrorCode", "ErrorMessage"]:
+        code = values[0].strip() if values else ""
+        raise OperationRefused(path, int(code) if code.isdigit() else code,
+                               ";".join(values[1:]).strip())
+    return dict(zip(header, values, strict=False))
+
+
 @dataclass(frozen=True)
 class PayForm:
     """A signed form for the subscriber's browser to post to Uniteller's /pay/."""
@@ -162,6 +185,19 @@ class UnitellerClient:
         return [dict(zip(fields, row, strict=True)) for row in rows
                 if len(row) == len(fields)]
 
+    def unblock(self, bill_number, amount_kopecks=None):
+        """Refund (or reverse) a payment by its BillNumber, in full or in part."""
+        data = {
+            "Billnumber": bill_number,
+            "Shop_ID": self.shop_id,
+            "Login": self.login,
+            "Password": self._password,
+            "Format": "1",
+        }
+        if amount_kopecks is not None:
+            data["Subtotal_P"] = format_wire(amount_kopecks)
+        return parse_operation_answer("/unblock/", self._post("/unblock/", data))
+
     def _post(self, path, data):
         """POST a server-to-server request (credentials in the body, never the URL)."""
         try:
@@ -179,3 +215,25 @@ class UnitellerClient:
         if text.lstrip().upper().startswith("ERROR"):
             raise GatewayRefused(f"{path}: {text.strip()[:200]}")
         return text
+
+    def recurrent(self, order_id, amount_kopecks, parent_order_id, parent_shop_id=None):
+        """Charge the card of a parent order again; return the answer's fields."""
+        subtotal = format_wire(amount_kopecks)
+        data = {
+            "Shop_IDP": self.shop_id,
+            "Order_IDP": order_id,
+            "Subtotal_P": subtotal,
+            "Parent_Order_IDP": parent_order_id,
+            "Signature": signatures.recurrent_signature(
+                self._password, self.shop_id, order_id, subtotal, parent_order_id,
+                parent_shop_idp=parent_shop_id),
+        }
+        if parent_shop_id is not None:
+            data["Parent_Shop_IDP"] = parent_shop_id
+        answer = parse_operation_answer("/recurrent/", self._post("/recurrent/", data))
+        expected = signatures.recurrent_answer_signature(
+            self._password, answer.get("OrderNumber", ""), answer.get("Total", ""))
+        if not signatures.signatures_match(expected, answer.get("Signature")):
+            # An answer we cannot trust is no answer: /results/ decides.
+            raise GatewayUnavailable("/recurrent/: the answer's signature is wrong")
+        return answer

@@ -1,0 +1,598 @@
+"""Autopay: set-up, what is due when, the daily run, the charges and their dunning."""
+
+import calendar
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from peewee import IntegrityError
+
+from . import events, payments
+from . import params as module_params
+from .db import db, on_commit, write_unit
+from .errors import CabinetError, NotFound
+from .extensions import get_queue, get_redis
+from .models import (
+    Autopay,
+    AutopayCharge,
+    AutopayConsent,
+    Contract,
+    Notice,
+    Transaction,
+    utcnow,
+)
+from .money import format_human
+from .ratelimit import ConcurrencySlots
+from .uniteller.client import OperationRefused, UnitellerError
+
+log = logging.getLogger(__name__)
+
+TERMS_VERSION = "2026-11"
+MODES = ("weekly", "monthly", "automatic")
+# Declines after which retrying the same card is pointless: expired, blocked or
+# bad card, fraud, Uniteller's stop code, and recurrent refusals about the parent.
+HARD_RESPONSE_CODES = {"AS101", "AS104", "AS108"}
+HARD_ERRORS = {22, 23, 25, 26, 27}
+# Answers that say nothing of the outcome: ask /results/ before sending again.
+UNKNOWN_ERRORS = {15, 24, 28}
+FAILED_PER_PARENT_PER_DAY = 2
+STUCK_AFTER = timedelta(minutes=10)
+
+
+class AutopayError(CabinetError):
+    """An autopay request that cannot be carried out as asked."""
+
+    status_code = 409
+
+
+@dataclass
+class Stats:
+    """What one daily run looked at and did."""
+
+    looked_at: int = 0
+    changed: int = 0
+    errors: int = 0
+    notes: list = field(default_factory=list)
+
+
+# --- time and due dates -------------------------------------------------------
+
+def local_today(now=None):
+    """Today's date in the ISP's timezone."""
+    now = (now or utcnow()).replace(tzinfo=UTC)
+    return now.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).date()
+
+
+def local_date(moment):
+    """The ISP-local date of a stored UTC time."""
+    return local_today(moment)
+
+
+def due_on(autopay, day):
+    """True if a weekly or monthly autopay charges on this local date."""
+    if autopay.mode == "weekly":
+        return day.weekday() == autopay.weekday
+    if autopay.mode == "monthly":
+        last = calendar.monthrange(day.year, day.month)[1]
+        return day.day == min(autopay.day_of_month, last)
+    return False
+
+
+def period_of(autopay, day):
+    """Name the period a due date belongs to: one charge per period, ever."""
+    if autopay.mode == "weekly":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day.year}-{day.month:02d}"
+
+
+def next_charge_date(autopay, today):
+    """The next local date a weekly or monthly autopay charges (today included)."""
+    if autopay.mode not in ("weekly", "monthly") or autopay.state != "active":
+        return None
+    for offset in range(0, 32):
+        day = today + timedelta(days=offset)
+        if due_on(autopay, day) and not _charged(autopay, period_of(autopay, day)):
+            return day
+    return None
+
+
+def _charged(autopay, period):
+    return AutopayCharge.select().where(
+        AutopayCharge.autopay == autopay, AutopayCharge.period == period).exists()
+
+
+# --- configuration -------------------------------------------------------------
+
+def allowed_modes(configuration):
+    """The modes a configuration lets subscribers choose."""
+    if configuration is None:
+        return []
+    p = module_params.effective(configuration.params)
+    return [mode for mode in MODES if p[f"autopay_{mode}"] == "yes"]
+
+
+def autopay_of(contract):
+    """Return a contract's autopay, or None."""
+    return Autopay.get_or_none(Autopay.contract == contract)
+
+
+# --- set-up by the subscriber ----------------------------------------------------
+
+def configure(contract, mode, amount, weekday=None, day_of_month=None, ip="",
+              user_agent=""):
+    """Set autopay's mode and parameters, recording consent; True if a card is needed.
+
+    An active autopay with a card keeps it: changing the weekday, day or amount
+    needs no new card payment.
+    """
+    _, configuration = payments.payment_gateway(contract)
+    if mode not in allowed_modes(configuration):
+        raise AutopayError("mode_not_allowed")
+    low, high = payments.amount_limits(configuration)
+    if mode in ("weekly", "monthly") and not low <= (amount or 0) <= high:
+        raise AutopayError("amount_out_of_range", low=low, high=high)
+    if mode == "weekly" and weekday not in range(7):
+        raise AutopayError("bad_weekday")
+    if mode == "monthly" and day_of_month not in range(1, 32):
+        raise AutopayError("bad_day")
+    values = {
+        "mode": mode,
+        "weekday": weekday if mode == "weekly" else None,
+        "day_of_month": day_of_month if mode == "monthly" else None,
+        "amount": amount if mode in ("weekly", "monthly") else None,
+        "updated_at": utcnow(),
+    }
+    with write_unit():
+        autopay = autopay_of(contract)
+        if autopay is None:
+            autopay = Autopay.create(contract=contract, state="binding", **values)
+        else:
+            Autopay.update(values).where(Autopay.id == autopay.id).execute()
+            autopay = Autopay.get_by_id(autopay.id)
+        AutopayConsent.create(autopay=autopay, terms_version=TERMS_VERSION, mode=mode,
+                              amount=values["amount"], ip=(ip or "")[:64],
+                              user_agent=(user_agent or "")[:300])
+        needs_card = autopay.parent_id is None or autopay.state in ("off", "binding")
+        if not needs_card and autopay.state == "suspended":
+            needs_card = True
+        if needs_card and autopay.state != "active":
+            Autopay.update(state="binding").where(Autopay.id == autopay.id).execute()
+    return needs_card
+
+
+def start_binding(contract, amount, url_ok, url_no, language="ru"):
+    """Start the card payment whose order becomes the parent of recurrent charges."""
+    autopay = autopay_of(contract)
+    if autopay is None:
+        raise NotFound("no_autopay")
+    transaction, form = payments.start_payment(
+        contract, amount, url_ok, url_no, language, source="autopay", kind="bind")
+    Autopay.update(binding=transaction, updated_at=utcnow()).where(
+        Autopay.id == autopay.id).execute()
+    return transaction, form
+
+
+def bind_succeeded(transaction):
+    """Make a successful binding payment the parent and autopay active (in a unit)."""
+    autopay = Autopay.get_or_none(Autopay.binding == transaction)
+    if autopay is None or autopay.state == "off":
+        return
+    Autopay.update(
+        parent=transaction, binding=None, state="active", suspended_reason=None,
+        active_since=autopay.active_since or utcnow(), updated_at=utcnow(),
+    ).where(Autopay.id == autopay.id).execute()
+    notify(autopay.contract, "autopay_active",
+           _l("Autopay is on. Card payment %(order)s will be used for future charges.",
+              order=transaction.order_id))
+
+
+def turn_off(contract, who="subscriber"):
+    """Stop future charges at once; charges not yet sent are canceled."""
+    with write_unit():
+        autopay = autopay_of(contract)
+        if autopay is None:
+            raise NotFound("no_autopay")
+        Autopay.update(state="off", binding=None, updated_at=utcnow()).where(
+            Autopay.id == autopay.id).execute()
+        AutopayCharge.update(status="canceled", result_message=f"turned off by {who}",
+                             updated_at=utcnow()).where(
+            AutopayCharge.autopay == autopay,
+            AutopayCharge.status.in_(("due", "retry"))).execute()
+
+
+# --- charges asked for by the provider (automatic mode) -------------------------
+
+def request_charge(contract, amount, reason="", source="api", key=None):
+    """Ask for one automatic-mode charge of a contract; return the AutopayCharge.
+
+    `key` makes the request idempotent: the same key asks for the same charge.
+    """
+    if isinstance(contract, str):
+        contract = Contract.by_number(contract)
+        if contract is None:
+            raise NotFound("unknown_contract")
+    autopay = autopay_of(contract)
+    if autopay is None or autopay.mode != "automatic" or autopay.state != "active":
+        raise AutopayError("not_automatic")
+    _, configuration = payments.payment_gateway(contract)
+    low, high = payments.amount_limits(configuration)
+    if not isinstance(amount, int) or not low <= amount <= high:
+        raise CabinetError("amount_out_of_range", low=low, high=high)
+    if key is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,48}", key):
+        raise CabinetError("bad_key")
+    period = f"req:{key}" if key else f"req:{utcnow():%Y%m%d%H%M%S%f}"
+    with write_unit():
+        charge = _create_charge(autopay, period, local_today(), amount, reason, source)
+        if charge is None:
+            return AutopayCharge.get(AutopayCharge.autopay == autopay,
+                                     AutopayCharge.period == period)
+    return charge
+
+
+def _create_charge(autopay, period, day, amount, reason, source, status="due"):
+    """Insert a charge for a period (None if it exists) and enqueue it on commit."""
+    try:
+        with db.atomic():
+            charge = AutopayCharge.create(
+                autopay=autopay, period=period, due_on=day, amount=amount,
+                reason=(reason or "")[:300] or None, source=source, status=status)
+    except IntegrityError:
+        return None
+    if status == "due":
+        on_commit(lambda: _enqueue_charge(charge.id))
+    return charge
+
+
+def _enqueue_charge(charge_id, delay=None):
+    from . import jobs
+
+    queue = get_queue()
+    if delay:
+        queue.enqueue_in(timedelta(seconds=delay), jobs.charge_autopay, charge_id)
+    else:
+        queue.enqueue(jobs.charge_autopay, charge_id, job_timeout=600)
+
+
+# --- the daily run ---------------------------------------------------------------
+
+def run(now=None):
+    """Plan what is due (with catch-up), retry soft declines, resolve stuck charges."""
+    now = now or utcnow()
+    today = local_today(now)
+    stats = Stats()
+    window = [today - timedelta(days=n)
+              for n in range(current_app.config["AUTOPAY_CATCH_UP_DAYS"] - 1, -1, -1)]
+    active = list(Autopay.select(Autopay, Contract).join(Contract).where(
+        Autopay.state == "active"))
+    proposals = []
+    for autopay in active:
+        stats.looked_at += 1
+        try:
+            configuration = payments.payment_gateway(autopay.contract)[1]
+        except CabinetError:
+            continue  # unlinked or no configuration: nothing can be charged
+        if autopay.mode not in allowed_modes(configuration):
+            continue
+        if autopay.mode == "automatic":
+            proposal = _policy(autopay, configuration)
+            if proposal:
+                proposals.append(proposal)
+            continue
+        since = local_date(autopay.active_since or autopay.created_at)
+        for day in window:
+            if day >= since and due_on(autopay, day):
+                stats.changed += _plan(autopay, day)
+    events.automatic_charges.send(today, proposals=proposals)
+    stats.changed += _plan_automatic(proposals, today)
+    stats.changed += _retry_due(today)
+    _resolve_stuck(now, stats)
+    _remind(today)
+    return stats
+
+
+def _plan(autopay, day):
+    """Create a weekly/monthly charge for the period of `day`, asking the hook first."""
+    period = period_of(autopay, day)
+    if _charged(autopay, period):
+        return 0
+    decision = events.ChargeDecision(amount=autopay.amount)
+    events.before_charge.send(autopay, decision=decision)
+    with write_unit():
+        if decision.skipped:
+            charge = _create_charge(autopay, period, day, autopay.amount, decision.reason,
+                                    "schedule", status="skipped")
+        else:
+            charge = _create_charge(autopay, period, day, int(decision.amount),
+                                    decision.reason, "schedule")
+    return 1 if charge else 0
+
+
+def _policy(autopay, configuration):
+    """The built-in automatic policy: below the threshold, top up to the target."""
+    p = module_params.effective(configuration.params)
+    if not p["auto_threshold"] or not p["auto_target"]:
+        return None
+    threshold = int(round(float(p["auto_threshold"]) * 100))
+    target = int(round(float(p["auto_target"]) * 100))
+    balance = autopay.contract.balance
+    if balance >= threshold:
+        return None
+    return events.AutomaticCharge(
+        autopay.contract.number, target - balance,
+        f"balance {format_human(balance)} below {format_human(threshold)}")
+
+
+def _plan_automatic(proposals, today):
+    """Create today's automatic-mode charges (at most one per contract and day)."""
+    planned = 0
+    for proposal in proposals:
+        contract = Contract.by_number(proposal.contract_number)
+        autopay = autopay_of(contract) if contract else None
+        if autopay is None or autopay.mode != "automatic" or autopay.state != "active":
+            log.warning("automatic charge for %s ignored: not in automatic mode",
+                        proposal.contract_number)
+            continue
+        with write_unit():
+            planned += _create_charge(autopay, f"auto:{today.isoformat()}", today,
+                                      proposal.amount, proposal.reason,
+                                      "policy") is not None
+    return planned
+
+
+def _retry_due(today):
+    """Put softly declined charges whose retry day has come back in the queue."""
+    ids = [c.id for c in AutopayCharge.select(AutopayCharge.id).where(
+        AutopayCharge.status == "retry", AutopayCharge.next_try_on <= today)]
+    for charge_id in ids:
+        with write_unit():
+            if AutopayCharge.update(status="due", updated_at=utcnow()).where(
+                AutopayCharge.id == charge_id, AutopayCharge.status == "retry"
+            ).execute():
+                on_commit(lambda charge_id=charge_id: _enqueue_charge(charge_id))
+    return len(ids)
+
+
+def _resolve_stuck(now, stats):
+    """Ask about charges left `sending` (a worker died, an answer was lost)."""
+    from . import jobs
+
+    stuck = AutopayCharge.select(AutopayCharge.id).where(
+        AutopayCharge.status == "sending", AutopayCharge.updated_at < now - STUCK_AFTER)
+    for charge in stuck:
+        get_queue().enqueue(jobs.resolve_autopay_charge, charge.id)
+        stats.notes.append(f"charge {charge.id} stuck: resolving")
+
+
+def _remind(today):
+    """Tell subscribers N days ahead of a weekly/monthly charge (if enabled)."""
+    days = current_app.config["AUTOPAY_REMIND_DAYS"]
+    if days <= 0:
+        return
+    day = today + timedelta(days=days)
+    for autopay in Autopay.select().where(Autopay.state == "active",
+                                          Autopay.mode.in_(("weekly", "monthly"))):
+        if due_on(autopay, day) and not _charged(autopay, period_of(autopay, day)):
+            notify(autopay.contract, "autopay_reminder",
+                   _l("On %(day)s autopay will charge %(amount)s ₽ to your card.",
+                      day=day.strftime("%d.%m.%Y"), amount=format_human(autopay.amount)))
+
+
+# --- one charge -------------------------------------------------------------------
+
+def charge(charge_id):
+    """Send one try of a due charge to /recurrent/ and record what it said."""
+    prepared = _prepare_try(charge_id)
+    if prepared is None:
+        return None
+    transaction_id, configuration = prepared
+    transaction = Transaction.get_by_id(transaction_id)
+    parent = Autopay.get_by_id(AutopayCharge.get_by_id(charge_id).autopay_id).parent
+    shop = configuration.params.get("shop_id", "")
+    slots = ConcurrencySlots(get_redis(), f"cabinet:recurrent:{shop}",
+                             current_app.config["RECURRENT_CONCURRENCY"])
+    if not slots.acquire(timeout=60):
+        _back_to_due(charge_id, "no free slot within Uniteller's concurrency limit")
+        return "deferred"
+    try:
+        answer = payments.client_for(configuration).recurrent(
+            transaction.order_id, transaction.amount, parent.order_id)
+    except OperationRefused as exc:
+        return _refused(charge_id, transaction, exc)
+    except UnitellerError as exc:
+        log.warning("recurrent %s: %s; resolving through /results/",
+                    transaction.order_id, exc)
+        _enqueue_resolve(charge_id)
+        return "unknown"
+    finally:
+        slots.release()
+    success = answer.get("Response_Code") == "AS000"
+    word = (answer.get("Status") or "Paid") if success else "Not Authorized"
+    payments.apply_status(transaction.order_id, word, source="recurrent",
+                          fields=answer, instance=transaction.instance)
+    return AutopayCharge.get_by_id(charge_id).status
+
+
+def _prepare_try(charge_id):
+    """Claim a due charge and write its try's transaction; None if not ours to send."""
+    with write_unit():
+        charge = AutopayCharge.get_or_none(AutopayCharge.id == charge_id)
+        if charge is None or charge.status not in ("due", "resend"):
+            return None
+        autopay = charge.autopay
+        if autopay.state != "active" or autopay.parent_id is None:
+            AutopayCharge.update(status="canceled", updated_at=utcnow(),
+                                 result_message=f"autopay is {autopay.state}").where(
+                AutopayCharge.id == charge.id).execute()
+            return None
+        try:
+            configuration = payments.payment_gateway(autopay.contract)[1]
+        except CabinetError as exc:
+            AutopayCharge.update(status="canceled", updated_at=utcnow(),
+                                 result_message=exc.message).where(
+                AutopayCharge.id == charge.id).execute()
+            return None
+        if charge.status == "resend":
+            # Uniteller never saw this try: the same order id goes again.
+            transaction = charge.transaction
+        else:
+            if _failed_today(autopay) >= FAILED_PER_PARENT_PER_DAY:
+                AutopayCharge.update(
+                    status="retry", next_try_on=local_today() + timedelta(days=1),
+                    updated_at=utcnow(),
+                    result_message="Uniteller's limit of failed charges per day",
+                ).where(AutopayCharge.id == charge.id).execute()
+                return None
+            tries = charge.tries + 1
+            order_id = f"R{autopay.id}-{re.sub(r'[^A-Za-z0-9]', '', charge.period)}-{tries}"
+            charge.tries = tries
+            transaction = payments.create_recurrent(charge, order_id, configuration)
+        claimed = AutopayCharge.update(
+            status="sending", tries=charge.tries, transaction=transaction,
+            updated_at=utcnow(),
+        ).where(AutopayCharge.id == charge.id,
+                AutopayCharge.status == charge.status).execute()
+        if not claimed:
+            raise RuntimeError("charge changed while being claimed")
+    return transaction.id, configuration
+
+
+def _failed_today(autopay):
+    """Count today's failed recurrent charges of the contract (its one card)."""
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    start = datetime.combine(local_today(), datetime.min.time(), tzinfo=tz)
+    start = start.astimezone(UTC).replace(tzinfo=None)
+    return Transaction.select().where(
+        Transaction.contract == autopay.contract_id, Transaction.kind == "recurrent",
+        Transaction.status == "failed", Transaction.updated_at >= start).count()
+
+
+def _back_to_due(charge_id, why):
+    """Return a claimed charge to the queue (nothing was sent)."""
+    with write_unit():
+        AutopayCharge.update(status="resend", result_message=why, updated_at=utcnow()
+                             ).where(AutopayCharge.id == charge_id,
+                                     AutopayCharge.status == "sending").execute()
+        on_commit(lambda: _enqueue_charge(charge_id, delay=30))
+
+
+def _refused(charge_id, transaction, exc):
+    """Record an ErrorCode answer: unknown outcome, or a refusal of this try."""
+    if exc.code in UNKNOWN_ERRORS:
+        # 24: this order id reached Uniteller before; 15/28: no result yet.
+        _enqueue_resolve(charge_id)
+        return "unknown"
+    payments.apply_status(
+        transaction.order_id, "Not Authorized", source="recurrent",
+        fields={"Response_Code": f"E{exc.code}", "Message": exc.message},
+        instance=transaction.instance)
+    return AutopayCharge.get_by_id(charge_id).status
+
+
+def _enqueue_resolve(charge_id):
+    from . import jobs
+
+    get_queue().enqueue_in(timedelta(seconds=current_app.config["RESOLVE_DELAY"]),
+                           jobs.resolve_autopay_charge, charge_id)
+
+
+def resolve(charge_id):
+    """Find out what became of a try whose answer we do not know, via /results/."""
+    from . import status_check
+
+    charge = AutopayCharge.get_or_none(AutopayCharge.id == charge_id)
+    if charge is None or charge.status != "sending":
+        return None
+    transaction = charge.transaction
+    if transaction.status == "new":
+        client = payments.client_for(transaction.configuration)
+        rows = status_check.ask(client, status_check.results_spacing(
+            transaction.configuration), status_check.Stats(),
+            order_id=transaction.order_id)
+        row = next((r for r in rows if r.get("OrderNumber") == transaction.order_id),
+                   None)
+        if row is None:
+            # Uniteller never got it: sending the same order id again is safe
+            # (if it did arrive meanwhile, the answer is error 24).
+            _back_to_due(charge_id, "unknown to Uniteller: sending again")
+            return "resend"
+        payments.apply_status(transaction.order_id, row.get("Status"), source="status",
+                              fields=row, instance=transaction.instance)
+    else:
+        settle_try(transaction)  # a callback or the status check got there first
+    return AutopayCharge.get_by_id(charge_id).status
+
+
+def settle_try(transaction):
+    """Finish the charge of a recurrent try that succeeded or failed (in a unit)."""
+    charge = AutopayCharge.get_or_none(AutopayCharge.transaction == transaction)
+    if charge is None or charge.status not in ("sending", "resend"):
+        return
+    autopay = charge.autopay
+    if transaction.status in ("authorized", "paid"):
+        _finish(charge, "succeeded", transaction)
+        notify(autopay.contract, "charge_succeeded",
+               _l("Autopay charged %(amount)s ₽ to your card.",
+                  amount=format_human(charge.amount)))
+        on_commit(lambda: events.charge_succeeded.send(
+            AutopayCharge.get_by_id(charge.id)))
+        return
+    if transaction.status != "failed":
+        return
+    code = (transaction.response_code or "").upper()
+    message = transaction.message or ""
+    hard = (code in HARD_RESPONSE_CODES or "F01" in message.upper()
+            or code.lstrip("E").isdigit() and int(code.lstrip("E")) in HARD_ERRORS)
+    retry_days = int(module_params.effective(
+        transaction.configuration.params)["autopay_retry_days"])
+    if not hard and charge.tries <= retry_days:
+        _finish(charge, "retry", transaction,
+                next_try_on=local_today() + timedelta(days=1))
+        notify(autopay.contract, "charge_failed",
+               _l("Autopay could not charge %(amount)s ₽ (%(reason)s). "
+                  "We will try again tomorrow.",
+                  amount=format_human(charge.amount), reason=message or code))
+        return
+    _finish(charge, "failed", transaction)
+    notify(autopay.contract, "charge_failed",
+           _l("Autopay could not charge %(amount)s ₽ (%(reason)s).",
+              amount=format_human(charge.amount), reason=message or code))
+    on_commit(lambda: events.charge_failed.send(AutopayCharge.get_by_id(charge.id)))
+    if hard:
+        suspend(autopay, message or code)
+
+
+def _finish(charge, status, transaction, next_try_on=None):
+    AutopayCharge.update(
+        status=status, next_try_on=next_try_on, result_code=transaction.response_code,
+        result_message=transaction.message, updated_at=utcnow(),
+    ).where(AutopayCharge.id == charge.id,
+            AutopayCharge.status.in_(("sending", "resend"))).execute()
+
+
+def suspend(autopay, reason):
+    """Suspend an autopay until the subscriber pays with a new card."""
+    changed = Autopay.update(state="suspended", suspended_reason=reason[:300],
+                             updated_at=utcnow()).where(
+        Autopay.id == autopay.id, Autopay.state == "active").execute()
+    if changed:
+        notify(autopay.contract, "autopay_suspended",
+               _l("Autopay is paused: the card was declined (%(reason)s). "
+                  "Please set it up again with a new card.", reason=reason))
+        on_commit(lambda: events.autopay_suspended.send(Autopay.get_by_id(autopay.id)))
+
+
+# --- notices -----------------------------------------------------------------------
+
+def notify(contract, kind, text):
+    """Leave a notice in the cabinet, and e-mail it when SMTP is set up."""
+    notice = Notice.create(contract=contract, kind=kind, text=str(text))
+    if current_app.config["SMTP_HOST"] and contract.email:
+        from . import jobs
+
+        on_commit(lambda: get_queue().enqueue(jobs.email_notice, notice.id))
+    return notice

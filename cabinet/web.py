@@ -1,0 +1,56 @@
+"""Helpers the blueprints share: periods in TIMEZONE, page-or-fragment answers."""
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, make_response, render_template, request
+
+
+def local_timezone():
+    """Return the ISP's timezone (TIMEZONE)."""
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def local_midnight_utc(day):
+    """Return the start of a local day as naive UTC (what the database keeps)."""
+    local = datetime.combine(day, time.min, tzinfo=local_timezone())
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
+def local_today():
+    """Return today's date in TIMEZONE."""
+    return datetime.now(local_timezone()).date()
+
+
+def parse_date(args, name):
+    """Read an optional YYYY-MM-DD argument; 400 if it is not a date."""
+    value = args.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        abort(400, f"{name}: expected a date YYYY-MM-DD")
+
+
+def parse_period(args):
+    """Read the period filter (local dates, inclusive) as naive UTC [start, end)."""
+    start, end = parse_date(args, "from"), parse_date(args, "to")
+    return (
+        local_midnight_utc(start) if start else None,
+        local_midnight_utc(end + timedelta(days=1)) if end else None,
+    )
+
+
+def wants_fragment():
+    """True for an htmx request that is not a history restore (that wants the page)."""
+    return bool(request.headers.get("HX-Request")) and not request.headers.get(
+        "HX-History-Restore-Request")
+
+
+def page_or_fragment(page_template, fragment_template, status=200, **context):
+    """Render the page, or only its fragment for htmx; Vary on HX-Request."""
+    template = fragment_template if wants_fragment() else page_template
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
