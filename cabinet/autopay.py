@@ -505,8 +505,10 @@ def resolve(charge_id):
     from . import status_check
 
     charge = AutopayCharge.get_or_none(AutopayCharge.id == charge_id)
-    if charge is None or charge.status != "sending":
+    if charge is None:
         return None
+    if charge.status != "sending":
+        return charge.status  # settled meanwhile (a callback, the status check)
     transaction = charge.transaction
     if transaction.status == "new":
         client = payments.client_for(transaction.configuration)
