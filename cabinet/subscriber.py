@@ -60,6 +60,13 @@ UNAVAILABLE = {
 HISTORY_FILTERS = ("success", *STATUSES)
 
 
+def out_of_range(exc):
+    """Say which amounts are allowed, from an error carrying `low` and `high`."""
+    return _l("The amount must be from %(low)s to %(high)s ₽.",
+              low=format_human(exc.details["low"]),
+              high=format_human(exc.details["high"]))
+
+
 def contract_required(view):
     """Let only a logged-in subscriber in; staff get 403."""
     @wraps(view)
@@ -121,11 +128,7 @@ def pay():
         except AmountError as exc:
             form.amount.errors.append(AMOUNT_ERRORS[str(exc)])
         except AmountOutOfRange as exc:
-            form.amount.errors.append(_l(
-                "The amount must be from %(low)s to %(high)s ₽.",
-                low=format_human(exc.details["low"]),
-                high=format_human(exc.details["high"]),
-            ))
+            form.amount.errors.append(out_of_range(exc))
         else:
             return render_template("subscriber/redirect.html",
                                    transaction=transaction, pay_form=pay_form)
@@ -271,10 +274,7 @@ def autopay_settings():
         return _autopay_page(contract, form, 400)
     except autopay.AutopayError as exc:
         if exc.message == "amount_out_of_range":
-            form.amount.errors.append(_l(
-                "The amount must be from %(low)s to %(high)s ₽.",
-                low=format_human(exc.details["low"]),
-                high=format_human(exc.details["high"])))
+            form.amount.errors.append(out_of_range(exc))
         else:
             form.mode.errors.append(AUTOPAY_ERRORS[exc.message])
         return _autopay_page(contract, form, 400)
@@ -293,9 +293,7 @@ def _bind_card(contract, amount):
             url_no=_public_url("subscriber.payment_return", outcome="no"),
             language=str(get_locale() or "ru"))
     except AmountOutOfRange as exc:
-        flash(_l("The amount must be from %(low)s to %(high)s ₽.",
-                 low=format_human(exc.details["low"]),
-                 high=format_human(exc.details["high"])), "error")
+        flash(out_of_range(exc), "error")
         return redirect(url_for("subscriber.autopay_settings"))
     return render_template("subscriber/redirect.html", transaction=transaction,
                            pay_form=pay_form)
