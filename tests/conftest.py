@@ -1,5 +1,6 @@
 """Fixtures: the app on a real SQLite file (or PostgreSQL), a real Redis, data."""
 
+import atexit
 import os
 
 import pytest
@@ -10,9 +11,62 @@ from cabinet import create_app
 from cabinet.db import db
 from cabinet.models import MODELS
 
+def _claim_redis_db():
+    """Pick a Redis database number no other test run on this machine is using."""
+    if os.environ.get("TEST_REDIS_URL"):
+        return os.environ["TEST_REDIS_URL"]
+    # Runs side by side (a developer's and CI's) would flush each other's
+    # queues: each claims a number in database 15, held while its pid lives.
+    control = redis_lib.Redis(host="127.0.0.1", port=6379, db=15)
+    for number in range(14, 4, -1):
+        key = f"cabinet-tests:redis-db:{number}"
+        holder = control.get(key)
+        if holder and _alive(int(holder)):
+            continue
+        if holder:
+            control.delete(key)  # its run died without letting go
+        if control.set(key, os.getpid(), ex=6 * 3600, nx=True):
+            atexit.register(control.delete, key)
+            return f"redis://127.0.0.1:6379/{number}"
+    raise RuntimeError("no free Redis database number for the tests (5-14)")
+
+
+def _alive(pid):
+    """True if a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _own_postgres_schema(url):
+    """Give this run a schema of its own in the PostgreSQL test database."""
+    if not url.startswith("postgres"):
+        return url
+    import psycopg2
+
+    schema = f"run_{os.getpid()}"
+    connection = psycopg2.connect(url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        cursor.execute(f"CREATE SCHEMA {schema}")
+
+    def drop():
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        connection.close()
+    atexit.register(drop)
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
 # A Redis database number of our own; it must be empty when a test starts.
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+TEST_REDIS_URL = _claim_redis_db()
+TEST_DATABASE_URL = _own_postgres_schema(os.environ.get("TEST_DATABASE_URL", ""))
 SHOP = {"shop_id": "00000001", "login": "1001", "password": "shop-secret-password"}
 
 
