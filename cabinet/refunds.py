@@ -1,6 +1,7 @@
 """Refunds through Uniteller's /unblock/: part of the service layer."""
 
 import logging
+from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
@@ -28,6 +29,9 @@ _KEPT_ANSWER_FIELDS = ("OrderNumber", "Response_Code", "Message", "Total", "Stat
 _RECHECK_FIELDS = ("OrderNumber", "Status", "Total", "Balance", "BillNumber",
                    "ApprovalCode", "Response_Code", "Message")
 ALREADY_CANCELED = 16
+# A refund whose request may still be under way at Uniteller is not judged failed
+# by a re-check before this long (well beyond the client's timeout).
+SETTLE_AFTER = timedelta(minutes=10)
 
 
 class RefundRefused(CabinetError):
@@ -38,9 +42,10 @@ class RefundRefused(CabinetError):
 
 def refunded(transaction, status="done"):
     """Sum the refunds of a transaction in one status, kopecks."""
-    return (Refund.select(fn.COALESCE(fn.SUM(Refund.amount), 0))
-            .where(Refund.transaction == transaction, Refund.status == status)
-            .scalar())
+    # int(): PostgreSQL sums a bigint as numeric.
+    return int(Refund.select(fn.COALESCE(fn.SUM(Refund.amount), 0))
+               .where(Refund.transaction == transaction, Refund.status == status)
+               .scalar())
 
 
 def refundable(transaction):
@@ -140,7 +145,7 @@ def _settle_from_balance(transaction, refund, row):
     left_here = transaction.amount - refunded(transaction)
     if left_there <= left_here - refund.amount:
         _done(refund, row, note="confirmed by a status re-check")
-    elif left_there == left_here:
+    elif left_there == left_here and utcnow() - refund.created_at >= SETTLE_AFTER:
         _failed(refund, "", "Uniteller made no refund (status re-check)")
 
 
@@ -181,8 +186,8 @@ def _done(refund, fields, note=None):
         # A `canceled` status may have been applied first (its callback can
         # overtake our answer) and reversed what was left: never take back more
         # than the transaction still holds.
-        held = (LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
-                .where(LedgerEntry.transaction == transaction).scalar())
+        held = int(LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
+                   .where(LedgerEntry.transaction == transaction).scalar())
         taken = min(refund.amount, max(held, 0))
         if taken:
             payments.post_ledger(transaction, "refund", -taken,

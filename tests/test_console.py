@@ -107,7 +107,8 @@ def test_unknown_things_are_404(client, staff):
     console_login(client)
     for path in ("/console/contracts/nope", "/console/transactions/nope",
                  "/console/instances/nope/transactions", "/console/instances/nope",
-                 "/console/instances/isp/configurations/999", "/console/tasks/nope/runs/x"):
+                 "/console/instances/isp/configurations/999",
+                 "/console/tasks/nope/runs/x"):
         assert client.get(path).status_code == 404, path
 
 
@@ -201,8 +202,8 @@ def test_admin_creates_a_configuration_and_never_sees_its_password(client, staff
     made = ModuleConfiguration.get(ModuleConfiguration.name == "reserve")
     assert made.params["password"] == "very-secret-reserve" and not made.is_active
     assert made.created_by == "admin"
-    for path in ("/console/instances/isp", f"/console/instances/isp/configurations/{made.id}",
-                 "/console/audit"):
+    for path in ("/console/instances/isp", "/console/audit",
+                 f"/console/instances/isp/configurations/{made.id}"):
         page = client.get(path).get_data(as_text=True)
         assert "very-secret-reserve" not in page, path
     assert "задан" in client.get("/console/instances/isp").get_data(as_text=True)
@@ -220,7 +221,8 @@ def test_editing_keeps_the_password_when_left_empty(client, staff, shop):
                        data=form).status_code == 302
     saved = ModuleConfiguration.get_by_id(main.id)
     assert saved.params["password"] == shop["password"]
-    assert saved.params["max_amount"] == "500.00" and saved.params["shop_id"] == "00000002"
+    assert saved.params["max_amount"] == "500.00"
+    assert saved.params["shop_id"] == "00000002"
     client.post(f"/console/instances/isp/configurations/{main.id}",
                 data={**form, "password": "a-new-one"})
     assert ModuleConfiguration.get_by_id(main.id).params["password"] == "a-new-one"

@@ -212,7 +212,10 @@ class UnitellerClient:
         if response.status_code >= 400:
             raise GatewayUnavailable(f"{path}: HTTP {response.status_code}")
         text = response.content.decode("utf-8", "replace")
-        if text.lstrip().upper().startswith("ERROR"):
+        head = text.lstrip().upper()
+        # "ERROR: …" is /results/' refusal; an "ErrorCode;ErrorMessage" answer
+        # of the operations is parsed by parse_operation_answer.
+        if head.startswith("ERROR") and not head.startswith("ERRORCODE;"):
             raise GatewayRefused(f"{path}: {text.strip()[:200]}")
         return text
 
