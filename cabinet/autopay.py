@@ -3,6 +3,7 @@
 import calendar
 import logging
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -25,7 +26,7 @@ from .models import (
     Transaction,
     utcnow,
 )
-from .money import format_human
+from .money import format_human, to_kopecks
 from .ratelimit import ConcurrencySlots
 from .uniteller.client import OperationRefused, UnitellerError
 
@@ -157,10 +158,9 @@ def configure(contract, mode, amount, weekday=None, day_of_month=None, ip="",
         AutopayConsent.create(autopay=autopay, terms_version=TERMS_VERSION, mode=mode,
                               amount=values["amount"], ip=(ip or "")[:64],
                               user_agent=(user_agent or "")[:300])
-        needs_card = autopay.parent_id is None or autopay.state in ("off", "binding")
-        if not needs_card and autopay.state == "suspended":
-            needs_card = True
-        if needs_card and autopay.state != "active":
+        # Only an active autopay keeps its card; any other needs a card payment.
+        needs_card = autopay.state != "active" or autopay.parent_id is None
+        if needs_card:
             Autopay.update(state="binding").where(Autopay.id == autopay.id).execute()
     return needs_card
 
@@ -225,7 +225,7 @@ def request_charge(contract, amount, reason="", source="api", key=None):
         raise CabinetError("amount_out_of_range", low=low, high=high)
     if key is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,48}", key):
         raise CabinetError("bad_key")
-    period = f"req:{key}" if key else f"req:{utcnow():%Y%m%d%H%M%S%f}"
+    period = f"req:{key or uuid.uuid4().hex[:20]}"
     with write_unit():
         charge = _create_charge(autopay, period, local_today(), amount, reason, source)
         if charge is None:
@@ -290,7 +290,9 @@ def run(now=None):
     events.automatic_charges.send(today, proposals=proposals)
     stats.changed += _plan_automatic(proposals, today)
     stats.changed += _retry_due(today)
-    _resolve_stuck(now, stats)
+    # Staleness is judged by the clock, whatever day the run plans for.
+    _requeue_lost(utcnow(), stats)
+    _resolve_stuck(utcnow(), stats)
     _remind(today)
     return stats
 
@@ -317,8 +319,7 @@ def _policy(autopay, configuration):
     p = module_params.effective(configuration.params)
     if not p["auto_threshold"] or not p["auto_target"]:
         return None
-    threshold = int(round(float(p["auto_threshold"]) * 100))
-    target = int(round(float(p["auto_target"]) * 100))
+    threshold, target = to_kopecks(p["auto_threshold"]), to_kopecks(p["auto_target"])
     balance = autopay.contract.balance
     if balance >= threshold:
         return None
@@ -355,6 +356,18 @@ def _retry_due(today):
             ).execute():
                 on_commit(lambda charge_id=charge_id: _enqueue_charge(charge_id))
     return len(ids)
+
+
+def _requeue_lost(now, stats):
+    """Enqueue again due charges whose job vanished (Redis flushed or restarted)."""
+    # The database, not RQ, says what is due; a second job for one charge is
+    # harmless, as only one worker can claim it.
+    lost = AutopayCharge.select(AutopayCharge.id).where(
+        AutopayCharge.status.in_(("due", "resend")),
+        AutopayCharge.updated_at < now - STUCK_AFTER)
+    for charge in lost:
+        _enqueue_charge(charge.id)
+        stats.notes.append(f"charge {charge.id} due again: re-enqueued")
 
 
 def _resolve_stuck(now, stats):
@@ -417,8 +430,20 @@ def charge(charge_id):
     return AutopayCharge.get_by_id(charge_id).status
 
 
+class _ClaimLost(Exception):
+    """Another worker claimed the charge first."""
+
+
 def _prepare_try(charge_id):
     """Claim a due charge and write its try's transaction; None if not ours to send."""
+    try:
+        return _claim(charge_id)
+    except (_ClaimLost, IntegrityError):
+        return None  # the try's order id or the claim went to another worker
+
+
+def _claim(charge_id):
+    """Claim a charge in one unit (see _prepare_try)."""
     with write_unit():
         charge = AutopayCharge.get_or_none(AutopayCharge.id == charge_id)
         if charge is None or charge.status not in ("due", "resend"):
@@ -457,7 +482,7 @@ def _prepare_try(charge_id):
         ).where(AutopayCharge.id == charge.id,
                 AutopayCharge.status == charge.status).execute()
         if not claimed:
-            raise RuntimeError("charge changed while being claimed")
+            raise _ClaimLost
     return transaction.id, configuration
 
 
