@@ -746,6 +746,17 @@ def reconcile_page(code):
     return render_template("console/reconcile.html", **context)
 
 
+# -- orphan callbacks ---------------------------------------------------------------
+
+
+@bp.route("/orphans")
+@operator_required()
+def orphans():
+    """List the newest signed callbacks and answers about orders we do not have."""
+    rows = list(TransactionEvent.orphans().limit(200))
+    return render_template("console/orphans.html", rows=rows)
+
+
 # -- the audit log ----------------------------------------------------------------
 
 

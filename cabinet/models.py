@@ -239,6 +239,11 @@ class TransactionEvent(BaseModel):
     note = CharField(max_length=500, null=True)
     created_at = DateTimeField(default=utcnow, index=True)
 
+    @classmethod
+    def orphans(cls):
+        """Select events about orders we do not have, newest first."""
+        return cls.select().where(cls.kind == "orphan").order_by(cls.id.desc())
+
 
 class LedgerEntry(BaseModel):
     """A change of a contract's balance, tied to the transaction that caused it."""
