@@ -2,7 +2,9 @@
 
 import calendar
 import logging
+import os
 import re
+import signal
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -397,6 +399,14 @@ def _remind(today):
 
 # --- one charge -------------------------------------------------------------------
 
+def kill_point(name):
+    """Die at once (SIGKILL) here if CABINET_KILL_AT names this point; else nothing."""
+    # Only the fault suite sets it (scenario 9: a worker killed before sending,
+    # after sending, or with the answer's recording uncommitted).
+    if os.environ.get("CABINET_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def charge(charge_id):
     """Send one try of a due charge to /recurrent/ and record what it said."""
     prepared = _prepare_try(charge_id)
@@ -412,8 +422,10 @@ def charge(charge_id):
         _back_to_due(charge_id, "no free slot within Uniteller's concurrency limit")
         return "deferred"
     try:
+        kill_point("before_send")
         answer = payments.client_for(configuration).recurrent(
             transaction.order_id, transaction.amount, parent.order_id)
+        kill_point("after_send")
     except OperationRefused as exc:
         return _refused(charge_id, transaction, exc)
     except UnitellerError as exc:
@@ -559,6 +571,7 @@ def settle_try(transaction):
     charge = AutopayCharge.get_or_none(AutopayCharge.transaction == transaction)
     if charge is None or charge.status not in ("sending", "resend"):
         return
+    kill_point("before_record")
     autopay = charge.autopay
     if transaction.status in ("authorized", "paid"):
         _finish(charge, "succeeded", transaction)
