@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+# Share of the fault suite's full counts and durations (tests/fault, README
+# "Reliability and security"); FAULT_SCALE=1 is the full run.
+export FAULT_SCALE ?= 0.05
 
 .PHONY: run test test-sqlite test-pg venv translations bench clean
 
