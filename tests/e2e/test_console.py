@@ -1,0 +1,61 @@
+"""An operator's round in the console in a real browser (headless Chromium)."""
+
+import pytest
+
+from cabinet import manage
+from cabinet.db import db
+from cabinet.models import Contract
+from tests.e2e.test_newcomer import page, shot  # noqa: F401
+from tests.helpers import pay_by_card
+
+pytestmark = pytest.mark.browser
+
+
+def test_operator_finds_a_payment_refunds_part_and_watches_the_monitor(
+        page, world):  # noqa: F811
+    order_id, _, _ = pay_by_card(world, "500")
+    pay_by_card(world, "300")
+    world.settle()
+    with world.app.app_context(), db.connection_context():
+        manage.add_operator("admin", "admin-password", admin=True)
+    page.goto(f"{world.url}/console/contracts")
+    page.wait_for_selector("#login")
+    shot(page, "console-1-login")
+    page.fill("#login", "admin")
+    page.fill("#password", "admin-password")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#contract-list")
+    page.fill("input[name=q]", "иванов")
+    page.wait_for_selector("#contract-list >> text=1001")
+    shot(page, "console-2-contracts")
+    page.click("#contract-list >> text=1001")
+    page.wait_for_selector("#contract-transactions")
+    assert "800,00" in page.inner_text("#balance")
+    shot(page, "console-3-contract")
+    page.click(f"text={order_id}")
+    page.wait_for_selector("#refund-form")
+    page.fill("#amount", "150")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#refund-form button[type=submit]")
+    page.wait_for_selector("text=Возврат 150,00 ₽ выполнен")
+    shot(page, "console-4-transaction")
+    with world.app.app_context(), db.connection_context():
+        assert Contract.by_number("1001").balance == 65000
+    page.click("text=Монитор транзакций")
+    page.wait_for_selector("#paid-chart")
+    page.select_option("select[name=status]", "paid")
+    page.wait_for_url("**status=paid**")
+    assert "Оплачен" in page.inner_text("#monitor-table")
+    shot(page, "console-5-monitor")
+    page.click("text=Экземпляры модуля")
+    page.click("text=Конфигурации")
+    page.click("#configuration-1 >> text=Проверить соединение")
+    page.wait_for_selector("text=Соединение в порядке")
+    shot(page, "console-6-instance")
+    page.click("text=Задачи")
+    page.wait_for_selector(".task")
+    shot(page, "console-7-tasks")
+    page.click("text=Журнал")
+    page.wait_for_selector("#audit-table")
+    assert "transaction.refund" in page.inner_text("#audit-table")
+    shot(page, "console-8-audit")
