@@ -1,10 +1,10 @@
 """cabinet: card payments through Uniteller for an ISP's subscribers."""
 
-import logging
-
 from flask import Flask, has_request_context, request, session
 
 import config as settings
+
+from . import logs
 
 
 def create_app(config=None):
@@ -13,6 +13,7 @@ def create_app(config=None):
     app.config.update(settings.from_env())
     if config:
         app.config.update(config)
+    logs.configure(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     register_security(app, config or {})
     register_extensions(app)
     register_blueprints(app)
@@ -20,7 +21,6 @@ def create_app(config=None):
     register_commands(app)
     register_template_helpers(app)
     register_event_handlers(app)
-    logging.basicConfig(level=app.config["LOG_LEVEL"])
     return app
 
 
@@ -35,6 +35,13 @@ def register_security(app, overrides):
         "WTF_CSRF_TIME_LIMIT": None,  # a token lives as long as the session
     }
     app.config.update({k: v for k, v in policy.items() if k not in overrides})
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Behind nginx: the client's address (rate limits, audit) and https come
+        # from the X-Forwarded-* headers the trusted proxies set, and only those.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def register_extensions(app):
@@ -62,7 +69,7 @@ def register_extensions(app):
 
 def register_blueprints(app):
     """Register the blueprints: auth, subscriber, gateway, console."""
-    from . import api, auth, console, gateway, subscriber
+    from . import api, auth, console, gateway, ops, subscriber
     from .extensions import csrf
 
     app.register_blueprint(auth.bp)
@@ -72,6 +79,7 @@ def register_blueprints(app):
     csrf.exempt(api.bp)  # a token, not a session, authenticates it
     app.register_blueprint(gateway.bp)
     csrf.exempt(gateway.bp)  # Uniteller signs its calls; it has no CSRF token
+    app.register_blueprint(ops.bp)
 
 
 def register_errors(app):

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import click
-from flask import current_app
+from flask import current_app, request
 from flask.cli import with_appcontext
 from peewee import DatabaseProxy, SqliteDatabase
 from playhouse.db_url import connect
@@ -35,13 +35,18 @@ def open_database(url):
 
 def init_app(app):
     """Bind the database to the app and hook the connection to each request."""
+    from .migrations import check_version, db_cli
+
     database = open_database(app.config["DATABASE_URL"])
     db.initialize(database)
     app.extensions["database"] = database
+    check_version(database)
 
     @app.before_request
     def _connect():
-        db.connect(reuse_if_open=True)
+        # The ops probes must answer (and say what is down) without a database.
+        if request.blueprint != "ops":
+            db.connect(reuse_if_open=True)
 
     @app.teardown_appcontext
     def _close(exc):
@@ -49,6 +54,7 @@ def init_app(app):
             db.close()
 
     app.cli.add_command(init_db_command)
+    app.cli.add_command(db_cli)
 
 
 _unit = threading.local()
@@ -95,19 +101,25 @@ def on_commit(callback):
 
 
 def create_tables():
-    """Create every table and index that does not exist yet."""
-    from .models import MODELS
+    """Create the schema at the latest version, or upgrade an existing one."""
+    from .migrations import create_latest
 
     with db.connection_context():
-        db.create_tables(MODELS, safe=True)
+        return create_latest(db.obj)
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db_command():
-    """Create the database tables (safe to run again)."""
-    create_tables()
-    click.echo(f"Database ready: {_safe_url(current_app.config['DATABASE_URL'])}")
+    """Create the database at the latest schema version (safe to run again)."""
+    from .migrations import SchemaError
+
+    try:
+        _, version = create_tables()
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Database ready at schema version {version}: "
+               f"{_safe_url(current_app.config['DATABASE_URL'])}")
 
 
 def _safe_url(url):

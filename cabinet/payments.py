@@ -48,6 +48,11 @@ class Outcome:
     transaction: Transaction | None = None
 
 
+def _about(transaction):
+    """Name a transaction's order and contract for a log line's `extra`."""
+    return {"order_id": transaction.order_id, "contract": transaction.contract.number}
+
+
 def client_for(configuration):
     """Build the Uniteller client of a module configuration."""
     p = module_params.effective(configuration.params)
@@ -119,7 +124,8 @@ def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabin
         recurrent_start=kind == "bind",
     )
     log.info("payment created order=%s contract=%s amount=%d",
-             transaction.order_id, contract.number, amount)
+             transaction.order_id, contract.number, amount,
+             extra={"order_id": transaction.order_id, "contract": contract.number})
     return transaction, form
 
 
@@ -160,7 +166,8 @@ def receive_callback(instance_code, fields):
         fields, p["callback_fields"].split()
     ):
         log.warning("callback refused: bad signature instance=%s order=%s",
-                    instance.code, str(order_id)[:127])
+                    instance.code, str(order_id)[:127],
+                    extra={"order_id": str(order_id)[:127]})
         raise Forbidden("bad_signature")
     return apply_status(
         order_id, fields.get("Status"), source="callback", fields=fields,
@@ -182,7 +189,8 @@ def apply_status(order_id, status_word, *, source, fields=None, instance=None):
                 kind="orphan", new_status=status, fields=kept,
                 note="unknown order",
             )
-            log.warning("orphan %s for unknown order=%s", source, order_id)
+            log.warning("orphan %s for unknown order=%s", source, order_id,
+                        extra={"order_id": str(order_id)[:127]})
             return Outcome("orphan")
         record_event(transaction, source, "received", transaction.status, status, kept)
         if status is None:
@@ -225,21 +233,22 @@ def _transition(transaction, status, fields, source):
         record_event(transaction, source, "illegal", current, status,
                note=f"{current} -> {status} is not allowed")
         log.warning("illegal transition order=%s %s -> %s",
-                    transaction.order_id, current, status)
+                    transaction.order_id, current, status, extra=_about(transaction))
         return Outcome("illegal", transaction)
     record_event(transaction, source, "state", old, status)
     transaction = Transaction.get_by_id(transaction.id)
     _after_change(transaction)
     if status in ("authorized", "paid") and _credit(transaction):
         log.info("credited order=%s contract=%s amount=%d",
-                 transaction.order_id, transaction.contract_id, transaction.amount)
+                 transaction.order_id, transaction.contract.number, transaction.amount,
+                 extra=_about(transaction))
         if transaction.kind == "bind":
             from . import autopay  # autopay builds on payments, not the reverse
 
             autopay.bind_succeeded(transaction)
         return Outcome("credited", transaction)
     if status == "canceled" and _reverse(transaction):
-        log.info("reversed order=%s", transaction.order_id)
+        log.info("reversed order=%s", transaction.order_id, extra=_about(transaction))
         return Outcome("reversed", transaction)
     return Outcome("changed", transaction)
 
@@ -319,7 +328,8 @@ def _flag_for_review(transaction, source, reason):
     ).where(Transaction.id == transaction.id).execute()
     record_event(transaction, source, "review", transaction.status, transaction.status,
            note=reason)
-    log.warning("review order=%s: %s", transaction.order_id, reason)
+    log.warning("review order=%s: %s", transaction.order_id, reason,
+                extra=_about(transaction))
 
 
 def post_ledger(transaction, kind, amount, key=None):

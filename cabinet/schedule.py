@@ -10,7 +10,7 @@ from croniter import croniter
 from flask import current_app
 from peewee import IntegrityError
 
-from . import autopay, status_check
+from . import autopay, retention, status_check
 from .db import db
 from .models import TaskRun, utcnow
 
@@ -34,6 +34,8 @@ TASKS = {
              "asks Uniteller about orders no callback has finished"),
         Task("autopay", autopay.run, "AUTOPAY_CRON",
              "charges weekly, monthly and automatic autopays that are due"),
+        Task("retention", retention.run, "RETENTION_CRON",
+             "deletes raw event rows older than EVENT_RETENTION_DAYS"),
     )
 }
 
