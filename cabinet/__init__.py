@@ -15,6 +15,7 @@ def create_app(config=None):
         app.config.update(config)
     logs.configure(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     register_security(app, config or {})
+    register_input_guard(app)
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)
@@ -42,6 +43,23 @@ def register_security(app, overrides):
         # from the X-Forwarded-* headers the trusted proxies set, and only those.
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def register_input_guard(app):
+    """Refuse with 400 any request carrying a NUL character, before it reaches SQL."""
+    # PostgreSQL cannot hold NUL in text and raises (a 500) wherever one is
+    # compared or stored; no form, callback or API field has a use for it.
+    from flask import abort
+
+    @app.before_request
+    def _refuse_nul():
+        values = [request.path, *(k + v for k, v in request.args.items(multi=True))]
+        if request.mimetype == "application/json":
+            values.append(request.get_data(as_text=True).replace("\\u0000", "\x00"))
+        else:
+            values.extend(k + v for k, v in request.form.items(multi=True))
+        if any("\x00" in value for value in values):
+            abort(400, "NUL characters are not accepted")
 
 
 def register_extensions(app):
