@@ -124,6 +124,19 @@ def autopay_of(contract):
     return Autopay.get_or_none(Autopay.contract == contract)
 
 
+def summary(contract, charges=5):
+    """What people see of a contract's autopay: it, its next charge, its last charges."""
+    current = autopay_of(contract)
+    if current is None:
+        return {"autopay": None, "next_day": None, "charges": []}
+    return {
+        "autopay": current,
+        "next_day": next_charge_date(current, local_today()),
+        "charges": list(current.charges.order_by(AutopayCharge.id.desc())
+                        .limit(charges)),
+    }
+
+
 # --- set-up by the subscriber ----------------------------------------------------
 
 def configure(contract, mode, amount, weekday=None, day_of_month=None, ip="",

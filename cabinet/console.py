@@ -25,7 +25,16 @@ from werkzeug.security import check_password_hash
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from . import audit, manage, monitor, payments, refunds, schedule, status_check
+from . import (
+    audit,
+    autopay,
+    manage,
+    monitor,
+    payments,
+    refunds,
+    schedule,
+    status_check,
+)
 from . import params as module_params
 from .auth import LoginThrottle, OperatorUser, end_session, own_path
 from .db import write_unit
@@ -44,9 +53,9 @@ from .models import (
     status_label,
     utcnow,
 )
-from .money import AmountError, format_human, parse_amount
+from .money import AmountError, format_human, format_wire, parse_amount
 from .reconcile import reconcile
-from .subscriber import AMOUNT_ERRORS
+from .subscriber import AMOUNT_ERRORS, WEEKDAYS, out_of_range
 from .uniteller.client import UnitellerError
 from .web import (
     local_midnight_utc,
@@ -242,6 +251,8 @@ def _contract_context(contract, link_form=None):
         "filters": filters, "statuses": STATUS_FILTERS,
         "link_form": link_form or _link_form(contract),
         "ledger_balance": payments.ledger_balance(contract),
+        "charge_form": AutopayChargeForm(), "action_form": ActionForm(),
+        "weekdays": WEEKDAYS, **autopay.summary(contract, charges=10),
     }
 
 
@@ -778,3 +789,67 @@ def audit_log():
         "console/audit.html", "console/_audit-table.html", rows=rows[:size],
         has_next=len(rows) > size, page=page, filters=filters, actions=actions,
         operators=[o.login for o in Operator.select().order_by(Operator.login)])
+
+
+# -- a contract's autopay -----------------------------------------------------------
+
+
+class AutopayChargeForm(FlaskForm):
+    """A manual charge in automatic mode: how much and why."""
+
+    amount = StringField(_l("Amount, ₽"), validators=[DataRequired(), Length(max=20)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])
+
+
+@bp.route("/contracts/<number>/autopay/charge", methods=["POST"])
+@operator_required()
+def autopay_charge(number):
+    """Charge a contract's card now, in automatic mode (audited)."""
+    found = manage.get_contract(number)
+    form = AutopayChargeForm()
+    try:
+        if not form.validate_on_submit():
+            raise CabinetError(_("Give the amount and the reason."))
+        amount = parse_amount(form.amount.data)
+        with write_unit():
+            charge = autopay.request_charge(
+                found, amount, form.reason.data.strip(),
+                source=f"console:{current_operator().login}")
+            audit.record(current_operator(), "autopay.charge", "contract", number,
+                         None, {"charge": charge.id, "amount": format_wire(amount),
+                                "reason": charge.reason})
+    except AmountError as exc:
+        flash(AMOUNT_ERRORS[str(exc)], "error")
+    except CabinetError as exc:
+        flash(_autopay_refusal(exc), "error")
+    else:
+        flash(_("Charge of %(amount)s ₽ asked for; its result appears below.",
+                amount=format_human(amount)), "ok")
+    return redirect(url_for("console.contract", number=number) + "#autopay-block")
+
+
+def _autopay_refusal(exc):
+    """Say in words why an autopay action was refused."""
+    if exc.message == "not_automatic":
+        return _("The contract's autopay is not on in automatic mode.")
+    if exc.message == "amount_out_of_range":
+        return out_of_range(exc)
+    return exc.message
+
+
+@bp.route("/contracts/<number>/autopay/off", methods=["POST"])
+@operator_required()
+def autopay_off(number):
+    """Turn a contract's autopay off (audited)."""
+    found = manage.get_contract(number)
+    if not ActionForm().validate_on_submit():
+        abort(400, _("The form has expired. Reload the page and try again."))
+    current = autopay.autopay_of(found)
+    if current is None:
+        abort(404, "no autopay")
+    with write_unit():
+        autopay.turn_off(found, who=f"operator {current_operator().login}")
+        audit.record(current_operator(), "autopay.off", "contract", number,
+                     {"state": current.state}, {"state": "off"})
+    flash(_("Autopay is off."), "ok")
+    return redirect(url_for("console.contract", number=number) + "#autopay-block")

@@ -34,7 +34,6 @@ from .errors import AmountOutOfRange, PaymentUnavailable
 from .models import (
     AUTOPAY_MODE_LABELS,
     STATUSES,
-    AutopayCharge,
     Notice,
     Transaction,
 )
@@ -230,15 +229,10 @@ def _autopay_page(contract, form, status=200):
     configuration, unavailable = _availability(contract)
     modes = autopay.allowed_modes(configuration)
     form.mode.choices = _choices((m, AUTOPAY_MODE_LABELS[m]) for m in modes)
-    current = autopay.autopay_of(contract)
-    charges = list(current.charges.order_by(AutopayCharge.id.desc()).limit(5)) if (
-        current) else []
-    next_day = autopay.next_charge_date(current, autopay.local_today()) if (
-        current) else None
     notices = list(contract.notices.order_by(Notice.id.desc()).limit(5))
     return render_template(
-        "subscriber/autopay.html", form=form, modes=modes, autopay=current,
-        charges=charges, next_day=next_day, notices=notices, weekdays=WEEKDAYS,
+        "subscriber/autopay.html", form=form, modes=modes,
+        **autopay.summary(contract), notices=notices, weekdays=WEEKDAYS,
         unavailable=unavailable,
         terms_version=autopay.TERMS_VERSION,
     ), status

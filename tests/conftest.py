@@ -6,6 +6,7 @@ import os
 import pytest
 import redis as redis_lib
 import requests
+from peewee import PostgresqlDatabase
 
 from cabinet import create_app
 from cabinet.db import db
@@ -108,8 +109,8 @@ def make_app(database_url, redis, tmp_path):
         with app.app_context():
             db.connect(reuse_if_open=True)
             # A clean schema for every test, on SQLite and on PostgreSQL alike.
-            db.drop_tables(MODELS, safe=True, cascade=db.obj.__class__.__name__
-                           .startswith("Postgres"))
+            db.drop_tables(MODELS, safe=True,
+                           cascade=isinstance(db.obj, PostgresqlDatabase))
             db.create_tables(MODELS)
             db.close()
         return app
@@ -280,3 +281,13 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "database_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.nodb)
+
+
+ALL_MODES = ("autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes")
+
+
+@pytest.fixture
+def autopay_world(make_world):
+    """The live pair with every autopay mode allowed and a built-in policy."""
+    return make_world(config=(*ALL_MODES, "auto_threshold=100.00", "auto_target=500.00",
+                              "autopay_retry_days=2"))

@@ -1,6 +1,9 @@
 """Helpers shared by tests: signed callbacks, quick transactions."""
 
+from contextlib import contextmanager
+
 from cabinet import payments
+from cabinet.db import db
 from cabinet.models import Contract, LedgerEntry, Transaction, TransactionEvent
 from cabinet.uniteller.signatures import callback_signature
 
@@ -117,3 +120,15 @@ def bind_autopay(world, mode, amount="300", card=SUCCESS_CARD, weekday=0, day=1,
     session.get(location)
     world.settle()
     return fields["Order_IDP"], session
+
+
+@contextmanager
+def in_app(world):
+    """Enter a live world's app context with a database connection."""
+    with world.app.app_context():
+        db.connect(reuse_if_open=True)
+        try:
+            yield
+        finally:
+            if not db.is_closed():
+                db.close()

@@ -19,31 +19,9 @@ from cabinet.models import (
     Notice,
     Transaction,
 )
-from tests.helpers import bind_autopay
+from tests.conftest import ALL_MODES
+from tests.helpers import bind_autopay, in_app
 
-ALL_MODES = ("autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes")
-
-
-@pytest.fixture
-def autopay_world(make_world):
-    """The live pair with every autopay mode allowed and a built-in policy."""
-    return make_world(config=(*ALL_MODES, "auto_threshold=100.00", "auto_target=500.00",
-                              "autopay_retry_days=2"))
-
-
-def in_app(world):
-    """Enter the world's app context with a connection (a context manager)."""
-    class Context:
-        def __enter__(self):
-            self.ctx = world.app.app_context()
-            self.ctx.push()
-            db.connect(reuse_if_open=True)
-
-        def __exit__(self, *exc):
-            if not db.is_closed():
-                db.close()
-            self.ctx.pop()
-    return Context()
 
 
 def moscow(day, hour=7):
