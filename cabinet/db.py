@@ -9,8 +9,12 @@ from flask import current_app, request
 from flask.cli import with_appcontext
 from peewee import DatabaseProxy, SqliteDatabase
 from playhouse.db_url import connect
+from playhouse.pool import PooledSqliteDatabase
 
 db = DatabaseProxy()
+# Connections a process keeps open for reuse: more than its threads.
+POOL_SIZE = 32
+POOL_STALE_SECONDS = 300
 
 
 def open_database(url):
@@ -20,7 +24,9 @@ def open_database(url):
         path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
         # WAL lets readers run beside a writer; the busy timeout makes writers
         # queue instead of failing at once.
-        return SqliteDatabase(
+        # Pooled: a connection per request cost more than the request (opening
+        # it, and a WAL checkpoint each time the last one closed).
+        return PooledSqliteDatabase(
             path,
             pragmas={
                 "journal_mode": "wal",
@@ -28,9 +34,15 @@ def open_database(url):
                 "foreign_keys": 1,
                 "synchronous": "normal",
             },
-            timeout=10,
+            max_connections=POOL_SIZE,
+            stale_timeout=POOL_STALE_SECONDS,
+            timeout=10,  # waiting for a free pooled connection
+            check_same_thread=False,
         )
-    return connect(url)
+    # PostgreSQL starts a backend process per connection: reuse them.
+    scheme, rest = url.split("://", 1)
+    return connect(f"{scheme}+pool://{rest}", max_connections=POOL_SIZE,
+                   stale_timeout=POOL_STALE_SECONDS)
 
 
 def init_app(app):
@@ -41,6 +53,9 @@ def init_app(app):
     db.initialize(database)
     app.extensions["database"] = database
     check_version(database)
+    # A process that forks (gunicorn --preload, RQ's work horse) must not hand a
+    # pooled connection to its children.
+    database.close_all()
 
     @app.before_request
     def _connect():

@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from peewee import PostgresqlDatabase
 
 from cabinet import manage, monitor, payments
 from cabinet.db import db
@@ -129,7 +130,7 @@ def test_svg_chart_of_daily_paid_totals(client, many):
 def explain(query):
     """Return the engine's query plan as text."""
     sql, params = query.sql()
-    if db.obj.__class__.__name__.startswith("Postgres"):
+    if isinstance(db.obj, PostgresqlDatabase):
         with db.atomic():
             # Tiny tables: ask whether an index can serve the order, not whether
             # it is cheaper than reading the table and sorting it.
