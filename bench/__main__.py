@@ -1,0 +1,536 @@
+"""Run every benchmark on each database, print the table, write bench/results.json."""
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg2
+import redis as redis_lib
+import requests
+
+from cabinet import create_app
+from cabinet.db import create_tables, db
+
+from . import (
+    AUTOPAYS,
+    CHARGE_SECONDS,
+    CONTRACTS,
+    DATABASES,
+    DURATION,
+    HISTORY,
+    JOBS,
+    OPEN,
+    PG_SCHEMA,
+    PG_URL,
+    QUICK,
+    REDIS_URL,
+    REQUESTS,
+    SECRET_KEY,
+    SEED,
+    SHOP,
+    TRANSACTIONS,
+    servers,
+)
+from .seed import HISTORY_CONTRACT, OPERATOR, PASSWORD, SURNAMES, Seeder, sandbox_orders
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+EXPLAIN = HERE / "explain.txt"
+CONNECTIONS = 16  # twice gunicorn's 2 workers x 4 threads: always a request waiting
+CHARGE_WORKERS = 8  # RQ workers: more than the 5 slots, so a slot never waits
+
+
+def row(name, database, value, target, met, baseline=None, unit="", note=""):
+    """One line of the table."""
+    ratio = None if baseline in (None, 0) else round(value / baseline, 3)
+    return {"name": name, "database": database, "value": round(value, 3),
+            "baseline": None if baseline is None else round(baseline, 3),
+            "ratio": ratio, "target": target, "met": bool(met), "unit": unit,
+            "note": note}
+
+
+class Bench:
+    """One database's run: the data, the servers, and the benchmarks over them."""
+
+    def __init__(self, database, workdir):
+        self.database = database
+        self.workdir = Path(workdir)
+        self.processes = []
+        self.results = []
+        self.notes = []
+        self.requests_served = 0
+
+    # -- set-up ------------------------------------------------------------------
+
+    def database_url(self):
+        if self.database == "sqlite":
+            return f"sqlite:///{self.workdir / 'cabinet.sqlite3'}"
+        connection = psycopg2.connect(PG_URL)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+            cursor.execute(f"CREATE SCHEMA {PG_SCHEMA}")
+        connection.close()
+        separator = "&" if "?" in PG_URL else "?"
+        return f"{PG_URL}{separator}options=-csearch_path%3D{PG_SCHEMA}"
+
+    def setup(self):
+        """Create and seed the database, start the sandbox and gunicorn."""
+        redis_lib.Redis.from_url(REDIS_URL).flushdb()
+        self.url = self.database_url()
+        sandbox_port, self.port = servers.free_port(), servers.free_port()
+        self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, SECRET_KEY=SECRET_KEY, DATABASE_URL=self.url,
+                        REDIS_URL=REDIS_URL, PUBLIC_URL=self.base,
+                        INSTANCE_DIR=str(self.workdir), LOG_LEVEL="WARNING",
+                        PYTHONPATH=str(servers.ROOT))
+        sandbox_db = self.workdir / "sandbox.sqlite3"
+        self.processes.append(servers.sandbox(sandbox_port, sandbox_db, self.env,
+                                              self.workdir))
+        requests.post(f"{self.sandbox_url}/_sandbox/shops", timeout=10, json={
+            **SHOP, "notify_url": f"{self.base}/uniteller/isp/notify",
+            "callback_fields": "BillNumber ApprovalCode Total"}).raise_for_status()
+        self.app = create_app({"DATABASE_URL": self.url, "REDIS_URL": REDIS_URL,
+                               "SECRET_KEY": SECRET_KEY, "PUBLIC_URL": self.base,
+                               "RESULTS_MIN_INTERVAL": 0.2, "LOG_LEVEL": "WARNING"})
+        with self.app.app_context():
+            create_tables()
+            db.connect(reuse_if_open=True)
+            self.seed(sandbox_db)
+            db.close()
+        process, how = servers.gunicorn(self.port, self.env, self.workdir)
+        self.processes.append(process)
+        self.gunicorn = process
+        self.notes.append(f"app served by {how}")
+
+    def seed(self, sandbox_db):
+        from cabinet import autopay
+
+        started = time.perf_counter()
+        seeder = Seeder(SEED, self.database != "sqlite")
+        seeder.base(self.sandbox_url, CONTRACTS, TRANSACTIONS, HISTORY)
+        self.callback_bodies = self.workdir / "callbacks.txt"
+        # More bodies than the fastest run can post: every callback credits anew.
+        bodies = seeder.callbacks(4000 * DURATION)
+        self.callback_bodies.write_text("\n".join(bodies) + "\n")
+        parents = seeder.autopays(AUTOPAYS, autopay.local_today())
+        sandbox_orders(sandbox_db, parents, "payment", 1, 1000)
+        self.open_orders = seeder.open_orders(OPEN)
+        sandbox_orders(sandbox_db, self.open_orders, "payment", 0, 70000)
+        if self.database != "sqlite":
+            db.execute_sql("ANALYZE")  # what autovacuum does after a bulk load
+        self.seconds_seeding = time.perf_counter() - started
+        rates = ", ".join(f"{what} {count:,} at {rate:,.0f}/s"
+                          for what, (count, rate) in seeder.rates.items())
+        self.notes.append(f"seeded in {self.seconds_seeding:.0f} s: {rates}")
+        self.instance_id = seeder.instance.id
+
+    def teardown(self):
+        if os.environ.get("BENCH_KEEP"):
+            print(f"  kept {self.workdir} and the servers' logs in it")
+        for process in reversed(self.processes):
+            process.stop()
+        redis_lib.Redis.from_url(REDIS_URL).flushdb()
+        if self.database != "sqlite":
+            connection = psycopg2.connect(PG_URL)
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+            connection.close()
+
+    def add(self, *args, **kwargs):
+        self.results.append(row(args[0], self.database, *args[1:], **kwargs))
+
+    # -- sessions ----------------------------------------------------------------
+
+    def login(self, path, fields):
+        """Log in through the form (with its CSRF token); return the session cookie."""
+        session = requests.Session()
+        page = session.get(f"{self.base}{path}", timeout=10).text
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        answer = session.post(f"{self.base}{path}", timeout=30, allow_redirects=False,
+                              data={"csrf_token": token, **fields})
+        assert answer.status_code == 302, answer.status_code
+        return session
+
+    @staticmethod
+    def cookie_header(session):
+        return "Cookie: " + "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+
+    def wrk(self, path, connections=CONNECTIONS, **variables):
+        summary = servers.wrk(f"{self.base}{path}", DURATION, connections, **variables)
+        self.requests_served += summary["requests"]
+        return summary
+
+    def paced(self, path, rate, **variables):
+        """Run wrk at about `rate` requests/s: 8 connections, each pausing between."""
+        connections = 8
+        delay = max(1, int(connections * 1000 / max(rate, 1)))
+        return self.wrk(path, connections=connections, delay_ms=delay, **variables)
+
+    # -- 1, 2, 7: the web paths under wrk ----------------------------------------
+
+    def bench_web(self):
+        healthz = self.wrk("/healthz")
+        base = healthz["rate"]
+        self.add("baseline: /healthz", base, "-", True, unit="req/s")
+        self.bench_callbacks(base)
+        self.bench_history(base)
+        self.bench_web_memory()
+
+    def bench_callbacks(self, base):
+        from cabinet.models import LedgerEntry, Transaction
+
+        path = "/uniteller/isp/notify"
+        bodies = str(self.callback_bodies)
+        full = self.wrk(path, bodies=bodies, expect="credited")
+        self.add("1 callback: distinct paid callbacks", full["rate"], ">= 0.5",
+                 full["rate"] >= 0.5 * base, baseline=base, unit="req/s")
+        # The second run posts the bodies the first did not reach.
+        half = self.paced(path, full["rate"] / 2, bodies=bodies, expect="credited",
+                          skip=full["requests"] + 100)
+        p99 = half["p99_us"] / 1000
+        self.add("1 callback: p99 at half load", p99, "< 50 ms", p99 < 50, unit="ms",
+                 note=f"at {half['rate']:.0f} req/s")
+        with self.app.app_context(), db.connection_context():
+            credited = Transaction.select().where(
+                Transaction.order_id.startswith("CB"),
+                Transaction.status == "paid").count()
+            credits = LedgerEntry.select().join(Transaction).where(
+                Transaction.order_id.startswith("CB"),
+                LedgerEntry.kind == "credit").count()
+        errors = full["errors"] + half["errors"]
+        # A reused body answers "duplicate": not an error, but we size to avoid it.
+        bad = full["bad"] + half["bad"]
+        duplicates = credits - credited
+        self.add("1 callback: errors + duplicate credits", errors + bad + duplicates,
+                 "= 0", errors + bad + duplicates == 0,
+                 note=f"{credited} credited; errors {errors}, not credited {bad}, "
+                      f"duplicate credits {duplicates}, bodies reused "
+                      f"{full['reused'] + half['reused']}")
+
+    def bench_history(self, base):
+        session = self.login("/login", {"number": HISTORY_CONTRACT,
+                                        "password": PASSWORD})
+        cookie = self.cookie_header(session)
+        for label, headers in (("page", cookie),
+                               ("htmx fragment", cookie + "|HX-Request: true")):
+            path = "/payments?page=3"
+            full = self.wrk(path, headers=headers, expect="payment-table")
+            self.add(f"2 history {label}: {HISTORY:,} transactions", full["rate"],
+                     ">= 0.5", full["rate"] >= 0.5 * base and full["errors"] == 0,
+                     baseline=base, unit="req/s",
+                     note=f"errors {full['errors']}, bad {full['bad']}")
+            half = self.paced(path, full["rate"] / 2, headers=headers,
+                              expect="payment-table")
+            p95 = half["p95_us"] / 1000
+            self.add(f"2 history {label}: p95 at half load", p95, "< 30 ms", p95 < 30,
+                     unit="ms", note=f"at {half['rate']:.0f} req/s")
+
+    def bench_web_memory(self):
+        workers = servers.children(self.gunicorn.pid)
+        rss = max(servers.memory_mb(pid) for pid in workers)
+        per_worker = self.requests_served / max(len(workers), 1)
+        self.add("7 memory: web worker RSS", rss, "< 100 MB", rss < 100, unit="MB",
+                 note=f"after {per_worker:,.0f} requests per worker "
+                      f"(>= {REQUESTS:,} wanted)"
+                      if per_worker >= REQUESTS else
+                      f"only {per_worker:,.0f} requests per worker")
+
+    # -- 3: the console monitor --------------------------------------------------
+
+    def monitor_filters(self):
+        """Period, status and name: at least 100 pages of 20 rows match."""
+        from cabinet import monitor
+        from cabinet.web import local_midnight_utc, local_today
+
+        per_day = TRANSACTIONS * 0.05 * 0.83 / 365  # Ivanovs' successful payments
+        days = min(365, max(30, int(2500 / per_day) + 1))
+        last = local_today()
+        first = last - timedelta(days=days - 1)
+        filters = monitor.Filters(start=local_midnight_utc(first),
+                                  end=local_midnight_utc(last + timedelta(days=1)),
+                                  search=SURNAMES[0], status="success")
+        args = {"from": first.isoformat(), "to": last.isoformat(), "status": "success",
+                "q": SURNAMES[0]}
+        return filters, args
+
+    def bench_monitor(self):
+        from cabinet import monitor
+        from cabinet.models import ModuleInstance
+
+        size = self.app.config["PAGE_SIZE"]
+        with self.app.app_context(), db.connection_context():
+            filters, args = self.monitor_filters()
+            instance = ModuleInstance.get_by_id(self.instance_id)
+            query = monitor.selection(instance, filters)
+            ordered = query.order_by(monitor.Transaction.created_at.desc(),
+                                     monitor.Transaction.id.desc())
+            before_100th = ordered.offset(99 * size - 1).limit(1).first()
+            cursor = monitor.encode_cursor(before_100th)
+            self.explain(query, cursor, instance, filters)
+        session = self.login("/console/login", {"login": OPERATOR[0],
+                                                "password": OPERATOR[1]})
+        url = f"{self.base}/console/instances/isp/transactions"
+        repeats = 10 if QUICK else 20
+        for label, extra in (("first page", {}), ("100th page", {"after": cursor})):
+            times = []
+            for _ in range(repeats + 2):
+                started = time.perf_counter()
+                answer = session.get(url, params={**args, **extra}, timeout=60)
+                times.append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 200, answer.status_code
+            times = sorted(times[2:])  # the first two warm the caches
+            p95 = times[max(0, int(len(times) * 0.95) - 1)]
+            self.add(f"3 monitor {label}", p95, "p95 < 50 ms", p95 < 50, unit="ms",
+                     note=f"{args['from']}..{args['to']}, status=success, "
+                          f"q={SURNAMES[0]}; {repeats} requests")
+
+    def explain(self, query, cursor, instance, filters):
+        """Keep the query plans of the monitor's page and totals."""
+        from cabinet import monitor
+
+        sqlite = self.database == "sqlite"
+        prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+        page = monitor.page  # the page query as page() builds it, with a cursor
+        moment, pk = monitor.decode_cursor(cursor)
+        paged = (query.where(monitor.Transaction.created_at <= moment,
+                             (monitor.Transaction.created_at < moment)
+                             | (monitor.Transaction.id < pk))
+                 .order_by(monitor.Transaction.created_at.desc(),
+                           monitor.Transaction.id.desc()).limit(21))
+        totals = (monitor.selection(instance, filters)
+                  .select(monitor.Transaction.status, monitor.fn.COUNT(1))
+                  .group_by(monitor.Transaction.status))
+        lines = [f"== {self.database}: monitor page after a cursor ({page.__name__})"]
+        for title, q in (("page", paged), ("totals", totals)):
+            sql, params = q.sql()
+            plan = db.execute_sql(prefix + sql, params).fetchall()
+            lines.append(f"-- {title}: {sql}")
+            lines += ["   " + " | ".join(str(c) for c in r) for r in plan]
+        self.explained = "\n".join(lines)
+
+    # -- 4: the CSV export --------------------------------------------------------
+
+    def bench_csv(self):
+        from cabinet import monitor
+        from cabinet.models import ModuleInstance
+        from cabinet.web import local_midnight_utc, local_today
+
+        with self.app.app_context(), db.connection_context():
+            last = local_today()
+            first = last - timedelta(days=366)
+            filters = monitor.Filters(start=local_midnight_utc(first),
+                                      end=local_midnight_utc(last + timedelta(days=1)))
+            instance = ModuleInstance.get_by_id(self.instance_id)
+            query = monitor.selection(instance, filters).order_by(
+                monitor.Transaction.created_at.desc(), monitor.Transaction.id.desc())
+            sql, params = query.sql()
+            started = time.perf_counter()
+            count = self.raw_select(sql, params)
+            raw = count / (time.perf_counter() - started)
+        session = self.login("/console/login", {"login": OPERATOR[0],
+                                                "password": OPERATOR[1]})
+        workers = servers.children(self.gunicorn.pid)
+        for pid in workers:
+            servers.reset_peak(pid)
+        before = max(servers.memory_mb(pid) for pid in workers)
+        started = time.perf_counter()
+        lines = 0
+        with session.get(f"{self.base}/console/instances/isp/transactions.csv",
+                         params={"from": first.isoformat(), "to": last.isoformat()},
+                         stream=True, timeout=600) as answer:
+            assert answer.status_code == 200, answer.status_code
+            for chunk in answer.iter_content(1 << 16):
+                lines += chunk.count(b"\n")
+        rate = (lines - 1) / (time.perf_counter() - started)
+        peak = max(servers.memory_mb(pid, "VmHWM") for pid in workers)
+        self.add(f"4 CSV export: {lines - 1:,} rows", rate, ">= 0.5",
+                 rate >= 0.5 * raw and lines - 1 == count, baseline=raw, unit="rows/s",
+                 note=f"raw SELECT of the same {count:,} rows is the baseline")
+        self.add("4 CSV export: peak worker memory", peak, "< 150 MB", peak < 150,
+                 unit="MB", note=f"{before:.0f} MB before the export")
+
+    def raw_select(self, sql, params):
+        """Fetch the rows of a query with the driver into a discarded sink."""
+        connection = db.connection()
+        cursor = connection.cursor()
+        cursor.execute(sql, params)
+        count = 0
+        while rows := cursor.fetchmany(5000):
+            count += len(rows)
+        cursor.close()
+        return count
+
+    # -- 6: the status check ------------------------------------------------------
+
+    def bench_status_check(self):
+        from cabinet import status_check
+        from cabinet.models import Transaction
+
+        with self.app.app_context(), db.connection_context():
+            started = time.perf_counter()
+            stats = status_check.run()
+            seconds = time.perf_counter() - started
+            resolved = Transaction.select().where(
+                Transaction.order_id.startswith("OPEN"),
+                Transaction.status == "paid").count()
+        self.add(f"6 status check: {OPEN:,} open orders", stats.requests,
+                 "<= 3 requests, all resolved",
+                 stats.requests <= 3 and resolved == OPEN, baseline=OPEN,
+                 unit="requests",
+                 note=f"{resolved:,} resolved in {seconds:.1f} s "
+                      f"({OPEN / seconds:,.0f} orders/s), {stats.errors} errors")
+
+    # -- 5: the daily autopay -----------------------------------------------------
+
+    def bench_autopay(self):
+        from rq import Queue
+
+        from cabinet import autopay
+        from cabinet.extensions import QUEUE_NAME
+        from cabinet.models import AutopayCharge
+
+        requests.post(f"{self.sandbox_url}/_sandbox/faults",
+                      json={"latency_ms": 100, "drop_callbacks": True}, timeout=5)
+        connection = redis_lib.Redis.from_url(REDIS_URL)
+        queue = Queue(QUEUE_NAME, connection=connection)
+        with self.app.app_context(), db.connection_context():
+            started = time.perf_counter()
+            stats = autopay.run()
+            seconds = time.perf_counter() - started
+            planned = AutopayCharge.select().count()
+        self.add(f"5 autopay: plan and enqueue {AUTOPAYS:,} due", seconds, "< 10 s",
+                 seconds < 10 and planned == AUTOPAYS and len(queue) == AUTOPAYS,
+                 unit="s", note=f"{planned:,} charges, {len(queue):,} jobs queued, "
+                                f"{stats.changed:,} changed")
+        limit = self.app.config["RECURRENT_CONCURRENCY"] / 0.1
+        workers = servers.rq_workers(CHARGE_WORKERS, self.env, self.workdir)
+        self.processes += workers
+
+        def succeeded():
+            with self.app.app_context(), db.connection_context():
+                return AutopayCharge.select().where(AutopayCharge.status.in_(
+                    ("succeeded", "retry", "failed"))).count()
+
+        time.sleep(3)  # the workers start and warm up
+        first, started = succeeded(), time.perf_counter()
+        time.sleep(CHARGE_SECONDS)
+        charged = succeeded() - first
+        rate = charged / (time.perf_counter() - started)
+        peak = requests.get(f"{self.sandbox_url}/_bench/concurrency", timeout=5).json()
+        self.add("5 autopay: charges/s, 100 ms latency", rate, ">= 0.9",
+                 rate >= 0.9 * limit, baseline=limit, unit="charges/s",
+                 note=f"{charged:,} charges in {CHARGE_SECONDS} s by "
+                      f"{CHARGE_WORKERS} workers")
+        self.add("5 autopay: peak concurrent /recurrent/", peak["peak"], "<= 5",
+                 peak["peak"] <= self.app.config["RECURRENT_CONCURRENCY"],
+                 unit="requests", note=f"{peak['total']:,} requests")
+        rss = max(servers.memory_mb(w.pid) for w in workers)
+        for worker in workers:
+            worker.stop()
+            self.processes.remove(worker)
+        self.worker_rss = rss
+        queue.empty()
+
+    # -- 7: an RQ worker's memory -------------------------------------------------
+
+    def bench_rq_memory(self):
+        output = subprocess.run(
+            [sys.executable, "-m", "bench.rq_memory", str(JOBS)], env=self.env,
+            cwd=servers.ROOT, capture_output=True, text=True, timeout=900, check=True,
+        ).stdout
+        report = json.loads(output.strip().splitlines()[-1])
+        self.add(f"7 memory: RQ worker after {report['jobs']:,} jobs", report["rss_mb"],
+                 "< 150 MB", report["rss_mb"] < 150, unit="MB",
+                 note=f"one process (SimpleWorker); {report['rss_mb_early']:.0f} MB "
+                      f"after {report['early']} jobs; {report['seconds']:.0f} s; "
+                      f"`python worker.py` after the charges: {self.worker_rss:.0f} MB")
+
+    def run(self):
+        steps = [("web", self.bench_web), ("monitor", self.bench_monitor),
+                 ("csv", self.bench_csv), ("status check", self.bench_status_check),
+                 ("autopay", self.bench_autopay), ("rq memory", self.bench_rq_memory)]
+        self.worker_rss = 0
+        self.explained = ""
+        for name, step in steps:
+            started = time.perf_counter()
+            try:
+                step()
+            except Exception as exc:  # one broken benchmark must not hide the rest
+                self.add(f"{name}: failed", 0, "runs", False,
+                         note=f"{type(exc).__name__}: {exc}"[:300])
+            print(f"  [{self.database}] {name}: {time.perf_counter() - started:.0f} s",
+                  flush=True)
+
+
+def machine():
+    """Describe the machine the figures were measured on."""
+    cpu = next((line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout
+    total = memory.splitlines()[1].split()[1] if memory else "?"
+    return (f"{os.cpu_count()} CPUs ({cpu}), {total} RAM, "
+            f"Python {platform.python_version()}")
+
+
+def table(results):
+    """Format the results as a text table."""
+    lines = [f"{'benchmark':48} {'db':10} {'value':>12} {'baseline':>12} "
+             f"{'ratio':>6} {'target':>16} met"]
+    for r in results:
+        value = f"{r['value']:,.1f} {r['unit']}".strip()
+        base = "" if r["baseline"] is None else f"{r['baseline']:,.1f}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        lines.append(f"{r['name'][:48]:48} {r['database']:10} {value:>12} {base:>12} "
+                     f"{ratio:>6} {r['target']:>16} {'yes' if r['met'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def main():
+    """Run, print, write."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    started = time.perf_counter()
+    print(f"bench: {'quick' if QUICK else 'full'} run on {machine()}", flush=True)
+    results, notes, plans = [], [], []
+    for database in DATABASES:
+        workdir = tempfile.mkdtemp(prefix=f"bench-{database}-")
+        bench = Bench(database, workdir)
+        try:
+            bench.setup()
+            print(f"  [{database}] set up: {bench.notes[-1]}", flush=True)
+            bench.run()
+        finally:
+            bench.teardown()
+            if not os.environ.get("BENCH_KEEP"):
+                shutil.rmtree(workdir, ignore_errors=True)
+        results += bench.results
+        notes += [f"{database}: {note}" for note in bench.notes]
+        plans.append(bench.explained)
+    RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    EXPLAIN.write_text("\n\n".join(plans) + "\n")
+    print()
+    print(table(results))
+    print()
+    for r in results:
+        if r["note"]:
+            print(f"{r['name']} [{r['database']}]: {r['note']}")
+    print("\n".join(notes))
+    print(f"\nQuery plans: {EXPLAIN.relative_to(servers.ROOT)}; "
+          f"JSON: {RESULTS.relative_to(servers.ROOT)}; "
+          f"{time.perf_counter() - started:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()
