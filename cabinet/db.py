@@ -15,6 +15,7 @@ db = DatabaseProxy()
 # Connections a process keeps open for reuse: more than its threads.
 POOL_SIZE = 32
 POOL_STALE_SECONDS = 300
+POOL_WAIT_SECONDS = 30
 
 
 def open_database(url):
@@ -36,13 +37,14 @@ def open_database(url):
             },
             max_connections=POOL_SIZE,
             stale_timeout=POOL_STALE_SECONDS,
-            timeout=10,  # waiting for a free pooled connection
+            timeout=POOL_WAIT_SECONDS,  # waiting for a free pooled connection
             check_same_thread=False,
         )
     # PostgreSQL starts a backend process per connection: reuse them.
     scheme, rest = url.split("://", 1)
+    # More threads than pooled connections wait for one instead of failing.
     return connect(f"{scheme}+pool://{rest}", max_connections=POOL_SIZE,
-                   stale_timeout=POOL_STALE_SECONDS)
+                   stale_timeout=POOL_STALE_SECONDS, timeout=POOL_WAIT_SECONDS)
 
 
 def init_app(app):
