@@ -23,6 +23,10 @@ keepalive = 5
 max_requests = 5000
 max_requests_jitter = 500
 
+# The service's home is the read-only checkout, and nothing uses gunicorn's
+# control socket (gunicornc).
+control_socket_disable = True
+
 accesslog = "-"
 errorlog = "-"
 # Path without the query string and no referrer: either could carry an order's
