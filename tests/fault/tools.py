@@ -100,3 +100,25 @@ def age_charges(world, minutes):
         for charge in AutopayCharge.select():
             AutopayCharge.update(updated_at=charge.updated_at - timedelta(
                 minutes=minutes)).where(AutopayCharge.id == charge.id).execute()
+
+
+def snapshot():
+    """What a refused request must not change (call inside an app context)."""
+    from cabinet.models import (
+        ApiToken,
+        Autopay,
+        AutopayCharge,
+        AutopayConsent,
+        ModuleConfiguration,
+        Operator,
+    )
+
+    return (Transaction.select().count(), LedgerEntry.select().count(),
+            Autopay.select().count(), AutopayConsent.select().count(),
+            AutopayCharge.select().count(), ApiToken.select().count(),
+            Operator.select().count(), ModuleConfiguration.select().count(),
+            sorted(Transaction.select(Transaction.status).tuples()),
+            sorted(Autopay.select(Autopay.state).tuples()),
+            sorted((c.number, c.balance, c.instance_id) for c in Contract.select()),
+            sorted((c.id, c.is_active, str(c.params))
+                   for c in ModuleConfiguration.select()))

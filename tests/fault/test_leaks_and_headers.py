@@ -1,0 +1,120 @@
+"""Scenarios 19 and 20: no secret in any log or page; security headers and cookies."""
+
+import re
+
+import pytest
+
+from cabinet import manage, payments
+from tests.fault.conftest import SECRET_KEY, SHOP, WATCH, InApp
+from tests.fault.tools import callback, open_orders, post_all
+from tests.helpers import SUCCESS_CARD, bind_autopay, pay_by_card
+
+pytestmark = pytest.mark.fault
+
+
+@pytest.mark.after_the_suite
+def test_19_no_secret_in_any_log_or_page_after_the_suite(make_world, figure):
+    """Runs last (conftest): scans what the whole suite fetched and logged, too."""
+    world = make_world(config=("autopay_weekly=yes",))
+    # A sweep of its own, so the scan means something even when run alone.
+    pay_by_card(world, "500", SUCCESS_CARD)
+    bind_autopay(world, "weekly", "300", weekday=2)
+    order_id = open_orders(world, 1)[0][0]
+    leaky = callback(SHOP, order_id, "paid")
+    post_all(f"{world.url}/uniteller/isp/notify", [
+        {**leaky, "CardNumber": SUCCESS_CARD, "Password": SHOP["password"]},
+        {**leaky, "Signature": "0" * 32, "Login": SHOP["login"]}])
+    with InApp(world.app):
+        manage.add_operator("admin", "admin-password", admin=True)
+    console = world.app.test_client()
+    console.post("/console/login", data={"login": "admin",
+                                          "password": "admin-password"})
+    for path in ("/console/contracts", "/console/contracts/1001",
+                 f"/console/transactions/{order_id}", "/console/instances",
+                 "/console/instances/isp", "/console/orphans", "/console/audit",
+                 "/console/instances/isp/transactions",
+                 "/console/instances/isp/transactions.csv"):
+        assert console.get(path, follow_redirects=True).status_code == 200, path
+    listing = world.app.test_cli_runner().invoke(args=["config", "show", "isp"])
+    WATCH.page("flask config show", listing.output)
+    figure(19, "pages and outputs scanned", WATCH.pages)
+    figure(19, "log lines scanned", WATCH.log_lines)
+    # Open question for the console's owner: admins see the API login on the
+    # configuration page and in `config show` (the password stays hidden).
+    admin_views = [h for h in WATCH.hits if h[0] == "API login" and (
+        "/configs" in h[1] or h[1] == "page flask config show")]
+    figure(19, "API login on admin configuration views", len(admin_views))
+    hits = [h for h in WATCH.hits if h not in admin_views]
+    found = figure(19, "occurrences of secrets", len(hits), 0)
+    assert WATCH.pages > 20 and WATCH.log_lines > 20
+    assert found == 0, hits[:5]
+
+
+PAGES = ["/login", "/", "/pay", "/payments", "/autopay", "/console/login",
+         "/console/contracts", "/no-such-page", "/static/js/autosubmit.js"]
+
+
+def _checks(answer, https):
+    """Name every protection missing from one answer."""
+    missing = []
+    csp = answer.headers.get("Content-Security-Policy", "")
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
+    script = directives.get("script-src", directives.get("default-src", []))
+    if not script or "'unsafe-inline'" in script or "*" in script:
+        missing.append("CSP script-src without inline")
+    if directives.get("frame-ancestors") != ["'none'"]:
+        missing.append("frame-ancestors 'none'")
+    if answer.headers.get("X-Frame-Options") != "DENY":
+        missing.append("X-Frame-Options")
+    if answer.headers.get("X-Content-Type-Options") != "nosniff":
+        missing.append("nosniff")
+    if not answer.headers.get("Referrer-Policy"):
+        missing.append("Referrer-Policy")
+    if https and "max-age=" not in answer.headers.get("Strict-Transport-Security", ""):
+        missing.append("HSTS")
+    page = answer.get_data(as_text=True)
+    if answer.mimetype == "text/html":
+        inline = [s for s in re.findall(r"<script\b[^>]*>", page) if "src=" not in s
+                  and "nonce=" not in s]
+        handlers = re.findall(r"\son[a-z]+\s*=", page)
+        if inline or handlers:
+            missing.append(f"inline script {inline or handlers}")
+    return missing
+
+
+@pytest.mark.parametrize("public_url", ["http://cabinet.test", "https://cabinet.test"])
+def test_20_security_headers_and_cookies(make_app, figure, public_url):
+    https = public_url.startswith("https")
+    app = make_app(PUBLIC_URL=public_url)
+    with InApp(app):
+        instance = manage.add_instance("isp", "Test ISP")
+        manage.add_configuration(instance, "main", [
+            "shop_id=00000001", "password=p", "gateway_url=http://gateway.test"],
+            activate=True)
+        contract = manage.add_contract("1001", "Иванов", "demo-pass", None, instance)
+        manage.add_operator("admin", "admin-password", admin=True)
+        order_id = payments.start_payment(contract, 50000, "u", "u")[0].order_id
+        payments.apply_status(order_id, "paid", source="callback")
+    subscriber, operator = app.test_client(), app.test_client()
+    base = {"base_url": public_url}
+    logged_in = subscriber.post("/login", data={"number": "1001",
+                                                "password": "demo-pass"}, **base)
+    operator.post("/console/login", data={"login": "admin",
+                                          "password": "admin-password"}, **base)
+    missing = []
+    answers = [subscriber.get(p, **base) for p in PAGES]
+    answers.append(subscriber.post("/pay", data={"amount": "500"}, **base))
+    answers += [operator.get(p, **base) for p in (
+        "/console/contracts/1001", f"/console/transactions/{order_id}",
+        "/console/instances/isp", "/console/orphans")]
+    answers.append(app.test_client().post("/uniteller/isp/notify",
+                                          data={"Order_ID": "x"}, **base))
+    for answer in answers:
+        missing += [(answer.request.path, m) for m in _checks(answer, https)]
+    cookie = logged_in.headers.get("Set-Cookie", "")
+    for flag in ("HttpOnly", "SameSite=Lax") + (("Secure",) if https else ()):
+        if flag not in cookie:
+            missing.append(("session cookie", flag))
+    count = figure(20, f"missing ({public_url.split(':')[0]})", len(missing), 0)
+    assert count == 0, missing
+    assert SECRET_KEY not in cookie
