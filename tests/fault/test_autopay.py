@@ -73,14 +73,18 @@ class Worker:
         if kill_at:
             env["CABINET_KILL_AT"] = kill_at
         self.log = tmp_path / f"worker-{kill_at or 'plain'}-{time.monotonic_ns()}.log"
+        # A group of its own: RQ's scheduler runs in a child process, which must
+        # die with the worker rather than keep moving jobs for later tests.
         self.process = subprocess.Popen(
-            [sys.executable, "worker.py"], cwd=ROOT, env=env,
+            [sys.executable, "worker.py"], cwd=ROOT, env=env, start_new_session=True,
             stdout=self.log.open("w"), stderr=subprocess.STDOUT)
 
     def kill(self):
-        """SIGKILL the worker itself, and keep what it logged for the secrets scan."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        """SIGKILL the worker and its children; keep its log for the secrets scan."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.process.wait(timeout=10)
         WATCH.log("worker.py", self.log.read_text(errors="replace"))
 
