@@ -178,6 +178,11 @@ def _failed(refund, code, message):
 def _done(refund, fields, note=None):
     """Book a refund Uniteller made: off the balance; canceled once all is back."""
     with write_unit():
+        # Hold the transaction's row first, as a `canceled` status change does: on
+        # PostgreSQL the two otherwise each read what the transaction holds before
+        # the other commits, and both take it back.
+        Transaction.update(updated_at=utcnow()).where(
+            Transaction.id == refund.transaction_id).execute()
         changed = Refund.update(status="done", note=note, updated_at=utcnow()).where(
             Refund.id == refund.id, Refund.status == "pending").execute()
         if not changed:
