@@ -22,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash
-from wtforms import PasswordField, SelectField, StringField
+from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from . import (
@@ -38,10 +38,11 @@ from . import (
 from . import params as module_params
 from .auth import LoginThrottle, OperatorUser, end_session, own_path
 from .db import write_unit
-from .errors import CabinetError
+from .errors import CabinetError, NotFound
 from .models import (
     STATUSES,
     AuditEntry,
+    ConfigurationVersion,
     Contract,
     ModuleConfiguration,
     ModuleInstance,
@@ -102,7 +103,17 @@ PARAM_LABELS = {
     "lifetime": _l("Payment form lifetime, s"),
     "min_amount": _l("Minimum payment, ₽"),
     "max_amount": _l("Maximum payment, ₽"),
+    "autopay_weekly": _l("Weekly payments"),
+    "autopay_monthly": _l("Monthly payments"),
+    "autopay_automatic": _l("Automatic mode"),
+    "autopay_retry_days": _l("Retry a softly declined charge, days"),
+    "auto_threshold": _l("Automatic mode: top up when the balance is below, ₽"),
+    "auto_target": _l("Automatic mode: top up to, ₽"),
 }
+FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic")
+VERSION_ACTIONS = {"create": _l("created"), "edit": _l("edited"),
+                   "copy": _l("copied"), "activate": _l("activated"),
+                   "rollback": _l("rolled back to")}
 
 
 # -- who may come in --------------------------------------------------------------
@@ -134,7 +145,8 @@ def console_helpers():
     is_admin = bool(getattr(current_user, "is_operator", False)
                     and current_user.operator.role == "admin")
     return {"is_admin": is_admin, "refund_statuses": REFUND_STATUSES,
-            "param_labels": PARAM_LABELS, "kind_labels": KIND_LABELS}
+            "param_labels": PARAM_LABELS, "kind_labels": KIND_LABELS,
+            "version_actions": VERSION_ACTIONS}
 
 
 class OperatorLoginForm(FlaskForm):
@@ -439,22 +451,31 @@ def _monitor_filters():
     return filters, shown, first, last
 
 
+def _chosen_instance(args):
+    """Return the instance ?instance= names, or the only one; None: ask which."""
+    if args.get("instance"):
+        return manage.get_instance(args["instance"])
+    first_two = list(ModuleInstance.select().order_by(ModuleInstance.code).limit(2))
+    return first_two[0] if len(first_two) == 1 else None
+
+
+def _choose_instance(endpoint):
+    """Ask which module instance a page is about, keeping the other parameters."""
+    args = {k: v for k, v in request.args.items() if k != "instance"}
+    return render_template(
+        "console/choose-instance.html", endpoint=endpoint, args=args,
+        instances=list(ModuleInstance.select().order_by(ModuleInstance.code)))
+
+
 @bp.route("/monitor")
 @operator_required()
-def monitor_start():
-    """Open the transaction monitor of the first module instance."""
-    instance = ModuleInstance.select().order_by(ModuleInstance.code).first()
-    if instance is None:
-        abort(404, _("There is no module instance yet."))
-    return redirect(url_for("console.transactions", code=instance.code))
-
-
-@bp.route("/instances/<code>/transactions")
-@operator_required()
-def transactions(code):
+def monitor_page():
     """Show an instance's transactions of a period: filters, totals, chart, pages."""
-    instance = manage.get_instance(code)
+    instance = _chosen_instance(request.args)
+    if instance is None:
+        return _choose_instance("console.monitor_page")
     filters, shown, first, last = _monitor_filters()
+    shown["instance"] = instance.code
     rows, following = monitor.page(monitor.selection(instance, filters),
                                    current_app.config["PAGE_SIZE"], _cursor())
     per_status = monitor.totals(instance, filters)
@@ -471,11 +492,14 @@ def transactions(code):
         chart=monitor.chart(series), statuses=STATUS_FILTERS, kinds=monitor.KINDS)
 
 
-@bp.route("/instances/<code>/transactions.csv")
+@bp.route("/monitor.csv")
 @operator_required()
-def transactions_csv(code):
+def monitor_csv():
     """Stream the monitor's filtered set as CSV (UTF-8 with BOM, ';')."""
-    instance = manage.get_instance(code)
+    instance = _chosen_instance(request.args)
+    if instance is None:
+        abort(400, _("Choose a module instance."))
+    code = instance.code
     filters, shown, _first, _last = _monitor_filters()
     header = [_("Date"), _("Order"), _("Contract"), _("Name"), _("Kind"), _("Status"),
               _("Amount"), _("Bill number"), _("Approval code"), _("Response code"),
@@ -501,25 +525,63 @@ class ConfigurationForm(FlaskForm):
     lifetime = StringField(PARAM_LABELS["lifetime"])
     min_amount = StringField(PARAM_LABELS["min_amount"])
     max_amount = StringField(PARAM_LABELS["max_amount"])
+    autopay_weekly = BooleanField(PARAM_LABELS["autopay_weekly"])
+    autopay_monthly = BooleanField(PARAM_LABELS["autopay_monthly"])
+    autopay_automatic = BooleanField(PARAM_LABELS["autopay_automatic"])
+    autopay_retry_days = StringField(PARAM_LABELS["autopay_retry_days"])
+    auto_threshold = StringField(PARAM_LABELS["auto_threshold"])
+    auto_target = StringField(PARAM_LABELS["auto_target"])
+
+    @classmethod
+    def filled(cls, configuration, **values):
+        """A form holding a configuration's parameters, never its secrets."""
+        params = {k: v for k, v in configuration.params.items()
+                  if k in PARAM_LABELS and k not in module_params.SECRET_PARAMS}
+        params.update({k: params.get(k) == "yes" for k in FLAG_PARAMS})
+        return cls(**params, **values)
 
     def params(self):
         """Return the typed parameters; empty fields fall back to their defaults."""
-        return {key: getattr(self, key).data.strip() for key in PARAM_LABELS
-                if (getattr(self, key).data or "").strip()}
+        values = {key: "yes" if self[key].data else "no" for key in FLAG_PARAMS}
+        values.update({key: self[key].data.strip() for key in PARAM_LABELS
+                       if key not in FLAG_PARAMS and (self[key].data or "").strip()})
+        return values
 
     def show_error(self, error):
-        """Put a cabinet.params message under its field (or the name's)."""
-        key = str(error).split(":", 1)[0]
-        target = getattr(self, key) if key in PARAM_LABELS else self.name
-        target.errors = [*target.errors, str(error)]
+        """Put a cabinet.params message, translated, under its field (or the name's)."""
+        target = self[error.key] if error.key in PARAM_LABELS else self.name
+        target.errors = [*target.errors, _(error.message, **error.values)]
 
 
-@bp.route("/instances")
+class InstanceForm(FlaskForm):
+    """A new module instance: its code (in URLs) and its name."""
+
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=64)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+
+
+@bp.route("/instances", methods=["GET", "POST"])
 @operator_required(admin=True)
 def instances():
-    """List the module instances."""
+    """List the module instances; POST creates one (audited)."""
+    form = InstanceForm()
+    if form.validate_on_submit():
+        try:
+            with write_unit():
+                made = manage.add_instance(form.code.data.strip(),
+                                           form.name.data.strip())
+                audit.record(current_operator(), "instance.create", "instance",
+                             made.code, None, {"name": made.name})
+        except manage.Conflict:
+            form.code.errors.append(_("An instance with this code exists already."))
+        except CabinetError:
+            form.code.errors.append(_("Lower-case letters, digits, '-' and '_'."))
+        else:
+            flash(_("Module instance %(code)s created.", code=made.code), "ok")
+            return redirect(url_for("console.instance", code=made.code))
     rows = list(ModuleInstance.select().order_by(ModuleInstance.code))
-    return render_template("console/instances.html", instances=rows)
+    return render_template("console/instances.html", instances=rows, form=form), (
+        400 if form.errors else 200)
 
 
 def _instance_page(instance, status=200, test=None):
@@ -527,17 +589,35 @@ def _instance_page(instance, status=200, test=None):
     return render_template(
         "console/instance.html", instance=instance, configurations=configurations,
         redacted=module_params.redacted, action_form=ActionForm(), test=test,
+        previous=manage.previous_configuration(instance),
     ), status
 
 
-@bp.route("/instances/<code>")
+@bp.route("/instances/<code>/configs")
 @operator_required(admin=True)
 def instance(code):
     """Show an instance's configurations: which is active, who made and activated it."""
     return _instance_page(manage.get_instance(code))
 
 
-@bp.route("/instances/<code>/configurations/new", methods=["GET", "POST"])
+# The console's first URLs, from before the stable ones: their links still work.
+@bp.route("/instances/<code>", defaults={"target": "console.instance"})
+@bp.route("/instances/<code>/transactions",
+          defaults={"target": "console.monitor_page"})
+@bp.route("/instances/<code>/transactions.csv",
+          defaults={"target": "console.monitor_csv"})
+@bp.route("/instances/<code>/reconcile",
+          defaults={"target": "console.reconcile_page"})
+@operator_required()
+def moved(code, target):
+    """Answer 301 from an old instance URL to its stable one, keeping the query."""
+    if target == "console.instance":
+        return redirect(url_for(target, code=code), 301)
+    return redirect(url_for(target, **{**request.args.to_dict(), "instance": code}),
+                    301)
+
+
+@bp.route("/instances/<code>/configs/new", methods=["GET", "POST"])
 @operator_required(admin=True)
 def configuration_new(code):
     """Create a configuration of an instance (audited)."""
@@ -575,21 +655,19 @@ def _configuration(instance, config_id):
     return found
 
 
-@bp.route("/instances/<code>/configurations/<int:config_id>",
-          methods=["GET", "POST"])
+@bp.route("/instances/<code>/configs/<int:config_id>", methods=["GET", "POST"])
 @operator_required(admin=True)
 def configuration_edit(code, config_id):
     """Edit a configuration's parameters; an empty password keeps it (audited)."""
     found = manage.get_instance(code)
     configuration = _configuration(found, config_id)
-    form = ConfigurationForm(name=configuration.name, **{
-        k: v for k, v in configuration.params.items()
-        if k in PARAM_LABELS and k not in module_params.SECRET_PARAMS})
+    form = ConfigurationForm.filled(configuration, name=configuration.name)
     form.name.data = configuration.name  # the name is the key: it does not change
     if form.validate_on_submit():
         try:
             with write_unit():
-                saved = manage.update_configuration(configuration, form.params())
+                saved = manage.update_configuration(configuration, form.params(),
+                                                    who=current_operator().login)
                 after = {"params": saved.params, "password_changed": (
                     saved.params.get("password")
                     != configuration.params.get("password"))}
@@ -606,8 +684,77 @@ def configuration_edit(code, config_id):
                            configuration=configuration), status
 
 
-@bp.route("/instances/<code>/configurations/<int:config_id>/activate",
-          methods=["POST"])
+@bp.route("/instances/<code>/configs/<int:config_id>/copy", methods=["GET", "POST"])
+@operator_required(admin=True)
+def configuration_copy(code, config_id):
+    """Make a configuration from another; its password is copied unseen (audited)."""
+    found = manage.get_instance(code)
+    source = _configuration(found, config_id)
+    form = ConfigurationForm.filled(source)
+    if request.method == "GET":
+        form.name.data = ""
+    if form.validate_on_submit():
+        try:
+            with write_unit():
+                made = manage.copy_configuration(source, form.name.data,
+                                                 form.params(),
+                                                 who=current_operator().login)
+                audit.record(current_operator(), "configuration.copy",
+                             "configuration", f"{code}/{made.name}",
+                             {"from": source.name}, {"params": made.params})
+        except module_params.ParamError as exc:
+            form.show_error(exc)
+        except manage.Conflict:
+            form.name.errors.append(_("A configuration with this name exists already."))
+        except CabinetError as exc:
+            form.name.errors.append(exc.message)
+        else:
+            flash(_("Configuration %(name)s saved.", name=made.name), "ok")
+            return redirect(url_for("console.instance", code=code))
+    status = 400 if form.errors else 200
+    return render_template("console/configuration.html", form=form, instance=found,
+                           configuration=None, source=source), status
+
+
+@bp.route("/instances/<code>/configs/<int:config_id>/versions")
+@operator_required(admin=True)
+def configuration_versions(code, config_id):
+    """List a configuration's versions: who changed it, when and how."""
+    found = manage.get_instance(code)
+    configuration = _configuration(found, config_id)
+    versions = list(configuration.versions.order_by(ConfigurationVersion.number.desc()))
+    return render_template("console/versions.html", instance=found,
+                           configuration=configuration, versions=versions)
+
+
+def _version(configuration, name):
+    """Read ?from= or ?to= as a version of the configuration; 404 if none."""
+    number = request.args.get(name, "")
+    if not number.isdigit():
+        abort(400, f"{name}: a version number")
+    found = ConfigurationVersion.get_or_none(
+        ConfigurationVersion.configuration == configuration,
+        ConfigurationVersion.number == int(number))
+    if found is None:
+        abort(404, _("No such version."))
+    return found
+
+
+@bp.route("/instances/<code>/configs/<int:config_id>/diff")
+@operator_required(admin=True)
+def configuration_diff(code, config_id):
+    """Show what changed between two versions of a configuration (?from=&to=)."""
+    found = manage.get_instance(code)
+    configuration = _configuration(found, config_id)
+    before, after = _version(configuration, "from"), _version(configuration, "to")
+    return render_template(
+        "console/diff.html", instance=found, configuration=configuration,
+        before=before, after=after,
+        changes=module_params.changes(before.params, after.params),
+        secrets=module_params.SECRET_PARAMS)
+
+
+@bp.route("/instances/<code>/configs/<int:config_id>/activate", methods=["POST"])
 @operator_required(admin=True)
 def configuration_activate(code, config_id):
     """Make a configuration the active one of its instance (audited)."""
@@ -626,7 +773,28 @@ def configuration_activate(code, config_id):
     return redirect(url_for("console.instance", code=code))
 
 
-@bp.route("/instances/<code>/configurations/<int:config_id>/test", methods=["POST"])
+@bp.route("/instances/<code>/configs/rollback", methods=["POST"])
+@operator_required(admin=True)
+def configuration_rollback(code):
+    """Activate again the configuration that was active before (audited)."""
+    found = manage.get_instance(code)
+    if not ActionForm().validate_on_submit():
+        abort(400, _("The form has expired. Reload the page and try again."))
+    with write_unit():
+        before = found.active_configuration()
+        try:
+            restored = manage.roll_back(found, who=current_operator().login)
+        except NotFound:
+            abort(409, _("No configuration was active before this one."))
+        audit.record(current_operator(), "configuration.rollback", "instance", code,
+                     {"active": before.name if before else None},
+                     {"active": restored.name})
+    flash(_("Rolled back: configuration %(name)s is active again.",
+            name=restored.name), "ok")
+    return redirect(url_for("console.instance", code=code))
+
+
+@bp.route("/instances/<code>/configs/<int:config_id>/test", methods=["POST"])
 @operator_required(admin=True)
 def configuration_test(code, config_id):
     """Ask /results/ for the last hour with a configuration's credentials (audited)."""
@@ -722,12 +890,17 @@ def _progress(task, slot):
 # -- reconciliation ---------------------------------------------------------------
 
 
-@bp.route("/instances/<code>/reconcile", methods=["GET", "POST"])
+@bp.route("/reconcile", methods=["GET", "POST"])
 @operator_required(admin=True)
-def reconcile_page(code):
+def reconcile_page():
     """Compare a period with Uniteller's records; POST fixes what is safe (audited)."""
-    found = manage.get_instance(code)
     args = request.form if request.method == "POST" else request.args
+    found = _chosen_instance(args)
+    if found is None:
+        if request.method == "POST":
+            abort(400, _("Choose a module instance."))
+        return _choose_instance("console.reconcile_page")
+    code = found.code
     first, last = parse_date(args, "from"), parse_date(args, "to")
     context = {"instance": found, "report": None, "error": None,
                "action_form": ActionForm(), "differences": DIFFERENCES,

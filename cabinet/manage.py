@@ -2,13 +2,20 @@
 
 import re
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 from werkzeug.security import generate_password_hash
 
 from . import params as module_params
 from .db import db, write_unit
 from .errors import CabinetError, NotFound
-from .models import Contract, ModuleConfiguration, ModuleInstance, Operator, utcnow
+from .models import (
+    ConfigurationVersion,
+    Contract,
+    ModuleConfiguration,
+    ModuleInstance,
+    Operator,
+    utcnow,
+)
 
 
 class Conflict(CabinetError):
@@ -39,23 +46,39 @@ def get_instance(code):
 def add_configuration(instance, name, assignments, activate=False, who="cli"):
     """Save a named configuration of an instance, optionally making it active."""
     values = module_params.parse_assignments(assignments)
-    if not name.strip() or len(name) > 100:
-        raise CabinetError("configuration name: 1 to 100 characters")
-    try:
-        with db.atomic():
-            configuration = ModuleConfiguration.create(
-                instance=instance, name=name.strip(), params=values, created_by=who
-            )
-    except IntegrityError:
-        raise Conflict(f"configuration {name!r} exists already") from None
+    configuration = _create_configuration(instance, name, values, who, "create")
     if activate:
         activate_configuration(instance, name, who)
     return ModuleConfiguration.get_by_id(configuration.id)
 
 
-def activate_configuration(instance, name, who="cli"):
+def copy_configuration(source, name, values, who="cli"):
+    """Save a new configuration from another; an absent password is the source's."""
+    clean = _keep_secrets(module_params.validate(values), source)
+    return _create_configuration(source.instance, name, clean, who, "copy")
+
+
+def _create_configuration(instance, name, values, who, action):
+    if not name.strip() or len(name) > 100:
+        raise CabinetError("configuration name: 1 to 100 characters")
+    try:
+        with write_unit():
+            configuration = ModuleConfiguration.create(
+                instance=instance, name=name.strip(), params=values, created_by=who
+            )
+            record_version(configuration, action, who)
+    except IntegrityError:
+        raise Conflict(f"configuration {name!r} exists already") from None
+    return configuration
+
+
+def activate_configuration(instance, name, who="cli", action="activate"):
     """Make one configuration of an instance the active one (and only it)."""
     with write_unit():
+        # Lock the instance's row (PostgreSQL; SQLite's write unit is exclusive):
+        # two activations at once run one after the other, not into the index.
+        ModuleInstance.update(code=ModuleInstance.code).where(
+            ModuleInstance.id == instance.id).execute()
         configuration = ModuleConfiguration.get_or_none(
             ModuleConfiguration.instance == instance, ModuleConfiguration.name == name
         )
@@ -69,18 +92,56 @@ def activate_configuration(instance, name, who="cli"):
         ModuleConfiguration.update(
             is_active=True, activated_by=who, activated_at=utcnow()
         ).where(ModuleConfiguration.id == configuration.id).execute()
+        record_version(configuration, action, who)
     return ModuleConfiguration.get_by_id(configuration.id)
 
 
-def update_configuration(configuration, values):
+def previous_configuration(instance):
+    """Return the configuration that was active before the active one, or None."""
+    return (ModuleConfiguration.select()
+            .where(ModuleConfiguration.instance == instance,
+                   ModuleConfiguration.is_active == False,  # noqa: E712
+                   ModuleConfiguration.activated_at.is_null(False))
+            .order_by(ModuleConfiguration.activated_at.desc(),
+                      ModuleConfiguration.id.desc())
+            .first())
+
+
+def roll_back(instance, who="cli"):
+    """Activate again the configuration that was active before this one."""
+    previous = previous_configuration(instance)
+    if previous is None:
+        raise NotFound("no configuration was active before this one")
+    return activate_configuration(instance, previous.name, who, action="rollback")
+
+
+def update_configuration(configuration, values, who="cli"):
     """Replace a configuration's parameters; an absent password keeps the old one."""
-    clean = module_params.validate(values)
+    clean = _keep_secrets(module_params.validate(values), configuration)
+    with write_unit():
+        # The update comes first: it holds the row while the version is numbered.
+        ModuleConfiguration.update(params=clean).where(
+            ModuleConfiguration.id == configuration.id).execute()
+        saved = ModuleConfiguration.get_by_id(configuration.id)
+        record_version(saved, "edit", who)
+    return saved
+
+
+def _keep_secrets(clean, configuration):
+    """Fill the secrets left empty from a configuration's."""
     for key in module_params.SECRET_PARAMS:
         if not clean.get(key) and configuration.params.get(key):
             clean[key] = configuration.params[key]
-    ModuleConfiguration.update(params=clean).where(
-        ModuleConfiguration.id == configuration.id).execute()
-    return ModuleConfiguration.get_by_id(configuration.id)
+    return clean
+
+
+def record_version(configuration, action, who):
+    """Write the configuration's next version (call inside the change's unit)."""
+    last = (ConfigurationVersion.select(fn.MAX(ConfigurationVersion.number))
+            .where(ConfigurationVersion.configuration == configuration).scalar())
+    return ConfigurationVersion.create(
+        configuration=configuration, number=(last or 0) + 1, action=action,
+        params=module_params.fingerprinted(configuration.params), who=who)
 
 
 def link_contract(contract, instance):

@@ -90,6 +90,21 @@ ModuleConfiguration.add_index(
 )
 
 
+class ConfigurationVersion(BaseModel):
+    """A configuration as it was after a change: who made it, when, and how."""
+
+    configuration = ForeignKeyField(ModuleConfiguration, backref="versions")
+    number = IntegerField()  # 1, 2, … within its configuration
+    action = CharField(max_length=16)  # create | edit | copy | activate | rollback
+    # The password only as a fingerprint: a change shows, the secret does not.
+    params = JSONField(default=dict)
+    who = CharField(max_length=100)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("configuration", "number"), True),)
+
+
 class Contract(BaseModel):
     """A subscriber's contract: the login of the cabinet and the balance."""
 
@@ -406,6 +421,7 @@ Refund.add_index(
 MODELS = [
     ModuleInstance,
     ModuleConfiguration,
+    ConfigurationVersion,
     Contract,
     Operator,
     Transaction,

@@ -1,5 +1,6 @@
 """The parameters of a module configuration: names, defaults, validation, secrecy."""
 
+import hashlib
 import re
 from decimal import Decimal
 from urllib.parse import urlparse
@@ -16,15 +17,29 @@ CALLBACK_FIELD_NAMES = {
 SECRET_PARAMS = {"password"}
 
 
+def N_(message):
+    """Mark a message for the catalogue; the console translates it when it shows it."""
+    return message
+
+
 class ParamError(ValueError):
-    """A configuration parameter with an unknown name or a bad value."""
+    """A configuration parameter with an unknown name or a bad value.
+
+    `message` % `values` is the English text (the CLI prints it); `key` names the
+    parameter, so the console can put the translated message under its field.
+    """
+
+    def __init__(self, message, key=None, **values):
+        self.message, self.key, self.values = message, key, values
+        text = message % values if values else message
+        super().__init__(f"{key}: {text}" if key else text)
 
 
 def _text(max_length):
     def parse(value):
         value = value.strip()
         if len(value) > max_length:
-            raise ParamError(f"longer than {max_length} characters")
+            raise ParamError(N_("longer than %(count)d characters"), count=max_length)
         return value
     return parse
 
@@ -32,22 +47,31 @@ def _text(max_length):
 def _shop_id(value):
     value = value.strip()
     if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
-        raise ParamError("letters, digits and '-' only, e.g. 00009876")
+        raise ParamError(N_("letters, digits and '-' only, e.g. 00009876"))
     return value
+
+
+# Plain http is for the sandbox and tests only: loopback, or a name under the
+# reserved .test and .localhost domains (RFC 6761), which never leave the box.
+LOCAL_HOST = re.compile(r"(localhost|127(\.\d{1,3}){3}|::1|.+\.(test|localhost))",
+                        re.IGNORECASE)
 
 
 def _url(value):
     value = value.strip().rstrip("/")
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ParamError("an http(s) URL, e.g. https://wpay.uniteller.ru")
+        raise ParamError(N_("an http(s) URL, e.g. https://wpay.uniteller.ru"))
+    if parsed.scheme == "http" and not LOCAL_HOST.fullmatch(parsed.hostname or ""):
+        raise ParamError(N_("https is required outside the sandbox (plain http only "
+                            "for localhost, 127.0.0.1 or a *.test host)"))
     return value
 
 
 def _seconds(value):
     value = value.strip()
     if not value.isdigit() or not 0 < int(value) <= 86400 * 30:
-        raise ParamError("a whole number of seconds, greater than 0")
+        raise ParamError(N_("a whole number of seconds, greater than 0"))
     return value
 
 
@@ -55,9 +79,9 @@ def _amount(value):
     try:
         kopecks = to_kopecks(Decimal(value.strip().replace(",", ".")))
     except (AmountError, ArithmeticError) as exc:
-        raise ParamError("an amount in roubles, e.g. 100.00") from exc
+        raise ParamError(N_("an amount in roubles, e.g. 100.00")) from exc
     if kopecks <= 0:
-        raise ParamError("must be greater than 0")
+        raise ParamError(N_("must be greater than 0"))
     return format_wire(kopecks)
 
 
@@ -65,10 +89,9 @@ def _callback_fields(value):
     names = value.split()
     unknown = [n for n in names if n not in CALLBACK_FIELD_NAMES]
     if unknown:
-        raise ParamError(
-            f"unknown field {unknown[0]!r}; known: "
-            + ", ".join(sorted(CALLBACK_FIELD_NAMES))
-        )
+        raise ParamError(N_("unknown field %(field)s; known: %(known)s"),
+                         field=repr(unknown[0]),
+                         known=", ".join(sorted(CALLBACK_FIELD_NAMES)))
     return " ".join(names)
 
 
@@ -78,13 +101,13 @@ def _flag(value):
         return "yes"
     if value in ("0", "no", "false", "off", ""):
         return "no"
-    raise ParamError("yes or no")
+    raise ParamError(N_("yes or no"))
 
 
 def _days(value):
     value = value.strip()
     if not value.isdigit() or not 0 <= int(value) <= 30:
-        raise ParamError("a whole number of days from 0 to 30")
+        raise ParamError(N_("a whole number of days from 0 to 30"))
     return value
 
 
@@ -122,30 +145,41 @@ def parse_assignments(assignments):
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep:
-            raise ParamError(f"{item!r}: expected KEY=VALUE")
+            raise ParamError(N_("%(item)s: expected KEY=VALUE"), item=repr(item))
         result[key] = value
     return validate(result)
 
 
 def validate(params):
-    """Validate parameters by name; return them normalised."""
+    """Validate parameters by name, then together; return them normalised."""
     clean = {}
     for key, value in params.items():
         if key not in PARAMS:
-            raise ParamError(
-                f"unknown parameter {key!r}; known: {', '.join(PARAMS)}"
-            )
+            raise ParamError(N_("unknown parameter %(name)s; known: %(known)s"),
+                             name=repr(key), known=", ".join(PARAMS))
         parser = PARAMS[key][0]
         try:
             clean[key] = parser(str(value))
         except ParamError as exc:
-            raise ParamError(f"{key}: {exc}") from None
-    if clean.get("auto_threshold") and clean.get("auto_target"):
-        if Decimal(clean["auto_threshold"]) >= Decimal(clean["auto_target"]):
-            raise ParamError("auto_target must be above auto_threshold")
-    if "min_amount" in clean and "max_amount" in clean:
-        if Decimal(clean["min_amount"]) > Decimal(clean["max_amount"]):
-            raise ParamError("min_amount is greater than max_amount")
+            raise ParamError(exc.message, key, **exc.values) from None
+    # Together, with the defaults of what was not given: that is what runs.
+    p = effective(clean)
+    if Decimal(p["min_amount"]) > Decimal(p["max_amount"]):
+        raise ParamError(N_("greater than the maximum payment (max_amount)"),
+                         "min_amount")
+    if bool(p["auto_threshold"]) != bool(p["auto_target"]):
+        raise ParamError(N_("give both the threshold (auto_threshold) and the "
+                            "target (auto_target), or neither"), "auto_target")
+    if p["auto_target"]:
+        if Decimal(p["auto_threshold"]) >= Decimal(p["auto_target"]):
+            raise ParamError(N_("must be above the threshold (auto_threshold)"),
+                             "auto_target")
+        if Decimal(p["auto_target"]) > Decimal(p["max_amount"]):
+            raise ParamError(N_("above the maximum payment (max_amount): its "
+                                "charges would be refused"), "auto_target")
+        if p["autopay_automatic"] != "yes":
+            raise ParamError(N_("a top-up policy needs the automatic mode "
+                                "(autopay_automatic=yes)"), "auto_target")
     return clean
 
 
@@ -162,6 +196,25 @@ def redacted(params):
         key: ("***" if key in SECRET_PARAMS and value else value)
         for key, value in params.items()
     }
+
+
+def changes(before, after):
+    """List (key, before, after) of the parameters that differ, defaults filled in."""
+    old, new = effective(before), effective(after)
+    return [(key, old[key], new[key]) for key in PARAMS if old[key] != new[key]]
+
+
+def fingerprinted(params):
+    """Return the parameters with each secret replaced by a short fingerprint."""
+    return {
+        key: (fingerprint(value) if key in SECRET_PARAMS and value else value)
+        for key, value in params.items()
+    }
+
+
+def fingerprint(secret):
+    """Name a secret by the first 8 hex digits of its SHA-256: a change shows."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
 def missing_for_payments(params):

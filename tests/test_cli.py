@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from cabinet import params as module_params
 from cabinet import payments
 from cabinet.db import db
 from cabinet.models import Contract, ModuleConfiguration
@@ -54,6 +55,25 @@ def test_balance_in_contract_show_follows_credits(cli, app, demo):
     (("config", "add", "isp", "x", "--set", "colour=red"), "unknown parameter 'colour'"),
     (("config", "add", "isp", "x", "--set", "min_amount=abc"), "min_amount"),
     (("config", "add", "isp", "x", "--set", "gateway_url=ftp://x"), "gateway_url"),
+    (("config", "add", "isp", "x", "--set", "gateway_url=http://wpay.uniteller.ru"),
+     "gateway_url: https is required outside the sandbox"),
+    (("config", "add", "isp", "x", "--set", "gateway_url=http://127.0.0.1.evil.ru"),
+     "https is required"),
+    (("config", "add", "isp", "x", "--set", "min_amount=200000"),
+     "min_amount: greater than the maximum payment"),
+    (("config", "add", "isp", "x", "--set", "autopay_automatic=yes", "--set",
+      "auto_threshold=100"), "auto_target: give both the threshold"),
+    (("config", "add", "isp", "x", "--set", "auto_threshold=100", "--set",
+      "auto_target=500"), "needs the automatic mode (autopay_automatic=yes)"),
+    (("config", "add", "isp", "x", "--set", "autopay_automatic=yes", "--set",
+      "auto_threshold=500", "--set", "auto_target=100"), "above the threshold"),
+    (("config", "add", "isp", "x", "--set", "autopay_automatic=yes", "--set",
+      "auto_threshold=100", "--set", "auto_target=200000"),
+     "above the maximum payment"),
+    (("config", "add", "isp", "x", "--set", "autopay_weekly=maybe"),
+     "autopay_weekly: yes or no"),
+    (("config", "add", "isp", "x", "--set", "autopay_retry_days=31"),
+     "autopay_retry_days"),
     (("config", "add", "isp", "x", "--set", "lifetime=-1"), "lifetime"),
     (("config", "add", "isp", "x", "--set", "callback_fields=Nope"), "unknown field"),
     (("config", "add", "isp", "x", "--set", "shop_id"), "expected KEY=VALUE"),
@@ -80,6 +100,26 @@ def test_bad_input_is_refused_with_a_message_and_exit_code_2(cli, app, demo, arg
     with app.app_context():
         after = (ModuleConfiguration.select().count(), Contract.select().count())
     assert before == after
+
+
+@pytest.mark.parametrize("url", [
+    "https://wpay.uniteller.ru", "http://127.0.0.1:5001", "http://localhost:5001",
+    "http://[::1]:5001", "http://gateway.test", "http://sandbox.localhost"])
+def test_plain_http_is_only_for_the_sandbox_or_loopback(cli, app, demo, url):
+    result = cli("config", "add", "isp", "x", "--set", "shop_id=1",
+                 "--set", f"gateway_url={url}")
+    assert result.exit_code == 0, result.output
+
+
+def test_validation_messages_are_in_the_catalogue(app):
+    from flask_babel import force_locale, gettext
+
+    with app.test_request_context(), force_locale("ru"):
+        with pytest.raises(module_params.ParamError) as caught:
+            module_params.validate({"lifetime": "soon"})
+        error = caught.value
+        assert str(error) == "lifetime: a whole number of seconds, greater than 0"
+        assert gettext(error.message, **error.values) == "целое число секунд больше 0"
 
 
 def test_activating_another_configuration_leaves_exactly_one_active(cli, app, demo):

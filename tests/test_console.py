@@ -94,8 +94,8 @@ def test_plain_operators_see_but_do_not_administer(client, staff):
     console_login(client, OPERATOR)
     assert client.get("/console/contracts/1001").status_code == 200
     assert client.get("/console/tasks").status_code == 200
-    for path in ("/console/instances", "/console/instances/isp", "/console/audit",
-                 "/console/instances/isp/reconcile"):
+    for path in ("/console/instances", "/console/instances/isp/configs",
+                 "/console/audit", "/console/reconcile?instance=isp"):
         response = client.get(path)
         assert response.status_code == 403, path
         assert "Только администратор" in response.get_data(as_text=True)
@@ -109,8 +109,10 @@ def test_plain_operators_see_but_do_not_administer(client, staff):
 def test_unknown_things_are_404(client, staff):
     console_login(client)
     for path in ("/console/contracts/nope", "/console/transactions/nope",
-                 "/console/instances/nope/transactions", "/console/instances/nope",
-                 "/console/instances/isp/configurations/999",
+                 "/console/monitor?instance=nope", "/console/monitor.csv?instance=nope",
+                 "/console/instances/nope/configs",
+                 "/console/instances/isp/configs/999",
+                 "/console/instances/isp/configs/1/diff?from=1&to=99",
                  "/console/tasks/nope/runs/x"):
         assert client.get(path).status_code == 404, path
 
@@ -196,23 +198,24 @@ NEW_CONFIG = {"name": "reserve", "shop_id": "00000002", "login": "77",
 
 def test_admin_creates_a_configuration_and_never_sees_its_password(client, staff):
     console_login(client)
-    bad = client.post("/console/instances/isp/configurations/new",
+    bad = client.post("/console/instances/isp/configs/new",
                       data={**NEW_CONFIG, "lifetime": "soon"})
     assert bad.status_code == 400
-    assert "lifetime: a whole number of seconds" in bad.get_data(as_text=True)
-    response = client.post("/console/instances/isp/configurations/new", data=NEW_CONFIG)
+    assert "целое число секунд" in bad.get_data(as_text=True)
+    response = client.post("/console/instances/isp/configs/new", data=NEW_CONFIG)
     assert response.status_code == 302
     made = ModuleConfiguration.get(ModuleConfiguration.name == "reserve")
     assert made.params["password"] == "very-secret-reserve" and not made.is_active
     assert made.created_by == "admin"
-    for path in ("/console/instances/isp", "/console/audit",
-                 f"/console/instances/isp/configurations/{made.id}"):
+    for path in ("/console/instances/isp/configs", "/console/audit",
+                 f"/console/instances/isp/configs/{made.id}"):
         page = client.get(path).get_data(as_text=True)
         assert "very-secret-reserve" not in page, path
-    assert "задан" in client.get("/console/instances/isp").get_data(as_text=True)
+    page = client.get("/console/instances/isp/configs").get_data(as_text=True)
+    assert "задан" in page
     entry, = audit_entries("configuration.create")
     assert entry.after["params"]["password"] == "***"
-    taken = client.post("/console/instances/isp/configurations/new", data=NEW_CONFIG)
+    taken = client.post("/console/instances/isp/configs/new", data=NEW_CONFIG)
     assert taken.status_code == 400
 
 
@@ -220,29 +223,29 @@ def test_editing_keeps_the_password_when_left_empty(client, staff, shop):
     console_login(client)
     main = staff["instance"].active_configuration()
     form = {**NEW_CONFIG, "name": "main", "password": "", "max_amount": "500.00"}
-    assert client.post(f"/console/instances/isp/configurations/{main.id}",
+    assert client.post(f"/console/instances/isp/configs/{main.id}",
                        data=form).status_code == 302
     saved = ModuleConfiguration.get_by_id(main.id)
     assert saved.params["password"] == shop["password"]
     assert saved.params["max_amount"] == "500.00"
     assert saved.params["shop_id"] == "00000002"
-    client.post(f"/console/instances/isp/configurations/{main.id}",
+    client.post(f"/console/instances/isp/configs/{main.id}",
                 data={**form, "password": "a-new-one"})
     assert ModuleConfiguration.get_by_id(main.id).params["password"] == "a-new-one"
     kept, changed = audit_entries("configuration.update")
     assert kept.after["password_changed"] is False and changed.after["password_changed"]
     assert shop["password"] not in json.dumps([kept.before, kept.after, changed.before])
     assert "a-new-one" not in json.dumps(changed.after)
-    bad = client.post(f"/console/instances/isp/configurations/{main.id}",
+    bad = client.post(f"/console/instances/isp/configs/{main.id}",
                       data={**form, "min_amount": "900", "max_amount": "100"})
     assert bad.status_code == 400 and "min_amount" in bad.get_data(as_text=True)
 
 
 def test_activating_a_configuration_switches_and_is_audited(client, staff):
     console_login(client)
-    client.post("/console/instances/isp/configurations/new", data=NEW_CONFIG)
+    client.post("/console/instances/isp/configs/new", data=NEW_CONFIG)
     reserve = ModuleConfiguration.get(ModuleConfiguration.name == "reserve")
-    client.post(f"/console/instances/isp/configurations/{reserve.id}/activate")
+    client.post(f"/console/instances/isp/configs/{reserve.id}/activate")
     active = staff["instance"].active_configuration()
     assert active.name == "reserve" and active.activated_by == "admin"
     entry, = audit_entries("configuration.activate")
@@ -259,10 +262,10 @@ def test_connection_test_against_the_sandbox(world):
             f"gateway_url={main.params['gateway_url']}"])
         wrong = ModuleConfiguration.get(ModuleConfiguration.name == "wrong")
     console_login(client)
-    ok = client.post(f"/console/instances/isp/configurations/{main.id}/test",
+    ok = client.post(f"/console/instances/isp/configs/{main.id}/test",
                      headers={"HX-Request": "true"}).get_data(as_text=True)
     assert ok.startswith('<div id="connection-test">') and "Соединение в порядке" in ok
-    failed = client.post(f"/console/instances/isp/configurations/{wrong.id}/test")
+    failed = client.post(f"/console/instances/isp/configs/{wrong.id}/test")
     text = failed.get_data(as_text=True)
     assert "Соединение не удалось" in text and "not-the-password" not in text
     with world.app.app_context(), db.connection_context():
@@ -307,8 +310,8 @@ def test_forms_without_csrf_change_nothing(make_app, staff):
         ("/console/contracts/1001/instance", {"instance": ""}),
         (f"/console/transactions/{transaction.order_id}/refund", {"amount": "10"}),
         (f"/console/transactions/{transaction.order_id}/check", {}),
-        ("/console/instances/isp/configurations/new", NEW_CONFIG),
-        (f"/console/instances/isp/configurations/{main.id}", {**NEW_CONFIG,
+        ("/console/instances/isp/configs/new", NEW_CONFIG),
+        (f"/console/instances/isp/configs/{main.id}", {**NEW_CONFIG,
                                                               "name": "main"}),
         ("/console/tasks/status-check/run", {}),
     ]:
@@ -352,15 +355,15 @@ def test_reconciliation_reports_and_fixes_a_missing_credit(world):
     world.settle()
     client = live_admin(world)
     today = datetime.now(ZoneInfo("Europe/Moscow")).date().isoformat()
-    assert "Сверить" in client.get("/console/instances/isp/reconcile").get_data(
+    assert "Сверить" in client.get("/console/reconcile?instance=isp").get_data(
         as_text=True)
-    report = client.get(f"/console/instances/isp/reconcile?from={today}&to={today}")
+    report = client.get(f"/console/reconcile?instance=isp&from={today}&to={today}")
     text = report.get_data(as_text=True)
     assert "оплачен в Uniteller, не зачислен у нас" in text and order_id in text
     with world.app.app_context(), db.connection_context():
         assert AuditEntry.select().count() == 0  # looking changes nothing
-    fixed = client.post("/console/instances/isp/reconcile",
-                        data={"from": today, "to": today})
+    fixed = client.post("/console/reconcile",
+                        data={"instance": "isp", "from": today, "to": today})
     assert fixed.status_code == 200
     with world.app.app_context(), db.connection_context():
         transaction = Transaction.by_order_id(order_id)

@@ -1,7 +1,9 @@
 """The transaction monitor: filters, totals, keyset pages, CSV, chart, indexes."""
 
+import html
 import re
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from peewee import PostgresqlDatabase
@@ -49,22 +51,22 @@ def walk(client, url):
 def test_keyset_pages_show_every_row_once_in_a_stable_order(make_app, many):
     client = make_app(PAGE_SIZE=10).test_client()
     console_login(client, OPERATOR)
-    seen, pages = walk(client, "/console/instances/isp/transactions")
+    seen, pages = walk(client, "/console/monitor?instance=isp")
     expected = [t.order_id for t in sorted(many, key=lambda t: (
         Transaction.get_by_id(t.id).created_at, t.id), reverse=True)]
     assert pages == 3 and seen == expected
-    assert walk(client, "/console/instances/isp/transactions")[0] == seen
-    assert client.get("/console/instances/isp/transactions?after=nonsense") \
+    assert walk(client, "/console/monitor?instance=isp")[0] == seen
+    assert client.get("/console/monitor?instance=isp&after=nonsense") \
         .status_code == 400
 
 
 def test_filters_and_totals(client, many):
     console_login(client, OPERATOR)
-    page = client.get("/console/instances/isp/transactions?q=сидор").get_data(
+    page = client.get("/console/monitor?instance=isp&q=сидор").get_data(
         as_text=True)
     shown = set(ORDER_LINK.findall(page))
     assert shown == {t.order_id for t in many[2::3]}
-    paid = client.get("/console/instances/isp/transactions?status=paid",
+    paid = client.get("/console/monitor?instance=isp&status=paid",
                       headers={"HX-Request": "true"})
     text = paid.get_data(as_text=True)
     assert text.startswith('<div id="monitor-table">') and "HX-Request" in paid.headers[
@@ -76,29 +78,31 @@ def test_filters_and_totals(client, many):
     assert monitor.totals(many[0].instance, monitor.Filters(
         utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))) == [
         ("new", 21, sum(1000 * i for i in range(5, 26))), ("paid", 4, 10000)]
-    none = client.get("/console/instances/isp/transactions?kind=recurrent")
+    none = client.get("/console/monitor?instance=isp&kind=recurrent")
     assert "Транзакций нет" in none.get_data(as_text=True)
-    old = client.get("/console/instances/isp/transactions?from=2001-01-01&to=2001-01-7")
+    old = client.get("/console/monitor?instance=isp&from=2001-01-01&to=2001-01-7")
     assert not ORDER_LINK.findall(old.get_data(as_text=True))
     for bad in ("status=bogus", "kind=bogus", "from=2020-01-02&to=2020-01-01",
                 "from=2020-01-01&to=2022-01-01", "from=yesterday"):
-        assert client.get(f"/console/instances/isp/transactions?{bad}") \
+        assert client.get(f"/console/monitor?instance=isp&{bad}") \
             .status_code == 400, bad
 
 
 def test_filter_state_lives_in_the_url(client, many):
     console_login(client, OPERATOR)
-    page = client.get("/console/instances/isp/transactions?q=1001&status=new") \
+    page = client.get("/console/monitor?instance=isp&q=1001&status=new") \
         .get_data(as_text=True)
     assert 'hx-push-url="true"' in page
     assert 'value="1001"' in page and '<option value="new" selected' in page
-    assert "transactions.csv?q=1001&amp;status=new" in page or (
-        "transactions.csv?" in page and "status=new" in page)
+    csv_link = html.unescape(re.search(r'href="(/console/monitor\.csv\?[^"]+)"',
+                                       page).group(1))
+    assert dict(parse_qsl(urlsplit(csv_link).query)).items() >= {
+        "instance": "isp", "q": "1001", "status": "new"}.items()
 
 
 def test_csv_export_streams_the_filtered_set(client, many):
     console_login(client, OPERATOR)
-    response = client.get("/console/instances/isp/transactions.csv?q=сидор")
+    response = client.get("/console/monitor.csv?instance=isp&q=сидор")
     assert response.is_streamed and response.mimetype == "text/csv"
     body = response.get_data()
     assert body.startswith("\ufeff".encode())
@@ -114,14 +118,31 @@ def test_csv_export_streams_the_filtered_set(client, many):
 def test_csv_export_reads_in_batches(client, many, monkeypatch):
     monkeypatch.setattr(monitor, "CSV_BATCH", 4)
     console_login(client, OPERATOR)
-    lines = client.get("/console/instances/isp/transactions.csv").get_data(
+    lines = client.get("/console/monitor.csv?instance=isp").get_data(
         as_text=True).splitlines()
     assert len(lines) == 26 and len({line.split(";")[1] for line in lines[1:]}) == 25
 
 
+@pytest.mark.parametrize("query", ["", "q=петров", "status=new&q=1", "kind=payment",
+                                   "status=success", "q=nobody"])
+def test_the_csv_holds_the_rows_of_the_filtered_view_in_its_order(
+        make_app, many, query):
+    client = make_app(PAGE_SIZE=4).test_client()
+    console_login(client, OPERATOR)
+    shown, _ = walk(client, f"/console/monitor?{query}")
+    first = client.get(f"/console/monitor?{query}").get_data(as_text=True)
+    total = int(re.search(r"<tfoot><tr><th>[^<]*</th><th class=\"num\">(\d+)</th>",
+                          first).group(1))
+    csv_link = html.unescape(re.search(r'href="(/console/monitor\.csv\?[^"]+)"',
+                                       first).group(1))
+    lines = client.get(csv_link).get_data().decode("utf-8-sig").splitlines()
+    assert [line.split(";")[1] for line in lines[1:]] == shown
+    assert len(shown) == total
+
+
 def test_svg_chart_of_daily_paid_totals(client, many):
     console_login(client, OPERATOR)
-    page = client.get("/console/instances/isp/transactions").get_data(as_text=True)
+    page = client.get("/console/monitor?instance=isp").get_data(as_text=True)
     svg = page[page.index('<svg id="paid-chart"'):page.index("</svg>")]
     assert svg.count("<rect") == 7  # one bar per day of the default week
     assert "100,00 ₽" in svg  # today's paid total, in the bar's title
