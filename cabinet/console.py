@@ -145,6 +145,7 @@ def console_helpers():
     is_admin = bool(getattr(current_user, "is_operator", False)
                     and current_user.operator.role == "admin")
     return {"is_admin": is_admin, "refund_statuses": REFUND_STATUSES,
+            "secret_params": module_params.SECRET_PARAMS,
             "param_labels": PARAM_LABELS, "kind_labels": KIND_LABELS,
             "version_actions": VERSION_ACTIONS}
 
@@ -514,11 +515,11 @@ def monitor_csv():
 
 
 class ConfigurationForm(FlaskForm):
-    """A configuration: its name and parameters; the password is write-only."""
+    """A configuration: its name and parameters; password and login are write-only."""
 
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
     shop_id = StringField(PARAM_LABELS["shop_id"], validators=[DataRequired()])
-    login = StringField(PARAM_LABELS["login"])
+    login = PasswordField(PARAM_LABELS["login"])  # secret: never sent back
     password = PasswordField(PARAM_LABELS["password"])
     gateway_url = StringField(PARAM_LABELS["gateway_url"])
     callback_fields = StringField(PARAM_LABELS["callback_fields"])

@@ -14,7 +14,8 @@ CALLBACK_FIELD_NAMES = {
     "Token_IDP",
 }
 # Parameters never shown on a page, in a log or in `config show`.
-SECRET_PARAMS = {"password"}
+# The API login counts too: with the password it opens /results/ and /unblock/.
+SECRET_PARAMS = {"password", "login"}
 
 
 def N_(message):
