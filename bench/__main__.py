@@ -280,13 +280,14 @@ class Bench:
             self.explain(query, cursor, instance, filters)
         session = self.login("/console/login", {"login": OPERATOR[0],
                                                 "password": OPERATOR[1]})
-        url = f"{self.base}/console/instances/isp/transactions"
+        url = f"{self.base}/console/monitor"
         repeats = 10 if QUICK else 20
         for label, extra in (("first page", {}), ("100th page", {"after": cursor})):
             times = []
             for _ in range(repeats + 2):
                 started = time.perf_counter()
-                answer = session.get(url, params={**args, **extra}, timeout=60)
+                answer = session.get(url, params={"instance": "isp", **args, **extra},
+                                     timeout=60)
                 times.append((time.perf_counter() - started) * 1000)
                 assert answer.status_code == 200, answer.status_code
             times = sorted(times[2:])  # the first two warm the caches
@@ -346,8 +347,9 @@ class Bench:
         before = max(servers.memory_mb(pid) for pid in workers)
         started = time.perf_counter()
         lines = 0
-        with session.get(f"{self.base}/console/instances/isp/transactions.csv",
-                         params={"from": first.isoformat(), "to": last.isoformat()},
+        with session.get(f"{self.base}/console/monitor.csv",
+                         params={"instance": "isp", "from": first.isoformat(),
+                                 "to": last.isoformat()},
                          stream=True, timeout=600) as answer:
             assert answer.status_code == 200, answer.status_code
             for chunk in answer.iter_content(1 << 16):
