@@ -55,7 +55,9 @@ def from_env(environ=None):
         "RETENTION_CRON": env.get("RETENTION_CRON", "30 3 * * *"),
         "STATUS_CHECK_CRON": env.get("STATUS_CHECK_CRON", "*/5 * * * *"),
         "STATUS_CHECK_GRACE": int(env.get("STATUS_CHECK_GRACE", "120")),
-        "STATUS_CHECK_EXPIRE_MARGIN": int(env.get("STATUS_CHECK_EXPIRE_MARGIN", "3600")),
+        "STATUS_CHECK_EXPIRE_MARGIN": int(
+            env.get("STATUS_CHECK_EXPIRE_MARGIN", "3600")
+        ),
         "RESULTS_MIN_INTERVAL": float(env.get("RESULTS_MIN_INTERVAL", "5")),
         "RETURN_CHECK_DELAY": int(env.get("RETURN_CHECK_DELAY", "10")),
         "AUTOPAY_CRON": env.get("AUTOPAY_CRON", "0 6 * * *"),

@@ -42,8 +42,9 @@ def environment(redis_url):
 
 def flask(env, *args):
     """Run a `flask --app cabinet` command and stop the demo if it fails."""
-    result = subprocess.run([PYTHON, "-m", "flask", "--app", "cabinet", *args],
-                            env=env, cwd=ROOT)
+    result = subprocess.run(
+        [PYTHON, "-m", "flask", "--app", "cabinet", *args], env=env, cwd=ROOT
+    )
     if result.returncode:
         sys.exit(f"`flask --app cabinet {' '.join(args)}` failed")
 
@@ -51,12 +52,32 @@ def flask(env, *args):
 def register_demo_shop(env):
     """Create (or refresh) the demo shop in the sandbox, pointing back at us."""
     base = f"{env['PUBLIC_URL']}/uniteller/{DEMO['instance']}"
-    subprocess.run([
-        PYTHON, "-m", "flask", "--app", "cabinet.uniteller.sandbox", "shop", "add",
-        DEMO["shop_id"], "--password", DEMO["password"], "--login", DEMO["login"],
-        "--notify-url", f"{base}/notify", "--status-url", f"{base}/status",
-        "--callback-fields", "BillNumber ApprovalCode Total",
-    ], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "flask",
+            "--app",
+            "cabinet.uniteller.sandbox",
+            "shop",
+            "add",
+            DEMO["shop_id"],
+            "--password",
+            DEMO["password"],
+            "--login",
+            DEMO["login"],
+            "--notify-url",
+            f"{base}/notify",
+            "--status-url",
+            f"{base}/status",
+            "--callback-fields",
+            "BillNumber ApprovalCode Total",
+        ],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def wait_for(url, process, name, timeout=30):
@@ -88,24 +109,53 @@ def main():
 
     processes = {}
     processes["sandbox"] = subprocess.Popen(
-        [PYTHON, "-m", "cabinet.uniteller.sandbox", "--host", HOST,
-         "--port", str(SANDBOX_PORT)], env=env, cwd=ROOT)
+        [
+            PYTHON,
+            "-m",
+            "cabinet.uniteller.sandbox",
+            "--host",
+            HOST,
+            "--port",
+            str(SANDBOX_PORT),
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     processes["web"] = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "--bind", f"{HOST}:{WEB_PORT}", "--workers", "2",
-         "--threads", "4", "--access-logfile", "-", "cabinet:create_app()"],
-        env=env, cwd=ROOT)
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{HOST}:{WEB_PORT}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            "cabinet:create_app()",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     processes["worker"] = subprocess.Popen([PYTHON, "worker.py"], env=env, cwd=ROOT)
-    processes["cron"] = subprocess.Popen([PYTHON, "worker.py", "cron"], env=env,
-                                         cwd=ROOT)
+    processes["cron"] = subprocess.Popen(
+        [PYTHON, "worker.py", "cron"], env=env, cwd=ROOT
+    )
     try:
         wait_for(f"{sandbox_url}/ping", processes["sandbox"], "the sandbox")
         wait_for(f"{env['PUBLIC_URL']}/login", processes["web"], "the web cabinet")
-        print(f"""
-  Cabinet:  {env['PUBLIC_URL']}/      contract 1001, password demo
+        print(
+            f"""
+  Cabinet:  {env["PUBLIC_URL"]}/      contract 1001, password demo
   Sandbox:  {sandbox_url}/      (Uniteller emulator: orders, callbacks, faults)
-  Test card 4000 0000 0000 2487, any future expiry, CVC 123; declined: 4000 0000 0000 2479
+  Test card 4000 0000 0000 2487, any future expiry, CVC 123
+  Declined card 4000 0000 0000 2479
   Ctrl-C stops everything.
-""", flush=True)
+""",
+            flush=True,
+        )
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
         dead = [name for name, p in processes.items() if p.poll() is not None]

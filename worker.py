@@ -1,4 +1,4 @@
-"""Background work: `python worker.py` runs an RQ worker, `python worker.py cron` the cron."""
+"""Background work: `python worker.py` (an RQ worker), `python worker.py cron`."""
 
 import logging
 import sys

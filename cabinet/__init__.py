@@ -67,8 +67,9 @@ def register_security_headers(app):
         # Our URLs carry order ids: other sites learn only our origin.
         headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if https:
-            headers.setdefault("Strict-Transport-Security",
-                               "max-age=31536000; includeSubDomains")
+            headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
         return response
 
 
@@ -108,8 +109,9 @@ def register_extensions(app):
             return lang
         return app.config["DEFAULT_LOCALE"]
 
-    babel.init_app(app, locale_selector=select_locale,
-                   default_timezone=app.config["TIMEZONE"])
+    babel.init_app(
+        app, locale_selector=select_locale, default_timezone=app.config["TIMEZONE"]
+    )
 
 
 def register_blueprints(app):
@@ -144,7 +146,8 @@ def register_errors(app):
 
     for code in (400, 403, 404, 405, 409, 429, 500):
         app.register_error_handler(
-            code, lambda exc, code=code: render_error(code, getattr(exc, "description", ""))
+            code,
+            lambda exc, code=code: render_error(code, getattr(exc, "description", "")),
         )
 
 
@@ -159,7 +162,9 @@ def register_template_helpers(app):
         return lambda value: labels.get(value, value)
 
     app.jinja_env.filters["money"] = format_human
-    app.jinja_env.filters["when"] = lambda value: format_datetime(value, "dd.MM.yyyy HH:mm")
+    app.jinja_env.filters["when"] = lambda value: format_datetime(
+        value, "dd.MM.yyyy HH:mm"
+    )
     app.jinja_env.filters["status_label"] = models.status_label
     app.jinja_env.filters["autopay_mode"] = labeller(models.AUTOPAY_MODE_LABELS)
     app.jinja_env.filters["autopay_state"] = labeller(models.AUTOPAY_STATE_LABELS)

@@ -90,8 +90,12 @@ def init_login(login_manager):
 class LoginForm(FlaskForm):
     """Contract number and password."""
 
-    number = StringField(_l("Contract number"), validators=[DataRequired(), Length(max=64)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    number = StringField(
+        _l("Contract number"), validators=[DataRequired(), Length(max=64)]
+    )
+    password = PasswordField(
+        _l("Password"), validators=[DataRequired(), Length(max=200)]
+    )
 
 
 def own_path(target):
@@ -99,7 +103,12 @@ def own_path(target):
     if not target:
         return None
     parsed = urlparse(target)
-    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+    if (
+        parsed.scheme
+        or parsed.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+    ):
         return None
     if "\\" in target:
         return None
@@ -112,8 +121,10 @@ class LoginThrottle:
     def __init__(self, kind, name):
         # kind "n" is a contract number, "o" an operator's login; the address
         # counter is shared by both.
-        self.keys = [f"cabinet:login-fail:{kind}:{name}",
-                     f"cabinet:login-fail:ip:{request.remote_addr}"]
+        self.keys = [
+            f"cabinet:login-fail:{kind}:{name}",
+            f"cabinet:login-fail:ip:{request.remote_addr}",
+        ]
         self.limit = current_app.config["LOGIN_ATTEMPTS"]
         self.window = current_app.config["LOGIN_LOCKOUT_SECONDS"]
 
@@ -121,13 +132,17 @@ class LoginThrottle:
         """True while this name or this address is locked out."""
         counts = get_redis().mget(self.keys)
         # The address limit is wider: many subscribers may share one NAT.
-        return int(counts[0] or 0) >= self.limit or int(counts[1] or 0) >= self.limit * 5
+        return (
+            int(counts[0] or 0) >= self.limit or int(counts[1] or 0) >= self.limit * 5
+        )
 
     def lockout_message(self):
         """Say how long a locked-out person waits."""
         minutes = max(1, self.window // 60)
-        return _l("Too many failed attempts. Try again in %(minutes)d minutes.",
-                  minutes=minutes)
+        return _l(
+            "Too many failed attempts. Try again in %(minutes)d minutes.",
+            minutes=minutes,
+        )
 
     def failed(self):
         """Count one failed attempt."""
@@ -156,8 +171,7 @@ def login():
         if contract and check_password_hash(contract.password_hash, form.password.data):
             throttle.succeeded()
             next_path = own_path(request.args.get("next"))
-            session.clear()  # a new session on login: no fixation
-            login_user(ContractUser(contract))
+            start_session(ContractUser(contract))
             return redirect(next_path or url_for("subscriber.index"))
         throttle.failed()
         form.password.errors.append(_l("Wrong contract number or password."))
@@ -174,8 +188,18 @@ def logout():
 
 def end_session():
     """Log whoever it is out and forget the session, but keep the language."""
-    lang = session.get("lang")
     logout_user()
+    _fresh_session()
+
+
+def start_session(user):
+    """Log a user in on a new session (no fixation), keeping the language."""
+    _fresh_session()
+    login_user(user)
+
+
+def _fresh_session():
+    lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
@@ -185,7 +209,9 @@ def end_session():
 def set_language(code):
     """Switch the interface language (ru or en) for this session."""
     if code not in ("ru", "en"):
-        return render_template("errors/error.html", code=404, reason="unknown language"), 404
+        return render_template(
+            "errors/error.html", code=404, reason="unknown language"
+        ), 404
     session["lang"] = code
     return redirect(own_path(request.form.get("next")) or url_for("subscriber.index"))
 

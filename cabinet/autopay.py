@@ -7,7 +7,7 @@ import re
 import signal
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -66,6 +66,7 @@ class Stats:
 
 # --- time and due dates -------------------------------------------------------
 
+
 def local_today(now=None):
     """Today's date in the ISP's timezone."""
     now = (now or utcnow()).replace(tzinfo=UTC)
@@ -107,11 +108,15 @@ def next_charge_date(autopay, today):
 
 
 def _charged(autopay, period):
-    return AutopayCharge.select().where(
-        AutopayCharge.autopay == autopay, AutopayCharge.period == period).exists()
+    return (
+        AutopayCharge.select()
+        .where(AutopayCharge.autopay == autopay, AutopayCharge.period == period)
+        .exists()
+    )
 
 
 # --- configuration -------------------------------------------------------------
+
 
 def allowed_modes(configuration):
     """The modes a configuration lets subscribers choose."""
@@ -127,22 +132,25 @@ def autopay_of(contract):
 
 
 def summary(contract, charges=5):
-    """What people see of a contract's autopay: it, its next charge, its last charges."""
+    """What people see of a contract's autopay: it, its next and its last charges."""
     current = autopay_of(contract)
     if current is None:
         return {"autopay": None, "next_day": None, "charges": []}
     return {
         "autopay": current,
         "next_day": next_charge_date(current, local_today()),
-        "charges": list(current.charges.order_by(AutopayCharge.id.desc())
-                        .limit(charges)),
+        "charges": list(
+            current.charges.order_by(AutopayCharge.id.desc()).limit(charges)
+        ),
     }
 
 
 # --- set-up by the subscriber ----------------------------------------------------
 
-def configure(contract, mode, amount, weekday=None, day_of_month=None, ip="",
-              user_agent=""):
+
+def configure(
+    contract, mode, amount, weekday=None, day_of_month=None, ip="", user_agent=""
+):
     """Set autopay's mode and parameters, recording consent; True if a card is needed.
 
     An active autopay with a card keeps it: changing the weekday, day or amount
@@ -172,9 +180,14 @@ def configure(contract, mode, amount, weekday=None, day_of_month=None, ip="",
         else:
             Autopay.update(values).where(Autopay.id == autopay.id).execute()
             autopay = Autopay.get_by_id(autopay.id)
-        AutopayConsent.create(autopay=autopay, terms_version=TERMS_VERSION, mode=mode,
-                              amount=values["amount"], ip=(ip or "")[:64],
-                              user_agent=(user_agent or "")[:300])
+        AutopayConsent.create(
+            autopay=autopay,
+            terms_version=TERMS_VERSION,
+            mode=mode,
+            amount=values["amount"],
+            ip=(ip or "")[:64],
+            user_agent=(user_agent or "")[:300],
+        )
         # Only an active autopay keeps its card; any other needs a card payment.
         needs_card = autopay.state != "active" or autopay.parent_id is None
         if needs_card:
@@ -188,9 +201,11 @@ def start_binding(contract, amount, url_ok, url_no, language="ru"):
     if autopay is None:
         raise NotFound("no_autopay")
     transaction, form = payments.start_payment(
-        contract, amount, url_ok, url_no, language, source="autopay", kind="bind")
+        contract, amount, url_ok, url_no, language, source="autopay", kind="bind"
+    )
     Autopay.update(binding=transaction, updated_at=utcnow()).where(
-        Autopay.id == autopay.id).execute()
+        Autopay.id == autopay.id
+    ).execute()
     return transaction, form
 
 
@@ -200,12 +215,21 @@ def bind_succeeded(transaction):
     if autopay is None or autopay.state == "off":
         return
     Autopay.update(
-        parent=transaction, binding=None, state="active", suspended_reason=None,
-        active_since=autopay.active_since or utcnow(), updated_at=utcnow(),
+        parent=transaction,
+        binding=None,
+        state="active",
+        suspended_reason=None,
+        active_since=autopay.active_since or utcnow(),
+        updated_at=utcnow(),
     ).where(Autopay.id == autopay.id).execute()
-    notify(autopay.contract, "autopay_active",
-           _l("Autopay is on. Card payment %(order)s will be used for future charges.",
-              order=transaction.order_id))
+    notify(
+        autopay.contract,
+        "autopay_active",
+        _l(
+            "Autopay is on. Card payment %(order)s will be used for future charges.",
+            order=transaction.order_id,
+        ),
+    )
 
 
 def turn_off(contract, who="subscriber"):
@@ -215,14 +239,19 @@ def turn_off(contract, who="subscriber"):
         if autopay is None:
             raise NotFound("no_autopay")
         Autopay.update(state="off", binding=None, updated_at=utcnow()).where(
-            Autopay.id == autopay.id).execute()
-        AutopayCharge.update(status="canceled", result_message=f"turned off by {who}",
-                             updated_at=utcnow()).where(
-            AutopayCharge.autopay == autopay,
-            AutopayCharge.status.in_(("due", "retry"))).execute()
+            Autopay.id == autopay.id
+        ).execute()
+        AutopayCharge.update(
+            status="canceled",
+            result_message=f"turned off by {who}",
+            updated_at=utcnow(),
+        ).where(
+            AutopayCharge.autopay == autopay, AutopayCharge.status.in_(("due", "retry"))
+        ).execute()
 
 
 # --- charges asked for by the provider (automatic mode) -------------------------
+
 
 def request_charge(contract, amount, reason="", source="api", key=None):
     """Ask for one automatic-mode charge of a contract; return the AutopayCharge.
@@ -246,8 +275,9 @@ def request_charge(contract, amount, reason="", source="api", key=None):
     with write_unit():
         charge = _create_charge(autopay, period, local_today(), amount, reason, source)
         if charge is None:
-            return AutopayCharge.get(AutopayCharge.autopay == autopay,
-                                     AutopayCharge.period == period)
+            return AutopayCharge.get(
+                AutopayCharge.autopay == autopay, AutopayCharge.period == period
+            )
     return charge
 
 
@@ -256,8 +286,14 @@ def _create_charge(autopay, period, day, amount, reason, source, status="due"):
     try:
         with db.atomic():
             charge = AutopayCharge.create(
-                autopay=autopay, period=period, due_on=day, amount=amount,
-                reason=(reason or "")[:300] or None, source=source, status=status)
+                autopay=autopay,
+                period=period,
+                due_on=day,
+                amount=amount,
+                reason=(reason or "")[:300] or None,
+                source=source,
+                status=status,
+            )
     except IntegrityError:
         return None
     if status == "due":
@@ -277,15 +313,21 @@ def _enqueue_charge(charge_id, delay=None):
 
 # --- the daily run ---------------------------------------------------------------
 
+
 def run(now=None):
     """Plan what is due (with catch-up), retry soft declines, resolve stuck charges."""
     now = now or utcnow()
     today = local_today(now)
     stats = Stats()
-    window = [today - timedelta(days=n)
-              for n in range(current_app.config["AUTOPAY_CATCH_UP_DAYS"] - 1, -1, -1)]
-    automatic = list(Autopay.select(Autopay, Contract).join(Contract).where(
-        Autopay.state == "active", Autopay.mode == "automatic"))
+    window = [
+        today - timedelta(days=n)
+        for n in range(current_app.config["AUTOPAY_CATCH_UP_DAYS"] - 1, -1, -1)
+    ]
+    automatic = list(
+        Autopay.select(Autopay, Contract)
+        .join(Contract)
+        .where(Autopay.state == "active", Autopay.mode == "automatic")
+    )
     proposals = []
     for autopay in automatic:
         stats.looked_at += 1
@@ -313,7 +355,8 @@ def _payable_modes():
     """Map each instance whose active configuration can charge to its allowed modes."""
     modes = {}
     for configuration in ModuleConfiguration.select().where(
-            ModuleConfiguration.is_active == True):  # noqa: E712
+        ModuleConfiguration.is_active == True  # noqa: E712
+    ):
         if not module_params.missing_for_payments(configuration.params):
             modes[configuration.instance_id] = allowed_modes(configuration)
     return modes
@@ -327,29 +370,52 @@ def _plan_scheduled(window, stats):
     """
     modes = _payable_modes()
     due = []  # (autopay id, period, day, amount)
-    for autopay in (Autopay.select(
-            Autopay.id, Autopay.mode, Autopay.weekday, Autopay.day_of_month,
-            Autopay.amount, Autopay.active_since, Autopay.created_at,
-            Contract.instance.alias("instance_id")).join(Contract)
-            .where(Autopay.state == "active", Autopay.mode.in_(("weekly", "monthly")))
-            .namedtuples()):
+    for autopay in (
+        Autopay.select(
+            Autopay.id,
+            Autopay.mode,
+            Autopay.weekday,
+            Autopay.day_of_month,
+            Autopay.amount,
+            Autopay.active_since,
+            Autopay.created_at,
+            Contract.instance.alias("instance_id"),
+        )
+        .join(Contract)
+        .where(Autopay.state == "active", Autopay.mode.in_(("weekly", "monthly")))
+        .namedtuples()
+    ):
         stats.looked_at += 1
         if autopay.mode not in modes.get(autopay.instance_id, ()):
             continue  # unlinked, no usable configuration, or the mode is not allowed
         since = local_date(autopay.active_since or autopay.created_at)
-        due += [(autopay.id, period_of(autopay, day), day, autopay.amount)
-                for day in window if day >= since and due_on(autopay, day)]
+        due += [
+            (autopay.id, period_of(autopay, day), day, autopay.amount)
+            for day in window
+            if day >= since and due_on(autopay, day)
+        ]
     periods = list({period for _, period, _, _ in due})
-    charged = set(AutopayCharge.select(AutopayCharge.autopay, AutopayCharge.period)
-                  .where(AutopayCharge.period.in_(periods)).tuples()) if periods else ()
+    charged = (
+        set(
+            AutopayCharge.select(AutopayCharge.autopay, AutopayCharge.period)
+            .where(AutopayCharge.period.in_(periods))
+            .tuples()
+        )
+        if periods
+        else ()
+    )
     due = [item for item in due if item[:2] not in charged]
     planned = 0
     for start in range(0, len(due), PLAN_BATCH):
-        rows = _decide(due[start:start + PLAN_BATCH])
+        rows = _decide(due[start : start + PLAN_BATCH])
         with write_unit():
-            created = list(AutopayCharge.insert_many(rows).on_conflict_ignore()
-                           .returning(AutopayCharge.id, AutopayCharge.status)
-                           .tuples().execute())
+            created = list(
+                AutopayCharge.insert_many(rows)
+                .on_conflict_ignore()
+                .returning(AutopayCharge.id, AutopayCharge.status)
+                .tuples()
+                .execute()
+            )
             queued = [pk for pk, status in created if status == "due"]
             on_commit(lambda queued=queued: _enqueue_charges(queued))
         planned += len(created)
@@ -360,12 +426,23 @@ def _decide(due):
     """Make the charge rows of due (autopay, period, day, amount), asking the hook."""
     hooked = bool(events.before_charge.receivers)
     if hooked:  # the hook is given the autopay (and its contract) as a model
-        autopays = {a.id: a for a in Autopay.select(Autopay, Contract).join(Contract)
-                    .where(Autopay.id.in_([item[0] for item in due]))}
+        autopays = {
+            a.id: a
+            for a in Autopay.select(Autopay, Contract)
+            .join(Contract)
+            .where(Autopay.id.in_([item[0] for item in due]))
+        }
     rows = []
     for autopay_id, period, day, amount in due:
-        row = {"autopay": autopay_id, "period": period, "due_on": day, "amount": amount,
-               "source": "schedule", "status": "due", "reason": None}
+        row = {
+            "autopay": autopay_id,
+            "period": period,
+            "due_on": day,
+            "amount": amount,
+            "source": "schedule",
+            "status": "due",
+            "reason": None,
+        }
         if hooked:
             decision = events.ChargeDecision(amount=amount)
             events.before_charge.send(autopays[autopay_id], decision=decision)
@@ -386,9 +463,12 @@ def _enqueue_charges(charge_ids):
 
     queue = get_queue()
     for start in range(0, len(charge_ids), PLAN_BATCH):
-        queue.enqueue_many([
-            Queue.prepare_data(jobs.charge_autopay, (charge_id,), timeout=600)
-            for charge_id in charge_ids[start:start + PLAN_BATCH]])
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(jobs.charge_autopay, (charge_id,), timeout=600)
+                for charge_id in charge_ids[start : start + PLAN_BATCH]
+            ]
+        )
 
 
 def _policy(autopay, configuration):
@@ -401,8 +481,10 @@ def _policy(autopay, configuration):
     if balance >= threshold:
         return None
     return events.AutomaticCharge(
-        autopay.contract.number, target - balance,
-        f"balance {format_human(balance)} below {format_human(threshold)}")
+        autopay.contract.number,
+        target - balance,
+        f"balance {format_human(balance)} below {format_human(threshold)}",
+    )
 
 
 def _plan_automatic(proposals, today):
@@ -412,25 +494,41 @@ def _plan_automatic(proposals, today):
         contract = Contract.by_number(proposal.contract_number)
         autopay = autopay_of(contract) if contract else None
         if autopay is None or autopay.mode != "automatic" or autopay.state != "active":
-            log.warning("automatic charge for %s ignored: not in automatic mode",
-                        proposal.contract_number)
+            log.warning(
+                "automatic charge for %s ignored: not in automatic mode",
+                proposal.contract_number,
+            )
             continue
         with write_unit():
-            planned += _create_charge(autopay, f"auto:{today.isoformat()}", today,
-                                      proposal.amount, proposal.reason,
-                                      "policy") is not None
+            planned += (
+                _create_charge(
+                    autopay,
+                    f"auto:{today.isoformat()}",
+                    today,
+                    proposal.amount,
+                    proposal.reason,
+                    "policy",
+                )
+                is not None
+            )
     return planned
 
 
 def _retry_due(today):
     """Put softly declined charges whose retry day has come back in the queue."""
-    ids = [c.id for c in AutopayCharge.select(AutopayCharge.id).where(
-        AutopayCharge.status == "retry", AutopayCharge.next_try_on <= today)]
+    ids = [
+        c.id
+        for c in AutopayCharge.select(AutopayCharge.id).where(
+            AutopayCharge.status == "retry", AutopayCharge.next_try_on <= today
+        )
+    ]
     for charge_id in ids:
         with write_unit():
-            if AutopayCharge.update(status="due", updated_at=utcnow()).where(
-                AutopayCharge.id == charge_id, AutopayCharge.status == "retry"
-            ).execute():
+            if (
+                AutopayCharge.update(status="due", updated_at=utcnow())
+                .where(AutopayCharge.id == charge_id, AutopayCharge.status == "retry")
+                .execute()
+            ):
                 on_commit(lambda charge_id=charge_id: _enqueue_charge(charge_id))
     return len(ids)
 
@@ -441,7 +539,8 @@ def _requeue_lost(now, stats):
     # harmless, as only one worker can claim it.
     lost = AutopayCharge.select(AutopayCharge.id).where(
         AutopayCharge.status.in_(("due", "resend")),
-        AutopayCharge.updated_at < now - STUCK_AFTER)
+        AutopayCharge.updated_at < now - STUCK_AFTER,
+    )
     for charge in lost:
         _enqueue_charge(charge.id)
         stats.notes.append(f"charge {charge.id} due again: re-enqueued")
@@ -452,7 +551,8 @@ def _resolve_stuck(now, stats):
     from . import jobs
 
     stuck = AutopayCharge.select(AutopayCharge.id).where(
-        AutopayCharge.status == "sending", AutopayCharge.updated_at < now - STUCK_AFTER)
+        AutopayCharge.status == "sending", AutopayCharge.updated_at < now - STUCK_AFTER
+    )
     for charge in stuck:
         get_queue().enqueue(jobs.resolve_autopay_charge, charge.id)
         stats.notes.append(f"charge {charge.id} stuck: resolving")
@@ -464,15 +564,23 @@ def _remind(today):
     if days <= 0:
         return
     day = today + timedelta(days=days)
-    for autopay in Autopay.select().where(Autopay.state == "active",
-                                          Autopay.mode.in_(("weekly", "monthly"))):
+    for autopay in Autopay.select().where(
+        Autopay.state == "active", Autopay.mode.in_(("weekly", "monthly"))
+    ):
         if due_on(autopay, day) and not _charged(autopay, period_of(autopay, day)):
-            notify(autopay.contract, "autopay_reminder",
-                   _l("On %(day)s autopay will charge %(amount)s ₽ to your card.",
-                      day=day.strftime("%d.%m.%Y"), amount=format_human(autopay.amount)))
+            notify(
+                autopay.contract,
+                "autopay_reminder",
+                _l(
+                    "On %(day)s autopay will charge %(amount)s ₽ to your card.",
+                    day=day.strftime("%d.%m.%Y"),
+                    amount=format_human(autopay.amount),
+                ),
+            )
 
 
 # --- one charge -------------------------------------------------------------------
+
 
 def kill_point(name):
     """Die at once (SIGKILL) here if CABINET_KILL_AT names this point; else nothing."""
@@ -491,29 +599,39 @@ def charge(charge_id):
     transaction = Transaction.get_by_id(transaction_id)
     parent = Autopay.get_by_id(AutopayCharge.get_by_id(charge_id).autopay_id).parent
     shop = configuration.params.get("shop_id", "")
-    slots = ConcurrencySlots(get_redis(), f"cabinet:recurrent:{shop}",
-                             current_app.config["RECURRENT_CONCURRENCY"])
+    slots = ConcurrencySlots(
+        get_redis(),
+        f"cabinet:recurrent:{shop}",
+        current_app.config["RECURRENT_CONCURRENCY"],
+    )
     if not slots.acquire(timeout=60):
         _back_to_due(charge_id, "no free slot within Uniteller's concurrency limit")
         return "deferred"
     try:
         kill_point("before_send")
         answer = payments.client_for(configuration).recurrent(
-            transaction.order_id, transaction.amount, parent.order_id)
+            transaction.order_id, transaction.amount, parent.order_id
+        )
         kill_point("after_send")
     except OperationRefused as exc:
         return _refused(charge_id, transaction, exc)
     except UnitellerError as exc:
-        log.warning("recurrent %s: %s; resolving through /results/",
-                    transaction.order_id, exc)
+        log.warning(
+            "recurrent %s: %s; resolving through /results/", transaction.order_id, exc
+        )
         _enqueue_resolve(charge_id)
         return "unknown"
     finally:
         slots.release()
     success = answer.get("Response_Code") == "AS000"
     word = (answer.get("Status") or "Paid") if success else "Not Authorized"
-    payments.apply_status(transaction.order_id, word, source="recurrent",
-                          fields=answer, instance=transaction.instance)
+    payments.apply_status(
+        transaction.order_id,
+        word,
+        source="recurrent",
+        fields=answer,
+        instance=transaction.instance,
+    )
     return AutopayCharge.get_by_id(charge_id).status
 
 
@@ -537,16 +655,18 @@ def _claim(charge_id):
             return None
         autopay = charge.autopay
         if autopay.state != "active" or autopay.parent_id is None:
-            AutopayCharge.update(status="canceled", updated_at=utcnow(),
-                                 result_message=f"autopay is {autopay.state}").where(
-                AutopayCharge.id == charge.id).execute()
+            AutopayCharge.update(
+                status="canceled",
+                updated_at=utcnow(),
+                result_message=f"autopay is {autopay.state}",
+            ).where(AutopayCharge.id == charge.id).execute()
             return None
         try:
             configuration = payments.payment_gateway(autopay.contract)[1]
         except CabinetError as exc:
-            AutopayCharge.update(status="canceled", updated_at=utcnow(),
-                                 result_message=exc.message).where(
-                AutopayCharge.id == charge.id).execute()
+            AutopayCharge.update(
+                status="canceled", updated_at=utcnow(), result_message=exc.message
+            ).where(AutopayCharge.id == charge.id).execute()
             return None
         if charge.status == "resend":
             # Uniteller never saw this try: the same order id goes again.
@@ -554,20 +674,28 @@ def _claim(charge_id):
         else:
             if _failed_today(autopay) >= FAILED_PER_PARENT_PER_DAY:
                 AutopayCharge.update(
-                    status="retry", next_try_on=local_today() + timedelta(days=1),
+                    status="retry",
+                    next_try_on=local_today() + timedelta(days=1),
                     updated_at=utcnow(),
                     result_message="Uniteller's limit of failed charges per day",
                 ).where(AutopayCharge.id == charge.id).execute()
                 return None
             tries = charge.tries + 1
-            order_id = f"R{autopay.id}-{re.sub(r'[^A-Za-z0-9]', '', charge.period)}-{tries}"
+            order_id = (
+                f"R{autopay.id}-{re.sub(r'[^A-Za-z0-9]', '', charge.period)}-{tries}"
+            )
             charge.tries = tries
             transaction = payments.create_recurrent(charge, order_id, configuration)
-        claimed = AutopayCharge.update(
-            status="sending", tries=charge.tries, transaction=transaction,
-            updated_at=utcnow(),
-        ).where(AutopayCharge.id == charge.id,
-                AutopayCharge.status == charge.status).execute()
+        claimed = (
+            AutopayCharge.update(
+                status="sending",
+                tries=charge.tries,
+                transaction=transaction,
+                updated_at=utcnow(),
+            )
+            .where(AutopayCharge.id == charge.id, AutopayCharge.status == charge.status)
+            .execute()
+        )
         if not claimed:
             raise _ClaimLost
     return transaction.id, configuration
@@ -578,17 +706,26 @@ def _failed_today(autopay):
     tz = ZoneInfo(current_app.config["TIMEZONE"])
     start = datetime.combine(local_today(), datetime.min.time(), tzinfo=tz)
     start = start.astimezone(UTC).replace(tzinfo=None)
-    return Transaction.select().where(
-        Transaction.contract == autopay.contract_id, Transaction.kind == "recurrent",
-        Transaction.status == "failed", Transaction.updated_at >= start).count()
+    return (
+        Transaction.select()
+        .where(
+            Transaction.contract == autopay.contract_id,
+            Transaction.kind == "recurrent",
+            Transaction.status == "failed",
+            Transaction.updated_at >= start,
+        )
+        .count()
+    )
 
 
 def _back_to_due(charge_id, why):
     """Return a claimed charge to the queue (nothing was sent)."""
     with write_unit():
-        AutopayCharge.update(status="resend", result_message=why, updated_at=utcnow()
-                             ).where(AutopayCharge.id == charge_id,
-                                     AutopayCharge.status == "sending").execute()
+        AutopayCharge.update(
+            status="resend", result_message=why, updated_at=utcnow()
+        ).where(
+            AutopayCharge.id == charge_id, AutopayCharge.status == "sending"
+        ).execute()
         on_commit(lambda: _enqueue_charge(charge_id, delay=30))
 
 
@@ -599,17 +736,23 @@ def _refused(charge_id, transaction, exc):
         _enqueue_resolve(charge_id)
         return "unknown"
     payments.apply_status(
-        transaction.order_id, "Not Authorized", source="recurrent",
+        transaction.order_id,
+        "Not Authorized",
+        source="recurrent",
         fields={"Response_Code": f"E{exc.code}", "Message": exc.message},
-        instance=transaction.instance)
+        instance=transaction.instance,
+    )
     return AutopayCharge.get_by_id(charge_id).status
 
 
 def _enqueue_resolve(charge_id):
     from . import jobs
 
-    get_queue().enqueue_in(timedelta(seconds=current_app.config["RESOLVE_DELAY"]),
-                           jobs.resolve_autopay_charge, charge_id)
+    get_queue().enqueue_in(
+        timedelta(seconds=current_app.config["RESOLVE_DELAY"]),
+        jobs.resolve_autopay_charge,
+        charge_id,
+    )
 
 
 def resolve(charge_id):
@@ -624,18 +767,27 @@ def resolve(charge_id):
     transaction = charge.transaction
     if transaction.status == "new":
         client = payments.client_for(transaction.configuration)
-        rows = status_check.ask(client, status_check.results_spacing(
-            transaction.configuration), status_check.Stats(),
-            order_id=transaction.order_id)
-        row = next((r for r in rows if r.get("OrderNumber") == transaction.order_id),
-                   None)
+        rows = status_check.ask(
+            client,
+            status_check.results_spacing(transaction.configuration),
+            status_check.Stats(),
+            order_id=transaction.order_id,
+        )
+        row = next(
+            (r for r in rows if r.get("OrderNumber") == transaction.order_id), None
+        )
         if row is None:
             # Uniteller never got it: sending the same order id again is safe
             # (if it did arrive meanwhile, the answer is error 24).
             _back_to_due(charge_id, "unknown to Uniteller: sending again")
             return "resend"
-        payments.apply_status(transaction.order_id, row.get("Status"), source="status",
-                              fields=row, instance=transaction.instance)
+        payments.apply_status(
+            transaction.order_id,
+            row.get("Status"),
+            source="status",
+            fields=row,
+            instance=transaction.instance,
+        )
     else:
         settle_try(transaction)  # a callback or the status check got there first
     return AutopayCharge.get_by_id(charge_id).status
@@ -650,32 +802,56 @@ def settle_try(transaction):
     autopay = charge.autopay
     if transaction.status in ("authorized", "paid"):
         _finish(charge, "succeeded", transaction)
-        notify(autopay.contract, "charge_succeeded",
-               _l("Autopay charged %(amount)s ₽ to your card.",
-                  amount=format_human(charge.amount)))
-        on_commit(lambda: events.charge_succeeded.send(
-            AutopayCharge.get_by_id(charge.id)))
+        notify(
+            autopay.contract,
+            "charge_succeeded",
+            _l(
+                "Autopay charged %(amount)s ₽ to your card.",
+                amount=format_human(charge.amount),
+            ),
+        )
+        on_commit(
+            lambda: events.charge_succeeded.send(AutopayCharge.get_by_id(charge.id))
+        )
         return
     if transaction.status != "failed":
         return
     code = (transaction.response_code or "").upper()
     message = transaction.message or ""
-    hard = (code in HARD_RESPONSE_CODES or "F01" in message.upper()
-            or code.lstrip("E").isdigit() and int(code.lstrip("E")) in HARD_ERRORS)
-    retry_days = int(module_params.effective(
-        transaction.configuration.params)["autopay_retry_days"])
+    hard = (
+        code in HARD_RESPONSE_CODES
+        or "F01" in message.upper()
+        or code.lstrip("E").isdigit()
+        and int(code.lstrip("E")) in HARD_ERRORS
+    )
+    retry_days = int(
+        module_params.effective(transaction.configuration.params)["autopay_retry_days"]
+    )
     if not hard and charge.tries <= retry_days:
-        _finish(charge, "retry", transaction,
-                next_try_on=local_today() + timedelta(days=1))
-        notify(autopay.contract, "charge_failed",
-               _l("Autopay could not charge %(amount)s ₽ (%(reason)s). "
-                  "We will try again tomorrow.",
-                  amount=format_human(charge.amount), reason=message or code))
+        _finish(
+            charge, "retry", transaction, next_try_on=local_today() + timedelta(days=1)
+        )
+        notify(
+            autopay.contract,
+            "charge_failed",
+            _l(
+                "Autopay could not charge %(amount)s ₽ (%(reason)s). "
+                "We will try again tomorrow.",
+                amount=format_human(charge.amount),
+                reason=message or code,
+            ),
+        )
         return
     _finish(charge, "failed", transaction)
-    notify(autopay.contract, "charge_failed",
-           _l("Autopay could not charge %(amount)s ₽ (%(reason)s).",
-              amount=format_human(charge.amount), reason=message or code))
+    notify(
+        autopay.contract,
+        "charge_failed",
+        _l(
+            "Autopay could not charge %(amount)s ₽ (%(reason)s).",
+            amount=format_human(charge.amount),
+            reason=message or code,
+        ),
+    )
     on_commit(lambda: events.charge_failed.send(AutopayCharge.get_by_id(charge.id)))
     if hard:
         suspend(autopay, message or code)
@@ -683,25 +859,40 @@ def settle_try(transaction):
 
 def _finish(charge, status, transaction, next_try_on=None):
     AutopayCharge.update(
-        status=status, next_try_on=next_try_on, result_code=transaction.response_code,
-        result_message=transaction.message, updated_at=utcnow(),
-    ).where(AutopayCharge.id == charge.id,
-            AutopayCharge.status.in_(("sending", "resend"))).execute()
+        status=status,
+        next_try_on=next_try_on,
+        result_code=transaction.response_code,
+        result_message=transaction.message,
+        updated_at=utcnow(),
+    ).where(
+        AutopayCharge.id == charge.id, AutopayCharge.status.in_(("sending", "resend"))
+    ).execute()
 
 
 def suspend(autopay, reason):
     """Suspend an autopay until the subscriber pays with a new card."""
-    changed = Autopay.update(state="suspended", suspended_reason=reason[:300],
-                             updated_at=utcnow()).where(
-        Autopay.id == autopay.id, Autopay.state == "active").execute()
+    changed = (
+        Autopay.update(
+            state="suspended", suspended_reason=reason[:300], updated_at=utcnow()
+        )
+        .where(Autopay.id == autopay.id, Autopay.state == "active")
+        .execute()
+    )
     if changed:
-        notify(autopay.contract, "autopay_suspended",
-               _l("Autopay is paused: the card was declined (%(reason)s). "
-                  "Please set it up again with a new card.", reason=reason))
+        notify(
+            autopay.contract,
+            "autopay_suspended",
+            _l(
+                "Autopay is paused: the card was declined (%(reason)s). "
+                "Please set it up again with a new card.",
+                reason=reason,
+            ),
+        )
         on_commit(lambda: events.autopay_suspended.send(Autopay.get_by_id(autopay.id)))
 
 
 # --- notices -----------------------------------------------------------------------
+
 
 def notify(contract, kind, text):
     """Leave a notice in the cabinet, and e-mail it when SMTP is set up."""

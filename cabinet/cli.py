@@ -55,15 +55,22 @@ def instance_add(code, name):
 @config_cli.command("add")
 @click.argument("instance")
 @click.argument("name")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="A parameter; repeat for each. Keys: " + ", ".join(module_params.PARAMS))
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter; repeat for each. Keys: " + ", ".join(module_params.PARAMS),
+)
 @click.option("--activate", is_flag=True, help="Make it the active configuration.")
 def config_add(instance, name, assignments, activate):
     """Save configuration NAME of INSTANCE."""
+
     def add():
         return manage.add_configuration(
             manage.get_instance(instance), name, assignments, activate, who="cli"
         )
+
     configuration = _run(add)
     state = " and activated" if configuration.is_active else ""
     click.echo(f"Configuration {name} of {instance} saved{state}.")
@@ -82,16 +89,22 @@ def config_activate(instance, name):
 @click.argument("instance")
 def config_show(instance):
     """List the configurations of INSTANCE with their parameters (secrets hidden)."""
+
     def show():
-        rows = ModuleConfiguration.select().where(
-            ModuleConfiguration.instance == manage.get_instance(instance)
-        ).order_by(ModuleConfiguration.name)
+        rows = (
+            ModuleConfiguration.select()
+            .where(ModuleConfiguration.instance == manage.get_instance(instance))
+            .order_by(ModuleConfiguration.name)
+        )
         for configuration in rows:
             mark = "*" if configuration.is_active else " "
             click.echo(f"{mark} {configuration.name}")
-            shown = module_params.redacted(module_params.effective(configuration.params))
+            shown = module_params.redacted(
+                module_params.effective(configuration.params)
+            )
             for key, value in shown.items():
                 click.echo(f"    {key} = {value}")
+
     _run(show)
 
 
@@ -103,9 +116,11 @@ def config_show(instance):
 @click.option("--instance", "instance_code", help="Link to this module instance.")
 def contract_add(number, name, password, email, instance_code):
     """Create contract NUMBER."""
+
     def add():
         instance = manage.get_instance(instance_code) if instance_code else None
         return manage.add_contract(number, name, password, email, instance)
+
     contract = _run(add)
     click.echo(f"Contract {contract.number} created.")
 
@@ -115,6 +130,7 @@ def contract_add(number, name, password, email, instance_code):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def contract_show(number, as_json):
     """Show contract NUMBER: name, instance, balance."""
+
     def show():
         contract = manage.get_contract(number)
         return {
@@ -125,6 +141,7 @@ def contract_show(number, as_json):
             "balance": format_signed(contract.balance),
             "ledger_balance": format_signed(ledger_balance(contract)),
         }
+
     info = _run(show)
     if as_json:
         click.echo(json.dumps(info, ensure_ascii=False))
@@ -151,7 +168,9 @@ token_cli = AppGroup("token", help="API tokens for the provider's own logic.")
 @click.argument("contract")
 @click.argument("amount")
 @click.option("--reason", default="", help="Why (kept with the charge).")
-@click.option("--key", help="An idempotency key: the same key asks for the same charge.")
+@click.option(
+    "--key", help="An idempotency key: the same key asks for the same charge."
+)
 def autopay_charge(contract, amount, reason, key):
     """Charge CONTRACT's card AMOUNT roubles now (automatic mode)."""
     from . import autopay
@@ -162,8 +181,10 @@ def autopay_charge(contract, amount, reason, key):
     except AmountError as exc:
         fail(f"amount {amount!r}: {exc}")
     charge = _run(autopay.request_charge, contract, kopecks, reason, "cli", key)
-    click.echo(f"Charge {charge.id} ({charge.period}) of {format_signed(charge.amount)} "
-               f"for contract {contract}: {charge.status}.")
+    click.echo(
+        f"Charge {charge.id} ({charge.period}) of {format_signed(charge.amount)} "
+        f"for contract {contract}: {charge.status}."
+    )
 
 
 @autopay_cli.command("show")
@@ -178,16 +199,25 @@ def autopay_show(contract):
         if current is None:
             click.echo("no autopay")
             return
-        click.echo(f"mode: {current.mode}  state: {current.state}"
-                   + (f" ({current.suspended_reason})" if current.suspended_reason else ""))
+        click.echo(
+            f"mode: {current.mode}  state: {current.state}"
+            + (f" ({current.suspended_reason})" if current.suspended_reason else "")
+        )
         if current.amount:
-            click.echo(f"amount: {format_signed(current.amount)}  weekday: "
-                       f"{current.weekday}  day: {current.day_of_month}")
-        click.echo(f"parent order: {current.parent.order_id if current.parent else '-'}")
+            click.echo(
+                f"amount: {format_signed(current.amount)}  weekday: "
+                f"{current.weekday}  day: {current.day_of_month}"
+            )
+        click.echo(
+            f"parent order: {current.parent.order_id if current.parent else '-'}"
+        )
         for charge in current.charges.order_by(AutopayCharge.id.desc()).limit(10):
-            click.echo(f"  {charge.period:<24} {format_signed(charge.amount):>10} "
-                       f"{charge.status:<10} tries {charge.tries} "
-                       f"{charge.result_message or ''}")
+            click.echo(
+                f"  {charge.period:<24} {format_signed(charge.amount):>10} "
+                f"{charge.status:<10} tries {charge.tries} "
+                f"{charge.result_message or ''}"
+            )
+
     _run(show)
 
 
@@ -204,6 +234,7 @@ def token_add(name):
             return create_token(name)[1]
         except IntegrityError:
             fail(f"token {name!r} exists already")
+
     click.echo(_run(add))
 
 
@@ -214,9 +245,13 @@ def token_revoke(name):
     from .models import ApiToken, utcnow
 
     def revoke():
-        if not ApiToken.update(revoked_at=utcnow()).where(
-                ApiToken.name == name, ApiToken.revoked_at.is_null()).execute():
+        if (
+            not ApiToken.update(revoked_at=utcnow())
+            .where(ApiToken.name == name, ApiToken.revoked_at.is_null())
+            .execute()
+        ):
             fail(f"no active token {name!r}")
+
     _run(revoke)
     click.echo(f"Token {name} revoked.")
 
@@ -230,13 +265,18 @@ def token_list():
         for row in ApiToken.select().order_by(ApiToken.name):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
             click.echo(f"{row.name}\tcreated {row.created_at:%Y-%m-%d}\t{state}")
+
     _run(show)
 
 
 @click.command("seed-demo")
 @with_appcontext
-@click.option("--gateway-url", default=DEMO["gateway_url"], show_default=True,
-              help="Where the demo configuration sends payments (the sandbox).")
+@click.option(
+    "--gateway-url",
+    default=DEMO["gateway_url"],
+    show_default=True,
+    help="Where the demo configuration sends payments (the sandbox).",
+)
 @click.option("--shop-id", default=DEMO["shop_id"], show_default=True)
 @click.option("--shop-login", default=DEMO["login"], show_default=True)
 @click.option("--shop-password", default=DEMO["password"], show_default=True)
@@ -245,17 +285,29 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
     create_tables()
 
     def seed():
-        instance = manage.ModuleInstance.by_code(DEMO["instance"]) or manage.add_instance(
-            DEMO["instance"], "Uniteller (sandbox)"
-        )
+        instance = manage.ModuleInstance.by_code(
+            DEMO["instance"]
+        ) or manage.add_instance(DEMO["instance"], "Uniteller (sandbox)")
         if instance.active_configuration() is None:
-            manage.add_configuration(instance, "sandbox", [
-                f"shop_id={shop_id}", f"login={shop_login}", f"password={shop_password}",
-                f"gateway_url={gateway_url}", "min_amount=1.00",
-                "max_amount=15000.00", "autopay_weekly=yes", "autopay_monthly=yes",
-                "autopay_automatic=yes", "auto_threshold=100.00",
-                "auto_target=500.00",
-            ], activate=True, who="seed-demo")
+            manage.add_configuration(
+                instance,
+                "sandbox",
+                [
+                    f"shop_id={shop_id}",
+                    f"login={shop_login}",
+                    f"password={shop_password}",
+                    f"gateway_url={gateway_url}",
+                    "min_amount=1.00",
+                    "max_amount=15000.00",
+                    "autopay_weekly=yes",
+                    "autopay_monthly=yes",
+                    "autopay_automatic=yes",
+                    "auto_threshold=100.00",
+                    "auto_target=500.00",
+                ],
+                activate=True,
+                who="seed-demo",
+            )
         contracts = [
             ("1001", "Иванов Иван Иванович", "demo", "ivanov@example.com", instance),
             ("1002", "Петрова Анна Сергеевна", "demo", None, instance),
@@ -266,9 +318,12 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
                 manage.add_contract(number, name, password, email, linked)
         if manage.Operator.get_or_none(manage.Operator.login == "admin") is None:
             manage.add_operator("admin", "demo-admin", admin=True)
+
     _run(seed)
     click.echo("Demo data ready:")
-    click.echo("  subscriber: contract 1001, password demo (also 1002; 1003 is unlinked)")
+    click.echo(
+        "  subscriber: contract 1001, password demo (also 1002; 1003 is unlinked)"
+    )
     click.echo("  operator:   admin / demo-admin")
     click.echo(f"  gateway:    {gateway_url} (shop {shop_id})")
 
@@ -298,17 +353,24 @@ def _print_tasks():
         for task in TASKS.values():
             local = current_app.config[task.cron_setting]
             click.echo(f"{task.name}: {task.description}")
-            click.echo(f"    schedule: {local} ({current_app.config['TIMEZONE']}) "
-                       f"= {cron_of(task)} UTC  [{task.cron_setting}]")
+            click.echo(
+                f"    schedule: {local} ({current_app.config['TIMEZONE']}) "
+                f"= {cron_of(task)} UTC  [{task.cron_setting}]"
+            )
             runs = TaskRun.latest(task.name)
             if not runs:
                 click.echo("    never run")
             for run in runs:
-                finished = run.finished_at.strftime("%H:%M:%S") if run.finished_at else "…"
+                finished = (
+                    run.finished_at.strftime("%H:%M:%S") if run.finished_at else "…"
+                )
                 click.echo(
                     f"    {run.started_at:%Y-%m-%d %H:%M:%S} UTC -> {finished}  "
-                    f"{run.trigger:<6} looked at {run.looked_at}, changed {run.changed}, "
-                    f"errors {run.errors}" + (f"  ({run.note})" if run.note else ""))
+                    f"{run.trigger:<6} looked at {run.looked_at}, "
+                    f"changed {run.changed}, "
+                    f"errors {run.errors}" + (f"  ({run.note})" if run.note else "")
+                )
+
     _run(show)
 
 
@@ -321,18 +383,30 @@ def tasks_run(name):
     if name not in TASKS:
         fail(f"no task {name!r}; tasks: {', '.join(TASKS)}")
     run = _run(run_task, name, "manual")
-    click.echo(f"{name}: looked at {run.looked_at}, changed {run.changed}, "
-               f"errors {run.errors}" + (f" ({run.note})" if run.note else ""))
+    click.echo(
+        f"{name}: looked at {run.looked_at}, changed {run.changed}, "
+        f"errors {run.errors}" + (f" ({run.note})" if run.note else "")
+    )
     if run.errors:
         sys.exit(1)
 
 
 @click.command("reconcile")
 @click.argument("instance")
-@click.option("--from", "day_from", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="First day (YYYY-MM-DD, in TIMEZONE).")
-@click.option("--to", "day_to", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="Last day, inclusive.")
+@click.option(
+    "--from",
+    "day_from",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First day (YYYY-MM-DD, in TIMEZONE).",
+)
+@click.option(
+    "--to",
+    "day_to",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last day, inclusive.",
+)
 @click.option("--fix", is_flag=True, help="Credit what Uniteller reports paid.")
 @with_appcontext
 def reconcile_command(instance, day_from, day_to, fix):
@@ -345,17 +419,27 @@ def reconcile_command(instance, day_from, day_to, fix):
 
     def compare():
         try:
-            return reconcile(manage.get_instance(instance), day_from.date(),
-                             day_to.date(), fix=fix, who="cli")
+            return reconcile(
+                manage.get_instance(instance),
+                day_from.date(),
+                day_to.date(),
+                fix=fix,
+                who="cli",
+            )
         except UnitellerError as exc:
             fail(f"Uniteller did not answer: {exc}")
+
     report = _run(compare)
-    click.echo(f"ours: {report.ours} orders; Uniteller: {report.theirs} orders; "
-               f"{report.requests} requests")
+    click.echo(
+        f"ours: {report.ours} orders; Uniteller: {report.theirs} orders; "
+        f"{report.requests} requests"
+    )
     for d in report.differences:
         mark = "  fixed" if d.fixed else ""
-        click.echo(f"{d.kind:<22} {d.order_id:<40} ours={d.ours or '-':<12} "
-                   f"uniteller={d.theirs or '-'}{mark}")
+        click.echo(
+            f"{d.kind:<22} {d.order_id:<40} ours={d.ours or '-':<12} "
+            f"uniteller={d.theirs or '-'}{mark}"
+        )
     left = [d for d in report.differences if not d.fixed]
     click.echo(f"{len(report.differences)} differences, {len(left)} left")
     if left:
@@ -364,6 +448,15 @@ def reconcile_command(instance, day_from, day_to, fix):
 
 def init_app(app):
     """Register the commands on the app."""
-    for command in (instance_cli, config_cli, contract_cli, operator_cli, seed_demo,
-                    tasks_cli, reconcile_command, autopay_cli, token_cli):
+    for command in (
+        instance_cli,
+        config_cli,
+        contract_cli,
+        operator_cli,
+        seed_demo,
+        tasks_cli,
+        reconcile_command,
+        autopay_cli,
+        token_cli,
+    ):
         app.cli.add_command(command)

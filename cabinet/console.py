@@ -13,13 +13,12 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash
 from wtforms import BooleanField, PasswordField, SelectField, StringField
@@ -36,7 +35,7 @@ from . import (
     status_check,
 )
 from . import params as module_params
-from .auth import LoginThrottle, OperatorUser, end_session, own_path
+from .auth import LoginThrottle, OperatorUser, end_session, own_path, start_session
 from .db import write_unit
 from .errors import CabinetError, NotFound
 from .models import (
@@ -177,11 +176,7 @@ def login():
                 and check_password_hash(operator.password_hash, form.password.data)):
             throttle.succeeded()
             next_path = own_path(request.args.get("next"))
-            lang = session.get("lang")
-            session.clear()  # a new session on login: no fixation
-            if lang:
-                session["lang"] = lang
-            login_user(OperatorUser(operator))
+            start_session(OperatorUser(operator))
             return redirect(next_path or url_for("console.contracts"))
         throttle.failed()
         form.password.errors.append(_l("Wrong login or password."))

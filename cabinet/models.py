@@ -1,4 +1,4 @@
-"""The data model: contracts, module instances and configurations, transactions, ledger."""
+"""The data model: contracts, instances, configurations, transactions, ledger."""
 
 import json
 from datetime import UTC, datetime
@@ -371,8 +371,12 @@ class TaskRun(BaseModel):
     @classmethod
     def latest(cls, task, limit=5):
         """Return a task's most recent runs, newest first."""
-        return list(cls.select().where(cls.task == task)
-                    .order_by(cls.started_at.desc()).limit(limit))
+        return list(
+            cls.select()
+            .where(cls.task == task)
+            .order_by(cls.started_at.desc())
+            .limit(limit)
+        )
 
 
 class AuditEntry(BaseModel):

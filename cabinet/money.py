@@ -49,7 +49,7 @@ def format_wire(kopecks):
     kopecks = int(kopecks)
     if kopecks < 0:
         raise AmountError("not_positive")
-    return "%d.%02d" % divmod(kopecks, 100)
+    return "%d.%02d" % divmod(kopecks, 100)  # noqa: UP031 (the spec's format)
 
 
 def format_signed(kopecks):

@@ -27,8 +27,16 @@ log = logging.getLogger(__name__)
 
 # Keys (compared lower-case) never kept in an event row: secrets and card data.
 _UNSTORED_FIELDS = {
-    "password", "login", "cardnumber", "card_idp", "token_idp", "cardholder",
-    "cvc2", "cvc", "card_number", "pan",
+    "password",
+    "login",
+    "cardnumber",
+    "card_idp",
+    "token_idp",
+    "cardholder",
+    "cvc2",
+    "cvc",
+    "card_number",
+    "pan",
 }
 # Which of our statuses may move to which: the compare-and-set conditions.
 _FROM = {
@@ -83,8 +91,9 @@ def new_order_id(contract, prefix="P"):
     return f"{prefix}{number}-{secrets.token_hex(6)}"
 
 
-def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabinet",
-                  kind="payment"):
+def start_payment(
+    contract, amount, url_ok, url_no, language="ru", source="cabinet", kind="payment"
+):
     """Create a `new` card payment and return it with its signed pay form.
 
     kind "bind" is the first payment of an autopay: Uniteller keeps the card
@@ -108,7 +117,8 @@ def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabin
             updated_at=now,
             # The status check looks after a grace period, so the callback
             # usually wins.
-            next_check_at=now + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
+            next_check_at=now
+            + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
         )
         record_event(transaction, source, "state", None, "new", note="created")
     form = client_for(configuration).pay_form(
@@ -123,9 +133,13 @@ def start_payment(contract, amount, url_ok, url_no, language="ru", source="cabin
         callback_fields=p["callback_fields"].split(),
         recurrent_start=kind == "bind",
     )
-    log.info("payment created order=%s contract=%s amount=%d",
-             transaction.order_id, contract.number, amount,
-             extra={"order_id": transaction.order_id, "contract": contract.number})
+    log.info(
+        "payment created order=%s contract=%s amount=%d",
+        transaction.order_id,
+        contract.number,
+        amount,
+        extra={"order_id": transaction.order_id, "contract": contract.number},
+    )
     return transaction, form
 
 
@@ -135,13 +149,24 @@ def create_recurrent(charge, order_id, configuration):
     contract = autopay.contract
     now = utcnow()
     transaction = Transaction.create(
-        order_id=order_id, contract=contract, instance=contract.instance_id,
-        configuration=configuration, kind="recurrent", amount=charge.amount,
-        created_at=now, updated_at=now,
+        order_id=order_id,
+        contract=contract,
+        instance=contract.instance_id,
+        configuration=configuration,
+        kind="recurrent",
+        amount=charge.amount,
+        created_at=now,
+        updated_at=now,
         next_check_at=now + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
     )
-    record_event(transaction, "autopay", "state", None, "new",
-                 note=f"autopay charge {charge.period}, try {charge.tries}")
+    record_event(
+        transaction,
+        "autopay",
+        "state",
+        None,
+        "new",
+        note=f"autopay charge {charge.period}, try {charge.tries}",
+    )
     return transaction
 
 
@@ -151,7 +176,9 @@ def receive_callback(instance_code, fields):
     if instance is None:
         raise NotFound("unknown_instance")
     order_id = fields.get("Order_ID")
-    transaction = Transaction.by_order_id(order_id) if isinstance(order_id, str) else None
+    transaction = (
+        Transaction.by_order_id(order_id) if isinstance(order_id, str) else None
+    )
     if transaction is not None and transaction.instance_id == instance.id:
         # Verify with the configuration the order was made with: the active one
         # may have changed since.
@@ -165,12 +192,18 @@ def receive_callback(instance_code, fields):
     if not client_for(configuration).callback_is_authentic(
         fields, p["callback_fields"].split()
     ):
-        log.warning("callback refused: bad signature instance=%s order=%s",
-                    instance.code, str(order_id)[:127],
-                    extra={"order_id": str(order_id)[:127]})
+        log.warning(
+            "callback refused: bad signature instance=%s order=%s",
+            instance.code,
+            str(order_id)[:127],
+            extra={"order_id": str(order_id)[:127]},
+        )
         raise Forbidden("bad_signature")
     return apply_status(
-        order_id, fields.get("Status"), source="callback", fields=fields,
+        order_id,
+        fields.get("Status"),
+        source="callback",
+        fields=fields,
         instance=instance,
     )
 
@@ -185,17 +218,31 @@ def apply_status(order_id, status_word, *, source, fields=None, instance=None):
             instance is not None and transaction.instance_id != instance.id
         ):
             TransactionEvent.create(
-                order_id=str(order_id)[:127], instance=instance, source=source,
-                kind="orphan", new_status=status, fields=kept,
+                order_id=str(order_id)[:127],
+                instance=instance,
+                source=source,
+                kind="orphan",
+                new_status=status,
+                fields=kept,
                 note="unknown order",
             )
-            log.warning("orphan %s for unknown order=%s", source, order_id,
-                        extra={"order_id": str(order_id)[:127]})
+            log.warning(
+                "orphan %s for unknown order=%s",
+                source,
+                order_id,
+                extra={"order_id": str(order_id)[:127]},
+            )
             return Outcome("orphan")
         record_event(transaction, source, "received", transaction.status, status, kept)
         if status is None:
-            record_event(transaction, source, "rejected", transaction.status, None,
-                   note=f"unknown status {str(status_word)[:60]!r}")
+            record_event(
+                transaction,
+                source,
+                "rejected",
+                transaction.status,
+                None,
+                note=f"unknown status {str(status_word)[:60]!r}",
+            )
             return Outcome("ignored", transaction)
         return _transition(transaction, status, kept, source)
 
@@ -204,12 +251,21 @@ def _transition(transaction, status, fields, source):
     """Move a transaction to a status by compare-and-set; credit or reverse once."""
     lower = {k.lower(): v for k, v in fields.items()}
     if status == "partly_canceled":
-        record_event(transaction, source, "note", transaction.status, transaction.status,
-               note="partly canceled at Uniteller")
+        record_event(
+            transaction,
+            source,
+            "note",
+            transaction.status,
+            transaction.status,
+            note="partly canceled at Uniteller",
+        )
         return Outcome("ignored", transaction)
     if status in ("authorized", "paid") and not _total_matches(transaction, lower):
-        _flag_for_review(transaction, source, f"Total {lower.get('total')!r} differs "
-                         f"from the order's amount")
+        _flag_for_review(
+            transaction,
+            source,
+            f"Total {lower.get('total')!r} differs from the order's amount",
+        )
         return Outcome("review", transaction)
     old = transaction.status
     changes = {Transaction.status: status, Transaction.updated_at: utcnow()}
@@ -220,7 +276,7 @@ def _transition(transaction, status, fields, source):
         (Transaction.message, "message"),
     ):
         if lower.get(key):
-            changes[column] = str(lower[key])[:column.max_length]
+            changes[column] = str(lower[key])[: column.max_length]
     changed = (
         Transaction.update(changes)
         .where(Transaction.id == transaction.id, Transaction.status.in_(_FROM[status]))
@@ -230,18 +286,33 @@ def _transition(transaction, status, fields, source):
         current = Transaction.get_by_id(transaction.id).status
         if current == status or (status == "authorized" and current == "paid"):
             return Outcome("duplicate", transaction)
-        record_event(transaction, source, "illegal", current, status,
-               note=f"{current} -> {status} is not allowed")
-        log.warning("illegal transition order=%s %s -> %s",
-                    transaction.order_id, current, status, extra=_about(transaction))
+        record_event(
+            transaction,
+            source,
+            "illegal",
+            current,
+            status,
+            note=f"{current} -> {status} is not allowed",
+        )
+        log.warning(
+            "illegal transition order=%s %s -> %s",
+            transaction.order_id,
+            current,
+            status,
+            extra=_about(transaction),
+        )
         return Outcome("illegal", transaction)
     record_event(transaction, source, "state", old, status)
     transaction = Transaction.get_by_id(transaction.id)
     _after_change(transaction)
     if status in ("authorized", "paid") and _credit(transaction):
-        log.info("credited order=%s contract=%s amount=%d",
-                 transaction.order_id, transaction.contract.number, transaction.amount,
-                 extra=_about(transaction))
+        log.info(
+            "credited order=%s contract=%s amount=%d",
+            transaction.order_id,
+            transaction.contract.number,
+            transaction.amount,
+            extra=_about(transaction),
+        )
         if transaction.kind == "bind":
             from . import autopay  # autopay builds on payments, not the reverse
 
@@ -274,8 +345,11 @@ def after_status_check(transaction_id, found, now):
     margin = timedelta(seconds=current_app.config["STATUS_CHECK_EXPIRE_MARGIN"])
     with write_unit():
         transaction = Transaction.get_by_id(transaction_id)
-        lifetime = timedelta(seconds=int(
-            module_params.effective(transaction.configuration.params)["lifetime"]))
+        lifetime = timedelta(
+            seconds=int(
+                module_params.effective(transaction.configuration.params)["lifetime"]
+            )
+        )
         payable_until = transaction.created_at + lifetime + margin
         result = "scheduled"
         if transaction.status == "new" and not found and now >= payable_until:
@@ -291,9 +365,12 @@ def after_status_check(transaction_id, found, now):
             wait = CHECK_BACKOFF[min(attempts, len(CHECK_BACKOFF)) - 1]
             next_check = now + timedelta(seconds=wait)
         Transaction.update(check_attempts=attempts, next_check_at=next_check).where(
-            Transaction.id == transaction_id).execute()
-        if next_check and now - transaction.created_at >= STALE_AFTER and not (
-            transaction.needs_review
+            Transaction.id == transaction_id
+        ).execute()
+        if (
+            next_check
+            and now - transaction.created_at >= STALE_AFTER
+            and not (transaction.needs_review)
         ):
             _flag_for_review(transaction, "status", "still open after 7 days")
             result = "flagged"
@@ -302,11 +379,20 @@ def after_status_check(transaction_id, found, now):
 
 def _mark_expired(transaction):
     """Expire a `new` order that Uniteller never saw within its lifetime."""
-    changed = Transaction.update(status="expired", updated_at=utcnow()).where(
-        Transaction.id == transaction.id, Transaction.status == "new").execute()
+    changed = (
+        Transaction.update(status="expired", updated_at=utcnow())
+        .where(Transaction.id == transaction.id, Transaction.status == "new")
+        .execute()
+    )
     if changed:
-        record_event(transaction, "status", "state", "new", "expired",
-               note="unknown to Uniteller after its lifetime")
+        record_event(
+            transaction,
+            "status",
+            "state",
+            "new",
+            "expired",
+            note="unknown to Uniteller after its lifetime",
+        )
     return bool(changed)
 
 
@@ -326,10 +412,17 @@ def _flag_for_review(transaction, source, reason):
     Transaction.update(
         needs_review=True, review_reason=reason[:500], updated_at=utcnow()
     ).where(Transaction.id == transaction.id).execute()
-    record_event(transaction, source, "review", transaction.status, transaction.status,
-           note=reason)
-    log.warning("review order=%s: %s", transaction.order_id, reason,
-                extra=_about(transaction))
+    record_event(
+        transaction,
+        source,
+        "review",
+        transaction.status,
+        transaction.status,
+        note=reason,
+    )
+    log.warning(
+        "review order=%s: %s", transaction.order_id, reason, extra=_about(transaction)
+    )
 
 
 def post_ledger(transaction, kind, amount, key=None):
@@ -341,8 +434,11 @@ def post_ledger(transaction, kind, amount, key=None):
     try:
         with db.atomic():  # a savepoint: a duplicate must not abort the outer unit
             LedgerEntry.create(
-                contract=transaction.contract_id, transaction=transaction, kind=kind,
-                amount=amount, key=key or f"{kind}:{transaction.order_id}",
+                contract=transaction.contract_id,
+                transaction=transaction,
+                kind=kind,
+                amount=amount,
+                key=key or f"{kind}:{transaction.order_id}",
             )
     except IntegrityError:
         return False
@@ -372,9 +468,15 @@ def _reverse(transaction):
 def record_event(transaction, source, kind, old, new, fields=None, note=None):
     """Record an event of a transaction."""
     TransactionEvent.create(
-        transaction=transaction, instance=transaction.instance_id,
-        order_id=transaction.order_id, source=source, kind=kind,
-        old_status=old, new_status=new, fields=fields, note=note,
+        transaction=transaction,
+        instance=transaction.instance_id,
+        order_id=transaction.order_id,
+        source=source,
+        kind=kind,
+        old_status=old,
+        new_status=new,
+        fields=fields,
+        note=note,
     )
 
 

@@ -8,7 +8,7 @@ from flask import current_app
 
 from . import payments, status_check
 from .models import CREDITED_STATUSES, Transaction
-from .money import AmountError, to_kopecks
+from .money import AmountError, format_wire, to_kopecks
 from .uniteller.client import normalize_status
 
 SUCCESS_THERE = {"authorized", "paid"}
@@ -45,7 +45,9 @@ def period_bounds(day_from, day_to):
     """Turn local dates (inclusive) into UTC bounds [start, end)."""
     tz = ZoneInfo(current_app.config["TIMEZONE"])
     start = datetime.combine(day_from, time.min, tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(day_to + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day_to + timedelta(days=1), time.min, tzinfo=tz).astimezone(
+        UTC
+    )
     return start, end
 
 
@@ -55,9 +57,13 @@ def reconcile(instance, day_from, day_to, fix=False, who="cli"):
         raise ValueError("the period ends before it starts")
     start, end = period_bounds(day_from, day_to)
     naive = (start.replace(tzinfo=None), end.replace(tzinfo=None))
-    ours = list(Transaction.select().where(
-        Transaction.instance == instance,
-        Transaction.created_at >= naive[0], Transaction.created_at < naive[1]))
+    ours = list(
+        Transaction.select().where(
+            Transaction.instance == instance,
+            Transaction.created_at >= naive[0],
+            Transaction.created_at < naive[1],
+        )
+    )
     report = Report(ours=len(ours))
     configurations = {t.configuration_id: t.configuration for t in ours}
     active = instance.active_configuration()
@@ -85,8 +91,9 @@ def _fetch(configuration, start, end, report):
     cursor = start
     while cursor < end:
         window_end = min(cursor + WINDOW, end)
-        for row in status_check.ask(client, spacing, stats, start=cursor,
-                                     end=window_end):
+        for row in status_check.ask(
+            client, spacing, stats, start=cursor, end=window_end
+        ):
             rows[row.get("OrderNumber")] = row
         cursor = window_end
     report.requests += stats.requests
@@ -101,27 +108,50 @@ def _compare(ours, theirs, report, fix, who):
         there = normalize_status(row.get("Status")) if row else None
         credited = transaction.status in CREDITED_STATUSES
         if there in SUCCESS_THERE and not credited:
-            difference = Difference("missing_credit", transaction.order_id,
-                                    transaction.status, row.get("Status"))
+            difference = Difference(
+                "missing_credit",
+                transaction.order_id,
+                transaction.status,
+                row.get("Status"),
+            )
             if fix:
                 outcome = payments.apply_status(
-                    transaction.order_id, row["Status"], source="reconcile",
+                    transaction.order_id,
+                    row["Status"],
+                    source="reconcile",
                     fields={**row, "reconciled_by": who},
-                    instance=transaction.instance)
+                    instance=transaction.instance,
+                )
                 difference.fixed = outcome.result == "credited"
             report.differences.append(difference)
         elif credited and there not in SUCCESS_THERE:
-            report.differences.append(Difference(
-                "not_successful_there", transaction.order_id, transaction.status,
-                row.get("Status") if row else "unknown"))
+            report.differences.append(
+                Difference(
+                    "not_successful_there",
+                    transaction.order_id,
+                    transaction.status,
+                    row.get("Status") if row else "unknown",
+                )
+            )
         if row and row.get("Total") and _kopecks(row["Total"]) != transaction.amount:
-            report.differences.append(Difference(
-                "amount_mismatch", transaction.order_id,
-                "%d.%02d" % divmod(transaction.amount, 100), row["Total"]))
+            report.differences.append(
+                Difference(
+                    "amount_mismatch",
+                    transaction.order_id,
+                    format_wire(transaction.amount),
+                    row["Total"],
+                )
+            )
     for order_id, row in theirs.items():
         if order_id not in known and Transaction.by_order_id(order_id) is None:
-            report.differences.append(Difference(
-                "unknown_here", order_id, "", f"{row.get('Status')} {row.get('Total')}"))
+            report.differences.append(
+                Difference(
+                    "unknown_here",
+                    order_id,
+                    "",
+                    f"{row.get('Status')} {row.get('Total')}",
+                )
+            )
 
 
 def _kopecks(text):

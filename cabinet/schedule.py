@@ -30,12 +30,24 @@ class Task:
 TASKS = {
     task.name: task
     for task in (
-        Task("status-check", status_check.run, "STATUS_CHECK_CRON",
-             "asks Uniteller about orders no callback has finished"),
-        Task("autopay", autopay.run, "AUTOPAY_CRON",
-             "charges weekly, monthly and automatic autopays that are due"),
-        Task("retention", retention.run, "RETENTION_CRON",
-             "deletes raw event rows older than EVENT_RETENTION_DAYS"),
+        Task(
+            "status-check",
+            status_check.run,
+            "STATUS_CHECK_CRON",
+            "asks Uniteller about orders no callback has finished",
+        ),
+        Task(
+            "autopay",
+            autopay.run,
+            "AUTOPAY_CRON",
+            "charges weekly, monthly and automatic autopays that are due",
+        ),
+        Task(
+            "retention",
+            retention.run,
+            "RETENTION_CRON",
+            "deletes raw event rows older than EVENT_RETENTION_DAYS",
+        ),
     )
 }
 
@@ -65,12 +77,15 @@ def utc_cron(expression, timezone):
     day_shift, total = divmod(total, 24 * 60)
     if day_shift and (dom != "*" or month != "*"):
         raise ScheduleError(
-            f"{expression!r} crosses midnight in UTC; use day-of-week or a UTC time")
+            f"{expression!r} crosses midnight in UTC; use day-of-week or a UTC time"
+        )
     if day_shift and dow != "*":
         try:
             dow = ",".join(str((int(d) + day_shift) % 7) for d in dow.split(","))
         except ValueError:
-            raise ScheduleError(f"day-of-week must be numbers: {expression!r}") from None
+            raise ScheduleError(
+                f"day-of-week must be numbers: {expression!r}"
+            ) from None
     return f"{total % 60} {total // 60} {dom} {month} {dow}"
 
 
@@ -102,16 +117,26 @@ def run_task(name, trigger="manual", slot=None, now=None):
     try:
         stats = task.run(now) if now else task.run()
     except Exception as exc:
-        TaskRun.update(finished_at=utcnow(), errors=TaskRun.errors + 1,
-                       note=f"crashed: {type(exc).__name__}").where(
-            TaskRun.id == record.id).execute()
+        TaskRun.update(
+            finished_at=utcnow(),
+            errors=TaskRun.errors + 1,
+            note=f"crashed: {type(exc).__name__}",
+        ).where(TaskRun.id == record.id).execute()
         raise
     TaskRun.update(
-        finished_at=utcnow(), looked_at=stats.looked_at, changed=stats.changed,
-        errors=stats.errors, note="; ".join(stats.notes)[:2000] or None,
+        finished_at=utcnow(),
+        looked_at=stats.looked_at,
+        changed=stats.changed,
+        errors=stats.errors,
+        note="; ".join(stats.notes)[:2000] or None,
     ).where(TaskRun.id == record.id).execute()
-    log.info("task %s done: looked at %d, changed %d, errors %d",
-             name, stats.looked_at, stats.changed, stats.errors)
+    log.info(
+        "task %s done: looked at %d, changed %d, errors %d",
+        name,
+        stats.looked_at,
+        stats.changed,
+        stats.errors,
+    )
     return TaskRun.get_by_id(record.id)
 
 
@@ -122,9 +147,15 @@ def build_cron_scheduler(app):
     from . import jobs
     from .extensions import QUEUE_NAME
 
-    scheduler = CronScheduler(connection=app.extensions["redis"],
-                              logging_level=app.config["LOG_LEVEL"])
+    scheduler = CronScheduler(
+        connection=app.extensions["redis"], logging_level=app.config["LOG_LEVEL"]
+    )
     for task in TASKS.values():
-        scheduler.register(jobs.run_scheduled_task, QUEUE_NAME, args=(task.name,),
-                           cron=cron_of(task, app.config), job_timeout=3600)
+        scheduler.register(
+            jobs.run_scheduled_task,
+            QUEUE_NAME,
+            args=(task.name,),
+            cron=cron_of(task, app.config),
+            job_timeout=3600,
+        )
     return scheduler

@@ -1,4 +1,4 @@
-"""Ask Uniteller's /results/ about orders nothing else has finished, and apply the answers."""
+"""Ask /results/ about orders nothing else has finished, and apply the answers."""
 
 import logging
 from dataclasses import dataclass, field
@@ -35,14 +35,18 @@ class Stats:
 def results_spacing(configuration):
     """The shared limiter of /results/ requests of a configuration's shop."""
     shop_id = configuration.params.get("shop_id", "")
-    return RequestSpacing(get_redis(), f"cabinet:results:{shop_id}",
-                          current_app.config["RESULTS_MIN_INTERVAL"])
+    return RequestSpacing(
+        get_redis(),
+        f"cabinet:results:{shop_id}",
+        current_app.config["RESULTS_MIN_INTERVAL"],
+    )
 
 
 def due_transactions(now):
-    """Select the orders whose check is due, of instances with an active configuration."""
+    """Select the orders due a check, of instances with an active configuration."""
     active = ModuleConfiguration.select(ModuleConfiguration.instance).where(
-        ModuleConfiguration.is_active == True)  # noqa: E712
+        ModuleConfiguration.is_active == True  # noqa: E712
+    )
     return (
         Transaction.select()
         .join(ModuleInstance)
@@ -59,7 +63,10 @@ def windows(transactions, now):
     """Split orders (sorted by creation) into periods Uniteller accepts."""
     batch = []
     for transaction in transactions:
-        if batch and transaction.created_at - batch[0].created_at >= WINDOW - CLOCK_SKEW:
+        if (
+            batch
+            and transaction.created_at - batch[0].created_at >= WINDOW - CLOCK_SKEW
+        ):
             yield _window(batch, now)
             batch = []
         batch.append(transaction)
@@ -107,8 +114,12 @@ def check_order(transaction_id, now=None):
         return stats
     client = payments.client_for(transaction.configuration)
     try:
-        rows = ask(client, results_spacing(transaction.configuration), stats,
-                    order_id=transaction.order_id)
+        rows = ask(
+            client,
+            results_spacing(transaction.configuration),
+            stats,
+            order_id=transaction.order_id,
+        )
     except UnitellerError as exc:
         stats.errors += 1
         stats.notes.append(str(exc))
@@ -140,8 +151,12 @@ def _apply(batch, rows, now, stats):
         try:
             if row is not None:
                 outcome = payments.apply_status(
-                    transaction.order_id, row.get("Status"), source="status",
-                    fields=row, instance=transaction.instance)
+                    transaction.order_id,
+                    row.get("Status"),
+                    source="status",
+                    fields=row,
+                    instance=transaction.instance,
+                )
                 stats.changed += outcome.result in CHANGES
             planned = payments.after_status_check(transaction.id, row is not None, now)
             stats.changed += planned == "expired"
@@ -163,6 +178,7 @@ def request_order_check(transaction, reason):
     from . import jobs
     from .extensions import get_queue
 
-    get_queue().enqueue_in(timedelta(seconds=delay), jobs.check_order, transaction.id,
-                           job_timeout=600)
+    get_queue().enqueue_in(
+        timedelta(seconds=delay), jobs.check_order, transaction.id, job_timeout=600
+    )
     return True

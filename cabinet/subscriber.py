@@ -49,42 +49,51 @@ AMOUNT_ERRORS = {
     "not_positive": _l("The amount must be greater than zero."),
 }
 UNAVAILABLE = {
-    "not_linked": _l("Card payment is not available for your contract. "
-                     "Please contact your provider."),
-    "no_active_configuration": _l("Card payment is temporarily unavailable. "
-                                  "Please try again later."),
-    "configuration_incomplete": _l("Card payment is temporarily unavailable. "
-                                   "Please try again later."),
+    "not_linked": _l(
+        "Card payment is not available for your contract. Please contact your provider."
+    ),
+    "no_active_configuration": _l(
+        "Card payment is temporarily unavailable. Please try again later."
+    ),
+    "configuration_incomplete": _l(
+        "Card payment is temporarily unavailable. Please try again later."
+    ),
 }
 HISTORY_FILTERS = ("success", *STATUSES)
 
 
 def out_of_range(exc):
     """Say which amounts are allowed, from an error carrying `low` and `high`."""
-    return _l("The amount must be from %(low)s to %(high)s ₽.",
-              low=format_human(exc.details["low"]),
-              high=format_human(exc.details["high"]))
+    return _l(
+        "The amount must be from %(low)s to %(high)s ₽.",
+        low=format_human(exc.details["low"]),
+        high=format_human(exc.details["high"]),
+    )
 
 
 def contract_required(view):
     """Let only a logged-in subscriber in; staff get 403."""
+
     @wraps(view)
     @login_required
     def wrapped(*args, **kwargs):
         if not getattr(current_user, "is_contract", False):
             abort(403, "subscribers only")
         return view(*args, **kwargs)
+
     return wrapped
 
 
 class PayForm(FlaskForm):
     """The amount to pay."""
 
-    amount = StringField(_l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))])
+    amount = StringField(
+        _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
+    )
 
 
 def _availability(contract):
-    """Return (configuration, None) if the contract can pay by card, else (None, why)."""
+    """Return (configuration, None) if card payment is open, else (None, why)."""
     try:
         return payments.payment_gateway(contract)[1], None
     except PaymentUnavailable as exc:
@@ -99,7 +108,9 @@ def index():
     configuration, unavailable = _availability(contract)
     recent = list(Transaction.history(contract).limit(5))
     return render_template(
-        "subscriber/index.html", contract=contract, recent=recent,
+        "subscriber/index.html",
+        contract=contract,
+        recent=recent,
         unavailable=unavailable,
     )
 
@@ -113,13 +124,15 @@ def pay():
     form = PayForm()
     limits = payments.amount_limits(configuration) if configuration else None
     if unavailable:
-        return render_template("subscriber/pay.html", form=form, unavailable=unavailable,
-                               limits=None), 409 if request.method == "POST" else 200
+        return render_template(
+            "subscriber/pay.html", form=form, unavailable=unavailable, limits=None
+        ), 409 if request.method == "POST" else 200
     if form.validate_on_submit():
         try:
             amount = parse_amount(form.amount.data)
             transaction, pay_form = payments.start_payment(
-                contract, amount,
+                contract,
+                amount,
                 url_ok=_public_url("subscriber.payment_return", outcome="ok"),
                 url_no=_public_url("subscriber.payment_return", outcome="no"),
                 language=str(get_locale() or "ru"),
@@ -129,11 +142,13 @@ def pay():
         except AmountOutOfRange as exc:
             form.amount.errors.append(out_of_range(exc))
         else:
-            return render_template("subscriber/redirect.html",
-                                   transaction=transaction, pay_form=pay_form)
+            return render_template(
+                "subscriber/redirect.html", transaction=transaction, pay_form=pay_form
+            )
     status = 400 if form.errors else 200
-    return render_template("subscriber/pay.html", form=form, unavailable=None,
-                           limits=limits), status
+    return render_template(
+        "subscriber/pay.html", form=form, unavailable=None, limits=limits
+    ), status
 
 
 def _public_url(endpoint, **values):
@@ -151,8 +166,9 @@ def payment_return(outcome):
     transaction = payments.transaction_of(current_contract(), order_id)
     # The page turns final even if the callback is late or lost.
     status_check.request_order_check(transaction, "return")
-    return render_template("subscriber/return.html", transaction=transaction,
-                           outcome=outcome)
+    return render_template(
+        "subscriber/return.html", transaction=transaction, outcome=outcome
+    )
 
 
 @bp.route("/pay/status/<path:order_id>")
@@ -160,10 +176,14 @@ def payment_return(outcome):
 def payment_status(order_id):
     """Answer the payment status fragment; it polls itself until final."""
     transaction = payments.transaction_of(current_contract(), order_id)
-    outcome = request.args.get("outcome") if request.args.get("outcome") in (
-        "ok", "no") else None
-    return render_template("subscriber/_payment-status.html", transaction=transaction,
-                           outcome=outcome)
+    outcome = (
+        request.args.get("outcome")
+        if request.args.get("outcome") in ("ok", "no")
+        else None
+    )
+    return render_template(
+        "subscriber/_payment-status.html", transaction=transaction, outcome=outcome
+    )
 
 
 @bp.route("/payments")
@@ -182,19 +202,30 @@ def history():
     # One row more than a page tells whether there is a next page.
     rows = list(
         Transaction.history(current_contract(), status or None, start, end)
-        .limit(size + 1).offset((page - 1) * size)
+        .limit(size + 1)
+        .offset((page - 1) * size)
     )
     context = {
-        "rows": rows[:size], "has_next": len(rows) > size, "page": page,
+        "rows": rows[:size],
+        "has_next": len(rows) > size,
+        "page": page,
         "filters": {k: request.args.get(k, "") for k in ("status", "from", "to")},
         "statuses": HISTORY_FILTERS,
     }
-    return page_or_fragment("subscriber/history.html", "subscriber/_payment-table.html",
-                            **context)
+    return page_or_fragment(
+        "subscriber/history.html", "subscriber/_payment-table.html", **context
+    )
 
 
-WEEKDAYS = [_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Friday"),
-            _l("Saturday"), _l("Sunday")]
+WEEKDAYS = [
+    _l("Monday"),
+    _l("Tuesday"),
+    _l("Wednesday"),
+    _l("Thursday"),
+    _l("Friday"),
+    _l("Saturday"),
+    _l("Sunday"),
+]
 AUTOPAY_ERRORS = {
     "mode_not_allowed": _l("This mode is not available."),
     "bad_weekday": _l("Choose a day of the week."),
@@ -210,18 +241,32 @@ def _choices(pairs):
 class AutopayForm(FlaskForm):
     """Autopay's mode and parameters, the password again, and consent."""
 
-    mode = RadioField(_l("Mode"), choices=_choices(AUTOPAY_MODE_LABELS.items()),
-                      validators=[DataRequired(_l("Choose a mode."))])
-    weekday = SelectField(_l("Day of the week"), coerce=int,
-                          choices=_choices(enumerate(WEEKDAYS)), default=0)
-    day_of_month = IntegerField(_l("Day of the month"), default=1,
-                                validators=[Optional(), NumberRange(1, 31)])
-    amount = StringField(_l("Amount, ₽"),
-                         validators=[DataRequired(_l("Enter an amount."))])
-    password = PasswordField(_l("Your password, to confirm"),
-                             validators=[DataRequired(_l("Enter your password."))])
-    consent = BooleanField(validators=[DataRequired(
-        _l("Autopay needs your consent to recurring charges."))])
+    mode = RadioField(
+        _l("Mode"),
+        choices=_choices(AUTOPAY_MODE_LABELS.items()),
+        validators=[DataRequired(_l("Choose a mode."))],
+    )
+    weekday = SelectField(
+        _l("Day of the week"),
+        coerce=int,
+        choices=_choices(enumerate(WEEKDAYS)),
+        default=0,
+    )
+    day_of_month = IntegerField(
+        _l("Day of the month"), default=1, validators=[Optional(), NumberRange(1, 31)]
+    )
+    amount = StringField(
+        _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
+    )
+    password = PasswordField(
+        _l("Your password, to confirm"),
+        validators=[DataRequired(_l("Enter your password."))],
+    )
+    consent = BooleanField(
+        validators=[
+            DataRequired(_l("Autopay needs your consent to recurring charges."))
+        ]
+    )
 
 
 def _autopay_page(contract, form, status=200):
@@ -231,8 +276,12 @@ def _autopay_page(contract, form, status=200):
     form.mode.choices = _choices((m, AUTOPAY_MODE_LABELS[m]) for m in modes)
     notices = list(contract.notices.order_by(Notice.id.desc()).limit(5))
     return render_template(
-        "subscriber/autopay.html", form=form, modes=modes,
-        **autopay.summary(contract), notices=notices, weekdays=WEEKDAYS,
+        "subscriber/autopay.html",
+        form=form,
+        modes=modes,
+        **autopay.summary(contract),
+        notices=notices,
+        weekdays=WEEKDAYS,
         unavailable=unavailable,
         terms_version=autopay.TERMS_VERSION,
     ), status
@@ -250,8 +299,9 @@ def autopay_settings():
     if request.method == "GET":
         return _autopay_page(contract, form)
     configuration, unavailable = _availability(contract)
-    form.mode.choices = _choices((m, AUTOPAY_MODE_LABELS[m])
-                                 for m in autopay.allowed_modes(configuration))
+    form.mode.choices = _choices(
+        (m, AUTOPAY_MODE_LABELS[m]) for m in autopay.allowed_modes(configuration)
+    )
     if unavailable or not form.validate_on_submit():
         return _autopay_page(contract, form, 400 if not unavailable else 409)
     if not check_password_hash(contract.password_hash, form.password.data):
@@ -260,9 +310,14 @@ def autopay_settings():
     try:
         amount = parse_amount(form.amount.data)
         needs_card = autopay.configure(
-            contract, form.mode.data, amount, weekday=form.weekday.data,
-            day_of_month=form.day_of_month.data, ip=request.remote_addr or "",
-            user_agent=request.headers.get("User-Agent", ""))
+            contract,
+            form.mode.data,
+            amount,
+            weekday=form.weekday.data,
+            day_of_month=form.day_of_month.data,
+            ip=request.remote_addr or "",
+            user_agent=request.headers.get("User-Agent", ""),
+        )
     except AmountError as exc:
         form.amount.errors.append(AMOUNT_ERRORS[str(exc)])
         return _autopay_page(contract, form, 400)
@@ -282,15 +337,18 @@ def _bind_card(contract, amount):
     """Answer the auto-submitting form of the payment that binds the card."""
     try:
         transaction, pay_form = autopay.start_binding(
-            contract, amount,
+            contract,
+            amount,
             url_ok=_public_url("subscriber.payment_return", outcome="ok"),
             url_no=_public_url("subscriber.payment_return", outcome="no"),
-            language=str(get_locale() or "ru"))
+            language=str(get_locale() or "ru"),
+        )
     except AmountOutOfRange as exc:
         flash(out_of_range(exc), "error")
         return redirect(url_for("subscriber.autopay_settings"))
-    return render_template("subscriber/redirect.html", transaction=transaction,
-                           pay_form=pay_form)
+    return render_template(
+        "subscriber/redirect.html", transaction=transaction, pay_form=pay_form
+    )
 
 
 @bp.route("/autopay/card", methods=["POST"])

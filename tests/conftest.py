@@ -12,6 +12,7 @@ from cabinet import create_app
 from cabinet.db import db
 from cabinet.models import MODELS
 
+
 def _claim_redis_db():
     """Pick a Redis database number no other test run on this machine is using."""
     if os.environ.get("TEST_REDIS_URL"):
@@ -60,6 +61,7 @@ def _own_postgres_schema(url):
         with connection.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         connection.close()
+
     atexit.register(drop)
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options=-csearch_path%3D{schema}"
@@ -109,11 +111,13 @@ def make_app(database_url, redis, tmp_path):
         with app.app_context():
             db.connect(reuse_if_open=True)
             # A clean schema for every test, on SQLite and on PostgreSQL alike.
-            db.drop_tables(MODELS, safe=True,
-                           cascade=isinstance(db.obj, PostgresqlDatabase))
+            db.drop_tables(
+                MODELS, safe=True, cascade=isinstance(db.obj, PostgresqlDatabase)
+            )
             db.create_tables(MODELS)
             db.close()
         return app
+
     return make
 
 
@@ -151,13 +155,22 @@ def demo(ctx, shop):
     from cabinet import manage
 
     instance = manage.add_instance("isp", "Test ISP")
-    manage.add_configuration(instance, "main", [
-        f"shop_id={shop['shop_id']}", f"login={shop['login']}",
-        f"password={shop['password']}", "gateway_url=http://gateway.test",
-        "min_amount=10.00", "max_amount=15000.00",
-    ], activate=True)
-    contract = manage.add_contract("1001", "Иванов И. И.", "demo-pass",
-                                   "ivanov@example.com", instance)
+    manage.add_configuration(
+        instance,
+        "main",
+        [
+            f"shop_id={shop['shop_id']}",
+            f"login={shop['login']}",
+            f"password={shop['password']}",
+            "gateway_url=http://gateway.test",
+            "min_amount=10.00",
+            "max_amount=15000.00",
+        ],
+        activate=True,
+    )
+    contract = manage.add_contract(
+        "1001", "Иванов И. И.", "demo-pass", "ivanov@example.com", instance
+    )
     other = manage.add_contract("1002", "Петров П. П.", "other-pass", None, instance)
     return {"instance": instance, "contract": contract, "other": other}
 
@@ -193,7 +206,9 @@ class World:
 
     def faults(self, **faults):
         """Set the sandbox's fault knobs."""
-        answer = requests.post(f"{self.sandbox_url}/_sandbox/faults", json=faults, timeout=5)
+        answer = requests.post(
+            f"{self.sandbox_url}/_sandbox/faults", json=faults, timeout=5
+        )
         assert answer.status_code == 200, answer.text
 
     def settle(self, timeout=20):
@@ -212,32 +227,52 @@ def make_world(make_app, tmp_path, shop):
     started = []
 
     def make(app_settings=None, config=(), **sandbox_settings):
-        sandbox_app = create_sandbox({
-            "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
-            "SANDBOX_TIME_SCALE": 0.001,
-            "SANDBOX_RESULTS_INTERVAL": 0.05,
-            "SANDBOX_CAPTURE_DELAY": 0,
-            "SANDBOX_STATUS_CHECK_DELAY": 0,
-            **sandbox_settings,
-        })
+        sandbox_app = create_sandbox(
+            {
+                "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
+                "SANDBOX_TIME_SCALE": 0.001,
+                "SANDBOX_RESULTS_INTERVAL": 0.05,
+                "SANDBOX_CAPTURE_DELAY": 0,
+                "SANDBOX_STATUS_CHECK_DELAY": 0,
+                **sandbox_settings,
+            }
+        )
         sandbox_server = serve_in_thread(sandbox_app)
-        app = make_app(**{"RESULTS_MIN_INTERVAL": 0.05, "STATUS_CHECK_GRACE": 0,
-                          "RETURN_CHECK_DELAY": 0, **(app_settings or {})})
+        app = make_app(
+            **{
+                "RESULTS_MIN_INTERVAL": 0.05,
+                "STATUS_CHECK_GRACE": 0,
+                "RETURN_CHECK_DELAY": 0,
+                **(app_settings or {}),
+            }
+        )
         server = serve_in_thread(app)
         started.append((server, sandbox_server, sandbox_app))
         app.config["PUBLIC_URL"] = server.url
-        add_shop(sandbox_app, shop["shop_id"], password=shop["password"],
-                 login=shop["login"], notify_url=f"{server.url}/uniteller/isp/notify",
-                 status_url=f"{server.url}/uniteller/isp/status",
-                 callback_fields="BillNumber ApprovalCode Total")
+        add_shop(
+            sandbox_app,
+            shop["shop_id"],
+            password=shop["password"],
+            login=shop["login"],
+            notify_url=f"{server.url}/uniteller/isp/notify",
+            status_url=f"{server.url}/uniteller/isp/status",
+            callback_fields="BillNumber ApprovalCode Total",
+        )
         with app.app_context():
             db.connect(reuse_if_open=True)
             instance = manage.add_instance("isp", "Test ISP")
-            manage.add_configuration(instance, "main", [
-                f"shop_id={shop['shop_id']}", f"login={shop['login']}",
-                f"password={shop['password']}", f"gateway_url={sandbox_server.url}",
-                *config,
-            ], activate=True)
+            manage.add_configuration(
+                instance,
+                "main",
+                [
+                    f"shop_id={shop['shop_id']}",
+                    f"login={shop['login']}",
+                    f"password={shop['password']}",
+                    f"gateway_url={sandbox_server.url}",
+                    *config,
+                ],
+                activate=True,
+            )
             manage.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
             db.close()
         return World(app, server.url, sandbox_app, sandbox_server.url, "1001")
@@ -273,6 +308,7 @@ def run_jobs(redis):
         with app.app_context():
             SimpleWorker([queue], connection=redis).work(burst=True)
         return queue
+
     return run
 
 
@@ -289,5 +325,11 @@ ALL_MODES = ("autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes
 @pytest.fixture
 def autopay_world(make_world):
     """The live pair with every autopay mode allowed and a built-in policy."""
-    return make_world(config=(*ALL_MODES, "auto_threshold=100.00", "auto_target=500.00",
-                              "autopay_retry_days=2"))
+    return make_world(
+        config=(
+            *ALL_MODES,
+            "auto_threshold=100.00",
+            "auto_target=500.00",
+            "autopay_retry_days=2",
+        )
+    )

@@ -10,20 +10,28 @@ from cabinet.uniteller.signatures import callback_signature
 CALLBACK_FIELDS = ["BillNumber", "ApprovalCode", "Total"]
 
 
-def signed_callback(order_id, status, password, total=None, bill="123456789012",
-                    approval="AB1234"):
+def signed_callback(
+    order_id, status, password, total=None, bill="123456789012", approval="AB1234"
+):
     """Build callback fields signed as Uniteller signs them (default CallbackFields)."""
-    fields = {"Order_ID": order_id, "Status": status, "BillNumber": bill,
-              "ApprovalCode": approval, "Total": total or ""}
+    fields = {
+        "Order_ID": order_id,
+        "Status": status,
+        "BillNumber": bill,
+        "ApprovalCode": approval,
+        "Total": total or "",
+    }
     fields["Signature"] = callback_signature(
-        password, order_id, status, [fields[n] for n in CALLBACK_FIELDS])
+        password, order_id, status, [fields[n] for n in CALLBACK_FIELDS]
+    )
     return fields
 
 
 def new_payment(contract, amount=50000):
     """Create a `new` payment transaction for a contract."""
     transaction, _ = payments.start_payment(
-        contract, amount, "http://cabinet.test/ok", "http://cabinet.test/no")
+        contract, amount, "http://cabinet.test/ok", "http://cabinet.test/no"
+    )
     return transaction
 
 
@@ -39,8 +47,11 @@ def status(transaction):
 
 def credits(transaction):
     """Count the credit entries of a transaction."""
-    return LedgerEntry.select().where(
-        LedgerEntry.transaction == transaction, LedgerEntry.kind == "credit").count()
+    return (
+        LedgerEntry.select()
+        .where(LedgerEntry.transaction == transaction, LedgerEntry.kind == "credit")
+        .count()
+    )
 
 
 def events(transaction, kind=None):
@@ -60,11 +71,15 @@ def _form(page, form_id="pay-form"):
     import html
     import re
 
-    page = page[page.index(f'id="{form_id}"') - 6:]
-    page = page[:page.index("</form>")]
+    page = page[page.index(f'id="{form_id}"') - 6 :]
+    page = page[: page.index("</form>")]
     action = html.unescape(re.search(r'<form[^>]*action="([^"]+)"', page).group(1))
-    fields = {html.unescape(n): html.unescape(v) for n, v in re.findall(
-        r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)}
+    fields = {
+        html.unescape(n): html.unescape(v)
+        for n, v in re.findall(
+            r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page
+        )
+    }
     return action, fields
 
 
@@ -75,15 +90,27 @@ def pay_by_card(world, amount="500", card=SUCCESS_CARD, password="demo-pass"):
     import requests
 
     session = requests.Session()
-    session.post(f"{world.url}/login",
-                 data={"number": world.contract_number, "password": password})
-    action, fields = _form(session.post(f"{world.url}/pay", data={"amount": amount}).text)
+    session.post(
+        f"{world.url}/login",
+        data={"number": world.contract_number, "password": password},
+    )
+    action, fields = _form(
+        session.post(f"{world.url}/pay", data={"amount": amount}).text
+    )
     card_page = session.post(action, data=fields).text
     token = re.search(r'name="token" value="([^"]+)"', card_page).group(1)
     answer = session.post(
-        f"{world.sandbox_url}/pay/card", allow_redirects=False,
-        data={"token": token, "card_number": card, "exp_month": "12", "exp_year": "35",
-              "cvc": "123", "holder": "IVAN IVANOV"})
+        f"{world.sandbox_url}/pay/card",
+        allow_redirects=False,
+        data={
+            "token": token,
+            "card_number": card,
+            "exp_month": "12",
+            "exp_year": "35",
+            "cvc": "123",
+            "holder": "IVAN IVANOV",
+        },
+    )
     location = answer.headers["Location"]
     returned = session.get(location)
     return fields["Order_IDP"], location, returned
@@ -96,23 +123,42 @@ def _card(session, world, action, fields, card):
     card_page = session.post(action, data=fields).text
     token = re.search(r'name="token" value="([^"]+)"', card_page).group(1)
     answer = session.post(
-        f"{world.sandbox_url}/pay/card", allow_redirects=False,
-        data={"token": token, "card_number": card, "exp_month": "12", "exp_year": "35",
-              "cvc": "123", "holder": "IVAN IVANOV"})
+        f"{world.sandbox_url}/pay/card",
+        allow_redirects=False,
+        data={
+            "token": token,
+            "card_number": card,
+            "exp_month": "12",
+            "exp_year": "35",
+            "cvc": "123",
+            "holder": "IVAN IVANOV",
+        },
+    )
     return answer.headers["Location"]
 
 
-def bind_autopay(world, mode, amount="300", card=SUCCESS_CARD, weekday=0, day=1,
-                 password="demo-pass"):
+def bind_autopay(
+    world, mode, amount="300", card=SUCCESS_CARD, weekday=0, day=1, password="demo-pass"
+):
     """Set up autopay in the cabinet as a subscriber does, paying once by card."""
     import requests
 
     session = requests.Session()
-    session.post(f"{world.url}/login",
-                 data={"number": world.contract_number, "password": password})
-    page = session.post(f"{world.url}/autopay", data={
-        "mode": mode, "weekday": str(weekday), "day_of_month": str(day),
-        "amount": amount, "password": password, "consent": "y"})
+    session.post(
+        f"{world.url}/login",
+        data={"number": world.contract_number, "password": password},
+    )
+    page = session.post(
+        f"{world.url}/autopay",
+        data={
+            "mode": mode,
+            "weekday": str(weekday),
+            "day_of_month": str(day),
+            "amount": amount,
+            "password": password,
+            "consent": "y",
+        },
+    )
     assert page.status_code == 200, page.text
     action, fields = _form(page.text)
     assert fields.get("IsRecurrentStart") == "1"

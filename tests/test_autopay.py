@@ -10,7 +10,6 @@ import pytest
 import requests
 
 from cabinet import autopay, events
-from cabinet.db import db
 from cabinet.models import (
     Autopay,
     AutopayCharge,
@@ -21,7 +20,6 @@ from cabinet.models import (
 )
 from tests.conftest import ALL_MODES
 from tests.helpers import bind_autopay, in_app
-
 
 
 def moscow(day, hour=7):
@@ -55,6 +53,7 @@ def state(world):
 
 # --- due dates ---------------------------------------------------------------------
 
+
 class Weekly:
     mode, weekday, day_of_month, state = "weekly", 2, None, "active"
 
@@ -66,20 +65,27 @@ class Monthly:
         self.day_of_month = day
 
 
-@pytest.mark.parametrize("day_of_month, month, expected", [
-    (31, date(2027, 2, 1), date(2027, 2, 28)),
-    (31, date(2028, 2, 1), date(2028, 2, 29)),
-    (30, date(2027, 2, 1), date(2027, 2, 28)),
-    (31, date(2027, 4, 1), date(2027, 4, 30)),
-    (31, date(2027, 5, 1), date(2027, 5, 31)),
-    (29, date(2027, 2, 1), date(2027, 2, 28)),
-    (1, date(2027, 3, 1), date(2027, 3, 1)),
-])
-def test_monthly_day_falls_on_the_last_day_of_a_shorter_month(day_of_month, month,
-                                                              expected):
+@pytest.mark.parametrize(
+    "day_of_month, month, expected",
+    [
+        (31, date(2027, 2, 1), date(2027, 2, 28)),
+        (31, date(2028, 2, 1), date(2028, 2, 29)),
+        (30, date(2027, 2, 1), date(2027, 2, 28)),
+        (31, date(2027, 4, 1), date(2027, 4, 30)),
+        (31, date(2027, 5, 1), date(2027, 5, 31)),
+        (29, date(2027, 2, 1), date(2027, 2, 28)),
+        (1, date(2027, 3, 1), date(2027, 3, 1)),
+    ],
+)
+def test_monthly_day_falls_on_the_last_day_of_a_shorter_month(
+    day_of_month, month, expected
+):
     days = [month + timedelta(days=n) for n in range(31)]
-    due = [d for d in days if d.month == month.month
-           and autopay.due_on(Monthly(day_of_month), d)]
+    due = [
+        d
+        for d in days
+        if d.month == month.month and autopay.due_on(Monthly(day_of_month), d)
+    ]
     assert due == [expected]
 
 
@@ -100,6 +106,7 @@ def test_local_date_turns_at_midnight_moscow_not_utc(app):
 
 
 # --- binding --------------------------------------------------------------------
+
 
 def test_weekly_binding_then_the_due_day_charges_once(autopay_world, run_jobs):
     world = autopay_world
@@ -128,7 +135,9 @@ def test_monthly_mode_charges_on_its_day(autopay_world, run_jobs):
     world = autopay_world
     bind_autopay(world, "monthly", "250", day=31)
     target = date.today() + timedelta(days=40)
-    last = (target.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    last = (target.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(
+        days=1
+    )
     daily_run(world, last, run_jobs)
     balance, _, charges = state(world)
     assert [c.status for c in charges] == ["succeeded"] and balance == 50000
@@ -159,9 +168,17 @@ def test_concurrent_runs_charge_once(autopay_world, run_jobs):
 def test_changing_the_amount_needs_no_new_card(autopay_world):
     world = autopay_world
     bind_order, session = bind_autopay(world, "weekly", "300", weekday=2)
-    answer = session.post(f"{world.url}/autopay", data={
-        "mode": "monthly", "day_of_month": "5", "amount": "700",
-        "password": "demo-pass", "consent": "y"}, allow_redirects=False)
+    answer = session.post(
+        f"{world.url}/autopay",
+        data={
+            "mode": "monthly",
+            "day_of_month": "5",
+            "amount": "700",
+            "password": "demo-pass",
+            "consent": "y",
+        },
+        allow_redirects=False,
+    )
     assert answer.status_code == 302
     _, current, _ = state(world)
     assert (current.mode, current.day_of_month, current.amount) == ("monthly", 5, 70000)
@@ -173,10 +190,12 @@ def test_setup_needs_the_password_and_consent(autopay_world):
     session = requests.Session()
     session.post(f"{world.url}/login", data={"number": "1001", "password": "demo-pass"})
     base = {"mode": "weekly", "weekday": "1", "amount": "300"}
-    wrong = session.post(f"{world.url}/autopay",
-                         data={**base, "password": "nope", "consent": "y"})
-    no_consent = session.post(f"{world.url}/autopay",
-                              data={**base, "password": "demo-pass"})
+    wrong = session.post(
+        f"{world.url}/autopay", data={**base, "password": "nope", "consent": "y"}
+    )
+    no_consent = session.post(
+        f"{world.url}/autopay", data={**base, "password": "demo-pass"}
+    )
     assert wrong.status_code == 400 and "Неверный пароль" in wrong.text
     assert no_consent.status_code == 400 and "согласие" in no_consent.text
     assert state(world)[1] is None
@@ -193,14 +212,22 @@ def test_turning_off_stops_future_charges(autopay_world, run_jobs):
 
 # --- declines ---------------------------------------------------------------------
 
+
 def test_soft_decline_is_retried_daily_then_gives_up(make_world, run_jobs):
     # One retry: the sandbox's own clock sees every try on one day, and it
     # declines a third failed try on a parent in a day, as Uniteller does.
     world = make_world(config=(*ALL_MODES, "autopay_retry_days=1"))
     _, session = bind_autopay(world, "weekly", "300", weekday=2)
-    session.post(f"{world.url}/autopay", data={  # the sandbox's "no funds" band
-        "mode": "weekly", "weekday": "2", "amount": "1500", "password": "demo-pass",
-        "consent": "y"})
+    session.post(
+        f"{world.url}/autopay",
+        data={  # the sandbox's "no funds" band
+            "mode": "weekly",
+            "weekday": "2",
+            "amount": "1500",
+            "password": "demo-pass",
+            "consent": "y",
+        },
+    )
     due = next_weekday(2)
     for offset in range(5):
         daily_run(world, due + timedelta(days=offset), run_jobs)
@@ -228,8 +255,9 @@ def test_no_more_than_two_failed_charges_per_parent_per_day(autopay_world, run_j
 def test_hard_decline_suspends_and_tells_the_subscriber(autopay_world, run_jobs):
     world = autopay_world
     bind_order, _ = bind_autopay(world, "weekly", "300", weekday=2)
-    requests.post(f"{world.sandbox_url}/_sandbox/orders/{bind_order}/expire-card",
-                  timeout=5)
+    requests.post(
+        f"{world.sandbox_url}/_sandbox/orders/{bind_order}/expire-card", timeout=5
+    )
     daily_run(world, next_weekday(2), run_jobs)
     balance, current, charges = state(world)
     assert current.state == "suspended" and charges[0].status == "failed"
@@ -239,7 +267,8 @@ def test_hard_decline_suspends_and_tells_the_subscriber(autopay_world, run_jobs)
 
 
 def test_worker_killed_after_sending_is_resolved_without_a_second_charge(
-        autopay_world, run_jobs):
+    autopay_world, run_jobs
+):
     world = autopay_world
     bind_autopay(world, "weekly", "300", weekday=2)
     daily_run(world, next_weekday(2))  # planned, not yet sent
@@ -250,8 +279,10 @@ def test_worker_killed_after_sending_is_resolved_without_a_second_charge(
         parent = charge.autopay.parent
         # The request goes out, then the worker dies before recording anything.
         from cabinet import payments
+
         payments.client_for(configuration).recurrent(
-            transaction.order_id, transaction.amount, parent.order_id)
+            transaction.order_id, transaction.amount, parent.order_id
+        )
         assert autopay.charge(charge.id) is None  # a rerun does not send again
         assert autopay.resolve(charge.id) == "succeeded"
     world.settle()
@@ -262,8 +293,9 @@ def test_worker_killed_after_sending_is_resolved_without_a_second_charge(
     assert len(recurrent) == 1
 
 
-def test_worker_killed_before_sending_sends_the_same_order_once(autopay_world,
-                                                                run_jobs):
+def test_worker_killed_before_sending_sends_the_same_order_once(
+    autopay_world, run_jobs
+):
     world = autopay_world
     bind_autopay(world, "weekly", "300", weekday=2)
     daily_run(world, next_weekday(2))
@@ -275,10 +307,12 @@ def test_worker_killed_before_sending_sends_the_same_order_once(autopay_world,
     world.settle()
     _, _, charges = state(world)
     assert [(c.status, c.tries, c.transaction_id) for c in charges] == [
-        ("succeeded", 1, transaction_id)]
+        ("succeeded", 1, transaction_id)
+    ]
 
 
 # --- hooks and the automatic mode ---------------------------------------------------
+
 
 def test_a_handler_may_replace_the_amount_or_skip(autopay_world, run_jobs):
     world = autopay_world
@@ -301,7 +335,8 @@ def test_a_handler_may_replace_the_amount_or_skip(autopay_world, run_jobs):
 
 
 def test_built_in_policy_tops_up_below_threshold_and_provider_can_replace_it(
-        autopay_world, run_jobs):
+    autopay_world, run_jobs
+):
     world = autopay_world
     bind_autopay(world, "automatic", "50")  # balance 50.00 < threshold 100.00
     daily_run(world, date.today(), run_jobs)
@@ -327,8 +362,9 @@ def test_http_api_charges_in_automatic_mode(autopay_world, run_jobs):
     url = f"{world.url}/api/autopay/charge"
 
     def post(body, auth=token):
-        return requests.post(url, json=body, timeout=5,
-                             headers={"Authorization": f"Bearer {auth}"})
+        return requests.post(
+            url, json=body, timeout=5, headers={"Authorization": f"Bearer {auth}"}
+        )
 
     assert post({"contract": "1001", "amount": "100"}, auth="wrong").status_code == 401
     assert post({"contract": "1001", "amount": "100"}).status_code == 409
@@ -376,8 +412,9 @@ def test_notices_are_emailed_through_smtp(make_world, run_jobs):
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        world = make_world(app_settings={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port},
-                           config=ALL_MODES)
+        world = make_world(
+            app_settings={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port}, config=ALL_MODES
+        )
         with in_app(world):
             Contract.update(email="ivanov@example.com").execute()
         bind_autopay(world, "weekly", "300", weekday=2)

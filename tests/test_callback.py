@@ -57,7 +57,9 @@ def test_unknown_order_with_valid_signature_is_kept_as_orphan(client, demo, shop
     fields = signed_callback("UNKNOWN-7", "paid", shop["password"], "100.00")
     response = client.post("/uniteller/isp/notify", data=fields)
     assert response.status_code == 200
-    assert TransactionEvent.get(TransactionEvent.order_id == "UNKNOWN-7").kind == "orphan"
+    assert (
+        TransactionEvent.get(TransactionEvent.order_id == "UNKNOWN-7").kind == "orphan"
+    )
 
 
 def test_callback_is_verified_with_the_configuration_the_order_was_made_with(
@@ -66,8 +68,12 @@ def test_callback_is_verified_with_the_configuration_the_order_was_made_with(
     from cabinet import manage
 
     transaction = new_payment(demo["contract"])
-    manage.add_configuration(demo["instance"], "new-shop", [
-        "shop_id=00000002", "password=another-password"], activate=True)
+    manage.add_configuration(
+        demo["instance"],
+        "new-shop",
+        ["shop_id=00000002", "password=another-password"],
+        activate=True,
+    )
     fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")
     assert client.post("/uniteller/isp/notify", data=fields).status_code == 200
     assert balance(demo["contract"]) == 50000
@@ -75,10 +81,14 @@ def test_callback_is_verified_with_the_configuration_the_order_was_made_with(
 
 def test_cancel_after_credit_reverses(client, demo, shop):
     transaction = new_payment(demo["contract"])
-    client.post("/uniteller/isp/notify",
-                data=signed_callback(transaction.order_id, "paid", shop["password"]))
-    client.post("/uniteller/isp/notify",
-                data=signed_callback(transaction.order_id, "canceled", shop["password"]))
+    client.post(
+        "/uniteller/isp/notify",
+        data=signed_callback(transaction.order_id, "paid", shop["password"]),
+    )
+    client.post(
+        "/uniteller/isp/notify",
+        data=signed_callback(transaction.order_id, "canceled", shop["password"]),
+    )
     assert status(transaction) == "canceled" and balance(demo["contract"]) == 0
 
 

@@ -20,24 +20,53 @@ def cli(app):
             if not db.is_closed():
                 db.close()
         return result
+
     return run
 
 
 def test_a_whole_setup_from_the_command_line(cli, app):
     assert cli("init-db").exit_code == 0
     assert cli("instance", "add", "isp", "--name", "Main").exit_code == 0
-    result = cli("config", "add", "isp", "main", "--set", "shop_id=00000001",
-                 "--set", "password=s3cret-value", "--set", "login=42", "--activate")
+    result = cli(
+        "config",
+        "add",
+        "isp",
+        "main",
+        "--set",
+        "shop_id=00000001",
+        "--set",
+        "password=s3cret-value",
+        "--set",
+        "login=42",
+        "--activate",
+    )
     assert result.exit_code == 0, result.output
-    result = cli("contract", "add", "1001", "--name", "Иванов", "--password", "pw-1001",
-                 "--instance", "isp")
+    result = cli(
+        "contract",
+        "add",
+        "1001",
+        "--name",
+        "Иванов",
+        "--password",
+        "pw-1001",
+        "--instance",
+        "isp",
+    )
     assert result.exit_code == 0, result.output
-    assert cli("operator", "add", "boss", "--password", "long-password", "--admin"
-               ).exit_code == 0
+    assert (
+        cli(
+            "operator", "add", "boss", "--password", "long-password", "--admin"
+        ).exit_code
+        == 0
+    )
     shown = cli("contract", "show", "1001", "--json")
     assert json.loads(shown.output) == {
-        "number": "1001", "name": "Иванов", "email": None, "instance": "isp",
-        "balance": "0.00", "ledger_balance": "0.00",
+        "number": "1001",
+        "name": "Иванов",
+        "email": None,
+        "instance": "isp",
+        "balance": "0.00",
+        "ledger_balance": "0.00",
     }
     config = cli("config", "show", "isp")
     assert "s3cret-value" not in config.output and "password = ***" in config.output
@@ -51,47 +80,153 @@ def test_balance_in_contract_show_follows_credits(cli, app, demo):
     assert shown["balance"] == "123.45" and shown["ledger_balance"] == "123.45"
 
 
-@pytest.mark.parametrize("args, message", [
-    (("config", "add", "isp", "x", "--set", "colour=red"), "unknown parameter 'colour'"),
-    (("config", "add", "isp", "x", "--set", "min_amount=abc"), "min_amount"),
-    (("config", "add", "isp", "x", "--set", "gateway_url=ftp://x"), "gateway_url"),
-    (("config", "add", "isp", "x", "--set", "gateway_url=http://wpay.uniteller.ru"),
-     "gateway_url: https is required outside the sandbox"),
-    (("config", "add", "isp", "x", "--set", "gateway_url=http://127.0.0.1.evil.ru"),
-     "https is required"),
-    (("config", "add", "isp", "x", "--set", "min_amount=200000"),
-     "min_amount: greater than the maximum payment"),
-    (("config", "add", "isp", "x", "--set", "autopay_automatic=yes", "--set",
-      "auto_threshold=100"), "auto_target: give both the threshold"),
-    (("config", "add", "isp", "x", "--set", "auto_threshold=100", "--set",
-      "auto_target=500"), "needs the automatic mode (autopay_automatic=yes)"),
-    (("config", "add", "isp", "x", "--set", "autopay_automatic=yes", "--set",
-      "auto_threshold=500", "--set", "auto_target=100"), "above the threshold"),
-    (("config", "add", "isp", "x", "--set", "autopay_automatic=yes", "--set",
-      "auto_threshold=100", "--set", "auto_target=200000"),
-     "above the maximum payment"),
-    (("config", "add", "isp", "x", "--set", "autopay_weekly=maybe"),
-     "autopay_weekly: yes or no"),
-    (("config", "add", "isp", "x", "--set", "autopay_retry_days=31"),
-     "autopay_retry_days"),
-    (("config", "add", "isp", "x", "--set", "lifetime=-1"), "lifetime"),
-    (("config", "add", "isp", "x", "--set", "callback_fields=Nope"), "unknown field"),
-    (("config", "add", "isp", "x", "--set", "shop_id"), "expected KEY=VALUE"),
-    (("config", "add", "nowhere", "x"), "no instance 'nowhere'"),
-    (("config", "activate", "isp", "missing"), "no configuration 'missing'"),
-    (("contract", "add", "1001", "--name", "Dup", "--password", "pw-pw"), "exists"),
-    (("contract", "add", "bad number!", "--name", "X", "--password", "pw-pw"),
-     "contract number"),
-    (("contract", "add", "5", "--name", "X", "--password", "pw", ), "password"),
-    (("contract", "add", "6", "--name", "X", "--password", "pw-pw", "--email", "x"),
-     "e-mail"),
-    (("contract", "show", "9999"), "no contract '9999'"),
-    (("instance", "add", "isp"), "exists"),
-    (("instance", "add", "Bad Code"), "instance code"),
-    (("operator", "add", "op", "--password", "short"), "at least 8"),
-])
-def test_bad_input_is_refused_with_a_message_and_exit_code_2(cli, app, demo, args,
-                                                            message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("config", "add", "isp", "x", "--set", "colour=red"),
+            "unknown parameter 'colour'",
+        ),
+        (("config", "add", "isp", "x", "--set", "min_amount=abc"), "min_amount"),
+        (("config", "add", "isp", "x", "--set", "gateway_url=ftp://x"), "gateway_url"),
+        (
+            (
+                "config",
+                "add",
+                "isp",
+                "x",
+                "--set",
+                "gateway_url=http://wpay.uniteller.ru",
+            ),
+            "gateway_url: https is required outside the sandbox",
+        ),
+        (
+            (
+                "config",
+                "add",
+                "isp",
+                "x",
+                "--set",
+                "gateway_url=http://127.0.0.1.evil.ru",
+            ),
+            "https is required",
+        ),
+        (
+            ("config", "add", "isp", "x", "--set", "min_amount=200000"),
+            "min_amount: greater than the maximum payment",
+        ),
+        (
+            (
+                "config",
+                "add",
+                "isp",
+                "x",
+                "--set",
+                "autopay_automatic=yes",
+                "--set",
+                "auto_threshold=100",
+            ),
+            "auto_target: give both the threshold",
+        ),
+        (
+            (
+                "config",
+                "add",
+                "isp",
+                "x",
+                "--set",
+                "auto_threshold=100",
+                "--set",
+                "auto_target=500",
+            ),
+            "needs the automatic mode (autopay_automatic=yes)",
+        ),
+        (
+            (
+                "config",
+                "add",
+                "isp",
+                "x",
+                "--set",
+                "autopay_automatic=yes",
+                "--set",
+                "auto_threshold=500",
+                "--set",
+                "auto_target=100",
+            ),
+            "above the threshold",
+        ),
+        (
+            (
+                "config",
+                "add",
+                "isp",
+                "x",
+                "--set",
+                "autopay_automatic=yes",
+                "--set",
+                "auto_threshold=100",
+                "--set",
+                "auto_target=200000",
+            ),
+            "above the maximum payment",
+        ),
+        (
+            ("config", "add", "isp", "x", "--set", "autopay_weekly=maybe"),
+            "autopay_weekly: yes or no",
+        ),
+        (
+            ("config", "add", "isp", "x", "--set", "autopay_retry_days=31"),
+            "autopay_retry_days",
+        ),
+        (("config", "add", "isp", "x", "--set", "lifetime=-1"), "lifetime"),
+        (
+            ("config", "add", "isp", "x", "--set", "callback_fields=Nope"),
+            "unknown field",
+        ),
+        (("config", "add", "isp", "x", "--set", "shop_id"), "expected KEY=VALUE"),
+        (("config", "add", "nowhere", "x"), "no instance 'nowhere'"),
+        (("config", "activate", "isp", "missing"), "no configuration 'missing'"),
+        (("contract", "add", "1001", "--name", "Dup", "--password", "pw-pw"), "exists"),
+        (
+            ("contract", "add", "bad number!", "--name", "X", "--password", "pw-pw"),
+            "contract number",
+        ),
+        (
+            (
+                "contract",
+                "add",
+                "5",
+                "--name",
+                "X",
+                "--password",
+                "pw",
+            ),
+            "password",
+        ),
+        (
+            (
+                "contract",
+                "add",
+                "6",
+                "--name",
+                "X",
+                "--password",
+                "pw-pw",
+                "--email",
+                "x",
+            ),
+            "e-mail",
+        ),
+        (("contract", "show", "9999"), "no contract '9999'"),
+        (("instance", "add", "isp"), "exists"),
+        (("instance", "add", "Bad Code"), "instance code"),
+        (("operator", "add", "op", "--password", "short"), "at least 8"),
+    ],
+)
+def test_bad_input_is_refused_with_a_message_and_exit_code_2(
+    cli, app, demo, args, message
+):
     with app.app_context():
         before = (ModuleConfiguration.select().count(), Contract.select().count())
     result = cli(*args)
@@ -102,12 +237,21 @@ def test_bad_input_is_refused_with_a_message_and_exit_code_2(cli, app, demo, arg
     assert before == after
 
 
-@pytest.mark.parametrize("url", [
-    "https://wpay.uniteller.ru", "http://127.0.0.1:5001", "http://localhost:5001",
-    "http://[::1]:5001", "http://gateway.test", "http://sandbox.localhost"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://wpay.uniteller.ru",
+        "http://127.0.0.1:5001",
+        "http://localhost:5001",
+        "http://[::1]:5001",
+        "http://gateway.test",
+        "http://sandbox.localhost",
+    ],
+)
 def test_plain_http_is_only_for_the_sandbox_or_loopback(cli, app, demo, url):
-    result = cli("config", "add", "isp", "x", "--set", "shop_id=1",
-                 "--set", f"gateway_url={url}")
+    result = cli(
+        "config", "add", "isp", "x", "--set", "shop_id=1", "--set", f"gateway_url={url}"
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -126,8 +270,11 @@ def test_activating_another_configuration_leaves_exactly_one_active(cli, app, de
     assert cli("config", "add", "isp", "spare", "--set", "shop_id=2").exit_code == 0
     assert cli("config", "activate", "isp", "spare").exit_code == 0
     with app.app_context():
-        active = [c.name for c in ModuleConfiguration.select().where(
-            ModuleConfiguration.is_active == True)]  # noqa: E712
+        active = [
+            c.name
+            for c in ModuleConfiguration.select().where(
+                ModuleConfiguration.is_active == True  # noqa: E712
+            )]
     assert active == ["spare"]
 
 

@@ -19,12 +19,20 @@ def operator_client(world, who=OPERATOR):
 
 
 def test_the_block_shows_mode_parent_next_charge_and_why_a_charge_failed(
-        autopay_world, run_jobs):
+    autopay_world, run_jobs
+):
     world = autopay_world
     bind_order, session = bind_autopay(world, "weekly", "300", weekday=2)
-    session.post(f"{world.url}/autopay", data={  # the sandbox's "no funds" band
-        "mode": "weekly", "weekday": "2", "amount": "1500", "password": "demo-pass",
-        "consent": "y"})
+    session.post(
+        f"{world.url}/autopay",
+        data={  # the sandbox's "no funds" band
+            "mode": "weekly",
+            "weekday": "2",
+            "amount": "1500",
+            "password": "demo-pass",
+            "consent": "y",
+        },
+    )
     today = date.today()
     with in_app(world):
         autopay.run(now=moscow(today + timedelta(days=(2 - today.weekday()) % 7)))
@@ -40,33 +48,48 @@ def test_charge_now_in_automatic_mode_is_audited(autopay_world, run_jobs):
     world = autopay_world
     bind_autopay(world, "automatic", "300")
     client = operator_client(world)
-    answer = client.post("/console/contracts/1001/autopay/charge",
-                         data={"amount": "250", "reason": "по звонку абонента"})
+    answer = client.post(
+        "/console/contracts/1001/autopay/charge",
+        data={"amount": "250", "reason": "по звонку абонента"},
+    )
     assert answer.status_code == 302
     run_jobs(world.app)
     world.settle()
     with in_app(world):
         charge = AutopayCharge.get()
         assert (charge.status, charge.amount, charge.source) == (
-            "succeeded", 25000, "console:oper")
+            "succeeded",
+            25000,
+            "console:oper",
+        )
         entry = AuditEntry.get(AuditEntry.action == "autopay.charge")
         assert entry.login == "oper" and entry.after["amount"] == "250.00"
 
 
 def test_charge_now_is_refused_outside_automatic_mode_and_for_bad_amounts(
-        autopay_world):
+    autopay_world,
+):
     world = autopay_world
     bind_autopay(world, "weekly", "300", weekday=2)
     client = operator_client(world)
-    page = client.post("/console/contracts/1001/autopay/charge",
-                       data={"amount": "250", "reason": "x"}, follow_redirects=True)
+    page = client.post(
+        "/console/contracts/1001/autopay/charge",
+        data={"amount": "250", "reason": "x"},
+        follow_redirects=True,
+    )
     assert "не включён в автоматическом режиме" in page.get_data(as_text=True)
-    page = client.post("/console/contracts/1001/autopay/charge",
-                       data={"amount": "-1", "reason": "x"}, follow_redirects=True)
+    page = client.post(
+        "/console/contracts/1001/autopay/charge",
+        data={"amount": "-1", "reason": "x"},
+        follow_redirects=True,
+    )
     assert "больше нуля" in page.get_data(as_text=True)
     with in_app(world):
         assert AutopayCharge.select().count() == 0
-        assert AuditEntry.select().where(AuditEntry.action == "autopay.charge").count() == 0
+        assert (
+            AuditEntry.select().where(AuditEntry.action == "autopay.charge").count()
+            == 0
+        )
 
 
 def test_operator_turns_autopay_off_with_an_audit_entry(autopay_world):
@@ -83,10 +106,18 @@ def test_operator_turns_autopay_off_with_an_audit_entry(autopay_world):
 def test_subscribers_and_anonymous_cannot_use_the_autopay_actions(autopay_world):
     world = autopay_world
     _, session = bind_autopay(world, "automatic", "300")
-    for path in ("/console/contracts/1001/autopay/charge",
-                 "/console/contracts/1001/autopay/off"):
-        assert session.post(f"{world.url}{path}", data={"amount": "1", "reason": "x"},
-                            allow_redirects=False).status_code == 403
+    for path in (
+        "/console/contracts/1001/autopay/charge",
+        "/console/contracts/1001/autopay/off",
+    ):
+        assert (
+            session.post(
+                f"{world.url}{path}",
+                data={"amount": "1", "reason": "x"},
+                allow_redirects=False,
+            ).status_code
+            == 403
+        )
         anonymous = world.app.test_client().post(path)
         assert anonymous.status_code == 302 and "/console/login" in anonymous.location
     with in_app(world):

@@ -32,10 +32,14 @@ def test_declined_card_goes_to_no_and_changes_nothing(world):
     assert read(world) == (0, {order_id: "new"})  # no callback for a failure
 
 
-@pytest.mark.parametrize("amount, outcome", [
-    ("375.00", "expired card"), ("1500.00", "insufficient funds"),
-    ("2500.00", "declined"),
-])
+@pytest.mark.parametrize(
+    "amount, outcome",
+    [
+        ("375.00", "expired card"),
+        ("1500.00", "insufficient funds"),
+        ("2500.00", "declined"),
+    ],
+)
 def test_amount_bands_decline(world, amount, outcome):
     _, location, _ = pay_by_card(world, amount, SUCCESS_CARD)
     assert "/pay/return/no" in location, outcome
@@ -73,4 +77,6 @@ def test_paid_before_authorized_ends_paid_and_credits_once(world):
     with world.app.app_context(), db.connection_context():
         transaction = Transaction.by_order_id(order_id)
         kinds = [e.kind for e in transaction.events]
-    assert kinds.count("state") == 2  # created, new -> paid; the late authorized is a no-op
+    assert (
+        kinds.count("state") == 2
+    )  # created, new -> paid; the late authorized is a no-op

@@ -10,7 +10,8 @@ from tests.helpers import balance, credits, events, new_payment, status
 
 def test_start_payment_creates_a_new_order_and_a_signed_form(demo, shop):
     transaction, form = payments.start_payment(
-        demo["contract"], 50000, "http://cabinet.test/ok", "http://cabinet.test/no")
+        demo["contract"], 50000, "http://cabinet.test/ok", "http://cabinet.test/no"
+    )
     assert transaction.status == "new" and transaction.amount == 50000
     assert form.action == "http://gateway.test/pay/"
     assert form.fields["Order_IDP"] == transaction.order_id
@@ -39,10 +40,16 @@ def test_payment_unavailable_without_instance_or_active_configuration(demo):
         payments.payment_gateway(linked)
 
 
-@pytest.mark.parametrize("first, second", [
-    ("authorized", "paid"), ("paid", "authorized"), ("paid", "paid"),
-    ("Paid", "paid"), ("authorized", "authorized"),
-])
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("authorized", "paid"),
+        ("paid", "authorized"),
+        ("paid", "paid"),
+        ("Paid", "paid"),
+        ("authorized", "authorized"),
+    ],
+)
 def test_authorized_or_paid_credit_once(demo, first, second):
     transaction = new_payment(demo["contract"])
     payments.apply_status(transaction.order_id, first, source="callback")
@@ -57,10 +64,18 @@ def test_authorized_or_paid_credit_once(demo, first, second):
 def test_cancel_after_credit_writes_the_reversal_once(demo):
     transaction = new_payment(demo["contract"])
     payments.apply_status(transaction.order_id, "paid", source="callback")
-    assert payments.apply_status(transaction.order_id, "cancelled",
-                                 source="callback").result == "reversed"
-    assert payments.apply_status(transaction.order_id, "canceled",
-                                 source="callback").result == "duplicate"
+    assert (
+        payments.apply_status(
+            transaction.order_id, "cancelled", source="callback"
+        ).result
+        == "reversed"
+    )
+    assert (
+        payments.apply_status(
+            transaction.order_id, "canceled", source="callback"
+        ).result
+        == "duplicate"
+    )
     assert status(transaction) == "canceled"
     assert balance(demo["contract"]) == 0
     assert payments.ledger_balance(demo["contract"]) == 0
@@ -79,8 +94,12 @@ def test_paid_after_canceled_is_recorded_as_illegal_and_changes_nothing(demo):
 def test_failed_then_paid_credits(demo):
     """A failed order id may be paid on a second try (Uniteller allows it)."""
     transaction = new_payment(demo["contract"])
-    payments.apply_status(transaction.order_id, "Not Authorized", source="status",
-                          fields={"Response_Code": "AS100", "Message": "Declined"})
+    payments.apply_status(
+        transaction.order_id,
+        "Not Authorized",
+        source="status",
+        fields={"Response_Code": "AS100", "Message": "Declined"},
+    )
     assert status(transaction) == "failed"
     payments.apply_status(transaction.order_id, "paid", source="callback")
     assert status(transaction) == "paid" and balance(demo["contract"]) == 50000
@@ -88,8 +107,9 @@ def test_failed_then_paid_credits(demo):
 
 def test_total_differing_from_our_amount_is_flagged_not_credited(demo):
     transaction = new_payment(demo["contract"])
-    outcome = payments.apply_status(transaction.order_id, "paid", source="callback",
-                                    fields={"Total": "5.00"})
+    outcome = payments.apply_status(
+        transaction.order_id, "paid", source="callback", fields={"Total": "5.00"}
+    )
     assert outcome.result == "review"
     fresh = type(transaction).get_by_id(transaction.id)
     assert fresh.needs_review and fresh.status == "new"
@@ -98,10 +118,18 @@ def test_total_differing_from_our_amount_is_flagged_not_credited(demo):
 
 def test_matching_total_and_bill_number_are_kept(demo):
     transaction = new_payment(demo["contract"])
-    payments.apply_status(transaction.order_id, "paid", source="callback",
-                          fields={"Total": "500.00", "BillNumber": "123456789012",
-                                  "ApprovalCode": "AB1234", "CardNumber": "400000******2487",
-                                  "Password": "leak"})
+    payments.apply_status(
+        transaction.order_id,
+        "paid",
+        source="callback",
+        fields={
+            "Total": "500.00",
+            "BillNumber": "123456789012",
+            "ApprovalCode": "AB1234",
+            "CardNumber": "400000******2487",
+            "Password": "leak",
+        },
+    )
     fresh = type(transaction).get_by_id(transaction.id)
     assert (fresh.bill_number, fresh.approval_code) == ("123456789012", "AB1234")
     stored = str([e.fields for e in events(transaction)])
@@ -109,8 +137,9 @@ def test_matching_total_and_bill_number_are_kept(demo):
 
 
 def test_unknown_order_is_kept_as_an_orphan(demo):
-    outcome = payments.apply_status("NOPE-1", "paid", source="callback",
-                                    instance=demo["instance"])
+    outcome = payments.apply_status(
+        "NOPE-1", "paid", source="callback", instance=demo["instance"]
+    )
     assert outcome.result == "orphan"
     orphan = TransactionEvent.get(TransactionEvent.order_id == "NOPE-1")
     assert orphan.kind == "orphan" and orphan.transaction is None
@@ -118,6 +147,10 @@ def test_unknown_order_is_kept_as_an_orphan(demo):
 
 def test_unknown_status_word_changes_nothing(demo):
     transaction = new_payment(demo["contract"])
-    assert payments.apply_status(transaction.order_id, "teleported",
-                                 source="callback").result == "ignored"
+    assert (
+        payments.apply_status(
+            transaction.order_id, "teleported", source="callback"
+        ).result
+        == "ignored"
+    )
     assert status(transaction) == "new"

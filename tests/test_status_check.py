@@ -75,8 +75,9 @@ def test_gateway_failures_change_nothing_and_are_counted(make_world):
 
 def test_two_workers_at_once_keep_to_the_request_limit(make_world):
     """The sandbox answers 429 to a request sooner than its interval: none happen."""
-    world = make_world(app_settings={"RESULTS_MIN_INTERVAL": 0.4},
-                       SANDBOX_RESULTS_INTERVAL=0.4)
+    world = make_world(
+        app_settings={"RESULTS_MIN_INTERVAL": 0.4}, SANDBOX_RESULTS_INTERVAL=0.4
+    )
     world.faults(drop_callbacks=True)
     orders = [pay_by_card(world, "100", SUCCESS_CARD)[0] for _ in range(2)]
     ids = [fresh(world, o)[0].id for o in orders]
@@ -116,9 +117,11 @@ def test_return_page_enqueues_one_check_per_order(world, run_jobs):
 
 def test_status_request_answers_from_our_records(world):
     def ask(order_id, upoint="00000001"):
-        return requests.post(f"{world.url}/uniteller/isp/status",
-                             data={"order_id": order_id, "upoint_id": upoint},
-                             timeout=5).text
+        return requests.post(
+            f"{world.url}/uniteller/isp/status",
+            data={"order_id": order_id, "upoint_id": upoint},
+            timeout=5,
+        ).text
 
     paid, _, _ = pay_by_card(world, "500", SUCCESS_CARD)
     world.settle()
@@ -137,27 +140,38 @@ def test_reconcile_finds_and_fixes_a_missing_credit(world):
     today = date.today()
     with world.app.app_context(), db.connection_context():
         instance = Transaction.by_order_id(missing).instance
-        report = reconcile(instance, today - timedelta(days=1), today + timedelta(days=1))
+        report = reconcile(
+            instance, today - timedelta(days=1), today + timedelta(days=1)
+        )
         assert [(d.kind, d.order_id) for d in report.differences] == [
-            ("missing_credit", missing)]
+            ("missing_credit", missing)
+        ]
         assert Contract.by_number("1001").balance == 0
-        fixed = reconcile(instance, today - timedelta(days=1), today + timedelta(days=1),
-                          fix=True)
+        fixed = reconcile(
+            instance, today - timedelta(days=1), today + timedelta(days=1), fix=True
+        )
         assert fixed.differences[0].fixed
         assert Contract.by_number("1001").balance == 50000
-        assert reconcile(instance, today - timedelta(days=1),
-                         today + timedelta(days=1)).differences == []
+        assert (
+            reconcile(
+                instance, today - timedelta(days=1), today + timedelta(days=1)
+            ).differences
+            == []
+        )
 
 
 @pytest.mark.nodb
-@pytest.mark.parametrize("local, tz, utc", [
-    ("0 6 * * *", "Europe/Moscow", "0 3 * * *"),
-    ("30 1 * * *", "Europe/Moscow", "30 22 * * *"),
-    ("0 1 * * 1", "Europe/Moscow", "0 22 * * 0"),
-    ("*/5 * * * *", "Europe/Moscow", "*/5 * * * *"),
-    ("0 6 * * *", "UTC", "0 6 * * *"),
-    ("0 2 * * *", "Asia/Vladivostok", "0 16 * * *"),
-])
+@pytest.mark.parametrize(
+    "local, tz, utc",
+    [
+        ("0 6 * * *", "Europe/Moscow", "0 3 * * *"),
+        ("30 1 * * *", "Europe/Moscow", "30 22 * * *"),
+        ("0 1 * * 1", "Europe/Moscow", "0 22 * * 0"),
+        ("*/5 * * * *", "Europe/Moscow", "*/5 * * * *"),
+        ("0 6 * * *", "UTC", "0 6 * * *"),
+        ("0 2 * * *", "Asia/Vladivostok", "0 16 * * *"),
+    ],
+)
 def test_schedules_in_the_isp_timezone_become_utc_crons(local, tz, utc):
     assert schedule.utc_cron(local, tz) == utc
 
@@ -188,8 +202,11 @@ def test_reconcile_cli(world):
     today = datetime.now().date().isoformat()
     result = runner.invoke(args=["reconcile", "isp", "--from", today, "--to", today])
     assert result.exit_code == 1 and "missing_credit" in result.output
-    result = runner.invoke(args=["reconcile", "isp", "--from", today, "--to", today,
-                                 "--fix"])
+    result = runner.invoke(
+        args=["reconcile", "isp", "--from", today, "--to", today, "--fix"]
+    )
     assert "fixed" in result.output and result.exit_code == 0
-    bad = runner.invoke(args=["reconcile", "isp", "--from", today, "--to", "2000-01-01"])
+    bad = runner.invoke(
+        args=["reconcile", "isp", "--from", today, "--to", "2000-01-01"]
+    )
     assert bad.exit_code == 2

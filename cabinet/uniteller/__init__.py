@@ -1,1 +1,1 @@
-"""Uniteller's merchant protocol: signatures and an HTTP client, free of Flask and DB."""
+"""Uniteller's merchant protocol: signatures and an HTTP client; no Flask, no DB."""

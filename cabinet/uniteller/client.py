@@ -36,8 +36,14 @@ def normalize_status(word):
 
 # What the status check asks /results/ for, in this column order.
 RESULT_FIELDS = (
-    "OrderNumber", "Status", "Total", "BillNumber", "ApprovalCode", "Response_Code",
-    "Message", "Date",
+    "OrderNumber",
+    "Status",
+    "Total",
+    "BillNumber",
+    "ApprovalCode",
+    "Response_Code",
+    "Message",
+    "Date",
 )
 # Uniteller keeps its clock, and reads the period we ask for, in Moscow time.
 UNITELLER_TIMEZONE = ZoneInfo("Europe/Moscow")
@@ -77,8 +83,9 @@ def parse_operation_answer(path, text):
     values = next(csv.reader([lines[1]], delimiter=";"))
     if header[:2] == ["ErrorCode", "ErrorMessage"]:
         code = values[0].strip() if values else ""
-        raise OperationRefused(path, int(code) if code.isdigit() else code,
-                               ";".join(values[1:]).strip())
+        raise OperationRefused(
+            path, int(code) if code.isdigit() else code, ";".join(values[1:]).strip()
+        )
     return dict(zip(header, values, strict=False))
 
 
@@ -128,8 +135,12 @@ class UnitellerClient:
             "Customer_IDP": customer_id,
         }
         fields["Signature"] = signatures.pay_signature(
-            self._password, self.shop_id, order_id, subtotal,
-            lifetime=lifetime, customer_idp=customer_id,
+            self._password,
+            self.shop_id,
+            order_id,
+            subtotal,
+            lifetime=lifetime,
+            customer_idp=customer_id,
         )
         fields["URL_RETURN_OK"] = url_ok
         fields["URL_RETURN_NO"] = url_no
@@ -150,15 +161,19 @@ class UnitellerClient:
         """Check a callback's signature: fields in the listed CallbackFields order."""
         order_id = fields.get("Order_ID")
         status = fields.get("Status")
-        if not self._password or not isinstance(order_id, str) or not isinstance(
-            status, str
+        if (
+            not self._password
+            or not isinstance(order_id, str)
+            or not isinstance(status, str)
         ):
             return False
         extra = []
         for name in callback_fields:
             value = fields.get(name, "")
             extra.append(value if isinstance(value, str) else str(value))
-        expected = signatures.callback_signature(self._password, order_id, status, extra)
+        expected = signatures.callback_signature(
+            self._password, order_id, status, extra
+        )
         return signatures.signatures_match(expected, fields.get("Signature"))
 
     def results(self, order_id=None, start=None, end=None, fields=RESULT_FIELDS):
@@ -175,15 +190,22 @@ class UnitellerClient:
         for prefix, moment in (("Start", start), ("End", end)):
             if moment is not None:
                 local = moment.astimezone(UNITELLER_TIMEZONE)
-                data.update({
-                    f"{prefix}Day": str(local.day), f"{prefix}Month": str(local.month),
-                    f"{prefix}Year": str(local.year), f"{prefix}Hour": str(local.hour),
-                    f"{prefix}Min": str(local.minute),
-                })
+                data.update(
+                    {
+                        f"{prefix}Day": str(local.day),
+                        f"{prefix}Month": str(local.month),
+                        f"{prefix}Year": str(local.year),
+                        f"{prefix}Hour": str(local.hour),
+                        f"{prefix}Min": str(local.minute),
+                    }
+                )
         text = self._post("/results/", data)
         rows = csv.reader(io.StringIO(text), delimiter=";")
-        return [dict(zip(fields, row, strict=True)) for row in rows
-                if len(row) == len(fields)]
+        return [
+            dict(zip(fields, row, strict=True))
+            for row in rows
+            if len(row) == len(fields)
+        ]
 
     def unblock(self, bill_number, amount_kopecks=None):
         """Refund (or reverse) a payment by its BillNumber, in full or in part."""
@@ -201,8 +223,9 @@ class UnitellerClient:
     def _post(self, path, data):
         """POST a server-to-server request (credentials in the body, never the URL)."""
         try:
-            response = requests.post(self.gateway_url + path, data=data,
-                                     timeout=self.timeout)
+            response = requests.post(
+                self.gateway_url + path, data=data, timeout=self.timeout
+            )
         except requests.RequestException as exc:
             # The exception text names the URL only; the body with the password
             # is not in it.
@@ -228,14 +251,20 @@ class UnitellerClient:
             "Subtotal_P": subtotal,
             "Parent_Order_IDP": parent_order_id,
             "Signature": signatures.recurrent_signature(
-                self._password, self.shop_id, order_id, subtotal, parent_order_id,
-                parent_shop_idp=parent_shop_id),
+                self._password,
+                self.shop_id,
+                order_id,
+                subtotal,
+                parent_order_id,
+                parent_shop_idp=parent_shop_id,
+            ),
         }
         if parent_shop_id is not None:
             data["Parent_Shop_IDP"] = parent_shop_id
         answer = parse_operation_answer("/recurrent/", self._post("/recurrent/", data))
         expected = signatures.recurrent_answer_signature(
-            self._password, answer.get("OrderNumber", ""), answer.get("Total", ""))
+            self._password, answer.get("OrderNumber", ""), answer.get("Total", "")
+        )
         if not signatures.signatures_match(expected, answer.get("Signature")):
             # An answer we cannot trust is no answer: /results/ decides.
             raise GatewayUnavailable("/recurrent/: the answer's signature is wrong")

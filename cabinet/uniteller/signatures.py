@@ -1,4 +1,4 @@
-"""Uniteller's signature formulas, one pure function each (protocol reference §3-§10)."""
+"""Uniteller's signature formulas, one pure function each (protocol §3-§10)."""
 
 import hashlib
 import hmac
@@ -28,14 +28,23 @@ def pay_signature(
     phone_verified=None,
     merchant_order_id=None,
 ):
-    """Sign a /pay/ request; the last three slots exist only when their field is sent."""
+    """Sign a /pay/ request; the last three slots exist only if their field is sent."""
     parts = [
-        shop_idp, order_idp, subtotal_p, mean_type, emoney_type, lifetime,
-        customer_idp, card_idp, idata, pt_code,
+        shop_idp,
+        order_idp,
+        subtotal_p,
+        mean_type,
+        emoney_type,
+        lifetime,
+        customer_idp,
+        card_idp,
+        idata,
+        pt_code,
     ]
     # OrderLifetime, PhoneVerified and MerchantOrderId add a slot only if sent.
-    parts += [p for p in (order_lifetime, phone_verified, merchant_order_id)
-              if p is not None]
+    parts += [
+        p for p in (order_lifetime, phone_verified, merchant_order_id) if p is not None
+    ]
     parts.append(password)
     return _md5("&".join(_md5(str(p)) for p in parts)).upper()
 
@@ -68,7 +77,9 @@ def receipt_signature(password, shop_idp, order_idp, subtotal_p, receipt_base64)
 
 
 def signatures_match(expected, given):
-    """Compare two signatures in constant time; upper-case hex only, as Uniteller signs."""
+    """Compare signatures in constant time; upper-case hex only, as Uniteller signs."""
     if not given or not isinstance(given, str):
         return False
-    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii", "replace"))
+    return hmac.compare_digest(
+        expected.encode("ascii"), given.encode("ascii", "replace")
+    )
