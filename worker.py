@@ -11,11 +11,6 @@ from cabinet.extensions import QUEUE_NAME
 
 def run_worker(app):
     """Work the queue, with RQ's scheduler for delayed jobs, until stopped."""
-    from cabinet import jobs
-
-    # Each job runs in a forked horse: built here once, the app is inherited
-    # instead of being built again for every job (about 40 ms each).
-    jobs.use_app(app)
     connection = app.extensions["redis"]
     worker = Worker([Queue(QUEUE_NAME, connection=connection)], connection=connection)
     worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])

@@ -598,18 +598,22 @@ def charge(charge_id):
     transaction_id, configuration = prepared
     transaction = Transaction.get_by_id(transaction_id)
     parent = Autopay.get_by_id(AutopayCharge.get_by_id(charge_id).autopay_id).parent
+    client = payments.client_for(configuration)
     shop = configuration.params.get("shop_id", "")
     slots = ConcurrencySlots(
         get_redis(),
         f"cabinet:recurrent:{shop}",
         current_app.config["RECURRENT_CONCURRENCY"],
+        # A worker killed mid-request frees its slot once no request of its
+        # could still be running: the client's timeout and a margin.
+        hold_seconds=client.timeout + 15,
     )
     if not slots.acquire(timeout=60):
         _back_to_due(charge_id, "no free slot within Uniteller's concurrency limit")
         return "deferred"
     try:
         kill_point("before_send")
-        answer = payments.client_for(configuration).recurrent(
+        answer = client.recurrent(
             transaction.order_id, transaction.amount, parent.order_id
         )
         kill_point("after_send")

@@ -9,12 +9,6 @@ from .db import db
 _app = None
 
 
-def use_app(app):
-    """Run jobs with this app (the worker builds it once; forked horses inherit it)."""
-    global _app
-    _app = app
-
-
 def _with_app(job):
     """Run a job inside an app context and a database connection of its own."""
     @wraps(job)

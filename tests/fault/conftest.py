@@ -5,6 +5,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 import pytest
 import requests
@@ -127,20 +128,27 @@ class SecretsWatch:
         self.pattern = re.compile("|".join(re.escape(s) for s in SECRETS.values()))
         self.names = {value: name for name, value in SECRETS.items()}
 
-    def scan(self, where, text):
-        """Note every secret in `text`, with where it was seen."""
+    def scan(self, where, text, sent=""):
+        """Note every secret in `text`, with where it was seen.
+
+        A secret the request itself carried (a fuzzer's input echoed in a
+        login link) is the sender's own text, not a leak.
+        """
         for match in self.pattern.finditer(text):
+            if match.group() in sent:
+                continue
             start = max(0, match.start() - 60)
             with self.lock:
                 self.hits.append((self.names[match.group()], where,
                                   text[start:match.end() + 20]))
 
-    def page(self, url, text):
+    def page(self, url, text, sent=""):
+        """Scan one answer; `sent` is what its request carried."""
         if any(url.startswith(base) for base in self.foreign):
             return
         with self.lock:
             self.pages += 1
-        self.scan(f"page {url}", text)
+        self.scan(f"page {url}", text, sent)
 
     def log(self, source, text):
         with self.lock:
@@ -177,12 +185,17 @@ def watch_for_secrets(monkeypatch):
     def watched_send(self, request, **kwargs):
         response = send(self, request, **kwargs)
         if not response.headers.get("Content-Type", "").startswith("application/octet"):
-            WATCH.page(response.url, response.text)
+            body = request.body or ""
+            sent = request.url + (body if isinstance(body, str) else body.decode(
+                "utf-8", "replace"))
+            WATCH.page(response.url, response.text, unquote_plus(sent))
         return response
 
     def watched_open(self, *args, **kwargs):
         response = open_(self, *args, **kwargs)
-        WATCH.page(response.request.path, response.get_data(as_text=True))
+        # What the test sent: the path and query, and the form or JSON it gave.
+        sent = unquote_plus(response.request.full_path) + repr(args) + repr(kwargs)
+        WATCH.page(response.request.path, response.get_data(as_text=True), sent)
         return response
 
     monkeypatch.setattr(requests.Session, "send", watched_send)
