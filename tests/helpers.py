@@ -85,8 +85,6 @@ def _form(page, form_id="pay-form"):
 
 def pay_by_card(world, amount="500", card=SUCCESS_CARD, password="demo-pass"):
     """Go the subscriber's way: log in, /pay, the sandbox's card form, back to us."""
-    import re
-
     import requests
 
     session = requests.Session()
@@ -97,21 +95,7 @@ def pay_by_card(world, amount="500", card=SUCCESS_CARD, password="demo-pass"):
     action, fields = _form(
         session.post(f"{world.url}/pay", data={"amount": amount}).text
     )
-    card_page = session.post(action, data=fields).text
-    token = re.search(r'name="token" value="([^"]+)"', card_page).group(1)
-    answer = session.post(
-        f"{world.sandbox_url}/pay/card",
-        allow_redirects=False,
-        data={
-            "token": token,
-            "card_number": card,
-            "exp_month": "12",
-            "exp_year": "35",
-            "cvc": "123",
-            "holder": "IVAN IVANOV",
-        },
-    )
-    location = answer.headers["Location"]
+    location = _card(session, world, action, fields, card)
     returned = session.get(location)
     return fields["Order_IDP"], location, returned
 
