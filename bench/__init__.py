@@ -5,7 +5,10 @@ Run with `make bench` (`python -m bench`). Scale knobs (environment variables):
 BENCH_QUICK=1               small sizes and short runs (about 2 minutes)
 BENCH_DATABASES=sqlite,postgresql   which databases to run on
 BENCH_PG_URL                postgresql://postgres@127.0.0.1:5432/test (schema `bench`)
+BENCH_PG_SCHEMA=bench      the PostgreSQL schema (created and dropped)
 BENCH_REDIS_URL             redis://127.0.0.1:6379/4 (flushed before and after)
+BENCH_RESULTS               bench/results.json (explain.txt beside it)
+BENCH_ONLY                  run only these steps: web,monitor,csv,status,autopay,rqmemory
 BENCH_SEED=42               the generator's seed: the same seed, the same data
 BENCH_CONTRACTS             200000 (quick 20000)
 BENCH_TRANSACTIONS          1000000 (quick 100000): the monitor and CSV export
@@ -46,7 +49,8 @@ DATABASES = knob("BENCH_DATABASES", "sqlite,postgresql", "sqlite,postgresql",
                  str).split(",")
 PG_URL = knob("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test",
               "postgresql://postgres@127.0.0.1:5432/test", str)
-PG_SCHEMA = "bench"
+PG_SCHEMA = knob("BENCH_PG_SCHEMA", "bench", "bench", str)
+ONLY = [step for step in knob("BENCH_ONLY", "", "", str).split(",") if step]
 REDIS_URL = knob("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4",
                  "redis://127.0.0.1:6379/4", str)
 SHOP = {"shop_id": "00000777", "login": "777", "password": "bench-shop-password"}

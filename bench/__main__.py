@@ -27,6 +27,7 @@ from . import (
     DURATION,
     HISTORY,
     JOBS,
+    ONLY,
     OPEN,
     PG_SCHEMA,
     PG_URL,
@@ -42,8 +43,8 @@ from . import (
 from .seed import HISTORY_CONTRACT, OPERATOR, PASSWORD, SURNAMES, Seeder, sandbox_orders
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results.json"
-EXPLAIN = HERE / "explain.txt"
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or HERE / "results.json").resolve()
+EXPLAIN = RESULTS.with_name("explain.txt")
 CONNECTIONS = 16  # twice gunicorn's 2 workers x 4 threads: always a request waiting
 CHARGE_WORKERS = 8  # RQ workers: more than the 5 slots, so a slot never waits
 
@@ -460,8 +461,9 @@ class Bench:
 
     def run(self):
         steps = [("web", self.bench_web), ("monitor", self.bench_monitor),
-                 ("csv", self.bench_csv), ("status check", self.bench_status_check),
-                 ("autopay", self.bench_autopay), ("rq memory", self.bench_rq_memory)]
+                 ("csv", self.bench_csv), ("status", self.bench_status_check),
+                 ("autopay", self.bench_autopay), ("rqmemory", self.bench_rq_memory)]
+        steps = [(name, step) for name, step in steps if not ONLY or name in ONLY]
         self.worker_rss = 0
         self.explained = ""
         for name, step in steps:
@@ -529,8 +531,7 @@ def main():
         if r["note"]:
             print(f"{r['name']} [{r['database']}]: {r['note']}")
     print("\n".join(notes))
-    print(f"\nQuery plans: {EXPLAIN.relative_to(servers.ROOT)}; "
-          f"JSON: {RESULTS.relative_to(servers.ROOT)}; "
+    print(f"\nQuery plans: {EXPLAIN}; JSON: {RESULTS}; "
           f"{time.perf_counter() - started:.0f} s in all")
 
 
