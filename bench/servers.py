@@ -57,7 +57,7 @@ class Process:
         self.log.close()
 
 
-def gunicorn(port, env, logdir):
+def gunicorn(port, env, logdir, *extra, name="gunicorn"):
     """Start the app under gunicorn as the README deploys it; return (process, how)."""
     if GUNICORN_CONF.exists():
         options = ["-c", str(GUNICORN_CONF)]
@@ -65,9 +65,9 @@ def gunicorn(port, env, logdir):
     else:
         options = ["-w", "2", "--threads", "4"]
         how = "gunicorn -w 2 --threads 4 (deploy/gunicorn.conf.py does not exist yet)"
-    command = [sys.executable, "-m", "gunicorn", *options, "--bind",
+    command = [sys.executable, "-m", "gunicorn", *options, *extra, "--bind",
                f"127.0.0.1:{port}", "cabinet:create_app()"]
-    process = Process("gunicorn", command, env, logdir)
+    process = Process(name, command, env, logdir)
     wait_http(f"http://127.0.0.1:{port}/healthz")
     return process, how
 
