@@ -8,7 +8,7 @@ BENCH_PG_URL                postgresql://postgres@127.0.0.1:5432/test (schema `b
 BENCH_PG_SCHEMA=bench      the PostgreSQL schema (created and dropped)
 BENCH_REDIS_URL             redis://127.0.0.1:6379/4 (flushed before and after)
 BENCH_RESULTS               bench/results.json (explain.txt beside it)
-BENCH_ONLY                  run only these steps: web,monitor,csv,status,autopay,rqmemory
+BENCH_ONLY                  only these steps: web,monitor,csv,status,autopay,rqmemory
 BENCH_SEED=42               the generator's seed: the same seed, the same data
 BENCH_CONTRACTS             200000 (quick 20000)
 BENCH_TRANSACTIONS          1000000 (quick 100000): the monitor and CSV export
