@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from peewee import IntegrityError, fn
+from peewee import fn
 
 from . import params as module_params
-from .db import db, write_unit
+from .db import write_unit
 from .errors import AmountOutOfRange, Forbidden, NotFound, PaymentUnavailable
 from .models import (
     Contract,
     LedgerEntry,
+    ModuleConfiguration,
     ModuleInstance,
     Transaction,
     TransactionEvent,
@@ -46,6 +47,13 @@ _FROM = {
     "failed": ("new", "waiting", "expired"),
     "canceled": ("new", "waiting", "authorized", "paid", "failed", "expired"),
 }
+# Callback and status fields kept on the transaction: (column, field lower-case).
+_KEPT_FIELDS = (
+    (Transaction.bill_number, "billnumber"),
+    (Transaction.approval_code, "approvalcode"),
+    (Transaction.response_code, "response_code"),
+    (Transaction.message, "message"),
+)
 
 
 @dataclass
@@ -172,39 +180,54 @@ def create_recurrent(charge, order_id, configuration):
 
 def receive_callback(instance_code, fields):
     """Verify a Uniteller callback and apply its status; raise NotFound/Forbidden."""
-    instance = ModuleInstance.by_code(instance_code)
-    if instance is None:
-        raise NotFound("unknown_instance")
     order_id = fields.get("Order_ID")
-    transaction = (
-        Transaction.by_order_id(order_id) if isinstance(order_id, str) else None
-    )
-    if transaction is not None and transaction.instance_id == instance.id:
-        # Verify with the configuration the order was made with: the active one
-        # may have changed since.
-        configuration = transaction.configuration
-    else:
-        configuration = instance.active_configuration()
-    if configuration is None:
-        log.warning("callback refused: instance=%s has no configuration", instance.code)
-        raise Forbidden("no_configuration")
-    p = module_params.effective(configuration.params)
-    if not client_for(configuration).callback_is_authentic(
-        fields, p["callback_fields"].split()
-    ):
-        log.warning(
-            "callback refused: bad signature instance=%s order=%s",
-            instance.code,
-            str(order_id)[:127],
-            extra={"order_id": str(order_id)[:127]},
-        )
-        raise Forbidden("bad_signature")
-    return apply_status(
-        order_id,
-        fields.get("Status"),
-        source="callback",
-        fields=fields,
-        instance=instance,
+    status = normalize_status(fields.get("Status"))
+    kept = _unstored_removed(fields)
+    # One unit from the first read: the order, its configuration, instance and
+    # contract come in one query, and what it read is what the update decides on.
+    with write_unit():
+        transaction = _callback_order(instance_code, order_id)
+        if transaction is not None:
+            # Verify with the configuration the order was made with: the active
+            # one may have changed since.
+            instance, configuration = transaction.instance, transaction.configuration
+        else:
+            instance = ModuleInstance.by_code(instance_code)
+            if instance is None:
+                raise NotFound("unknown_instance")
+            configuration = instance.active_configuration()
+        if configuration is None:
+            log.warning(
+                "callback refused: instance=%s has no configuration", instance.code
+            )
+            raise Forbidden("no_configuration")
+        p = module_params.effective(configuration.params)
+        if not client_for(configuration).callback_is_authentic(
+            fields, p["callback_fields"].split()
+        ):
+            log.warning(
+                "callback refused: bad signature instance=%s order=%s",
+                instance.code,
+                str(order_id)[:127],
+                extra={"order_id": str(order_id)[:127]},
+            )
+            raise Forbidden("bad_signature")
+        if transaction is None:
+            return _orphan(order_id, status, "callback", kept, instance)
+        return _apply(transaction, status, fields.get("Status"), kept, "callback")
+
+
+def _callback_order(instance_code, order_id):
+    """Load an instance's order with its configuration, instance and contract."""
+    if not isinstance(order_id, str):
+        return None
+    return (
+        Transaction.select(Transaction, ModuleConfiguration, ModuleInstance, Contract)
+        .join_from(Transaction, ModuleConfiguration)
+        .join_from(Transaction, ModuleInstance)
+        .join_from(Transaction, Contract)
+        .where(Transaction.order_id == order_id, ModuleInstance.code == instance_code)
+        .first()
     )
 
 
@@ -213,54 +236,80 @@ def apply_status(order_id, status_word, *, source, fields=None, instance=None):
     status = normalize_status(status_word)
     kept = _unstored_removed(fields or {})
     with write_unit():
-        transaction = Transaction.by_order_id(order_id)
+        transaction = (
+            Transaction.select(Transaction, Contract)
+            .join_from(Transaction, Contract)
+            .where(Transaction.order_id == order_id)
+            .first()
+        )
         if transaction is None or (
             instance is not None and transaction.instance_id != instance.id
         ):
-            TransactionEvent.create(
-                order_id=str(order_id)[:127],
-                instance=instance,
-                source=source,
-                kind="orphan",
-                new_status=status,
-                fields=kept,
-                note="unknown order",
-            )
-            log.warning(
-                "orphan %s for unknown order=%s",
-                source,
-                order_id,
-                extra={"order_id": str(order_id)[:127]},
-            )
-            return Outcome("orphan")
-        record_event(transaction, source, "received", transaction.status, status, kept)
-        if status is None:
-            record_event(
+            return _orphan(order_id, status, source, kept, instance)
+        return _apply(transaction, status, status_word, kept, source)
+
+
+def _orphan(order_id, status, source, kept, instance):
+    """Keep a status for an order we do not have (call in a write unit)."""
+    TransactionEvent.create(
+        order_id=str(order_id)[:127],
+        instance=instance,
+        source=source,
+        kind="orphan",
+        new_status=status,
+        fields=kept,
+        note="unknown order",
+    )
+    log.warning(
+        "orphan %s for unknown order=%s",
+        source,
+        order_id,
+        extra={"order_id": str(order_id)[:127]},
+    )
+    return Outcome("orphan")
+
+
+def _apply(transaction, status, status_word, kept, source):
+    """Record what was received about a loaded order, then apply it (in a unit)."""
+    received = _event(transaction, source, "received", transaction.status, status, kept)
+    if status is None:
+        _insert_events(
+            received,
+            _event(
                 transaction,
                 source,
                 "rejected",
                 transaction.status,
                 None,
                 note=f"unknown status {str(status_word)[:60]!r}",
-            )
-            return Outcome("ignored", transaction)
-        return _transition(transaction, status, kept, source)
+            ),
+        )
+        return Outcome("ignored", transaction)
+    return _transition(transaction, status, kept, source, received)
 
 
-def _transition(transaction, status, fields, source):
-    """Move a transaction to a status by compare-and-set; credit or reverse once."""
+def _transition(transaction, status, fields, source, received):
+    """Move a transaction to a status by compare-and-set; credit or reverse once.
+
+    `received` is the event of the report itself, written with the outcome's
+    events in one statement.
+    """
     lower = {k.lower(): v for k, v in fields.items()}
     if status == "partly_canceled":
-        record_event(
-            transaction,
-            source,
-            "note",
-            transaction.status,
-            transaction.status,
-            note="partly canceled at Uniteller",
+        _insert_events(
+            received,
+            _event(
+                transaction,
+                source,
+                "note",
+                transaction.status,
+                transaction.status,
+                note="partly canceled at Uniteller",
+            ),
         )
         return Outcome("ignored", transaction)
     if status in ("authorized", "paid") and not _total_matches(transaction, lower):
+        _insert_events(received)
         _flag_for_review(
             transaction,
             source,
@@ -268,31 +317,34 @@ def _transition(transaction, status, fields, source):
         )
         return Outcome("review", transaction)
     old = transaction.status
-    changes = {Transaction.status: status, Transaction.updated_at: utcnow()}
-    for column, key in (
-        (Transaction.bill_number, "billnumber"),
-        (Transaction.approval_code, "approvalcode"),
-        (Transaction.response_code, "response_code"),
-        (Transaction.message, "message"),
-    ):
+    changes = {"status": status, "updated_at": utcnow()}
+    for column, key in _KEPT_FIELDS:
         if lower.get(key):
-            changes[column] = str(lower[key])[: column.max_length]
+            changes[column.name] = str(lower[key])[: column.max_length]
     changed = (
-        Transaction.update(changes)
+        Transaction.update(**changes)
         .where(Transaction.id == transaction.id, Transaction.status.in_(_FROM[status]))
         .execute()
     )
     if not changed:
-        current = Transaction.get_by_id(transaction.id).status
+        current = (
+            Transaction.select(Transaction.status)
+            .where(Transaction.id == transaction.id)
+            .scalar()
+        )
         if current == status or (status == "authorized" and current == "paid"):
+            _insert_events(received)
             return Outcome("duplicate", transaction)
-        record_event(
-            transaction,
-            source,
-            "illegal",
-            current,
-            status,
-            note=f"{current} -> {status} is not allowed",
+        _insert_events(
+            received,
+            _event(
+                transaction,
+                source,
+                "illegal",
+                current,
+                status,
+                note=f"{current} -> {status} is not allowed",
+            ),
         )
         log.warning(
             "illegal transition order=%s %s -> %s",
@@ -302,8 +354,10 @@ def _transition(transaction, status, fields, source):
             extra=_about(transaction),
         )
         return Outcome("illegal", transaction)
-    record_event(transaction, source, "state", old, status)
-    transaction = Transaction.get_by_id(transaction.id)
+    # The row now holds exactly these values: no need to read it back.
+    for name, value in changes.items():
+        setattr(transaction, name, value)
+    _insert_events(received, _event(transaction, source, "state", old, status))
     _after_change(transaction)
     if status in ("authorized", "paid") and _credit(transaction):
         log.info(
@@ -431,16 +485,22 @@ def post_ledger(transaction, kind, amount, key=None):
     Call inside a write unit. The key (default "<kind>:<order id>") makes the
     entry happen once, whoever tries it how often.
     """
-    try:
-        with db.atomic():  # a savepoint: a duplicate must not abort the outer unit
-            LedgerEntry.create(
-                contract=transaction.contract_id,
-                transaction=transaction,
-                kind=kind,
-                amount=amount,
-                key=key or f"{kind}:{transaction.order_id}",
-            )
-    except IntegrityError:
+    # ON CONFLICT DO NOTHING rather than catching IntegrityError in a savepoint:
+    # the same guarantee, two statements fewer.
+    inserted = (
+        LedgerEntry.insert(
+            contract=transaction.contract_id,
+            transaction=transaction.id,
+            kind=kind,
+            amount=amount,
+            key=key or f"{kind}:{transaction.order_id}",
+            created_at=utcnow(),
+        )
+        .on_conflict(conflict_target=[LedgerEntry.key], action="NOTHING")
+        .as_rowcount()
+        .execute()
+    )
+    if not inserted:
         return False
     Contract.update(balance=Contract.balance + amount).where(
         Contract.id == transaction.contract_id
@@ -467,17 +527,28 @@ def _reverse(transaction):
 
 def record_event(transaction, source, kind, old, new, fields=None, note=None):
     """Record an event of a transaction."""
-    TransactionEvent.create(
-        transaction=transaction,
-        instance=transaction.instance_id,
-        order_id=transaction.order_id,
-        source=source,
-        kind=kind,
-        old_status=old,
-        new_status=new,
-        fields=fields,
-        note=note,
-    )
+    _insert_events(_event(transaction, source, kind, old, new, fields, note))
+
+
+def _event(transaction, source, kind, old, new, fields=None, note=None):
+    """Describe an event row of a transaction (written by _insert_events)."""
+    return {
+        "transaction": transaction.id,
+        "instance": transaction.instance_id,
+        "order_id": transaction.order_id,
+        "source": source,
+        "kind": kind,
+        "old_status": old,
+        "new_status": new,
+        "fields": fields,
+        "note": note,
+        "created_at": utcnow(),
+    }
+
+
+def _insert_events(*rows):
+    """Write event rows in one statement, in order."""
+    TransactionEvent.insert_many(rows).execute()
 
 
 def _unstored_removed(fields):

@@ -106,3 +106,47 @@ def test_thirty_concurrent_deliveries_credit_once(live_server, demo, shop):
     assert credits(transaction) == 1
     assert balance(demo["contract"]) == 50000
     assert len(events(transaction, "received")) == 30
+
+
+def test_a_changed_shop_password_counts_from_the_next_callback(client, demo, shop):
+    from cabinet import manage
+    from cabinet.models import ModuleConfiguration
+
+    first, second = new_payment(demo["contract"]), new_payment(demo["contract"])
+    paid = signed_callback(first.order_id, "paid", shop["password"], "500.00")
+    assert client.post("/uniteller/isp/notify", data=paid).status_code == 200
+    configuration = ModuleConfiguration.get_by_id(first.configuration_id)
+    manage.update_configuration(
+        configuration, {**configuration.params, "password": "changed-password"}
+    )
+    stale = signed_callback(second.order_id, "paid", shop["password"], "500.00")
+    assert client.post("/uniteller/isp/notify", data=stale).status_code == 403
+    fresh = signed_callback(second.order_id, "paid", "changed-password", "500.00")
+    assert client.post("/uniteller/isp/notify", data=fresh).status_code == 200
+    assert balance(demo["contract"]) == 100000
+
+
+def test_one_callback_is_a_handful_of_statements(client, demo, shop):
+    import logging
+
+    transaction = new_payment(demo["contract"])
+    fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")
+    statements = []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if isinstance(record.msg, tuple):  # peewee logs (sql, params)
+                statements.append(record.msg[0])
+
+    logger, handler = logging.getLogger("peewee"), Count()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        response = client.post("/uniteller/isp/notify", data=fields)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert response.data == b"credited" and balance(demo["contract"]) == 50000
+    # Read order+configuration+instance+contract, update, events, ledger, balance.
+    assert len(statements) <= 6, statements
