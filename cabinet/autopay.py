@@ -409,17 +409,47 @@ def _plan_scheduled(window, stats):
     for start in range(0, len(due), PLAN_BATCH):
         rows = _decide(due[start : start + PLAN_BATCH])
         with write_unit():
-            created = list(
-                AutopayCharge.insert_many(rows)
-                .on_conflict_ignore()
-                .returning(AutopayCharge.id, AutopayCharge.status)
-                .tuples()
-                .execute()
-            )
+            created = _insert_charges(rows)
             queued = [pk for pk, status in created if status == "due"]
             on_commit(lambda queued=queued: _enqueue_charges(queued))
         planned += len(created)
     return planned
+
+
+_INSERTED = ("autopay", "period", "due_on", "amount", "reason", "source", "status",
+             "tries", "created_at", "updated_at")
+
+
+def _insert_charges(rows):
+    """Insert charge rows, skipping (autopay, period) pairs that exist; (id, status).
+
+    One prepared multi-row INSERT: building it through peewee's query nodes cost
+    more than the database's own work (a third of a 100,000-charge run).
+    """
+    if not rows:
+        return []
+    meta = AutopayCharge._meta
+    fields = [meta.fields[name] for name in _INSERTED]
+    database = db.obj
+    first, last = database.quote  # the identifier quotes: '""' or '``'
+
+    def name(identifier):
+        return f"{first}{identifier}{last}"
+
+    placeholders = "(" + ", ".join([database.param] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {name(meta.table_name)} "
+        f"({', '.join(name(f.column_name) for f in fields)}) "
+        f"VALUES {', '.join([placeholders] * len(rows))} "
+        f"ON CONFLICT DO NOTHING RETURNING {name(meta.primary_key.column_name)}, "
+        f"{name(meta.fields['status'].column_name)}"
+    )
+    now = utcnow()
+    params = []
+    for row in rows:
+        values = {**row, "tries": 0, "created_at": now, "updated_at": now}
+        params += [f.db_value(values[f.name]) for f in fields]
+    return list(database.execute_sql(sql, params).fetchall())
 
 
 def _decide(due):
@@ -595,9 +625,7 @@ def charge(charge_id):
     prepared = _prepare_try(charge_id)
     if prepared is None:
         return None
-    transaction_id, configuration = prepared
-    transaction = Transaction.get_by_id(transaction_id)
-    parent = Autopay.get_by_id(AutopayCharge.get_by_id(charge_id).autopay_id).parent
+    transaction, configuration, parent_order_id = prepared
     client = payments.client_for(configuration)
     shop = configuration.params.get("shop_id", "")
     slots = ConcurrencySlots(
@@ -614,7 +642,7 @@ def charge(charge_id):
     try:
         kill_point("before_send")
         answer = client.recurrent(
-            transaction.order_id, transaction.amount, parent.order_id
+            transaction.order_id, transaction.amount, parent_order_id
         )
         kill_point("after_send")
     except OperationRefused as exc:
@@ -644,7 +672,10 @@ class _ClaimLost(Exception):
 
 
 def _prepare_try(charge_id):
-    """Claim a due charge and write its try's transaction; None if not ours to send."""
+    """Claim a due charge and write its try's transaction; None if not ours to send.
+
+    Returns (transaction, configuration, the parent's order id): all a try needs.
+    """
     try:
         return _claim(charge_id)
     except (_ClaimLost, IntegrityError):
@@ -702,7 +733,8 @@ def _claim(charge_id):
         )
         if not claimed:
             raise _ClaimLost
-    return transaction.id, configuration
+        parent_order_id = autopay.parent.order_id
+    return transaction, configuration, parent_order_id
 
 
 def _failed_today(autopay):

@@ -274,14 +274,12 @@ def test_worker_killed_after_sending_is_resolved_without_a_second_charge(
     daily_run(world, next_weekday(2))  # planned, not yet sent
     with in_app(world):
         charge = AutopayCharge.get()
-        transaction_id, configuration = autopay._prepare_try(charge.id)
-        transaction = Transaction.get_by_id(transaction_id)
-        parent = charge.autopay.parent
+        transaction, configuration, parent_order_id = autopay._prepare_try(charge.id)
         # The request goes out, then the worker dies before recording anything.
         from cabinet import payments
 
         payments.client_for(configuration).recurrent(
-            transaction.order_id, transaction.amount, parent.order_id
+            transaction.order_id, transaction.amount, parent_order_id
         )
         assert autopay.charge(charge.id) is None  # a rerun does not send again
         assert autopay.resolve(charge.id) == "succeeded"
@@ -301,13 +299,13 @@ def test_worker_killed_before_sending_sends_the_same_order_once(
     daily_run(world, next_weekday(2))
     with in_app(world):
         charge = AutopayCharge.get()
-        transaction_id, _ = autopay._prepare_try(charge.id)  # then the worker died
+        transaction, _, _ = autopay._prepare_try(charge.id)  # then the worker died
         assert autopay.resolve(charge.id) == "resend"
     run_jobs(world.app)
     world.settle()
     _, _, charges = state(world)
     assert [(c.status, c.tries, c.transaction_id) for c in charges] == [
-        ("succeeded", 1, transaction_id)
+        ("succeeded", 1, transaction.id)
     ]
 
 
