@@ -37,9 +37,19 @@ class RequestSpacing:
 class ConcurrencySlots:
     """At most `size` holders at once per key, across all processes (Redis)."""
 
+    # Give the slot back if it is still ours, and wake one waiter.
+    RELEASE = """
+    if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+    redis.call('rpush', KEYS[2], 1)
+    redis.call('ltrim', KEYS[2], -tonumber(ARGV[2]), -1)
+    redis.call('pexpire', KEYS[2], ARGV[3])
+    """
+    POLL_SECONDS = 0.05  # a holder that died frees its slot by expiry, unannounced
+
     def __init__(self, redis, key, size, hold_seconds=120):
         self.redis = redis
         self.keys = [f"{key}:{n}" for n in range(size)]
+        self.wake_key = f"{key}:wake"
         self.hold_ms = int(hold_seconds * 1000)  # a dead holder frees its slot
         self.token = uuid.uuid4().hex
         self.held = None
@@ -52,12 +62,17 @@ class ConcurrencySlots:
                 if self.redis.set(key, self.token, nx=True, px=self.hold_ms):
                     self.held = key
                     return True
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            time.sleep(0.02)
+            # Wait for a release to wake us rather than sleeping a fixed time:
+            # a slot left idle between polls is throughput lost. The slot keys
+            # stay the only truth; a wake-up only says "look again".
+            self.redis.blpop([self.wake_key], timeout=min(left, self.POLL_SECONDS))
 
     def release(self):
-        """Give the slot back (only if it is still ours)."""
-        if self.held and self.redis.get(self.held) == self.token.encode():
-            self.redis.delete(self.held)
+        """Give the slot back (only if it is still ours) and wake a waiter."""
+        if self.held:
+            self.redis.eval(self.RELEASE, 2, self.held, self.wake_key, self.token,
+                            len(self.keys), self.hold_ms)
         self.held = None
