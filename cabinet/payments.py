@@ -5,6 +5,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from flask import current_app
 from peewee import fn
@@ -22,6 +23,7 @@ from .models import (
     utcnow,
 )
 from .money import AmountError, to_kopecks
+from .prepared import Prepared
 from .uniteller.client import UnitellerClient, normalize_status
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,23 @@ _KEPT_FIELDS = (
     (Transaction.response_code, "response_code"),
     (Transaction.message, "message"),
 )
+
+
+def _set_status(status, slot):
+    """Build the compare-and-set of a status; absent fields keep their values."""
+    return Transaction.update(
+        {
+            Transaction.status: slot("status"),
+            Transaction.updated_at: slot("updated_at", Transaction.updated_at),
+            **{
+                column: fn.COALESCE(slot(column.name), column)
+                for column, _ in _KEPT_FIELDS
+            },
+        }
+    ).where(Transaction.id == slot("id"), Transaction.status.in_(_FROM[status]))
+
+
+_SET_STATUS = {status: Prepared(partial(_set_status, status)) for status in _FROM}
 
 
 @dataclass
@@ -217,18 +236,36 @@ def receive_callback(instance_code, fields):
         return _apply(transaction, status, fields.get("Status"), kept, "callback")
 
 
-def _callback_order(instance_code, order_id):
-    """Load an instance's order with its configuration, instance and contract."""
-    if not isinstance(order_id, str):
-        return None
-    return (
+# An instance's order with its configuration, instance and contract.
+_CALLBACK_ORDER = Prepared(
+    lambda slot: (
         Transaction.select(Transaction, ModuleConfiguration, ModuleInstance, Contract)
         .join_from(Transaction, ModuleConfiguration)
         .join_from(Transaction, ModuleInstance)
         .join_from(Transaction, Contract)
-        .where(Transaction.order_id == order_id, ModuleInstance.code == instance_code)
-        .first()
+        .where(
+            Transaction.order_id == slot("order_id"),
+            ModuleInstance.code == slot("code"),
+        )
+        .limit(1)
     )
+)
+# An order with its contract.
+_ORDER = Prepared(
+    lambda slot: (
+        Transaction.select(Transaction, Contract)
+        .join_from(Transaction, Contract)
+        .where(Transaction.order_id == slot("order_id"))
+        .limit(1)
+    )
+)
+
+
+def _callback_order(instance_code, order_id):
+    """Load an instance's order with its configuration, instance and contract."""
+    if not isinstance(order_id, str):
+        return None
+    return _CALLBACK_ORDER.first(order_id=order_id, code=instance_code)
 
 
 def apply_status(order_id, status_word, *, source, fields=None, instance=None):
@@ -236,12 +273,7 @@ def apply_status(order_id, status_word, *, source, fields=None, instance=None):
     status = normalize_status(status_word)
     kept = _unstored_removed(fields or {})
     with write_unit():
-        transaction = (
-            Transaction.select(Transaction, Contract)
-            .join_from(Transaction, Contract)
-            .where(Transaction.order_id == order_id)
-            .first()
-        )
+        transaction = _ORDER.first(order_id=order_id) if order_id else None
         if transaction is None or (
             instance is not None and transaction.instance_id != instance.id
         ):
@@ -319,13 +351,9 @@ def _transition(transaction, status, fields, source, received):
     old = transaction.status
     changes = {"status": status, "updated_at": utcnow()}
     for column, key in _KEPT_FIELDS:
-        if lower.get(key):
-            changes[column.name] = str(lower[key])[: column.max_length]
-    changed = (
-        Transaction.update(**changes)
-        .where(Transaction.id == transaction.id, Transaction.status.in_(_FROM[status]))
-        .execute()
-    )
+        value = lower.get(key)
+        changes[column.name] = str(value)[: column.max_length] if value else None
+    changed = _SET_STATUS[status].execute(id=transaction.id, **changes)
     if not changed:
         current = (
             Transaction.select(Transaction.status)
@@ -356,7 +384,8 @@ def _transition(transaction, status, fields, source, received):
         return Outcome("illegal", transaction)
     # The row now holds exactly these values: no need to read it back.
     for name, value in changes.items():
-        setattr(transaction, name, value)
+        if value is not None:
+            setattr(transaction, name, value)
     _insert_events(received, _event(transaction, source, "state", old, status))
     _after_change(transaction)
     if status in ("authorized", "paid") and _credit(transaction):
@@ -487,25 +516,37 @@ def post_ledger(transaction, kind, amount, key=None):
     """
     # ON CONFLICT DO NOTHING rather than catching IntegrityError in a savepoint:
     # the same guarantee, two statements fewer.
-    inserted = (
-        LedgerEntry.insert(
-            contract=transaction.contract_id,
-            transaction=transaction.id,
-            kind=kind,
-            amount=amount,
-            key=key or f"{kind}:{transaction.order_id}",
-            created_at=utcnow(),
-        )
-        .on_conflict(conflict_target=[LedgerEntry.key], action="NOTHING")
-        .as_rowcount()
-        .execute()
+    inserted = _LEDGER_INSERT.execute(
+        contract=transaction.contract_id,
+        transaction=transaction.id,
+        kind=kind,
+        amount=amount,
+        key=key or f"{kind}:{transaction.order_id}",
+        created_at=utcnow(),
     )
     if not inserted:
         return False
-    Contract.update(balance=Contract.balance + amount).where(
-        Contract.id == transaction.contract_id
-    ).execute()
+    _BALANCE_MOVE.execute(amount=amount, id=transaction.contract_id)
     return True
+
+
+_LEDGER_INSERT = Prepared(
+    lambda slot: LedgerEntry.insert(
+        {
+            LedgerEntry.contract: slot("contract"),
+            LedgerEntry.transaction: slot("transaction"),
+            LedgerEntry.kind: slot("kind"),
+            LedgerEntry.amount: slot("amount"),
+            LedgerEntry.key: slot("key"),
+            LedgerEntry.created_at: slot("created_at", LedgerEntry.created_at),
+        }
+    ).on_conflict(conflict_target=[LedgerEntry.key], action="NOTHING")
+)
+_BALANCE_MOVE = Prepared(
+    lambda slot: Contract.update(balance=Contract.balance + slot("amount")).where(
+        Contract.id == slot("id")
+    )
+)
 
 
 def _credit(transaction):
@@ -548,7 +589,45 @@ def _event(transaction, source, kind, old, new, fields=None, note=None):
 
 def _insert_events(*rows):
     """Write event rows in one statement, in order."""
-    TransactionEvent.insert_many(rows).execute()
+    _EVENT_INSERTS[len(rows)].execute(
+        **{
+            f"{name}{n}": value
+            for n, row in enumerate(rows)
+            for name, value in row.items()
+        }
+    )
+
+
+def _events_insert(count, slot):
+    """Build the insert of `count` event rows."""
+    converted = {TransactionEvent.fields, TransactionEvent.created_at}
+    return TransactionEvent.insert_many(
+        [
+            {
+                field: slot(f"{field.name}{n}", field if field in converted else None)
+                for field in _EVENT_FIELDS
+            }
+            for n in range(count)
+        ]
+    )
+
+
+_EVENT_FIELDS = [
+    TransactionEvent._meta.fields[name]
+    for name in (
+        "transaction",
+        "instance",
+        "order_id",
+        "source",
+        "kind",
+        "old_status",
+        "new_status",
+        "fields",
+        "note",
+        "created_at",
+    )
+]
+_EVENT_INSERTS = {n: Prepared(partial(_events_insert, n)) for n in (1, 2)}
 
 
 def _unstored_removed(fields):
