@@ -10,6 +10,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -474,18 +475,25 @@ def monitor_page():
     shown["instance"] = instance.code
     rows, following = monitor.page(monitor.selection(instance, filters),
                                    current_app.config["PAGE_SIZE"], _cursor())
-    per_status = monitor.totals(instance, filters)
-    series = monitor.daily_paid(instance, filters,
-                                monitor.local_days(first, last, local_midnight_utc))
-    return page_or_fragment(
+    context = {"rows": rows, "following": following, "filters": shown,
+               "after": request.args.get("after", "")}
+    if wants_fragment() and request.headers.get("HX-Target") == "monitor-rows":
+        # Paging: the totals and the chart above the rows stay as they are.
+        response = make_response(render_template("console/_monitor-rows.html",
+                                                 **context))
+        response.vary.update(("HX-Request", "HX-Target"))
+        return response
+    per_status, series = monitor.summary(
+        instance, filters, monitor.local_days(first, last, local_midnight_utc))
+    response = page_or_fragment(
         "console/monitor.html", "console/_monitor-table.html",
         instance=instance, instances=list(ModuleInstance.select()
                                           .order_by(ModuleInstance.code)),
-        rows=rows, following=following, filters=shown,
-        after=request.args.get("after", ""), totals=per_status,
-        total_count=sum(c for _, c, _ in per_status),
-        total_sum=sum(s for _, _, s in per_status),
-        chart=monitor.chart(series), statuses=STATUS_FILTERS, kinds=monitor.KINDS)
+        totals=per_status, total_count=sum(c for _, c, _ in per_status),
+        total_sum=sum(s for _, _, s in per_status), chart=monitor.chart(series),
+        statuses=STATUS_FILTERS, kinds=monitor.KINDS, **context)
+    response.vary.add("HX-Target")
+    return response
 
 
 @bp.route("/monitor.csv")
@@ -500,7 +508,7 @@ def monitor_csv():
     header = [_("Date"), _("Order"), _("Contract"), _("Name"), _("Kind"), _("Status"),
               _("Amount"), _("Bill number"), _("Approval code"), _("Response code"),
               _("Message")]
-    lines = monitor.csv_lines(instance, filters, local_timezone(), header)
+    lines = monitor.csv_chunks(instance, filters, local_timezone(), header)
     name = f"transactions-{code}-{shown['from']}-{shown['to']}.csv"
     return Response(stream_with_context(lines), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

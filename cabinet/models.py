@@ -121,6 +121,22 @@ class Contract(BaseModel):
         """Return the contract with this number, or None."""
         return cls.get_or_none(cls.number == number)
 
+    @classmethod
+    def create_table(cls, safe=True, **options):
+        """Create the table and the trigram index of the console's name search."""
+        from .migrations.m0005_monitor_search import create_search
+
+        super().create_table(safe, **options)
+        create_search(getattr(cls._meta.database, "obj", cls._meta.database))
+
+    @classmethod
+    def drop_table(cls, safe=True, drop_sequences=True, **options):
+        """Drop the table and SQLite's search table (its triggers go with it)."""
+        database = getattr(cls._meta.database, "obj", cls._meta.database)
+        if database.table_exists("contract_search"):
+            database.execute_sql("DROP TABLE contract_search")
+        super().drop_table(safe, drop_sequences, **options)
+
 
 class Operator(BaseModel):
     """A member of the ISP's staff who uses the console."""
@@ -162,6 +178,8 @@ class Transaction(BaseModel):
             # with or without a status filter.
             (("instance", "created_at", "id"), False),
             (("instance", "status", "created_at", "id"), False),
+            # Covers the monitor's totals and chart: no table reads.
+            (("instance", "created_at", "status", "contract", "amount"), False),
             (("status", "created_at"), False),
             (("status", "next_check_at"), False),
         )

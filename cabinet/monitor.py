@@ -12,7 +12,8 @@ from .models import CREDITED_STATUSES, STATUS_GROUPS, Contract, Transaction
 from .money import format_signed
 
 KINDS = ("payment", "bind", "recurrent")
-CSV_BATCH = 1000
+CSV_BATCH = 2000  # rows fetched, formatted and sent at a time
+TRIGRAM = 3  # the shortest text a trigram index can look up
 
 
 def register_functions(database):
@@ -34,7 +35,21 @@ def contains(column, text):
 
 def contracts_matching(text):
     """Select contracts whose number or name contains `text`, ignoring case."""
-    return Contract.select().where(
+    return Contract.select().where(Contract.id.in_(matching_ids(text)))
+
+
+def matching_ids(text):
+    """Select the ids of contracts whose number or name contains `text`.
+
+    SQLite answers from its trigram table (FTS5), PostgreSQL from the pg_trgm
+    index on LOWER(number), LOWER(name); a text shorter than a trigram (or no
+    pg_trgm) reads the whole contract table.
+    """
+    if isinstance(db.obj, SqliteDatabase) and len(text) >= TRIGRAM:
+        return NodeList((SQL(
+            "SELECT rowid FROM contract_search WHERE contract_search MATCH ?",
+            ('"' + text.replace('"', '""') + '"',)),), parens=True)
+    return Contract.select(Contract.id).where(
         contains(Contract.number, text) | contains(Contract.name, text))
 
 
@@ -49,21 +64,28 @@ class Filters:
     kind: str = ""
 
 
-def selection(instance, filters, status=True):
-    """Select an instance's transactions that pass the filters (with their contract)."""
-    query = (Transaction.select(Transaction, Contract).join(Contract)
-             .where(Transaction.instance == instance,
-                    Transaction.created_at >= filters.start,
-                    Transaction.created_at < filters.end))
+def conditions(instance, filters, status=True):
+    """List the conditions a transaction passes the filters by."""
+    where = [Transaction.instance == instance,
+             Transaction.created_at >= filters.start,
+             Transaction.created_at < filters.end]
     if status and filters.status:
-        query = query.where(Transaction.status.in_(
+        where.append(Transaction.status.in_(
             STATUS_GROUPS.get(filters.status, (filters.status,))))
     if filters.kind:
-        query = query.where(Transaction.kind == filters.kind)
+        where.append(Transaction.kind == filters.kind)
     if filters.search:
-        query = query.where(Transaction.contract.in_(
-            contracts_matching(filters.search).select(Contract.id)))
-    return query
+        # A subquery, not a list of ids fetched first: PostgreSQL's planner then
+        # checks the name of each row's contract while it pages (cheaper than
+        # the trigram lookup), and a list of 10,000 ids costs more to build.
+        where.append(Transaction.contract.in_(matching_ids(filters.search)))
+    return where
+
+
+def selection(instance, filters, status=True):
+    """Select an instance's transactions that pass the filters (with their contract)."""
+    return (Transaction.select(Transaction, Contract).join(Contract)
+            .where(*conditions(instance, filters, status)))
 
 
 def encode_cursor(transaction):
@@ -92,13 +114,38 @@ def page(query, size, cursor=None):
     return rows[:size], following
 
 
+def summary(instance, filters, days):
+    """Count and sum per status, and sum the credited amounts per day, in one pass.
+
+    Returns ([(status, count, sum)], [(date, kopecks)]); `days` are (date,
+    utc_start, utc_end) triples. Reads no contract and no table row: the
+    (instance, created_at, status, contract, amount) index covers it.
+    """
+    where = conditions(instance, filters, status=False)
+    shown = STATUS_GROUPS.get(filters.status, (filters.status,))
+    if filters.status:
+        where.append(Transaction.status.in_(set(shown) | set(CREDITED_STATUSES)))
+    bucket = Case(None, [((Transaction.created_at >= start)
+                          & (Transaction.created_at < end), index)
+                         for index, (_, start, end) in enumerate(days)]
+                  ) if days else SQL("NULL")
+    query = (Transaction.select(Transaction.status, bucket.alias("bucket"),
+                                fn.COUNT(Transaction.id), fn.SUM(Transaction.amount))
+             .where(*where).group_by(Transaction.status, SQL("bucket")).tuples())
+    per_status, per_day = {}, {}
+    for status, day, count, amount in query:
+        if not filters.status or status in shown:
+            before = per_status.get(status, (0, 0))
+            per_status[status] = (before[0] + count, before[1] + int(amount))
+        if status in CREDITED_STATUSES and day is not None:
+            per_day[int(day)] = per_day.get(int(day), 0) + int(amount)
+    return ([(status, *per_status[status]) for status in sorted(per_status)],
+            [(day, per_day.get(index, 0)) for index, (day, _, _) in enumerate(days)])
+
+
 def totals(instance, filters):
     """Count and sum the filtered transactions per status: [(status, count, sum)]."""
-    query = (selection(instance, filters)
-             .select(Transaction.status, fn.COUNT(Transaction.id),
-                     fn.COALESCE(fn.SUM(Transaction.amount), 0))
-             .group_by(Transaction.status).order_by(Transaction.status))
-    return [(status, count, int(amount)) for status, count, amount in query.tuples()]
+    return summary(instance, filters, [])[0]
 
 
 def daily_paid(instance, filters, days):
@@ -106,17 +153,7 @@ def daily_paid(instance, filters, days):
 
     `days` are (date, utc_start, utc_end) triples: one query groups by them.
     """
-    if not days:
-        return []
-    bucket = Case(None, [((Transaction.created_at >= start)
-                          & (Transaction.created_at < end), index)
-                         for index, (_, start, end) in enumerate(days)])
-    query = (selection(instance, filters, status=False)
-             .where(Transaction.status.in_(CREDITED_STATUSES))
-             .select(bucket.alias("bucket"), fn.SUM(Transaction.amount))
-             .group_by(SQL("bucket")).order_by())
-    sums = {int(day): int(amount) for day, amount in query.tuples() if day is not None}
-    return [(day, sums.get(index, 0)) for index, (day, _, _) in enumerate(days)]
+    return summary(instance, filters, days)[1]
 
 
 def chart(series, width=720, height=160, label_every=None):
@@ -138,29 +175,91 @@ def chart(series, width=720, height=160, label_every=None):
     return {"width": width, "height": height, "bars": bars, "top": top}
 
 
-def csv_lines(instance, filters, timezone, header):
-    """Yield the filtered set as CSV lines (BOM first), read in keyset batches."""
-    yield "\ufeff" + _csv_line(header)
-    cursor = None
-    query = selection(instance, filters)
-    while True:
-        rows, cursor = page(query, CSV_BATCH, cursor)
-        for t in rows:
-            local = t.created_at.replace(tzinfo=UTC).astimezone(timezone)
-            yield _csv_line([
-                local.strftime("%d.%m.%Y %H:%M:%S"), t.order_id, t.contract.number,
-                t.contract.name, t.kind, t.status, format_signed(t.amount),
-                t.bill_number or "", t.approval_code or "", t.response_code or "",
-                t.message or "",
-            ])
-        if cursor is None:
-            return
+def csv_chunks(instance, filters, timezone, header):
+    """Yield the filtered set as CSV text (BOM first), many lines per chunk.
 
-
-def _csv_line(values):
+    One cursor of plain tuples, newest first: on PostgreSQL a named (server-side)
+    cursor in a read-only transaction, so the worker holds one batch, not the set.
+    """
     buffer = io.StringIO()
-    csv.writer(buffer, delimiter=";", lineterminator="\r\n").writerow(values)
-    return buffer.getvalue()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    buffer.write("\ufeff")
+    writer.writerow(header)
+    local = _local_time(timezone)
+    for rows in _csv_batches(instance, filters):
+        writer.writerows([
+            (local(created), order_id, number, name, kind, status,
+             f"{amount // 100}.{amount % 100:02d}" if amount >= 0
+             else format_signed(amount),
+             bill, approval, response, message)
+            for (created, order_id, number, name, kind, status, amount, bill, approval,
+                 response, message) in rows])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _csv_batches(instance, filters):
+    """Yield the CSV's rows as lists of tuples, CSV_BATCH at a time."""
+    sqlite = isinstance(db.obj, SqliteDatabase)
+    # Text, as SQLite keeps it: "YYYY-MM-DD HH:MM:SS[.ffffff]".
+    created = Transaction.created_at if sqlite else fn.to_char(
+        Transaction.created_at, "YYYY-MM-DD HH24:MI:SS")
+    query = (Transaction.select(
+        created, Transaction.order_id, Contract.number, Contract.name,
+        Transaction.kind, Transaction.status, Transaction.amount,
+        Transaction.bill_number, Transaction.approval_code, Transaction.response_code,
+        Transaction.message).join(Contract).where(*conditions(instance, filters))
+        .order_by(Transaction.created_at.desc(), Transaction.id.desc()))
+    sql, params = query.sql()
+    if sqlite:
+        cursor = db.execute_sql(sql, params)
+        try:
+            while rows := cursor.fetchmany(CSV_BATCH):
+                yield rows
+        finally:
+            cursor.close()
+        return
+    connection = db.connection()
+    # psycopg2 refuses a named cursor in autocommit mode (peewee's default).
+    connection.autocommit = False
+    try:
+        connection.set_session(readonly=True)
+        with connection.cursor(name="monitor_csv") as cursor:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(CSV_BATCH):
+                yield rows
+    finally:
+        connection.rollback()
+        connection.set_session(readonly=False)
+        connection.autocommit = True
+
+
+def _local_time(timezone):
+    """Make a formatter of UTC text as the ISP's "DD.MM.YYYY HH:MM:SS".
+
+    The zone's offset is looked up once per UTC hour: minutes and seconds are
+    copied when the offset is whole hours (as all of Russia's are).
+    """
+    hours = {}
+
+    def hour(key):
+        moment = datetime.fromisoformat(key + ":00:00").replace(tzinfo=UTC)
+        shifted = moment.astimezone(timezone)
+        hours[key] = (shifted.strftime("%d.%m.%Y %H") if shifted.minute == 0
+                      else None)
+        return hours[key]
+
+    def local(created):
+        key = created[:13]
+        prefix = hours[key] if key in hours else hour(key)
+        if prefix is None:
+            moment = datetime.fromisoformat(created[:19]).replace(tzinfo=UTC)
+            return moment.astimezone(timezone).strftime("%d.%m.%Y %H:%M:%S")
+        return prefix + created[13:19]
+
+    return local
 
 
 def local_days(first, last, to_utc):

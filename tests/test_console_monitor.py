@@ -185,3 +185,31 @@ def test_monitor_queries_use_the_keyset_indexes(many):
         now - timedelta(days=7), now, status="paid")).order_by(
         Transaction.created_at.desc(), Transaction.id.desc()).limit(11)
     assert "transaction_instance_id_status_created_at_id" in explain(by_status)
+
+
+def test_the_name_search_follows_renames_and_reads_its_index(staff):  # noqa: F811
+    found = lambda text: {c.number for c in monitor.contracts_matching(text)}  # noqa: E731
+    assert found("ИВАНОВ") == found("иванов") == {"1001"}
+    assert found("00") >= {"1001"}  # shorter than a trigram: the plain scan
+    manage.add_contract("3001", "Ёжиков Ё. Ё.", "pass-3001", instance=staff["instance"])
+    assert found("ёжик") == {"3001"} and found("100%") == set()
+    from cabinet.models import Contract
+
+    Contract.update(name="Шмидт Ш. Ш.").where(Contract.number == "3001").execute()
+    assert found("ёжик") == set() and found("ШМИДТ") == {"3001"}
+    if isinstance(db.obj, PostgresqlDatabase):  # a few rows: the plan proves nothing
+        assert "contract_search_trigram" in {i.name for i in db.get_indexes("contract")}
+    else:
+        assert "contract_search" in explain(monitor.contracts_matching("иванов"))
+
+
+def test_paging_rows_leaves_the_totals_and_chart_alone(client, many):
+    console_login(client, OPERATOR)
+    first = client.get("/console/monitor?instance=isp").get_data(as_text=True)
+    older = NEXT_LINK.search(first).group(1).replace("&amp;", "&")
+    assert 'hx-target="#monitor-rows"' in first
+    rows = client.get(older, headers={"HX-Request": "true",
+                                      "HX-Target": "monitor-rows"})
+    text = rows.get_data(as_text=True)
+    assert text.startswith('<div id="monitor-rows">') and "paid-chart" not in text
+    assert ORDER_LINK.findall(text) and "HX-Target" in rows.headers["Vary"]
