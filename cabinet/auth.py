@@ -21,8 +21,13 @@ from wtforms.validators import DataRequired, Length
 
 from .extensions import get_redis, htmx
 from .models import Contract, Operator
+from .prepared import Prepared
 
 bp = Blueprint("auth", __name__)
+# Every page a subscriber opens loads the contract: its SQL is built once.
+_CONTRACT_BY_ID = Prepared(
+    lambda slot: Contract.select().where(Contract.id == slot("id")).limit(1)
+)
 
 
 class ContractUser:
@@ -68,7 +73,7 @@ def init_login(login_manager):
         if not pk.isdigit():
             return None
         if kind == "c":
-            contract = Contract.get_or_none(Contract.id == int(pk))
+            contract = _CONTRACT_BY_ID.first(id=int(pk))
             return ContractUser(contract) if contract else None
         if kind == "o":
             operator = Operator.get_or_none(Operator.id == int(pk))

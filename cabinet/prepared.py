@@ -56,9 +56,13 @@ class Prepared:
 
     def first(self, **values):
         """Run a select; return its first row as the query would (models), or None."""
-        query, cursor = self._run(values)
-        rows = list(query._get_cursor_wrapper(cursor))  # all: the statement ends
+        rows = self.all(**values)  # all rows (at most one): the statement ends
         return rows[0] if rows else None
+
+    def all(self, **values):
+        """Run a select; return its rows as the query would (models)."""
+        query, cursor = self._run(values)
+        return list(query._get_cursor_wrapper(cursor))
 
     def execute(self, **values):
         """Run a write; return the number of rows it changed."""

@@ -38,6 +38,7 @@ from .models import (
     Transaction,
 )
 from .money import AmountError, format_human, parse_amount
+from .prepared import Prepared
 from .web import page_or_fragment, parse_period
 
 bp = Blueprint("subscriber", __name__)
@@ -186,6 +187,37 @@ def payment_status(order_id):
     )
 
 
+# The columns a history row shows: a page reads no more than it prints.
+HISTORY_COLUMNS = (
+    Transaction.id,
+    Transaction.created_at,
+    Transaction.order_id,
+    Transaction.amount,
+    Transaction.status,
+)
+_HISTORY_QUERIES = {}
+
+
+def _history_query(status, since, until):
+    """Return the prepared history query for a combination of filters."""
+    key = (status, since, until)
+    if key not in _HISTORY_QUERIES:
+        _HISTORY_QUERIES[key] = Prepared(
+            lambda slot: (
+                Transaction.history(
+                    slot("contract"),
+                    status,
+                    slot("start", Transaction.created_at) if since else None,
+                    slot("end", Transaction.created_at) if until else None,
+                )
+                .select(*HISTORY_COLUMNS)
+                .limit(slot("limit"))
+                .offset(slot("offset"))
+            )
+        )
+    return _HISTORY_QUERIES[key]
+
+
 @bp.route("/payments")
 @contract_required
 def history():
@@ -200,10 +232,12 @@ def history():
     page = int(page)
     size = current_app.config["PAGE_SIZE"]
     # One row more than a page tells whether there is a next page.
-    rows = list(
-        Transaction.history(current_contract(), status or None, start, end)
-        .limit(size + 1)
-        .offset((page - 1) * size)
+    rows = _history_query(status or None, start is not None, end is not None).all(
+        contract=current_contract().id,
+        start=start,
+        end=end,
+        limit=size + 1,
+        offset=(page - 1) * size,
     )
     context = {
         "rows": rows[:size],
