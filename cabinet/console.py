@@ -467,7 +467,7 @@ def _choose_instance(endpoint):
 @bp.route("/monitor")
 @operator_required()
 def monitor_page():
-    """Show an instance's transactions of a period: filters, totals, chart, pages."""
+    """Show an instance's transactions of a period: filters and keyset pages."""
     instance = _chosen_instance(request.args)
     if instance is None:
         return _choose_instance("console.monitor_page")
@@ -483,17 +483,34 @@ def monitor_page():
                                                  **context))
         response.vary.update(("HX-Request", "HX-Target"))
         return response
-    per_status, series = monitor.summary(
-        instance, filters, monitor.local_days(first, last, local_midnight_utc))
+    # The totals and the chart come by a request of their own once the page is
+    # shown (console.monitor_summary): counting a year of a big instance can
+    # take longer than the rows, and the operator need not wait for it.
     response = page_or_fragment(
         "console/monitor.html", "console/_monitor-table.html",
         instance=instance, instances=list(ModuleInstance.select()
                                           .order_by(ModuleInstance.code)),
-        totals=per_status, total_count=sum(c for _, c, _ in per_status),
-        total_sum=sum(s for _, _, s in per_status), chart=monitor.chart(series),
         statuses=STATUS_FILTERS, kinds=monitor.KINDS, **context)
     response.vary.add("HX-Target")
     return response
+
+
+@bp.route("/monitor/summary")
+@operator_required()
+def monitor_summary():
+    """Count the monitor's filtered set per status and chart its paid sums per day."""
+    instance = _chosen_instance(request.args)
+    if instance is None:
+        abort(400, "which instance: ?instance=")
+    filters, shown, first, last = _monitor_filters()
+    shown["instance"] = instance.code
+    per_status, series = monitor.summary(
+        instance, filters, monitor.local_days(first, last, local_midnight_utc))
+    return page_or_fragment(
+        "console/monitor-summary.html", "console/_monitor-summary.html",
+        instance=instance, filters=shown, totals=per_status,
+        total_count=sum(c for _, c, _ in per_status),
+        total_sum=sum(s for _, _, s in per_status), chart=monitor.chart(series))
 
 
 @bp.route("/monitor.csv")

@@ -74,7 +74,7 @@ def test_filters_and_totals(client, many):
     assert set(ORDER_LINK.findall(text)) == {t.order_id for t in many[:4]}
     # Totals of the filtered set: 4 paid, 1000+2000+3000+4000 = 100.00 ₽.
     assert re.search(r"Оплачен</span></td><td class=\"num\">4</td>"
-                     r"<td class=\"num\">100,00</td>", text)
+                     r"<td class=\"num\">100,00</td>", summary_of(client, text))
     assert monitor.totals(many[0].instance, monitor.Filters(
         utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))) == [
         ("new", 21, sum(1000 * i for i in range(5, 26))), ("paid", 4, 10000)]
@@ -132,7 +132,7 @@ def test_the_csv_holds_the_rows_of_the_filtered_view_in_its_order(
     shown, _ = walk(client, f"/console/monitor?{query}")
     first = client.get(f"/console/monitor?{query}").get_data(as_text=True)
     total = int(re.search(r"<tfoot><tr><th>[^<]*</th><th class=\"num\">(\d+)</th>",
-                          first).group(1))
+                          summary_of(client, first)).group(1))
     csv_link = html.unescape(re.search(r'href="(/console/monitor\.csv\?[^"]+)"',
                                        first).group(1))
     lines = client.get(csv_link).get_data().decode("utf-8-sig").splitlines()
@@ -140,9 +140,35 @@ def test_the_csv_holds_the_rows_of_the_filtered_view_in_its_order(
     assert len(shown) == total
 
 
+def summary_of(client, page):
+    """Load the totals and chart the way the page's htmx does, after the page."""
+    url = html.unescape(re.search(
+        r'id="monitor-summary" hx-get="([^"]+)" hx-trigger="load"', page).group(1))
+    answer = client.get(url, headers={"HX-Request": "true"})
+    assert answer.status_code == 200
+    return answer.get_data(as_text=True)
+
+
+def test_the_page_shows_rows_first_and_the_totals_load_after_it(client, many):
+    console_login(client, OPERATOR)
+    page = client.get("/console/monitor?instance=isp&status=paid&q=1")
+    text = page.get_data(as_text=True)
+    assert ORDER_LINK.findall(text) and "paid-chart" not in text
+    summary = summary_of(client, text)
+    assert summary.startswith('<div class="monitor-head" id="monitor-summary">')
+    assert 'id="paid-chart"' in summary and "<tfoot>" in summary
+    # Without htmx (the <noscript> link) the totals come as a page of their own.
+    alone = client.get("/console/monitor/summary?instance=isp&status=paid")
+    assert alone.status_code == 200 and "<html" in alone.get_data(as_text=True)
+    assert client.get("/console/monitor/summary?instance=nope").status_code == 404
+    assert client.get("/console/monitor/summary?instance=isp&status=bogus") \
+        .status_code == 400
+
+
 def test_svg_chart_of_daily_paid_totals(client, many):
     console_login(client, OPERATOR)
-    page = client.get("/console/monitor?instance=isp").get_data(as_text=True)
+    page = summary_of(client, client.get("/console/monitor?instance=isp")
+                      .get_data(as_text=True))
     svg = page[page.index('<svg id="paid-chart"'):page.index("</svg>")]
     assert svg.count("<rect") == 7  # one bar per day of the default week
     assert "100,00 ₽" in svg  # today's paid total, in the bar's title
