@@ -2,8 +2,9 @@
 
 import html
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from peewee import PostgresqlDatabase
@@ -163,6 +164,34 @@ def test_the_page_shows_rows_first_and_the_totals_load_after_it(client, many):
     assert client.get("/console/monitor/summary?instance=nope").status_code == 404
     assert client.get("/console/monitor/summary?instance=isp&status=bogus") \
         .status_code == 400
+
+
+@pytest.mark.parametrize("zone, first, moments", [
+    # No clock change: the day is counted from the seconds since the first midnight.
+    ("Europe/Moscow", date(2026, 3, 1),
+     ["2026-03-01 23:59:59", "2026-03-02 00:00:00", "2026-03-03 12:00:00"]),
+    # A 23-hour day (clocks go forward on 8 March): one bucket per day's bounds.
+    ("America/New_York", date(2026, 3, 7),
+     ["2026-03-07 23:59:59", "2026-03-08 00:00:00", "2026-03-09 00:00:00"]),
+])
+def test_daily_sums_fall_on_the_local_day(staff, zone, first, moments):  # noqa: F811
+    tz = ZoneInfo(zone)
+
+    def midnight(day):
+        return datetime.combine(day, time(), tz).astimezone(UTC).replace(tzinfo=None)
+
+    for n, moment in enumerate(moments):
+        transaction = new_payment(staff["contract"], 1000 * 10 ** n)
+        local = datetime.fromisoformat(moment).replace(tzinfo=tz)
+        Transaction.update(status="paid", created_at=local.astimezone(UTC)
+                           .replace(tzinfo=None)).where(
+            Transaction.id == transaction.id).execute()
+    days = monitor.local_days(first, first + timedelta(days=2), midnight)
+    filters = monitor.Filters(start=days[0][1], end=days[-1][2])
+    per_status, per_day = monitor.summary(staff["instance"], filters, days)
+    assert per_day == [(first, 1000), (first + timedelta(days=1), 10000),
+                       (first + timedelta(days=2), 100000)]
+    assert per_status == [("paid", 3, 111000)]
 
 
 def test_svg_chart_of_daily_paid_totals(client, many):
