@@ -3,16 +3,52 @@
 import logging
 import sys
 
+import redis
 from rq import Queue, Worker
 
-from cabinet import create_app
+from cabinet import create_app, jobs
+from cabinet.db import db
 from cabinet.extensions import QUEUE_NAME
+
+
+class CabinetWorker(Worker):
+    """RQ's forking worker whose work horses inherit the app built once here.
+
+    Building the app in every horse cost more CPU than a charge's own work.
+    """
+
+    def fork_work_horse(self, job, queue):
+        # A horse must not share a database connection with this process (or
+        # with the next horse): hand it none. Redis' pool reconnects after a fork.
+        if not db.is_closed():
+            db.close()
+        db.obj.close_all()
+        super().fork_work_horse(job, queue)
+
+
+def _describe_driver_once(connection):
+    """Give new Redis connections the client's version instead of looking it up.
+
+    Without it, every new connection (a horse's first, after the fork) reads the
+    package metadata from disk: ~3 ms of a job that otherwise takes a few.
+    """
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # redis-py before 7: nothing is looked up
+        return
+    connection.connection_pool.connection_kwargs.setdefault(
+        "driver_info", DriverInfo(lib_version=redis.__version__)
+    )
 
 
 def run_worker(app):
     """Work the queue, with RQ's scheduler for delayed jobs, until stopped."""
+    jobs.use_app(app)
     connection = app.extensions["redis"]
-    worker = Worker([Queue(QUEUE_NAME, connection=connection)], connection=connection)
+    _describe_driver_once(connection)
+    worker = CabinetWorker(
+        [Queue(QUEUE_NAME, connection=connection)], connection=connection
+    )
     worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
 
 

@@ -9,6 +9,12 @@ from .db import db
 _app = None
 
 
+def use_app(app):
+    """Run jobs with this app: `python worker.py` builds it once for its horses."""
+    global _app
+    _app = app
+
+
 def _with_app(job):
     """Run a job inside an app context and a database connection of its own."""
     @wraps(job)
