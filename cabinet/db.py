@@ -1,6 +1,7 @@
 """The database: late binding, per-request connections, write units, init-db."""
 
 import threading
+import time
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
@@ -8,8 +9,9 @@ import click
 from flask import current_app, request
 from flask.cli import with_appcontext
 from peewee import DatabaseProxy, SqliteDatabase
-from playhouse.db_url import connect
-from playhouse.pool import PooledSqliteDatabase
+from playhouse.db_url import parse
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 db = DatabaseProxy()
 # Connections a process keeps open for reuse: more than its threads.
@@ -40,11 +42,42 @@ def open_database(url):
             timeout=POOL_WAIT_SECONDS,  # waiting for a free pooled connection
             check_same_thread=False,
         )
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise ValueError("DATABASE_URL: sqlite:///path or postgresql://user@host/db")
     # PostgreSQL starts a backend process per connection: reuse them.
-    scheme, rest = url.split("://", 1)
     # More threads than pooled connections wait for one instead of failing.
-    return connect(f"{scheme}+pool://{rest}", max_connections=POOL_SIZE,
-                   stale_timeout=POOL_STALE_SECONDS, timeout=POOL_WAIT_SECONDS)
+    return RecentlyUsedPool(max_connections=POOL_SIZE, stale_timeout=POOL_STALE_SECONDS,
+                            timeout=POOL_WAIT_SECONDS, **parse(url))
+
+
+class RecentlyUsedPool(PooledPostgresqlDatabase):
+    """A PostgreSQL pool that pings only connections that sat idle for a while.
+
+    peewee asks the server (SELECT 1) before handing out any pooled connection,
+    holding the pool's lock for the round trip: one more statement on every
+    request, and requests queue behind it. A connection given back moments ago
+    and idle is taken as alive; if the server went away since, the request's
+    first statement fails as it would mid-request.
+    """
+
+    PING_AFTER_SECONDS = 10
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._returned = {}  # id(connection) -> when it was given back
+
+    def _can_reuse(self, conn):
+        reusable = super()._can_reuse(conn)
+        self._returned[id(conn)] = time.monotonic()
+        return reusable
+
+    def _is_closed(self, conn):
+        returned = self._returned.pop(id(conn), None)
+        if (not conn.closed and returned is not None
+                and time.monotonic() - returned < self.PING_AFTER_SECONDS
+                and conn.get_transaction_status() == TRANSACTION_STATUS_IDLE):
+            return False
+        return super()._is_closed(conn)
 
 
 def init_app(app):

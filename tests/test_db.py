@@ -1,0 +1,38 @@
+"""The database layer: pooled PostgreSQL connections are checked when it matters."""
+
+import psycopg2
+import pytest
+
+from cabinet.db import RecentlyUsedPool, db, open_database
+
+
+def backend_pid():
+    with db.connection_context():
+        return db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+
+
+def test_a_connection_back_from_a_request_is_reused_without_a_ping(
+        app, database_url, monkeypatch):
+    if not isinstance(db.obj, RecentlyUsedPool):
+        pytest.skip("PostgreSQL's pool")
+    pings = []
+    adapter = db.obj._adapter
+    real = adapter.is_connection_closed
+    monkeypatch.setattr(adapter, "is_connection_closed",
+                        lambda conn: pings.append(1) or real(conn))
+    with app.app_context():
+        first = backend_pid()
+        assert backend_pid() == first and not pings
+        # Idle for longer than PING_AFTER_SECONDS: asked before it is handed out,
+        # and a connection the server has ended is replaced, not handed out.
+        monkeypatch.setattr(RecentlyUsedPool, "PING_AFTER_SECONDS", 0)
+        killer = psycopg2.connect(database_url)
+        killer.autocommit = True
+        killer.cursor().execute("SELECT pg_terminate_backend(%s)", (first,))
+        killer.close()
+        assert backend_pid() != first and pings
+
+
+def test_only_sqlite_and_postgresql_urls_are_accepted():
+    with pytest.raises(ValueError, match="DATABASE_URL"):
+        open_database("mysql://root@localhost/cabinet")
