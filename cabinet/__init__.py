@@ -158,13 +158,12 @@ def register_template_helpers(app):
 
     from flask_babel import get_locale
 
-    from . import models
+    from . import i18n, models
     from .money import format_human
 
     zone = ZoneInfo(app.config["TIMEZONE"])
-
-    def labeller(labels):
-        return lambda value: labels.get(value, value)
+    i18n.install(app)
+    labeller = i18n.labeller
 
     def when(value):
         """A stored (naive UTC) time as the ISP's local dd.mm.yyyy hh:mm."""
@@ -178,7 +177,7 @@ def register_template_helpers(app):
 
     app.jinja_env.filters["money"] = format_human
     app.jinja_env.filters["when"] = when
-    app.jinja_env.filters["status_label"] = models.status_label
+    app.jinja_env.filters["status_label"] = labeller(models.STATUS_LABELS)
     app.jinja_env.filters["autopay_mode"] = labeller(models.AUTOPAY_MODE_LABELS)
     app.jinja_env.filters["autopay_state"] = labeller(models.AUTOPAY_STATE_LABELS)
     app.jinja_env.filters["charge_status"] = labeller(models.CHARGE_STATUS_LABELS)

@@ -151,3 +151,18 @@ def test_form_without_csrf_token_changes_nothing(make_app, demo):
 def test_english_is_available(client, demo):
     client.post("/lang/en", data={"next": "/login"})
     assert "Log in to your account" in client.get("/login").get_data(as_text=True)
+
+
+def test_each_reader_sees_the_labels_in_their_own_language(make_app, demo):
+    app = make_app()
+    russian, english = app.test_client(), app.test_client()
+    english.post("/lang/en", data={"next": "/login"})
+    payment = new_payment(demo["contract"], 50000)
+    payments.apply_status(payment.order_id, "paid", source="callback")
+    for client in (russian, english):  # the same process, in turn
+        login(client)
+    for client, words in ((russian, ("Оплачен", "Платежи")),
+                          (english, ("Paid", "Payments")),
+                          (russian, ("Оплачен", "Платежи"))):
+        page = client.get("/payments").get_data(as_text=True)
+        assert all(word in page for word in words), words
