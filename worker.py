@@ -1,5 +1,6 @@
 """Background work: `python worker.py` (an RQ worker), `python worker.py cron`."""
 
+import gc
 import logging
 import sys
 
@@ -41,11 +42,31 @@ def _describe_driver_once(connection):
     )
 
 
+def _warm_up(app):
+    """Build, before any fork, what every horse would otherwise build again.
+
+    A horse starts as a copy of this process: the SQL cabinet.prepared builds once
+    per database and the translations of notices (jobs speak the default
+    language) are then built once per worker, not once per job (~3.5 ms of a
+    charge's CPU here). Neither opens a database connection.
+    """
+    from flask_babel import gettext
+
+    from cabinet.prepared import Prepared
+
+    with app.app_context():
+        for thing in gc.get_objects():
+            if isinstance(thing, Prepared):
+                thing._compile()  # SQL text only, for this app's database
+        gettext("Autopay")
+
+
 def run_worker(app):
     """Work the queue, with RQ's scheduler for delayed jobs, until stopped."""
     jobs.use_app(app)
     connection = app.extensions["redis"]
     _describe_driver_once(connection)
+    _warm_up(app)
     worker = CabinetWorker(
         [Queue(QUEUE_NAME, connection=connection)], connection=connection
     )
