@@ -1,6 +1,5 @@
 """Background work: `python worker.py` (an RQ worker), `python worker.py cron`."""
 
-import gc
 import logging
 import sys
 
@@ -55,9 +54,7 @@ def _warm_up(app):
     from cabinet.prepared import Prepared
 
     with app.app_context():
-        for thing in gc.get_objects():
-            if isinstance(thing, Prepared):
-                thing._compile()  # SQL text only, for this app's database
+        Prepared.build_all()
         gettext("Autopay")
 
 

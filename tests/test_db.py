@@ -36,3 +36,12 @@ def test_a_connection_back_from_a_request_is_reused_without_a_ping(
 def test_only_sqlite_and_postgresql_urls_are_accepted():
     with pytest.raises(ValueError, match="DATABASE_URL"):
         open_database("mysql://root@localhost/cabinet")
+
+
+def test_a_worker_builds_every_prepared_query_before_it_forks(app):
+    from cabinet.prepared import Prepared
+
+    with app.app_context():
+        Prepared.build_all()
+        built = list(Prepared._every)
+        assert built and all(p._compiled[0] is db.obj for p in built)
