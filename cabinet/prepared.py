@@ -79,6 +79,11 @@ class Prepared:
         query, cursor = self._run(values)
         return list(query._get_cursor_wrapper(cursor))
 
+    def tuples(self, **values):
+        """Run a statement; return its rows as plain tuples (e.g. of RETURNING)."""
+        _, cursor = self._run(values)
+        return cursor.fetchall()
+
     def execute(self, **values):
         """Run a write; return the number of rows it changed."""
         _, cursor = self._run(values)
