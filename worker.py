@@ -3,7 +3,6 @@
 import logging
 import sys
 
-import redis
 from rq import Queue, Worker
 
 from cabinet import create_app, jobs
@@ -24,21 +23,6 @@ class CabinetWorker(Worker):
             db.close()
         db.obj.close_all()
         super().fork_work_horse(job, queue)
-
-
-def _describe_driver_once(connection):
-    """Give new Redis connections the client's version instead of looking it up.
-
-    Without it, every new connection (a horse's first, after the fork) reads the
-    package metadata from disk: ~3 ms of a job that otherwise takes a few.
-    """
-    try:
-        from redis.driver_info import DriverInfo
-    except ImportError:  # redis-py before 7: nothing is looked up
-        return
-    connection.connection_pool.connection_kwargs.setdefault(
-        "driver_info", DriverInfo(lib_version=redis.__version__)
-    )
 
 
 def _warm_up(app):
@@ -62,7 +46,6 @@ def run_worker(app):
     """Work the queue, with RQ's scheduler for delayed jobs, until stopped."""
     jobs.use_app(app)
     connection = app.extensions["redis"]
-    _describe_driver_once(connection)
     _warm_up(app)
     worker = CabinetWorker(
         [Queue(QUEUE_NAME, connection=connection)], connection=connection

@@ -171,14 +171,6 @@ def totals(instance, filters):
     return summary(instance, filters, [])[0]
 
 
-def daily_paid(instance, filters, days):
-    """Sum the credited amounts per day: [(date, kopecks)] for the given local days.
-
-    `days` are (date, utc_start, utc_end) triples: one query groups by them.
-    """
-    return summary(instance, filters, days)[1]
-
-
 def chart(series, width=720, height=160, label_every=None):
     """Lay out a bar chart of [(date, kopecks)]: bars and labels in SVG units."""
     top = max((amount for _, amount in series), default=0)
@@ -212,9 +204,7 @@ def csv_chunks(instance, filters, timezone, header):
     for rows in _csv_batches(instance, filters):
         writer.writerows([
             (local(created), order_id, number, name, kind, status,
-             f"{amount // 100}.{amount % 100:02d}" if amount >= 0
-             else format_signed(amount),
-             bill, approval, response, message)
+             format_signed(amount), bill, approval, response, message)
             for (created, order_id, number, name, kind, status, amount, bill, approval,
                  response, message) in rows])
         yield buffer.getvalue()
