@@ -638,22 +638,13 @@ def moved(code, target):
                     301)
 
 
-@bp.route("/instances/<code>/configs/new", methods=["GET", "POST"])
-@operator_required(admin=True)
-def configuration_new(code):
-    """Create a configuration of an instance (audited)."""
-    found = manage.get_instance(code)
-    form = ConfigurationForm()
+def _save_configuration(form, instance, save, **shown):
+    """Run a configuration form: save() in a write unit (returns the name saved),
+    its refusals shown on the form (400), or back to the instance on success."""
     if form.validate_on_submit():
-        values = form.params()
         try:
             with write_unit():
-                made = manage.add_configuration(
-                    found, form.name.data, [f"{k}={v}" for k, v in values.items()],
-                    who=current_operator().login)
-                audit.record(current_operator(), "configuration.create",
-                             "configuration", f"{code}/{made.name}", None,
-                             {"params": made.params})
+                name = save()
         except module_params.ParamError as exc:
             form.show_error(exc)
         except manage.Conflict:
@@ -661,11 +652,30 @@ def configuration_new(code):
         except CabinetError as exc:
             form.name.errors.append(exc.message)
         else:
-            flash(_("Configuration %(name)s saved.", name=made.name), "ok")
-            return redirect(url_for("console.instance", code=code))
+            flash(_("Configuration %(name)s saved.", name=name), "ok")
+            return redirect(url_for("console.instance", code=instance.code))
     status = 400 if form.errors else 200
-    return render_template("console/configuration.html", form=form, instance=found,
-                           configuration=None), status
+    return render_template("console/configuration.html", form=form, instance=instance,
+                           **shown), status
+
+
+@bp.route("/instances/<code>/configs/new", methods=["GET", "POST"])
+@operator_required(admin=True)
+def configuration_new(code):
+    """Create a configuration of an instance (audited)."""
+    found = manage.get_instance(code)
+    form = ConfigurationForm()
+
+    def save():
+        values = form.params()
+        made = manage.add_configuration(
+            found, form.name.data, [f"{k}={v}" for k, v in values.items()],
+            who=current_operator().login)
+        audit.record(current_operator(), "configuration.create", "configuration",
+                     f"{code}/{made.name}", None, {"params": made.params})
+        return made.name
+
+    return _save_configuration(form, found, save, configuration=None)
 
 
 def _configuration(instance, config_id):
@@ -684,25 +694,18 @@ def configuration_edit(code, config_id):
     configuration = _configuration(found, config_id)
     form = ConfigurationForm.filled(configuration, name=configuration.name)
     form.name.data = configuration.name  # the name is the key: it does not change
-    if form.validate_on_submit():
-        try:
-            with write_unit():
-                saved = manage.update_configuration(configuration, form.params(),
-                                                    who=current_operator().login)
-                after = {"params": saved.params, "password_changed": (
-                    saved.params.get("password")
-                    != configuration.params.get("password"))}
-                audit.record(current_operator(), "configuration.update",
-                             "configuration", f"{code}/{configuration.name}",
-                             {"params": configuration.params}, after)
-        except module_params.ParamError as exc:
-            form.show_error(exc)
-        else:
-            flash(_("Configuration %(name)s saved.", name=configuration.name), "ok")
-            return redirect(url_for("console.instance", code=code))
-    status = 400 if form.errors else 200
-    return render_template("console/configuration.html", form=form, instance=found,
-                           configuration=configuration), status
+
+    def save():
+        saved = manage.update_configuration(configuration, form.params(),
+                                            who=current_operator().login)
+        after = {"params": saved.params, "password_changed": (
+            saved.params.get("password") != configuration.params.get("password"))}
+        audit.record(current_operator(), "configuration.update", "configuration",
+                     f"{code}/{configuration.name}", {"params": configuration.params},
+                     after)
+        return configuration.name
+
+    return _save_configuration(form, found, save, configuration=configuration)
 
 
 @bp.route("/instances/<code>/configs/<int:config_id>/copy", methods=["GET", "POST"])
@@ -714,27 +717,16 @@ def configuration_copy(code, config_id):
     form = ConfigurationForm.filled(source)
     if request.method == "GET":
         form.name.data = ""
-    if form.validate_on_submit():
-        try:
-            with write_unit():
-                made = manage.copy_configuration(source, form.name.data,
-                                                 form.params(),
-                                                 who=current_operator().login)
-                audit.record(current_operator(), "configuration.copy",
-                             "configuration", f"{code}/{made.name}",
-                             {"from": source.name}, {"params": made.params})
-        except module_params.ParamError as exc:
-            form.show_error(exc)
-        except manage.Conflict:
-            form.name.errors.append(_("A configuration with this name exists already."))
-        except CabinetError as exc:
-            form.name.errors.append(exc.message)
-        else:
-            flash(_("Configuration %(name)s saved.", name=made.name), "ok")
-            return redirect(url_for("console.instance", code=code))
-    status = 400 if form.errors else 200
-    return render_template("console/configuration.html", form=form, instance=found,
-                           configuration=None, source=source), status
+
+    def save():
+        made = manage.copy_configuration(source, form.name.data, form.params(),
+                                         who=current_operator().login)
+        audit.record(current_operator(), "configuration.copy", "configuration",
+                     f"{code}/{made.name}", {"from": source.name},
+                     {"params": made.params})
+        return made.name
+
+    return _save_configuration(form, found, save, configuration=None, source=source)
 
 
 @bp.route("/instances/<code>/configs/<int:config_id>/versions")
