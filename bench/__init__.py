@@ -44,13 +44,19 @@ DURATION = knob("BENCH_DURATION", 8, 4)
 CHARGE_SECONDS = knob("BENCH_CHARGE_SECONDS", 20, 10)
 JOBS = knob("BENCH_JOBS", 10_000, 1_000)
 REQUESTS = knob("BENCH_REQUESTS", 10_000, 10_000)
-DATABASES = knob("BENCH_DATABASES", "sqlite,postgresql", "sqlite,postgresql",
-                 str).split(",")
-PG_URL = knob("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test",
-              "postgresql://postgres@127.0.0.1:5432/test", str)
+DATABASES = knob(
+    "BENCH_DATABASES", "sqlite,postgresql", "sqlite,postgresql", str
+).split(",")
+PG_URL = knob(
+    "BENCH_PG_URL",
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://postgres@127.0.0.1:5432/test",
+    str,
+)
 PG_SCHEMA = knob("BENCH_PG_SCHEMA", "bench", "bench", str)
 ONLY = [step for step in knob("BENCH_ONLY", "", "", str).split(",") if step]
-REDIS_URL = knob("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4",
-                 "redis://127.0.0.1:6379/4", str)
+REDIS_URL = knob(
+    "BENCH_REDIS_URL", "redis://127.0.0.1:6379/4", "redis://127.0.0.1:6379/4", str
+)
 SHOP = {"shop_id": "00000777", "login": "777", "password": "bench-shop-password"}
 SECRET_KEY = "bench-secret-key"

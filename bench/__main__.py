@@ -52,10 +52,17 @@ CHARGE_WORKERS = 8  # RQ workers: more than the 5 slots, so a slot never waits
 def row(name, database, value, target, met, baseline=None, unit="", note=""):
     """One line of the table."""
     ratio = None if baseline in (None, 0) else round(value / baseline, 3)
-    return {"name": name, "database": database, "value": round(value, 3),
-            "baseline": None if baseline is None else round(baseline, 3),
-            "ratio": ratio, "target": target, "met": bool(met), "unit": unit,
-            "note": note}
+    return {
+        "name": name,
+        "database": database,
+        "value": round(value, 3),
+        "baseline": None if baseline is None else round(baseline, 3),
+        "ratio": ratio,
+        "target": target,
+        "met": bool(met),
+        "unit": unit,
+        "note": note,
+    }
 
 
 class Bench:
@@ -89,19 +96,39 @@ class Bench:
         sandbox_port, self.port = servers.free_port(), servers.free_port()
         self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         self.base = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, SECRET_KEY=SECRET_KEY, DATABASE_URL=self.url,
-                        REDIS_URL=REDIS_URL, PUBLIC_URL=self.base,
-                        INSTANCE_DIR=str(self.workdir), LOG_LEVEL="WARNING",
-                        PYTHONPATH=str(servers.ROOT))
+        self.env = dict(
+            os.environ,
+            SECRET_KEY=SECRET_KEY,
+            DATABASE_URL=self.url,
+            REDIS_URL=REDIS_URL,
+            PUBLIC_URL=self.base,
+            INSTANCE_DIR=str(self.workdir),
+            LOG_LEVEL="WARNING",
+            PYTHONPATH=str(servers.ROOT),
+        )
         sandbox_db = self.workdir / "sandbox.sqlite3"
-        self.processes.append(servers.sandbox(sandbox_port, sandbox_db, self.env,
-                                              self.workdir))
-        requests.post(f"{self.sandbox_url}/_sandbox/shops", timeout=10, json={
-            **SHOP, "notify_url": f"{self.base}/uniteller/isp/notify",
-            "callback_fields": "BillNumber ApprovalCode Total"}).raise_for_status()
-        self.app = create_app({"DATABASE_URL": self.url, "REDIS_URL": REDIS_URL,
-                               "SECRET_KEY": SECRET_KEY, "PUBLIC_URL": self.base,
-                               "RESULTS_MIN_INTERVAL": 0.2, "LOG_LEVEL": "WARNING"})
+        self.processes.append(
+            servers.sandbox(sandbox_port, sandbox_db, self.env, self.workdir)
+        )
+        requests.post(
+            f"{self.sandbox_url}/_sandbox/shops",
+            timeout=10,
+            json={
+                **SHOP,
+                "notify_url": f"{self.base}/uniteller/isp/notify",
+                "callback_fields": "BillNumber ApprovalCode Total",
+            },
+        ).raise_for_status()
+        self.app = create_app(
+            {
+                "DATABASE_URL": self.url,
+                "REDIS_URL": REDIS_URL,
+                "SECRET_KEY": SECRET_KEY,
+                "PUBLIC_URL": self.base,
+                "RESULTS_MIN_INTERVAL": 0.2,
+                "LOG_LEVEL": "WARNING",
+            }
+        )
         with self.app.app_context():
             create_tables()
             db.connect(reuse_if_open=True)
@@ -135,8 +162,10 @@ class Bench:
             # and the visibility map that lets it read an index alone.
             db.execute_sql("VACUUM ANALYZE")
         self.seconds_seeding = time.perf_counter() - started
-        rates = ", ".join(f"{what} {count:,} at {rate:,.0f}/s"
-                          for what, (count, rate) in seeder.rates.items())
+        rates = ", ".join(
+            f"{what} {count:,} at {rate:,.0f}/s"
+            for what, (count, rate) in seeder.rates.items()
+        )
         self.notes.append(f"seeded in {self.seconds_seeding:.0f} s: {rates}")
         self.instance_id = seeder.instance.id
 
@@ -164,8 +193,12 @@ class Bench:
         session = requests.Session()
         page = session.get(f"{base}{path}", timeout=10).text
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-        answer = session.post(f"{base}{path}", timeout=30, allow_redirects=False,
-                              data={"csrf_token": token, **fields})
+        answer = session.post(
+            f"{base}{path}",
+            timeout=30,
+            allow_redirects=False,
+            data={"csrf_token": token, **fields},
+        )
         assert answer.status_code == 302, answer.status_code
         return session
 
@@ -193,11 +226,19 @@ class Bench:
         self.bench_callbacks()
         self.bench_history()
         rates = sorted(self.baselines)
-        self.results.insert(first, row(
-            "baseline: /healthz (median)", self.database, rates[len(rates) // 2],
-            "-", True, unit="req/s",
-            note="measured just before each path it is the baseline of: "
-                 + ", ".join(f"{rate:,.0f}" for rate in self.baselines)))
+        self.results.insert(
+            first,
+            row(
+                "baseline: /healthz (median)",
+                self.database,
+                rates[len(rates) // 2],
+                "-",
+                True,
+                unit="req/s",
+                note="measured just before each path it is the baseline of: "
+                + ", ".join(f"{rate:,.0f}" for rate in self.baselines),
+            ),
+        )
         self.bench_web_memory()
 
     def baseline(self):
@@ -206,8 +247,9 @@ class Bench:
         The machine's speed drifts by tens of percent over a minute; a baseline
         taken next to the path it divides drifts with it.
         """
-        rate = servers.wrk(f"{self.base}/healthz", max(2, DURATION // 2),
-                           CONNECTIONS)["rate"]
+        rate = servers.wrk(f"{self.base}/healthz", max(2, DURATION // 2), CONNECTIONS)[
+            "rate"
+        ]
         self.baselines.append(rate)
         return rate
 
@@ -218,70 +260,126 @@ class Bench:
         full_bodies, half_bodies = self.callback_bodies
         base = self.baseline()
         full = self.wrk(path, bodies=full_bodies, expect="credited")
-        self.add("1 callback: distinct paid callbacks", full["rate"], ">= 0.5",
-                 full["rate"] >= 0.5 * base, baseline=base, unit="req/s")
+        self.add(
+            "1 callback: distinct paid callbacks",
+            full["rate"],
+            ">= 0.5",
+            full["rate"] >= 0.5 * base,
+            baseline=base,
+            unit="req/s",
+        )
         # The second run posts bodies of its own (wrk's threads do not keep
         # step, so "where the first run stopped" is not one place).
-        half = self.paced(path, full["rate"] / 2, bodies=half_bodies,
-                          expect="credited")
+        half = self.paced(path, full["rate"] / 2, bodies=half_bodies, expect="credited")
         p99 = half["p99_us"] / 1000
-        self.add("1 callback: p99 at half load", p99, "< 50 ms", p99 < 50, unit="ms",
-                 note=f"at {half['rate']:.0f} req/s")
+        self.add(
+            "1 callback: p99 at half load",
+            p99,
+            "< 50 ms",
+            p99 < 50,
+            unit="ms",
+            note=f"at {half['rate']:.0f} req/s",
+        )
         with self.app.app_context(), db.connection_context():
-            credited = Transaction.select().where(
-                Transaction.order_id.startswith("CB"),
-                Transaction.status == "paid").count()
-            credits = LedgerEntry.select().join(Transaction).where(
-                Transaction.order_id.startswith("CB"),
-                LedgerEntry.kind == "credit").count()
+            credited = (
+                Transaction.select()
+                .where(
+                    Transaction.order_id.startswith("CB"), Transaction.status == "paid"
+                )
+                .count()
+            )
+            credits = (
+                LedgerEntry.select()
+                .join(Transaction)
+                .where(
+                    Transaction.order_id.startswith("CB"), LedgerEntry.kind == "credit"
+                )
+                .count()
+            )
         errors = full["errors"] + half["errors"]
         # A reused body answers "duplicate": not an error, but we size to avoid it.
         bad = full["bad"] + half["bad"]
         duplicates = credits - credited
-        self.add("1 callback: errors + duplicate credits", errors + bad + duplicates,
-                 "= 0", errors + bad + duplicates == 0,
-                 note=f"{credited} credited; errors {errors}, not credited {bad}, "
-                      f"duplicate credits {duplicates}, bodies reused "
-                      f"{full['reused'] + half['reused']}")
+        self.add(
+            "1 callback: errors + duplicate credits",
+            errors + bad + duplicates,
+            "= 0",
+            errors + bad + duplicates == 0,
+            note=f"{credited} credited; errors {errors}, not credited {bad}, "
+            f"duplicate credits {duplicates}, bodies reused "
+            f"{full['reused'] + half['reused']}",
+        )
 
     def bench_history(self):
-        session = self.login("/login", {"number": HISTORY_CONTRACT,
-                                        "password": PASSWORD})
+        session = self.login(
+            "/login", {"number": HISTORY_CONTRACT, "password": PASSWORD}
+        )
         cookie = self.cookie_header(session)
-        for label, headers in (("page", cookie),
-                               ("htmx fragment", cookie + "|HX-Request: true")):
+        for label, headers in (
+            ("page", cookie),
+            ("htmx fragment", cookie + "|HX-Request: true"),
+        ):
             path = "/payments?page=3"
             base = self.baseline()
             full = self.wrk(path, headers=headers, expect="payment-table")
-            self.add(f"2 history {label}: {HISTORY:,} transactions", full["rate"],
-                     ">= 0.5", full["rate"] >= 0.5 * base and full["errors"] == 0,
-                     baseline=base, unit="req/s",
-                     note=f"errors {full['errors']}, bad {full['bad']}")
-            half = self.paced(path, full["rate"] / 2, headers=headers,
-                              expect="payment-table")
+            self.add(
+                f"2 history {label}: {HISTORY:,} transactions",
+                full["rate"],
+                ">= 0.5",
+                full["rate"] >= 0.5 * base and full["errors"] == 0,
+                baseline=base,
+                unit="req/s",
+                note=f"errors {full['errors']}, bad {full['bad']}",
+            )
+            half = self.paced(
+                path, full["rate"] / 2, headers=headers, expect="payment-table"
+            )
             p95 = half["p95_us"] / 1000
-            self.add(f"2 history {label}: p95 at half load", p95, "< 30 ms", p95 < 30,
-                     unit="ms", note=f"at {half['rate']:.0f} req/s")
+            self.add(
+                f"2 history {label}: p95 at half load",
+                p95,
+                "< 30 ms",
+                p95 < 30,
+                unit="ms",
+                note=f"at {half['rate']:.0f} req/s",
+            )
 
     def bench_web_memory(self):
         """One worker, never recycled, serves REQUESTS pages; then read its RSS."""
         port = servers.free_port()
         # --max-requests 0: the deployed worker restarts after ~5,000 requests,
         # which would hide a leak; here it must live through all of them.
-        process, _ = servers.gunicorn(port, self.env, self.workdir, "--workers", "1",
-                                      "--max-requests", "0", name="gunicorn-memory")
+        process, _ = servers.gunicorn(
+            port,
+            self.env,
+            self.workdir,
+            "--workers",
+            "1",
+            "--max-requests",
+            "0",
+            name="gunicorn-memory",
+        )
         try:
-            session = self.login("/login", {"number": HISTORY_CONTRACT,
-                                            "password": PASSWORD}, port=port)
+            session = self.login(
+                "/login", {"number": HISTORY_CONTRACT, "password": PASSWORD}, port=port
+            )
             cookie = self.cookie_header(session)
-            runs = [("/payments?page=3", cookie, "payment-table"),
-                    ("/payments?page=7", cookie + "|HX-Request: true", "payment-table"),
-                    ("/", cookie, ""), ("/healthz", "", "ok")]
+            runs = [
+                ("/payments?page=3", cookie, "payment-table"),
+                ("/payments?page=7", cookie + "|HX-Request: true", "payment-table"),
+                ("/", cookie, ""),
+                ("/healthz", "", "ok"),
+            ]
             served, bad, turn = 0, 0, 0
             while served < REQUESTS:
                 path, headers, expect = runs[turn % len(runs)]
-                summary = servers.wrk(f"http://127.0.0.1:{port}{path}", 2, 8,
-                                      headers=headers, expect=expect)
+                summary = servers.wrk(
+                    f"http://127.0.0.1:{port}{path}",
+                    2,
+                    8,
+                    headers=headers,
+                    expect=expect,
+                )
                 served += summary["requests"]
                 bad += summary["errors"] + summary["bad"]
                 turn += 1
@@ -289,10 +387,16 @@ class Bench:
             rss = servers.memory_mb(worker)
         finally:
             process.stop()
-        self.add("7 memory: web worker RSS", rss, "< 100 MB", rss < 100 and not bad,
-                 unit="MB", note=f"one gunicorn worker after {served:,} requests "
-                                 f"(history page, fragment, home, /healthz); "
-                                 f"{bad} errors")
+        self.add(
+            "7 memory: web worker RSS",
+            rss,
+            "< 100 MB",
+            rss < 100 and not bad,
+            unit="MB",
+            note=f"one gunicorn worker after {served:,} requests "
+            f"(history page, fragment, home, /healthz); "
+            f"{bad} errors",
+        )
 
     # -- 3: the console monitor --------------------------------------------------
 
@@ -305,11 +409,18 @@ class Bench:
         days = min(365, max(30, int(2500 / per_day) + 1))
         last = local_today()
         first = last - timedelta(days=days - 1)
-        filters = monitor.Filters(start=local_midnight_utc(first),
-                                  end=local_midnight_utc(last + timedelta(days=1)),
-                                  search=SURNAMES[0], status="success")
-        args = {"from": first.isoformat(), "to": last.isoformat(), "status": "success",
-                "q": SURNAMES[0]}
+        filters = monitor.Filters(
+            start=local_midnight_utc(first),
+            end=local_midnight_utc(last + timedelta(days=1)),
+            search=SURNAMES[0],
+            status="success",
+        )
+        args = {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "status": "success",
+            "q": SURNAMES[0],
+        }
         return filters, args, first, last
 
     def bench_monitor(self):
@@ -322,36 +433,49 @@ class Bench:
             filters, args, first, last = self.monitor_filters()
             instance = ModuleInstance.get_by_id(self.instance_id)
             query = monitor.selection(instance, filters)
-            ordered = query.order_by(monitor.Transaction.created_at.desc(),
-                                     monitor.Transaction.id.desc())
+            ordered = query.order_by(
+                monitor.Transaction.created_at.desc(), monitor.Transaction.id.desc()
+            )
             before_100th = ordered.offset(99 * size - 1).limit(1).first()
             cursor = monitor.encode_cursor(before_100th)
             days = monitor.local_days(first, last, local_midnight_utc)
             self.explain(query, cursor, instance, filters, days)
-        session = self.login("/console/login", {"login": OPERATOR[0],
-                                                "password": OPERATOR[1]})
+        session = self.login(
+            "/console/login", {"login": OPERATOR[0], "password": OPERATOR[1]}
+        )
         base = f"{self.base}/console/monitor"
         repeats = 10 if QUICK else 20
-        note = (f"{args['from']}..{args['to']}, status=success, q={SURNAMES[0]}; "
-                f"{repeats} requests")
+        note = (
+            f"{args['from']}..{args['to']}, status=success, q={SURNAMES[0]}; "
+            f"{repeats} requests"
+        )
         for label, path, extra, headers in (
-                ("first page", "", {}, {}),
-                ("100th page", "", {"after": cursor}, {}),
-                ("100th page, htmx rows", "", {"after": cursor},
-                 {"HX-Request": "true", "HX-Target": "monitor-rows"}),
-                ("totals + chart, loaded after", "/summary", {},
-                 {"HX-Request": "true"})):
+            ("first page", "", {}, {}),
+            ("100th page", "", {"after": cursor}, {}),
+            (
+                "100th page, htmx rows",
+                "",
+                {"after": cursor},
+                {"HX-Request": "true", "HX-Target": "monitor-rows"},
+            ),
+            ("totals + chart, loaded after", "/summary", {}, {"HX-Request": "true"}),
+        ):
             times = []
             for _ in range(repeats + 2):
                 started = time.perf_counter()
-                answer = session.get(base + path, headers=headers, timeout=60,
-                                     params={"instance": "isp", **args, **extra})
+                answer = session.get(
+                    base + path,
+                    headers=headers,
+                    timeout=60,
+                    params={"instance": "isp", **args, **extra},
+                )
                 times.append((time.perf_counter() - started) * 1000)
                 assert answer.status_code == 200, answer.status_code
             times = sorted(times[2:])  # the first two warm the caches
             p95 = times[max(0, int(len(times) * 0.95) - 1)]
-            self.add(f"3 monitor {label}", p95, "p95 < 50 ms", p95 < 50, unit="ms",
-                     note=note)
+            self.add(
+                f"3 monitor {label}", p95, "p95 < 50 ms", p95 < 50, unit="ms", note=note
+            )
 
     def explain(self, query, cursor, instance, filters, days):
         """Keep the query plans of the monitor's page and summary."""
@@ -360,15 +484,23 @@ class Bench:
         sqlite = self.database == "sqlite"
         prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ANALYZE "
         moment, pk = monitor.decode_cursor(cursor)
-        paged = (query.where(monitor.Transaction.created_at <= moment,
-                             (monitor.Transaction.created_at < moment)
-                             | (monitor.Transaction.id < pk))
-                 .order_by(monitor.Transaction.created_at.desc(),
-                           monitor.Transaction.id.desc()).limit(21))
+        paged = (
+            query.where(
+                monitor.Transaction.created_at <= moment,
+                (monitor.Transaction.created_at < moment)
+                | (monitor.Transaction.id < pk),
+            )
+            .order_by(
+                monitor.Transaction.created_at.desc(), monitor.Transaction.id.desc()
+            )
+            .limit(21)
+        )
         summary = monitor.summary_query(instance, filters, days)
-        lines = [f"== {self.database}: the monitor's 100th page (after a cursor), "
-                 f"as monitor.page() runs it, and its totals + chart "
-                 f"(monitor.summary_query)"]
+        lines = [
+            f"== {self.database}: the monitor's 100th page (after a cursor), "
+            f"as monitor.page() runs it, and its totals + chart "
+            f"(monitor.summary_query)"
+        ]
         for title, q in (("page", paged), ("summary", summary)):
             sql, params = q.sql()
             plan = db.execute_sql(prefix + sql, params).fetchall()
@@ -386,37 +518,59 @@ class Bench:
         with self.app.app_context(), db.connection_context():
             last = local_today()
             first = last - timedelta(days=366)
-            filters = monitor.Filters(start=local_midnight_utc(first),
-                                      end=local_midnight_utc(last + timedelta(days=1)))
+            filters = monitor.Filters(
+                start=local_midnight_utc(first),
+                end=local_midnight_utc(last + timedelta(days=1)),
+            )
             instance = ModuleInstance.get_by_id(self.instance_id)
             query = monitor.selection(instance, filters).order_by(
-                monitor.Transaction.created_at.desc(), monitor.Transaction.id.desc())
+                monitor.Transaction.created_at.desc(), monitor.Transaction.id.desc()
+            )
             sql, params = query.sql()
             started = time.perf_counter()
             count = self.raw_select(sql, params)
             raw = count / (time.perf_counter() - started)
-        session = self.login("/console/login", {"login": OPERATOR[0],
-                                                "password": OPERATOR[1]})
+        session = self.login(
+            "/console/login", {"login": OPERATOR[0], "password": OPERATOR[1]}
+        )
         workers = servers.children(self.gunicorn.pid)
         for pid in workers:
             servers.reset_peak(pid)
         before = max(servers.memory_mb(pid) for pid in workers)
         started = time.perf_counter()
         lines = 0
-        with session.get(f"{self.base}/console/monitor.csv",
-                         params={"instance": "isp", "from": first.isoformat(),
-                                 "to": last.isoformat()},
-                         stream=True, timeout=600) as answer:
+        with session.get(
+            f"{self.base}/console/monitor.csv",
+            params={
+                "instance": "isp",
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+            },
+            stream=True,
+            timeout=600,
+        ) as answer:
             assert answer.status_code == 200, answer.status_code
             for chunk in answer.iter_content(1 << 16):
                 lines += chunk.count(b"\n")
         rate = (lines - 1) / (time.perf_counter() - started)
         peak = max(servers.memory_mb(pid, "VmHWM") for pid in workers)
-        self.add(f"4 CSV export: {lines - 1:,} rows", rate, ">= 0.5",
-                 rate >= 0.5 * raw and lines - 1 == count, baseline=raw, unit="rows/s",
-                 note=f"raw SELECT of the same {count:,} rows is the baseline")
-        self.add("4 CSV export: peak worker memory", peak, "< 150 MB", peak < 150,
-                 unit="MB", note=f"{before:.0f} MB before the export")
+        self.add(
+            f"4 CSV export: {lines - 1:,} rows",
+            rate,
+            ">= 0.5",
+            rate >= 0.5 * raw and lines - 1 == count,
+            baseline=raw,
+            unit="rows/s",
+            note=f"raw SELECT of the same {count:,} rows is the baseline",
+        )
+        self.add(
+            "4 CSV export: peak worker memory",
+            peak,
+            "< 150 MB",
+            peak < 150,
+            unit="MB",
+            note=f"{before:.0f} MB before the export",
+        )
 
     def raw_select(self, sql, params):
         """Fetch the rows of a query with the driver into a discarded sink."""
@@ -439,15 +593,24 @@ class Bench:
             started = time.perf_counter()
             stats = status_check.run()
             seconds = time.perf_counter() - started
-            resolved = Transaction.select().where(
-                Transaction.order_id.startswith("OPEN"),
-                Transaction.status == "paid").count()
-        self.add(f"6 status check: {OPEN:,} open orders", stats.requests,
-                 "<= 3 requests, all resolved",
-                 stats.requests <= 3 and resolved == OPEN, baseline=OPEN,
-                 unit="requests",
-                 note=f"{resolved:,} resolved in {seconds:.1f} s "
-                      f"({OPEN / seconds:,.0f} orders/s), {stats.errors} errors")
+            resolved = (
+                Transaction.select()
+                .where(
+                    Transaction.order_id.startswith("OPEN"),
+                    Transaction.status == "paid",
+                )
+                .count()
+            )
+        self.add(
+            f"6 status check: {OPEN:,} open orders",
+            stats.requests,
+            "<= 3 requests, all resolved",
+            stats.requests <= 3 and resolved == OPEN,
+            baseline=OPEN,
+            unit="requests",
+            note=f"{resolved:,} resolved in {seconds:.1f} s "
+            f"({OPEN / seconds:,.0f} orders/s), {stats.errors} errors",
+        )
 
     # -- 5: the daily autopay -----------------------------------------------------
 
@@ -458,8 +621,11 @@ class Bench:
         from cabinet.extensions import QUEUE_NAME
         from cabinet.models import AutopayCharge
 
-        requests.post(f"{self.sandbox_url}/_sandbox/faults",
-                      json={"latency_ms": 100, "drop_callbacks": True}, timeout=5)
+        requests.post(
+            f"{self.sandbox_url}/_sandbox/faults",
+            json={"latency_ms": 100, "drop_callbacks": True},
+            timeout=5,
+        )
         connection = redis_lib.Redis.from_url(REDIS_URL)
         queue = Queue(QUEUE_NAME, connection=connection)
         with self.app.app_context(), db.connection_context():
@@ -467,18 +633,26 @@ class Bench:
             stats = autopay.run()
             seconds = time.perf_counter() - started
             planned = AutopayCharge.select().count()
-        self.add(f"5 autopay: plan and enqueue {AUTOPAYS:,} due", seconds, "< 10 s",
-                 seconds < 10 and planned == AUTOPAYS and len(queue) == AUTOPAYS,
-                 unit="s", note=f"{planned:,} charges, {len(queue):,} jobs queued, "
-                                f"{stats.changed:,} changed")
+        self.add(
+            f"5 autopay: plan and enqueue {AUTOPAYS:,} due",
+            seconds,
+            "< 10 s",
+            seconds < 10 and planned == AUTOPAYS and len(queue) == AUTOPAYS,
+            unit="s",
+            note=f"{planned:,} charges, {len(queue):,} jobs queued, "
+            f"{stats.changed:,} changed",
+        )
         limit = self.app.config["RECURRENT_CONCURRENCY"] / 0.1
         workers = servers.rq_workers(CHARGE_WORKERS, self.env, self.workdir)
         self.processes += workers
 
         def succeeded():
             with self.app.app_context(), db.connection_context():
-                return AutopayCharge.select().where(AutopayCharge.status.in_(
-                    ("succeeded", "retry", "failed"))).count()
+                return (
+                    AutopayCharge.select()
+                    .where(AutopayCharge.status.in_(("succeeded", "retry", "failed")))
+                    .count()
+                )
 
         time.sleep(3)  # the workers start and warm up
         first, started = succeeded(), time.perf_counter()
@@ -486,13 +660,24 @@ class Bench:
         charged = succeeded() - first
         rate = charged / (time.perf_counter() - started)
         peak = requests.get(f"{self.sandbox_url}/_bench/concurrency", timeout=5).json()
-        self.add("5 autopay: charges/s, 100 ms latency", rate, ">= 0.9",
-                 rate >= 0.9 * limit, baseline=limit, unit="charges/s",
-                 note=f"{charged:,} charges in {CHARGE_SECONDS} s by "
-                      f"{CHARGE_WORKERS} workers")
-        self.add("5 autopay: peak concurrent /recurrent/", peak["peak"], "<= 5",
-                 peak["peak"] <= self.app.config["RECURRENT_CONCURRENCY"],
-                 unit="requests", note=f"{peak['total']:,} requests")
+        self.add(
+            "5 autopay: charges/s, 100 ms latency",
+            rate,
+            ">= 0.9",
+            rate >= 0.9 * limit,
+            baseline=limit,
+            unit="charges/s",
+            note=f"{charged:,} charges in {CHARGE_SECONDS} s by "
+            f"{CHARGE_WORKERS} workers",
+        )
+        self.add(
+            "5 autopay: peak concurrent /recurrent/",
+            peak["peak"],
+            "<= 5",
+            peak["peak"] <= self.app.config["RECURRENT_CONCURRENCY"],
+            unit="requests",
+            note=f"{peak['total']:,} requests",
+        )
         rss = max(servers.memory_mb(w.pid) for w in workers)
         for worker in workers:
             worker.stop()
@@ -504,20 +689,35 @@ class Bench:
 
     def bench_rq_memory(self):
         output = subprocess.run(
-            [sys.executable, "-m", "bench.rq_memory", str(JOBS)], env=self.env,
-            cwd=servers.ROOT, capture_output=True, text=True, timeout=900, check=True,
+            [sys.executable, "-m", "bench.rq_memory", str(JOBS)],
+            env=self.env,
+            cwd=servers.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=True,
         ).stdout
         report = json.loads(output.strip().splitlines()[-1])
-        self.add(f"7 memory: RQ worker after {report['jobs']:,} jobs", report["rss_mb"],
-                 "< 150 MB", report["rss_mb"] < 150, unit="MB",
-                 note=f"one process (SimpleWorker); {report['rss_mb_early']:.0f} MB "
-                      f"after {report['early']} jobs; {report['seconds']:.0f} s; "
-                      f"`python worker.py` after the charges: {self.worker_rss:.0f} MB")
+        self.add(
+            f"7 memory: RQ worker after {report['jobs']:,} jobs",
+            report["rss_mb"],
+            "< 150 MB",
+            report["rss_mb"] < 150,
+            unit="MB",
+            note=f"one process (SimpleWorker); {report['rss_mb_early']:.0f} MB "
+            f"after {report['early']} jobs; {report['seconds']:.0f} s; "
+            f"`python worker.py` after the charges: {self.worker_rss:.0f} MB",
+        )
 
     def run(self):
-        steps = [("web", self.bench_web), ("monitor", self.bench_monitor),
-                 ("csv", self.bench_csv), ("status", self.bench_status_check),
-                 ("autopay", self.bench_autopay), ("rqmemory", self.bench_rq_memory)]
+        steps = [
+            ("web", self.bench_web),
+            ("monitor", self.bench_monitor),
+            ("csv", self.bench_csv),
+            ("status", self.bench_status_check),
+            ("autopay", self.bench_autopay),
+            ("rqmemory", self.bench_rq_memory),
+        ]
         steps = [(name, step) for name, step in steps if not ONLY or name in ONLY]
         self.worker_rss = 0
         self.explained = ""
@@ -526,33 +726,51 @@ class Bench:
             try:
                 step()
             except Exception as exc:  # one broken benchmark must not hide the rest
-                self.add(f"{name}: failed", 0, "runs", False,
-                         note=f"{type(exc).__name__}: {exc}"[:300])
-            print(f"  [{self.database}] {name}: {time.perf_counter() - started:.0f} s",
-                  flush=True)
+                self.add(
+                    f"{name}: failed",
+                    0,
+                    "runs",
+                    False,
+                    note=f"{type(exc).__name__}: {exc}"[:300],
+                )
+            print(
+                f"  [{self.database}] {name}: {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
 
 
 def machine():
     """Describe the machine the figures were measured on."""
-    cpu = next((line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout
     total = memory.splitlines()[1].split()[1] if memory else "?"
-    return (f"{os.cpu_count()} CPUs ({cpu}), {total} RAM, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {total} RAM, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def table(results):
     """Format the results as a text table."""
-    lines = [f"{'benchmark':48} {'db':10} {'value':>12} {'baseline':>12} "
-             f"{'ratio':>6} {'target':>16} met"]
+    lines = [
+        f"{'benchmark':48} {'db':10} {'value':>12} {'baseline':>12} "
+        f"{'ratio':>6} {'target':>16} met"
+    ]
     for r in results:
         value = f"{r['value']:,.1f} {r['unit']}".strip()
         base = "" if r["baseline"] is None else f"{r['baseline']:,.1f}"
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        lines.append(f"{r['name'][:48]:48} {r['database']:10} {value:>12} {base:>12} "
-                     f"{ratio:>6} {r['target']:>16} {'yes' if r['met'] else 'NO'}")
+        lines.append(
+            f"{r['name'][:48]:48} {r['database']:10} {value:>12} {base:>12} "
+            f"{ratio:>6} {r['target']:>16} {'yes' if r['met'] else 'NO'}"
+        )
     return "\n".join(lines)
 
 
@@ -586,8 +804,10 @@ def main():
         if r["note"]:
             print(f"{r['name']} [{r['database']}]: {r['note']}")
     print("\n".join(notes))
-    print(f"\nQuery plans: {EXPLAIN}; JSON: {RESULTS}; "
-          f"{time.perf_counter() - started:.0f} s in all")
+    print(
+        f"\nQuery plans: {EXPLAIN}; JSON: {RESULTS}; "
+        f"{time.perf_counter() - started:.0f} s in all"
+    )
 
 
 if __name__ == "__main__":

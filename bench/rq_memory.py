@@ -24,17 +24,26 @@ EARLY = 200
 def job_list(count):
     """A mix of real jobs that read the database and find nothing left to do."""
     with db.connection_context():
-        paid = [t.id for t in Transaction.select(Transaction.id).where(
-            Transaction.status == "paid").limit(1000)]
+        paid = [
+            t.id
+            for t in Transaction.select(Transaction.id)
+            .where(Transaction.status == "paid")
+            .limit(1000)
+        ]
         # Settled charges only: a due one would really be charged (a /recurrent/
         # request, 100 ms of sandbox latency in the bench), not a no-op.
-        charges = [c.id for c in AutopayCharge.select(AutopayCharge.id).where(
-            AutopayCharge.status.not_in(("due", "resend", "sending"))).limit(1000)]
+        charges = [
+            c.id
+            for c in AutopayCharge.select(AutopayCharge.id)
+            .where(AutopayCharge.status.not_in(("due", "resend", "sending")))
+            .limit(1000)
+        ]
     specs = []
     for n in range(count):
         if n % 2 and charges:
-            specs.append(Queue.prepare_data(jobs.charge_autopay,
-                                            (charges[n % len(charges)],)))
+            specs.append(
+                Queue.prepare_data(jobs.charge_autopay, (charges[n % len(charges)],))
+            )
         else:
             specs.append(Queue.prepare_data(jobs.check_order, (paid[n % len(paid)],)))
     return specs
@@ -42,7 +51,7 @@ def job_list(count):
 
 def run(queue, worker, specs):
     for start in range(0, len(specs), 1000):
-        queue.enqueue_many(specs[start:start + 1000])
+        queue.enqueue_many(specs[start : start + 1000])
     worker.work(burst=True, logging_level="WARNING")
 
 
@@ -59,9 +68,18 @@ def main(count):
     early = memory_mb("self")
     run(queue, worker, specs[EARLY:])
     seconds = time.perf_counter() - started
-    print(json.dumps({"jobs": count, "early": EARLY, "rss_mb_early": early,
-                      "rss_mb": memory_mb("self"), "seconds": seconds,
-                      "failed": queue.failed_job_registry.count}))
+    print(
+        json.dumps(
+            {
+                "jobs": count,
+                "early": EARLY,
+                "rss_mb_early": early,
+                "rss_mb": memory_mb("self"),
+                "seconds": seconds,
+                "failed": queue.failed_job_registry.count,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

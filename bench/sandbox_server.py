@@ -43,8 +43,14 @@ class ConcurrencyCounter:
 
 def main(port, database):
     """Serve until killed."""
-    app = create_app({"SANDBOX_DATABASE": database, "SANDBOX_RESULTS_INTERVAL": 0.2,
-                      "SANDBOX_CAPTURE_DELAY": 0, "SANDBOX_STATUS_CHECK_DELAY": 0})
+    app = create_app(
+        {
+            "SANDBOX_DATABASE": database,
+            "SANDBOX_RESULTS_INTERVAL": 0.2,
+            "SANDBOX_CAPTURE_DELAY": 0,
+            "SANDBOX_STATUS_CHECK_DELAY": 0,
+        }
+    )
     server = make_server("127.0.0.1", int(port), ConcurrencyCounter(app), threaded=True)
     server.serve_forever(poll_interval=0.05)
 

@@ -41,8 +41,9 @@ class Process:
     def __init__(self, name, command, env, logdir):
         self.name = name
         self.log = open(Path(logdir) / f"{name}.log", "ab")  # noqa: SIM115
-        self.popen = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log,
-                                      stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         self.pid = self.popen.pid
 
     def stop(self, timeout=20):
@@ -65,8 +66,16 @@ def gunicorn(port, env, logdir, *extra, name="gunicorn"):
     else:
         options = ["-w", "2", "--threads", "4"]
         how = "gunicorn -w 2 --threads 4 (deploy/gunicorn.conf.py does not exist yet)"
-    command = [sys.executable, "-m", "gunicorn", *options, *extra, "--bind",
-               f"127.0.0.1:{port}", "cabinet:create_app()"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        *options,
+        *extra,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "cabinet:create_app()",
+    ]
     process = Process(name, command, env, logdir)
     wait_http(f"http://127.0.0.1:{port}/healthz")
     return process, how
@@ -74,28 +83,55 @@ def gunicorn(port, env, logdir, *extra, name="gunicorn"):
 
 def sandbox(port, database, env, logdir):
     """Start the Uniteller sandbox in a process of its own."""
-    process = Process("sandbox", [sys.executable, "-m", "bench.sandbox_server",
-                                  str(port), str(database)], env, logdir)
+    process = Process(
+        "sandbox",
+        [sys.executable, "-m", "bench.sandbox_server", str(port), str(database)],
+        env,
+        logdir,
+    )
     wait_http(f"http://127.0.0.1:{port}/ping")
     return process
 
 
 def rq_workers(count, env, logdir):
     """Start `python worker.py` processes, as deployed."""
-    return [Process(f"worker-{n}", [sys.executable, "worker.py"], env, logdir)
-            for n in range(count)]
+    return [
+        Process(f"worker-{n}", [sys.executable, "worker.py"], env, logdir)
+        for n in range(count)
+    ]
 
 
 def wrk(url, duration, connections, threads=2, **variables):
     """Run wrk with the bench script; return its JSON summary (rates in per second)."""
-    env = dict(os.environ, BENCH_THREADS=str(threads),
-               **{f"BENCH_{k.upper()}": str(v) for k, v in variables.items()})
-    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
-               "--timeout", "10s", "-s", str(LUA), url]
-    output = subprocess.run(command, env=env, capture_output=True, text=True,
-                            timeout=duration + 60, check=True).stdout
+    env = dict(
+        os.environ,
+        BENCH_THREADS=str(threads),
+        **{f"BENCH_{k.upper()}": str(v) for k, v in variables.items()},
+    )
+    command = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    output = subprocess.run(
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    ).stdout
     line = next(line for line in output.splitlines() if line.startswith("BENCH "))
-    summary = json.loads(line[len("BENCH "):])
+    summary = json.loads(line[len("BENCH ") :])
     summary["rate"] = summary["requests"] / (summary["duration_us"] / 1e6)
     summary["errors"] = summary["socket_errors"] + summary["status_errors"]
     return summary

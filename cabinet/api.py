@@ -33,8 +33,11 @@ def _authorised():
     if scheme.lower() != "bearer" or not token:
         return False
     row = ApiToken.get_or_none(ApiToken.token_hash == hash_token(token.strip()))
-    return bool(row and row.revoked_at is None and hmac.compare_digest(
-        row.token_hash, hash_token(token.strip())))
+    return bool(
+        row
+        and row.revoked_at is None
+        and hmac.compare_digest(row.token_hash, hash_token(token.strip()))
+    )
 
 
 def _error(status, reason, **extra):
@@ -61,20 +64,28 @@ def charge():
     if not isinstance(reason, str) or (key is not None and not isinstance(key, str)):
         return _error(400, "reason and key must be strings")
     try:
-        result = autopay.request_charge(number, amount, reason[:300], source="api",
-                                        key=key)
+        result = autopay.request_charge(
+            number, amount, reason[:300], source="api", key=key
+        )
     except CabinetError as exc:
         if exc.status_code == 404:
             return _error(404, "unknown contract")
         if exc.status_code == 409:
             return _error(409, "the contract's autopay is not on in automatic mode")
         if exc.message == "amount_out_of_range":
-            return _error(400, "amount out of the configuration's range",
-                          min=format_wire(exc.details["low"]),
-                          max=format_wire(exc.details["high"]))
+            return _error(
+                400,
+                "amount out of the configuration's range",
+                min=format_wire(exc.details["low"]),
+                max=format_wire(exc.details["high"]),
+            )
         return _error(400, exc.message)
-    return jsonify({
-        "charge": result.id, "period": result.period, "status": result.status,
-        "amount": format_wire(result.amount),
-        "requested_at": utcnow().isoformat() + "Z",
-    }), 202
+    return jsonify(
+        {
+            "charge": result.id,
+            "period": result.period,
+            "status": result.status,
+            "amount": format_wire(result.amount),
+            "requested_at": utcnow().isoformat() + "Z",
+        }
+    ), 202

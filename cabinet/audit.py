@@ -9,8 +9,10 @@ MASK = "***"
 def masked(value):
     """Return a copy of a JSON-like value with every secret's value masked."""
     if isinstance(value, dict):
-        return {key: (MASK if item else "") if key in SECRET_PARAMS else masked(item)
-                for key, item in value.items()}
+        return {
+            key: (MASK if item else "") if key in SECRET_PARAMS else masked(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [masked(item) for item in value]
     return value
@@ -19,9 +21,13 @@ def masked(value):
 def record(operator, action, object_type, object_id, before=None, after=None):
     """Write one audit entry (call inside the unit of work that made the change)."""
     return AuditEntry.create(
-        operator=operator, login=operator.login, action=action,
-        object_type=object_type, object_id=str(object_id)[:127],
-        before=masked(before), after=masked(after),
+        operator=operator,
+        login=operator.login,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id)[:127],
+        before=masked(before),
+        after=masked(after),
     )
 
 

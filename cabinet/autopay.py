@@ -418,8 +418,18 @@ def _plan_scheduled(window, stats):
     return planned
 
 
-_INSERTED = ("autopay", "period", "due_on", "amount", "reason", "source", "status",
-             "tries", "created_at", "updated_at")
+_INSERTED = (
+    "autopay",
+    "period",
+    "due_on",
+    "amount",
+    "reason",
+    "source",
+    "status",
+    "tries",
+    "created_at",
+    "updated_at",
+)
 
 
 def _charges_insert(count, slot):
@@ -453,7 +463,10 @@ def _insert_charges(rows):
             f"{name}{n}": value
             for n, row in enumerate(rows)
             for name, value in {
-                **row, "tries": 0, "created_at": now, "updated_at": now
+                **row,
+                "tries": 0,
+                "created_at": now,
+                "updated_at": now,
             }.items()
         }
     )

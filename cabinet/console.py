@@ -69,25 +69,37 @@ from .web import (
 )
 
 bp = Blueprint("console", __name__, url_prefix="/console")
-bp.record_once(lambda state: monitor.register_functions(
-    state.app.extensions["database"]))
+bp.record_once(
+    lambda state: monitor.register_functions(state.app.extensions["database"])
+)
 
 STATUS_FILTERS = ("success", *STATUSES)
 MONITOR_DAYS = 7
 LONGEST_PERIOD = timedelta(days=366)
 REFUSALS = {
-    "not_credited": _l("Only a credited (authorized or paid) transaction can be "
-                       "refunded."),
-    "no_bill_number": _l("Uniteller has not told us this payment's bill number yet: "
-                         "re-check its status first."),
-    "pending": _l("A refund of this transaction is in progress: re-check its status "
-                  "to learn how it ended."),
+    "not_credited": _l(
+        "Only a credited (authorized or paid) transaction can be refunded."
+    ),
+    "no_bill_number": _l(
+        "Uniteller has not told us this payment's bill number yet: "
+        "re-check its status first."
+    ),
+    "pending": _l(
+        "A refund of this transaction is in progress: re-check its status "
+        "to learn how it ended."
+    ),
     "not_positive": _l("The amount must be greater than zero."),
 }
-KIND_LABELS = {"payment": _l("Card payment"), "bind": _l("Autopay binding"),
-               "recurrent": _l("Autopay charge")}
-REFUND_STATUSES = {"pending": _l("In progress"), "done": _l("Done"),
-                   "failed": _l("Refused")}
+KIND_LABELS = {
+    "payment": _l("Card payment"),
+    "bind": _l("Autopay binding"),
+    "recurrent": _l("Autopay charge"),
+}
+REFUND_STATUSES = {
+    "pending": _l("In progress"),
+    "done": _l("Done"),
+    "failed": _l("Refused"),
+}
 DIFFERENCES = {
     "missing_credit": _l("paid at Uniteller, not credited here"),
     "not_successful_there": _l("credited here, not successful at Uniteller"),
@@ -111,9 +123,13 @@ PARAM_LABELS = {
     "auto_target": _l("Automatic mode: top up to, ₽"),
 }
 FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic")
-VERSION_ACTIONS = {"create": _l("created"), "edit": _l("edited"),
-                   "copy": _l("copied"), "activate": _l("activated"),
-                   "rollback": _l("rolled back to")}
+VERSION_ACTIONS = {
+    "create": _l("created"),
+    "edit": _l("edited"),
+    "copy": _l("copied"),
+    "activate": _l("activated"),
+    "rollback": _l("rolled back to"),
+}
 
 
 # -- who may come in --------------------------------------------------------------
@@ -121,6 +137,7 @@ VERSION_ACTIONS = {"create": _l("created"), "edit": _l("edited"),
 
 def operator_required(admin=False):
     """Let only operators in (only admins with admin=True); others get 403."""
+
     def decorate(view):
         @wraps(view)
         @login_required
@@ -130,7 +147,9 @@ def operator_required(admin=False):
             if admin and current_operator().role != "admin":
                 abort(403, _("Only an administrator may do this."))
             return view(*args, **kwargs)
+
         return wrapped
+
     return decorate
 
 
@@ -142,20 +161,27 @@ def current_operator():
 @bp.context_processor
 def console_helpers():
     """Give console templates the operator's role and the wording of codes."""
-    is_admin = bool(getattr(current_user, "is_operator", False)
-                    and current_user.operator.role == "admin")
-    return {"is_admin": is_admin, "refund_statuses": REFUND_STATUSES,
-            "secret_params": module_params.SECRET_PARAMS,
-            "param_labels": PARAM_LABELS, "kind_labels": KIND_LABELS,
-            "version_actions": VERSION_ACTIONS}
+    is_admin = bool(
+        getattr(current_user, "is_operator", False)
+        and current_user.operator.role == "admin"
+    )
+    return {
+        "is_admin": is_admin,
+        "refund_statuses": REFUND_STATUSES,
+        "secret_params": module_params.SECRET_PARAMS,
+        "param_labels": PARAM_LABELS,
+        "kind_labels": KIND_LABELS,
+        "version_actions": VERSION_ACTIONS,
+    }
 
 
 class OperatorLoginForm(FlaskForm):
     """An operator's login and password."""
 
     login = StringField(_l("Login"), validators=[DataRequired(), Length(max=64)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(),
-                                                         Length(max=200)])
+    password = PasswordField(
+        _l("Password"), validators=[DataRequired(), Length(max=200)]
+    )
 
 
 class ActionForm(FlaskForm):
@@ -173,8 +199,11 @@ def login():
             form.login.errors.append(throttle.lockout_message())
             return render_template("console/login.html", form=form), 429
         operator = Operator.get_or_none(Operator.login == name)
-        if (operator and operator.is_active
-                and check_password_hash(operator.password_hash, form.password.data)):
+        if (
+            operator
+            and operator.is_active
+            and check_password_hash(operator.password_hash, form.password.data)
+        ):
             throttle.succeeded()
             next_path = own_path(request.args.get("next"))
             start_session(OperatorUser(operator))
@@ -215,14 +244,20 @@ def _page_number():
 def contracts():
     """List contracts, searched by number or name, paginated."""
     search = request.args.get("q", "").strip()[:100]
-    query = (monitor.contracts_matching(search) if search else Contract.select())
+    query = monitor.contracts_matching(search) if search else Contract.select()
     page = _page_number()
     size = current_app.config["PAGE_SIZE"]
-    rows = list(query.order_by(Contract.number).limit(size + 1)
-                .offset((page - 1) * size))
+    rows = list(
+        query.order_by(Contract.number).limit(size + 1).offset((page - 1) * size)
+    )
     return page_or_fragment(
-        "console/contracts.html", "console/_contract-list.html",
-        rows=rows[:size], has_next=len(rows) > size, page=page, search=search)
+        "console/contracts.html",
+        "console/_contract-list.html",
+        rows=rows[:size],
+        has_next=len(rows) > size,
+        page=page,
+        search=search,
+    )
 
 
 class LinkForm(FlaskForm):
@@ -232,11 +267,14 @@ class LinkForm(FlaskForm):
 
 
 def _link_form(contract, formdata=None):
-    form = LinkForm(formdata=formdata,
-                    instance=contract.instance.code if contract.instance_id else "")
+    form = LinkForm(
+        formdata=formdata,
+        instance=contract.instance.code if contract.instance_id else "",
+    )
     form.instance.choices = [("", _("— not linked —"))] + [
         (i.code, f"{i.name} ({i.code})")
-        for i in ModuleInstance.select().order_by(ModuleInstance.code)]
+        for i in ModuleInstance.select().order_by(ModuleInstance.code)
+    ]
     return form
 
 
@@ -254,14 +292,21 @@ def _contract_context(contract, link_form=None):
     status, start, end, filters = _contract_filters()
     rows, following = monitor.page(
         Transaction.history(contract, status or None, start, end),
-        current_app.config["PAGE_SIZE"], _cursor())
+        current_app.config["PAGE_SIZE"],
+        _cursor(),
+    )
     return {
-        "contract": contract, "rows": rows, "following": following,
-        "filters": filters, "statuses": STATUS_FILTERS,
+        "contract": contract,
+        "rows": rows,
+        "following": following,
+        "filters": filters,
+        "statuses": STATUS_FILTERS,
         "link_form": link_form or _link_form(contract),
         "ledger_balance": payments.ledger_balance(contract),
-        "charge_form": AutopayChargeForm(), "action_form": ActionForm(),
-        "weekdays": WEEKDAYS, **autopay.summary(contract, charges=10),
+        "charge_form": AutopayChargeForm(),
+        "action_form": ActionForm(),
+        "weekdays": WEEKDAYS,
+        **autopay.summary(contract, charges=10),
     }
 
 
@@ -281,9 +326,11 @@ def _cursor():
 def contract(number):
     """Show a contract: balance, module instance, its Uniteller transactions."""
     found = manage.get_contract(number)
-    return page_or_fragment("console/contract.html",
-                            "console/_contract-transactions.html",
-                            **_contract_context(found))
+    return page_or_fragment(
+        "console/contract.html",
+        "console/_contract-transactions.html",
+        **_contract_context(found),
+    )
 
 
 @bp.route("/contracts/<number>/instance", methods=["POST"])
@@ -293,15 +340,22 @@ def link_instance(number):
     found = manage.get_contract(number)
     form = _link_form(found, request.form)
     if not form.validate():
-        return render_template("console/contract.html",
-                               **_contract_context(found, form)), 400
+        return render_template(
+            "console/contract.html", **_contract_context(found, form)
+        ), 400
     code = form.instance.data or None
     instance = manage.get_instance(code) if code else None
     with write_unit():
         before = found.instance.code if found.instance_id else None
         manage.link_contract(found, instance)
-        audit.record(current_operator(), "contract.link", "contract", found.number,
-                     {"instance": before}, {"instance": code})
+        audit.record(
+            current_operator(),
+            "contract.link",
+            "contract",
+            found.number,
+            {"instance": before},
+            {"instance": code},
+        )
     flash(_("Module instance saved."), "ok")
     return redirect(url_for("console.contract", number=number))
 
@@ -323,15 +377,22 @@ def _transaction(order_id):
 
 
 def _transaction_page(transaction, refund_form=None, status=200):
-    events = list(TransactionEvent.select()
-                  .where(TransactionEvent.order_id == transaction.order_id)
-                  .order_by(TransactionEvent.created_at, TransactionEvent.id))
-    refund_list = list(Refund.select().where(Refund.transaction == transaction)
-                       .order_by(Refund.id))
+    events = list(
+        TransactionEvent.select()
+        .where(TransactionEvent.order_id == transaction.order_id)
+        .order_by(TransactionEvent.created_at, TransactionEvent.id)
+    )
+    refund_list = list(
+        Refund.select().where(Refund.transaction == transaction).order_by(Refund.id)
+    )
     return render_template(
-        "console/transaction.html", transaction=transaction, events=events,
-        refunds=refund_list, refundable=refunds.refundable(transaction),
-        refund_form=refund_form or RefundForm(), action_form=ActionForm(),
+        "console/transaction.html",
+        transaction=transaction,
+        events=events,
+        refunds=refund_list,
+        refundable=refunds.refundable(transaction),
+        refund_form=refund_form or RefundForm(),
+        action_form=ActionForm(),
     ), status
 
 
@@ -349,12 +410,15 @@ def check(order_id):
     found = _transaction(order_id)
     if not ActionForm().validate_on_submit():
         abort(400, _("The form has expired. Reload the page and try again."))
-    before = {"status": found.status,
-              "pending_refund": refunds.pending_refund(found) is not None}
+    before = {
+        "status": found.status,
+        "pending_refund": refunds.pending_refund(found) is not None,
+    }
     error = None
     try:
         if refunds.pending_refund(found) is None and (
-                found.status in payments.CHECKED_STATUSES):
+            found.status in payments.CHECKED_STATUSES
+        ):
             stats = status_check.check_order(found.id)
             error = "; ".join(stats.notes) or None
         else:
@@ -363,18 +427,28 @@ def check(order_id):
     except UnitellerError as exc:
         error = str(exc)
     found = Transaction.get_by_id(found.id)
-    after = {"status": found.status,
-             "pending_refund": refunds.pending_refund(found) is not None}
+    after = {
+        "status": found.status,
+        "pending_refund": refunds.pending_refund(found) is not None,
+    }
     if error:
         after["error"] = error
     with write_unit():
-        audit.record(current_operator(), "transaction.check", "transaction",
-                     order_id, before, after)
+        audit.record(
+            current_operator(),
+            "transaction.check",
+            "transaction",
+            order_id,
+            before,
+            after,
+        )
     if error:
         flash(_("Uniteller did not answer: %(error)s", error=error), "error")
     else:
-        flash(_("Status re-checked: %(status)s.",
-                status=str(status_label(found.status))), "ok")
+        flash(
+            _("Status re-checked: %(status)s.", status=str(status_label(found.status))),
+            "ok",
+        )
     return redirect(url_for("console.transaction", order_id=order_id))
 
 
@@ -398,27 +472,51 @@ def refund(order_id):
         made = refunds.start_refund(found, amount, current_operator())
     except refunds.RefundRefused as exc:
         if exc.message == "too_much":
-            form.amount.errors.append(_(
-                "At most %(left)s ₽ of this payment can be refunded.",
-                left=format_human(exc.details["left"])))
+            form.amount.errors.append(
+                _(
+                    "At most %(left)s ₽ of this payment can be refunded.",
+                    left=format_human(exc.details["left"]),
+                )
+            )
         else:
             form.amount.errors.append(REFUSALS[exc.message])
         return _transaction_page(found, form, 409)
     found = Transaction.get_by_id(found.id)
     with write_unit():
-        audit.record(current_operator(), "transaction.refund", "transaction", order_id,
-                     before, {"status": found.status, "refund": made.id,
-                              "amount": made.amount, "refund_status": made.status,
-                              "error": made.error_message})
+        audit.record(
+            current_operator(),
+            "transaction.refund",
+            "transaction",
+            order_id,
+            before,
+            {
+                "status": found.status,
+                "refund": made.id,
+                "amount": made.amount,
+                "refund_status": made.status,
+                "error": made.error_message,
+            },
+        )
     amount_text = format_human(made.amount)
     if made.status == "done":
         flash(_("Refund of %(amount)s ₽ done.", amount=amount_text), "ok")
     elif made.status == "failed":
-        flash(_("Uniteller refused the refund: %(code)s %(message)s",
-                code=made.error_code or "", message=made.error_message or ""), "error")
+        flash(
+            _(
+                "Uniteller refused the refund: %(code)s %(message)s",
+                code=made.error_code or "",
+                message=made.error_message or "",
+            ),
+            "error",
+        )
     else:
-        flash(_("Uniteller did not answer in time. The refund is in progress: "
-                "re-check the status later."), "error")
+        flash(
+            _(
+                "Uniteller did not answer in time. The refund is in progress: "
+                "re-check the status later."
+            ),
+            "error",
+        )
     return redirect(url_for("console.transaction", order_id=order_id))
 
 
@@ -441,10 +539,19 @@ def _monitor_filters():
     if kind and kind not in monitor.KINDS:
         abort(400, "unknown kind")
     filters = monitor.Filters(
-        start=local_midnight_utc(first), end=local_midnight_utc(last + timedelta(1)),
-        search=request.args.get("q", "").strip()[:100], status=status, kind=kind)
-    shown = {"from": first.isoformat(), "to": last.isoformat(), "q": filters.search,
-             "status": status, "kind": kind}
+        start=local_midnight_utc(first),
+        end=local_midnight_utc(last + timedelta(1)),
+        search=request.args.get("q", "").strip()[:100],
+        status=status,
+        kind=kind,
+    )
+    shown = {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "q": filters.search,
+        "status": status,
+        "kind": kind,
+    }
     return filters, shown, first, last
 
 
@@ -460,8 +567,11 @@ def _choose_instance(endpoint):
     """Ask which module instance a page is about, keeping the other parameters."""
     args = {k: v for k, v in request.args.items() if k != "instance"}
     return render_template(
-        "console/choose-instance.html", endpoint=endpoint, args=args,
-        instances=list(ModuleInstance.select().order_by(ModuleInstance.code)))
+        "console/choose-instance.html",
+        endpoint=endpoint,
+        args=args,
+        instances=list(ModuleInstance.select().order_by(ModuleInstance.code)),
+    )
 
 
 @bp.route("/monitor")
@@ -473,24 +583,34 @@ def monitor_page():
         return _choose_instance("console.monitor_page")
     filters, shown, first, last = _monitor_filters()
     shown["instance"] = instance.code
-    rows, following = monitor.page(monitor.selection(instance, filters),
-                                   current_app.config["PAGE_SIZE"], _cursor())
-    context = {"rows": rows, "following": following, "filters": shown,
-               "after": request.args.get("after", "")}
+    rows, following = monitor.page(
+        monitor.selection(instance, filters), current_app.config["PAGE_SIZE"], _cursor()
+    )
+    context = {
+        "rows": rows,
+        "following": following,
+        "filters": shown,
+        "after": request.args.get("after", ""),
+    }
     if wants_fragment() and request.headers.get("HX-Target") == "monitor-rows":
         # Paging: the totals and the chart above the rows stay as they are.
-        response = make_response(render_template("console/_monitor-rows.html",
-                                                 **context))
+        response = make_response(
+            render_template("console/_monitor-rows.html", **context)
+        )
         response.vary.update(("HX-Request", "HX-Target"))
         return response
     # The totals and the chart come by a request of their own once the page is
     # shown (console.monitor_summary): counting a year of a big instance can
     # take longer than the rows, and the operator need not wait for it.
     response = page_or_fragment(
-        "console/monitor.html", "console/_monitor-table.html",
-        instance=instance, instances=list(ModuleInstance.select()
-                                          .order_by(ModuleInstance.code)),
-        statuses=STATUS_FILTERS, kinds=monitor.KINDS, **context)
+        "console/monitor.html",
+        "console/_monitor-table.html",
+        instance=instance,
+        instances=list(ModuleInstance.select().order_by(ModuleInstance.code)),
+        statuses=STATUS_FILTERS,
+        kinds=monitor.KINDS,
+        **context,
+    )
     response.vary.add("HX-Target")
     return response
 
@@ -505,12 +625,18 @@ def monitor_summary():
     filters, shown, first, last = _monitor_filters()
     shown["instance"] = instance.code
     per_status, series = monitor.summary(
-        instance, filters, monitor.local_days(first, last, local_midnight_utc))
+        instance, filters, monitor.local_days(first, last, local_midnight_utc)
+    )
     return page_or_fragment(
-        "console/monitor-summary.html", "console/_monitor-summary.html",
-        instance=instance, filters=shown, totals=per_status,
+        "console/monitor-summary.html",
+        "console/_monitor-summary.html",
+        instance=instance,
+        filters=shown,
+        totals=per_status,
         total_count=sum(c for _, c, _ in per_status),
-        total_sum=sum(s for _, _, s in per_status), chart=monitor.chart(series))
+        total_sum=sum(s for _, _, s in per_status),
+        chart=monitor.chart(series),
+    )
 
 
 @bp.route("/monitor.csv")
@@ -522,13 +648,26 @@ def monitor_csv():
         abort(400, _("Choose a module instance."))
     code = instance.code
     filters, shown, _first, _last = _monitor_filters()
-    header = [_("Date"), _("Order"), _("Contract"), _("Name"), _("Kind"), _("Status"),
-              _("Amount"), _("Bill number"), _("Approval code"), _("Response code"),
-              _("Message")]
+    header = [
+        _("Date"),
+        _("Order"),
+        _("Contract"),
+        _("Name"),
+        _("Kind"),
+        _("Status"),
+        _("Amount"),
+        _("Bill number"),
+        _("Approval code"),
+        _("Response code"),
+        _("Message"),
+    ]
     lines = monitor.csv_chunks(instance, filters, local_timezone(), header)
     name = f"transactions-{code}-{shown['from']}-{shown['to']}.csv"
-    return Response(stream_with_context(lines), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 # -- module instances and configurations ------------------------------------------
@@ -556,16 +695,24 @@ class ConfigurationForm(FlaskForm):
     @classmethod
     def filled(cls, configuration, **values):
         """A form holding a configuration's parameters, never its secrets."""
-        params = {k: v for k, v in configuration.params.items()
-                  if k in PARAM_LABELS and k not in module_params.SECRET_PARAMS}
+        params = {
+            k: v
+            for k, v in configuration.params.items()
+            if k in PARAM_LABELS and k not in module_params.SECRET_PARAMS
+        }
         params.update({k: params.get(k) == "yes" for k in FLAG_PARAMS})
         return cls(**params, **values)
 
     def params(self):
         """Return the typed parameters; empty fields fall back to their defaults."""
         values = {key: "yes" if self[key].data else "no" for key in FLAG_PARAMS}
-        values.update({key: self[key].data.strip() for key in PARAM_LABELS
-                       if key not in FLAG_PARAMS and (self[key].data or "").strip()})
+        values.update(
+            {
+                key: self[key].data.strip()
+                for key in PARAM_LABELS
+                if key not in FLAG_PARAMS and (self[key].data or "").strip()
+            }
+        )
         return values
 
     def show_error(self, error):
@@ -589,10 +736,17 @@ def instances():
     if form.validate_on_submit():
         try:
             with write_unit():
-                made = manage.add_instance(form.code.data.strip(),
-                                           form.name.data.strip())
-                audit.record(current_operator(), "instance.create", "instance",
-                             made.code, None, {"name": made.name})
+                made = manage.add_instance(
+                    form.code.data.strip(), form.name.data.strip()
+                )
+                audit.record(
+                    current_operator(),
+                    "instance.create",
+                    "instance",
+                    made.code,
+                    None,
+                    {"name": made.name},
+                )
         except manage.Conflict:
             form.code.errors.append(_("An instance with this code exists already."))
         except CabinetError:
@@ -602,14 +756,19 @@ def instances():
             return redirect(url_for("console.instance", code=made.code))
     rows = list(ModuleInstance.select().order_by(ModuleInstance.code))
     return render_template("console/instances.html", instances=rows, form=form), (
-        400 if form.errors else 200)
+        400 if form.errors else 200
+    )
 
 
 def _instance_page(instance, status=200, test=None):
     configurations = list(instance.configurations.order_by(ModuleConfiguration.name))
     return render_template(
-        "console/instance.html", instance=instance, configurations=configurations,
-        redacted=module_params.redacted, action_form=ActionForm(), test=test,
+        "console/instance.html",
+        instance=instance,
+        configurations=configurations,
+        redacted=module_params.redacted,
+        action_form=ActionForm(),
+        test=test,
         previous=manage.previous_configuration(instance),
     ), status
 
@@ -623,19 +782,19 @@ def instance(code):
 
 # The console's first URLs, from before the stable ones: their links still work.
 @bp.route("/instances/<code>", defaults={"target": "console.instance"})
-@bp.route("/instances/<code>/transactions",
-          defaults={"target": "console.monitor_page"})
-@bp.route("/instances/<code>/transactions.csv",
-          defaults={"target": "console.monitor_csv"})
-@bp.route("/instances/<code>/reconcile",
-          defaults={"target": "console.reconcile_page"})
+@bp.route("/instances/<code>/transactions", defaults={"target": "console.monitor_page"})
+@bp.route(
+    "/instances/<code>/transactions.csv", defaults={"target": "console.monitor_csv"}
+)
+@bp.route("/instances/<code>/reconcile", defaults={"target": "console.reconcile_page"})
 @operator_required()
 def moved(code, target):
     """Answer 301 from an old instance URL to its stable one, keeping the query."""
     if target == "console.instance":
         return redirect(url_for(target, code=code), 301)
-    return redirect(url_for(target, **{**request.args.to_dict(), "instance": code}),
-                    301)
+    return redirect(
+        url_for(target, **{**request.args.to_dict(), "instance": code}), 301
+    )
 
 
 def _save_configuration(form, instance, save, **shown):
@@ -655,8 +814,9 @@ def _save_configuration(form, instance, save, **shown):
             flash(_("Configuration %(name)s saved.", name=name), "ok")
             return redirect(url_for("console.instance", code=instance.code))
     status = 400 if form.errors else 200
-    return render_template("console/configuration.html", form=form, instance=instance,
-                           **shown), status
+    return render_template(
+        "console/configuration.html", form=form, instance=instance, **shown
+    ), status
 
 
 @bp.route("/instances/<code>/configs/new", methods=["GET", "POST"])
@@ -669,18 +829,28 @@ def configuration_new(code):
     def save():
         values = form.params()
         made = manage.add_configuration(
-            found, form.name.data, [f"{k}={v}" for k, v in values.items()],
-            who=current_operator().login)
-        audit.record(current_operator(), "configuration.create", "configuration",
-                     f"{code}/{made.name}", None, {"params": made.params})
+            found,
+            form.name.data,
+            [f"{k}={v}" for k, v in values.items()],
+            who=current_operator().login,
+        )
+        audit.record(
+            current_operator(),
+            "configuration.create",
+            "configuration",
+            f"{code}/{made.name}",
+            None,
+            {"params": made.params},
+        )
         return made.name
 
     return _save_configuration(form, found, save, configuration=None)
 
 
 def _configuration(instance, config_id):
-    found = ModuleConfiguration.get_or_none(ModuleConfiguration.id == config_id,
-                                            ModuleConfiguration.instance == instance)
+    found = ModuleConfiguration.get_or_none(
+        ModuleConfiguration.id == config_id, ModuleConfiguration.instance == instance
+    )
     if found is None:
         abort(404, _("No such configuration."))
     return found
@@ -696,13 +866,23 @@ def configuration_edit(code, config_id):
     form.name.data = configuration.name  # the name is the key: it does not change
 
     def save():
-        saved = manage.update_configuration(configuration, form.params(),
-                                            who=current_operator().login)
-        after = {"params": saved.params, "password_changed": (
-            saved.params.get("password") != configuration.params.get("password"))}
-        audit.record(current_operator(), "configuration.update", "configuration",
-                     f"{code}/{configuration.name}", {"params": configuration.params},
-                     after)
+        saved = manage.update_configuration(
+            configuration, form.params(), who=current_operator().login
+        )
+        after = {
+            "params": saved.params,
+            "password_changed": (
+                saved.params.get("password") != configuration.params.get("password")
+            ),
+        }
+        audit.record(
+            current_operator(),
+            "configuration.update",
+            "configuration",
+            f"{code}/{configuration.name}",
+            {"params": configuration.params},
+            after,
+        )
         return configuration.name
 
     return _save_configuration(form, found, save, configuration=configuration)
@@ -719,11 +899,17 @@ def configuration_copy(code, config_id):
         form.name.data = ""
 
     def save():
-        made = manage.copy_configuration(source, form.name.data, form.params(),
-                                         who=current_operator().login)
-        audit.record(current_operator(), "configuration.copy", "configuration",
-                     f"{code}/{made.name}", {"from": source.name},
-                     {"params": made.params})
+        made = manage.copy_configuration(
+            source, form.name.data, form.params(), who=current_operator().login
+        )
+        audit.record(
+            current_operator(),
+            "configuration.copy",
+            "configuration",
+            f"{code}/{made.name}",
+            {"from": source.name},
+            {"params": made.params},
+        )
         return made.name
 
     return _save_configuration(form, found, save, configuration=None, source=source)
@@ -736,8 +922,12 @@ def configuration_versions(code, config_id):
     found = manage.get_instance(code)
     configuration = _configuration(found, config_id)
     versions = list(configuration.versions.order_by(ConfigurationVersion.number.desc()))
-    return render_template("console/versions.html", instance=found,
-                           configuration=configuration, versions=versions)
+    return render_template(
+        "console/versions.html",
+        instance=found,
+        configuration=configuration,
+        versions=versions,
+    )
 
 
 def _version(configuration, name):
@@ -747,7 +937,8 @@ def _version(configuration, name):
         abort(400, f"{name}: a version number")
     found = ConfigurationVersion.get_or_none(
         ConfigurationVersion.configuration == configuration,
-        ConfigurationVersion.number == int(number))
+        ConfigurationVersion.number == int(number),
+    )
     if found is None:
         abort(404, _("No such version."))
     return found
@@ -761,10 +952,14 @@ def configuration_diff(code, config_id):
     configuration = _configuration(found, config_id)
     before, after = _version(configuration, "from"), _version(configuration, "to")
     return render_template(
-        "console/diff.html", instance=found, configuration=configuration,
-        before=before, after=after,
+        "console/diff.html",
+        instance=found,
+        configuration=configuration,
+        before=before,
+        after=after,
         changes=module_params.changes(before.params, after.params),
-        secrets=module_params.SECRET_PARAMS)
+        secrets=module_params.SECRET_PARAMS,
+    )
 
 
 @bp.route("/instances/<code>/configs/<int:config_id>/activate", methods=["POST"])
@@ -777,11 +972,17 @@ def configuration_activate(code, config_id):
         abort(400, _("The form has expired. Reload the page and try again."))
     with write_unit():
         before = found.active_configuration()
-        manage.activate_configuration(found, configuration.name,
-                                      who=current_operator().login)
-        audit.record(current_operator(), "configuration.activate", "instance", code,
-                     {"active": before.name if before else None},
-                     {"active": configuration.name})
+        manage.activate_configuration(
+            found, configuration.name, who=current_operator().login
+        )
+        audit.record(
+            current_operator(),
+            "configuration.activate",
+            "instance",
+            code,
+            {"active": before.name if before else None},
+            {"active": configuration.name},
+        )
     flash(_("Configuration %(name)s is active.", name=configuration.name), "ok")
     return redirect(url_for("console.instance", code=code))
 
@@ -799,11 +1000,18 @@ def configuration_rollback(code):
             restored = manage.roll_back(found, who=current_operator().login)
         except NotFound:
             abort(409, _("No configuration was active before this one."))
-        audit.record(current_operator(), "configuration.rollback", "instance", code,
-                     {"active": before.name if before else None},
-                     {"active": restored.name})
-    flash(_("Rolled back: configuration %(name)s is active again.",
-            name=restored.name), "ok")
+        audit.record(
+            current_operator(),
+            "configuration.rollback",
+            "instance",
+            code,
+            {"active": before.name if before else None},
+            {"active": restored.name},
+        )
+    flash(
+        _("Rolled back: configuration %(name)s is active again.", name=restored.name),
+        "ok",
+    )
     return redirect(url_for("console.instance", code=code))
 
 
@@ -820,15 +1028,24 @@ def configuration_test(code, config_id):
     try:
         rows = status_check.ask(
             payments.client_for(configuration),
-            status_check.results_spacing(configuration), status_check.Stats(),
-            start=end - timedelta(hours=1), end=end)
+            status_check.results_spacing(configuration),
+            status_check.Stats(),
+            start=end - timedelta(hours=1),
+            end=end,
+        )
         test["orders"] = len(rows)
     except UnitellerError as exc:
         # Our errors name the path and Uniteller's words, never the password.
         test.update(ok=False, error=str(exc))
     with write_unit():
-        audit.record(current_operator(), "configuration.test", "configuration",
-                     f"{code}/{configuration.name}", None, test)
+        audit.record(
+            current_operator(),
+            "configuration.test",
+            "configuration",
+            f"{code}/{configuration.name}",
+            None,
+            test,
+        )
     if wants_fragment():
         return render_template("console/_connection-test.html", test=test)
     return _instance_page(found, test=test)
@@ -845,8 +1062,14 @@ def _schedules():
             utc = schedule.cron_of(task)
         except schedule.ScheduleError as exc:
             utc = str(exc)
-        rows.append({"task": task, "local": current_app.config[task.cron_setting],
-                     "utc": utc, "runs": TaskRun.latest(task.name)})
+        rows.append(
+            {
+                "task": task,
+                "local": current_app.config[task.cron_setting],
+                "utc": utc,
+                "runs": TaskRun.latest(task.name),
+            }
+        )
     return rows
 
 
@@ -856,10 +1079,15 @@ def tasks():
     """List the scheduler's tasks, their schedules and last runs."""
     name, slot = request.args.get("task"), request.args.get("slot")
     progress_run = TaskRun.get_or_none(TaskRun.task == name, TaskRun.slot == slot)
-    return render_template("console/tasks.html", rows=_schedules(),
-                           action_form=ActionForm(),
-                           timezone=current_app.config["TIMEZONE"],
-                           slot=slot, task_name=name, progress_run=progress_run)
+    return render_template(
+        "console/tasks.html",
+        rows=_schedules(),
+        action_form=ActionForm(),
+        timezone=current_app.config["TIMEZONE"],
+        slot=slot,
+        task_name=name,
+        progress_run=progress_run,
+    )
 
 
 def _task(name):
@@ -880,8 +1108,9 @@ def task_run(name):
         abort(400, _("The form has expired. Reload the page and try again."))
     slot = f"manual:{uuid.uuid4().hex[:12]}"
     with write_unit():
-        audit.record(current_operator(), "task.run", "task", task.name, None,
-                     {"slot": slot})
+        audit.record(
+            current_operator(), "task.run", "task", task.name, None, {"slot": slot}
+        )
     get_queue().enqueue(jobs.run_task_now, task.name, slot, job_timeout=3600)
     if wants_fragment():
         return _progress(task, slot)
@@ -915,10 +1144,15 @@ def reconcile_page():
         return _choose_instance("console.reconcile_page")
     code = found.code
     first, last = parse_date(args, "from"), parse_date(args, "to")
-    context = {"instance": found, "report": None, "error": None,
-               "action_form": ActionForm(), "differences": DIFFERENCES,
-               "first": first or local_today() - timedelta(days=1),
-               "last": last or local_today()}
+    context = {
+        "instance": found,
+        "report": None,
+        "error": None,
+        "action_form": ActionForm(),
+        "differences": DIFFERENCES,
+        "first": first or local_today() - timedelta(days=1),
+        "last": last or local_today(),
+    }
     if request.method == "POST" and not ActionForm().validate_on_submit():
         abort(400, _("The form has expired. Reload the page and try again."))
     if first is None or last is None:
@@ -935,10 +1169,19 @@ def reconcile_page():
         return render_template("console/reconcile.html", **context), 502
     if fix:
         with write_unit():
-            audit.record(current_operator(), "reconcile.fix", "instance", code, None, {
-                "from": first.isoformat(), "to": last.isoformat(),
-                "differences": len(report.differences),
-                "fixed": [d.order_id for d in report.differences if d.fixed]})
+            audit.record(
+                current_operator(),
+                "reconcile.fix",
+                "instance",
+                code,
+                None,
+                {
+                    "from": first.isoformat(),
+                    "to": last.isoformat(),
+                    "differences": len(report.differences),
+                    "fixed": [d.order_id for d in report.differences if d.fixed],
+                },
+            )
     context["report"] = report
     return render_template("console/reconcile.html", **context)
 
@@ -962,19 +1205,36 @@ def orphans():
 def audit_log():
     """List the audit log, filtered by operator, action, object and period."""
     start, end = parse_period(request.args)
-    filters = {k: request.args.get(k, "").strip()[:64]
-               for k in ("operator", "action", "object_type", "from", "to")}
+    filters = {
+        k: request.args.get(k, "").strip()[:64]
+        for k in ("operator", "action", "object_type", "from", "to")
+    }
     page = _page_number()
     size = current_app.config["PAGE_SIZE"]
-    rows = list(audit.entries(filters["operator"], filters["action"],
-                              filters["object_type"], start, end)
-                .limit(size + 1).offset((page - 1) * size))
-    actions = [a for (a,) in AuditEntry.select(AuditEntry.action).distinct()
-               .order_by(AuditEntry.action).tuples()]
+    rows = list(
+        audit.entries(
+            filters["operator"], filters["action"], filters["object_type"], start, end
+        )
+        .limit(size + 1)
+        .offset((page - 1) * size)
+    )
+    actions = [
+        a
+        for (a,) in AuditEntry.select(AuditEntry.action)
+        .distinct()
+        .order_by(AuditEntry.action)
+        .tuples()
+    ]
     return page_or_fragment(
-        "console/audit.html", "console/_audit-table.html", rows=rows[:size],
-        has_next=len(rows) > size, page=page, filters=filters, actions=actions,
-        operators=[o.login for o in Operator.select().order_by(Operator.login)])
+        "console/audit.html",
+        "console/_audit-table.html",
+        rows=rows[:size],
+        has_next=len(rows) > size,
+        page=page,
+        filters=filters,
+        actions=actions,
+        operators=[o.login for o in Operator.select().order_by(Operator.login)],
+    )
 
 
 # -- a contract's autopay -----------------------------------------------------------
@@ -999,18 +1259,35 @@ def autopay_charge(number):
         amount = parse_amount(form.amount.data)
         with write_unit():
             charge = autopay.request_charge(
-                found, amount, form.reason.data.strip(),
-                source=f"console:{current_operator().login}")
-            audit.record(current_operator(), "autopay.charge", "contract", number,
-                         None, {"charge": charge.id, "amount": format_wire(amount),
-                                "reason": charge.reason})
+                found,
+                amount,
+                form.reason.data.strip(),
+                source=f"console:{current_operator().login}",
+            )
+            audit.record(
+                current_operator(),
+                "autopay.charge",
+                "contract",
+                number,
+                None,
+                {
+                    "charge": charge.id,
+                    "amount": format_wire(amount),
+                    "reason": charge.reason,
+                },
+            )
     except AmountError as exc:
         flash(AMOUNT_ERRORS[str(exc)], "error")
     except CabinetError as exc:
         flash(_autopay_refusal(exc), "error")
     else:
-        flash(_("Charge of %(amount)s ₽ asked for; its result appears below.",
-                amount=format_human(amount)), "ok")
+        flash(
+            _(
+                "Charge of %(amount)s ₽ asked for; its result appears below.",
+                amount=format_human(amount),
+            ),
+            "ok",
+        )
     return redirect(url_for("console.contract", number=number) + "#autopay-block")
 
 
@@ -1035,7 +1312,13 @@ def autopay_off(number):
         abort(404, "no autopay")
     with write_unit():
         autopay.turn_off(found, who=f"operator {current_operator().login}")
-        audit.record(current_operator(), "autopay.off", "contract", number,
-                     {"state": current.state}, {"state": "off"})
+        audit.record(
+            current_operator(),
+            "autopay.off",
+            "contract",
+            number,
+            {"state": current.state},
+            {"state": "off"},
+        )
     flash(_("Autopay is off."), "ok")
     return redirect(url_for("console.contract", number=number) + "#autopay-block")

@@ -46,8 +46,12 @@ def open_database(url):
         raise ValueError("DATABASE_URL: sqlite:///path or postgresql://user@host/db")
     # PostgreSQL starts a backend process per connection: reuse them.
     # More threads than pooled connections wait for one instead of failing.
-    return RecentlyUsedPool(max_connections=POOL_SIZE, stale_timeout=POOL_STALE_SECONDS,
-                            timeout=POOL_WAIT_SECONDS, **parse(url))
+    return RecentlyUsedPool(
+        max_connections=POOL_SIZE,
+        stale_timeout=POOL_STALE_SECONDS,
+        timeout=POOL_WAIT_SECONDS,
+        **parse(url),
+    )
 
 
 class RecentlyUsedPool(PooledPostgresqlDatabase):
@@ -73,9 +77,12 @@ class RecentlyUsedPool(PooledPostgresqlDatabase):
 
     def _is_closed(self, conn):
         returned = self._returned.pop(id(conn), None)
-        if (not conn.closed and returned is not None
-                and time.monotonic() - returned < self.PING_AFTER_SECONDS
-                and conn.get_transaction_status() == TRANSACTION_STATUS_IDLE):
+        if (
+            not conn.closed
+            and returned is not None
+            and time.monotonic() - returned < self.PING_AFTER_SECONDS
+            and conn.get_transaction_status() == TRANSACTION_STATUS_IDLE
+        ):
             return False
         return super()._is_closed(conn)
 
@@ -168,8 +175,10 @@ def init_db_command():
         _, version = create_tables()
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Database ready at schema version {version}: "
-               f"{_safe_url(current_app.config['DATABASE_URL'])}")
+    click.echo(
+        f"Database ready at schema version {version}: "
+        f"{_safe_url(current_app.config['DATABASE_URL'])}"
+    )
 
 
 def _safe_url(url):

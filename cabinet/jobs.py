@@ -17,6 +17,7 @@ def use_app(app):
 
 def _with_app(job):
     """Run a job inside an app context and a database connection of its own."""
+
     @wraps(job)
     def wrapped(*args, **kwargs):
         global _app
@@ -31,6 +32,7 @@ def _with_app(job):
             app = _app
         with app.app_context(), db.connection_context():
             return job(*args, **kwargs)
+
     return wrapped
 
 
@@ -58,8 +60,11 @@ def check_order(transaction_id):
     from . import status_check
 
     stats = status_check.check_order(transaction_id)
-    return {"looked_at": stats.looked_at, "changed": stats.changed,
-            "errors": stats.errors}
+    return {
+        "looked_at": stats.looked_at,
+        "changed": stats.changed,
+        "errors": stats.errors,
+    }
 
 
 @_with_app

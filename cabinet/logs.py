@@ -10,8 +10,11 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 def _extras(record):
     """Return the fields a log call added with `extra=` (order_id, contract, …)."""
-    return {k: v for k, v in vars(record).items()
-            if k not in _STANDARD and not k.startswith("_")}
+    return {
+        k: v
+        for k, v in vars(record).items()
+        if k not in _STANDARD and not k.startswith("_")
+    }
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,7 +23,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record):
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"),
+                timespec="milliseconds"
+            ),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -78,7 +78,8 @@ def activate_configuration(instance, name, who="cli", action="activate"):
         # Lock the instance's row (PostgreSQL; SQLite's write unit is exclusive):
         # two activations at once run one after the other, not into the index.
         ModuleInstance.update(code=ModuleInstance.code).where(
-            ModuleInstance.id == instance.id).execute()
+            ModuleInstance.id == instance.id
+        ).execute()
         configuration = ModuleConfiguration.get_or_none(
             ModuleConfiguration.instance == instance, ModuleConfiguration.name == name
         )
@@ -98,13 +99,18 @@ def activate_configuration(instance, name, who="cli", action="activate"):
 
 def previous_configuration(instance):
     """Return the configuration that was active before the active one, or None."""
-    return (ModuleConfiguration.select()
-            .where(ModuleConfiguration.instance == instance,
-                   ModuleConfiguration.is_active == False,  # noqa: E712
-                   ModuleConfiguration.activated_at.is_null(False))
-            .order_by(ModuleConfiguration.activated_at.desc(),
-                      ModuleConfiguration.id.desc())
-            .first())
+    return (
+        ModuleConfiguration.select()
+        .where(
+            ModuleConfiguration.instance == instance,
+            ModuleConfiguration.is_active == False,  # noqa: E712
+            ModuleConfiguration.activated_at.is_null(False),
+        )
+        .order_by(
+            ModuleConfiguration.activated_at.desc(), ModuleConfiguration.id.desc()
+        )
+        .first()
+    )
 
 
 def roll_back(instance, who="cli"):
@@ -121,7 +127,8 @@ def update_configuration(configuration, values, who="cli"):
     with write_unit():
         # The update comes first: it holds the row while the version is numbered.
         ModuleConfiguration.update(params=clean).where(
-            ModuleConfiguration.id == configuration.id).execute()
+            ModuleConfiguration.id == configuration.id
+        ).execute()
         saved = ModuleConfiguration.get_by_id(configuration.id)
         record_version(saved, "edit", who)
     return saved
@@ -137,11 +144,18 @@ def _keep_secrets(clean, configuration):
 
 def record_version(configuration, action, who):
     """Write the configuration's next version (call inside the change's unit)."""
-    last = (ConfigurationVersion.select(fn.MAX(ConfigurationVersion.number))
-            .where(ConfigurationVersion.configuration == configuration).scalar())
+    last = (
+        ConfigurationVersion.select(fn.MAX(ConfigurationVersion.number))
+        .where(ConfigurationVersion.configuration == configuration)
+        .scalar()
+    )
     return ConfigurationVersion.create(
-        configuration=configuration, number=(last or 0) + 1, action=action,
-        params=module_params.fingerprinted(configuration.params), who=who)
+        configuration=configuration,
+        number=(last or 0) + 1,
+        action=action,
+        params=module_params.fingerprinted(configuration.params),
+        who=who,
+    )
 
 
 def link_contract(contract, instance):
@@ -164,8 +178,11 @@ def add_contract(number, name, password, email=None, instance=None):
     try:
         with db.atomic():
             return Contract.create(
-                number=number, name=name.strip(), email=email or None,
-                password_hash=generate_password_hash(password), instance=instance,
+                number=number,
+                name=name.strip(),
+                email=email or None,
+                password_hash=generate_password_hash(password),
+                instance=instance,
             )
     except IntegrityError:
         raise Conflict(f"contract {number!r} exists already") from None
@@ -188,7 +205,8 @@ def add_operator(login, password, admin=False):
     try:
         with db.atomic():
             return Operator.create(
-                login=login, password_hash=generate_password_hash(password),
+                login=login,
+                password_hash=generate_password_hash(password),
                 role="admin" if admin else "operator",
             )
     except IntegrityError:

@@ -21,15 +21,27 @@ def register_functions(database):
     if isinstance(database, SqliteDatabase):
         database.register_function(
             lambda text: text.casefold() if isinstance(text, str) else text,
-            "casefold", 1, deterministic=True)
+            "casefold",
+            1,
+            deterministic=True,
+        )
 
 
 def contains(column, text):
     """Match a column that contains `text`, ignoring case (Cyrillic too)."""
-    folded = fn.casefold(column) if isinstance(db.obj, SqliteDatabase) else fn.LOWER(
-        column)
-    pattern = "%" + (text.casefold().replace("\\", "\\\\").replace("%", "\\%")
-                     .replace("_", "\\_")) + "%"
+    folded = (
+        fn.casefold(column) if isinstance(db.obj, SqliteDatabase) else fn.LOWER(column)
+    )
+    pattern = (
+        "%"
+        + (
+            text.casefold()
+            .replace("\\", "\\\\")
+            .replace("%", "\\%")
+            .replace("_", "\\_")
+        )
+        + "%"
+    )
     return NodeList((folded, SQL("LIKE"), pattern, SQL("ESCAPE '\\'")))
 
 
@@ -46,11 +58,18 @@ def matching_ids(text):
     pg_trgm) reads the whole contract table.
     """
     if isinstance(db.obj, SqliteDatabase) and len(text) >= TRIGRAM:
-        return NodeList((SQL(
-            "SELECT rowid FROM contract_search WHERE contract_search MATCH ?",
-            ('"' + text.replace('"', '""') + '"',)),), parens=True)
+        return NodeList(
+            (
+                SQL(
+                    "SELECT rowid FROM contract_search WHERE contract_search MATCH ?",
+                    ('"' + text.replace('"', '""') + '"',),
+                ),
+            ),
+            parens=True,
+        )
     return Contract.select(Contract.id).where(
-        contains(Contract.number, text) | contains(Contract.name, text))
+        contains(Contract.number, text) | contains(Contract.name, text)
+    )
 
 
 @dataclass(frozen=True)
@@ -66,12 +85,15 @@ class Filters:
 
 def conditions(instance, filters, status=True):
     """List the conditions a transaction passes the filters by."""
-    where = [Transaction.instance == instance,
-             Transaction.created_at >= filters.start,
-             Transaction.created_at < filters.end]
+    where = [
+        Transaction.instance == instance,
+        Transaction.created_at >= filters.start,
+        Transaction.created_at < filters.end,
+    ]
     if status and filters.status:
-        where.append(Transaction.status.in_(
-            STATUS_GROUPS.get(filters.status, (filters.status,))))
+        where.append(
+            Transaction.status.in_(STATUS_GROUPS.get(filters.status, (filters.status,)))
+        )
     if filters.kind:
         where.append(Transaction.kind == filters.kind)
     if filters.search:
@@ -84,8 +106,11 @@ def conditions(instance, filters, status=True):
 
 def selection(instance, filters, status=True):
     """Select an instance's transactions that pass the filters (with their contract)."""
-    return (Transaction.select(Transaction, Contract).join(Contract)
-            .where(*conditions(instance, filters, status)))
+    return (
+        Transaction.select(Transaction, Contract)
+        .join(Contract)
+        .where(*conditions(instance, filters, status))
+    )
 
 
 def encode_cursor(transaction):
@@ -107,9 +132,13 @@ def page(query, size, cursor=None):
         # the (instance, created_at, id) index.
         query = query.where(
             Transaction.created_at <= moment,
-            (Transaction.created_at < moment) | (Transaction.id < pk))
-    rows = list(query.order_by(Transaction.created_at.desc(), Transaction.id.desc())
-                .limit(size + 1))
+            (Transaction.created_at < moment) | (Transaction.id < pk),
+        )
+    rows = list(
+        query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(
+            size + 1
+        )
+    )
     following = encode_cursor(rows[size - 1]) if len(rows) > size else None
     return rows[:size], following
 
@@ -129,8 +158,10 @@ def summary(instance, filters, days):
             per_status[status] = (before[0] + count, before[1] + int(amount))
         if status in CREDITED_STATUSES and day is not None:
             per_day[int(day)] = per_day.get(int(day), 0) + int(amount)
-    return ([(status, *per_status[status]) for status in sorted(per_status)],
-            [(day, per_day.get(index, 0)) for index, (day, _, _) in enumerate(days)])
+    return (
+        [(status, *per_status[status]) for status in sorted(per_status)],
+        [(day, per_day.get(index, 0)) for index, (day, _, _) in enumerate(days)],
+    )
 
 
 def summary_query(instance, filters, days):
@@ -139,9 +170,16 @@ def summary_query(instance, filters, days):
     if filters.status:
         shown = STATUS_GROUPS.get(filters.status, (filters.status,))
         where.append(Transaction.status.in_(set(shown) | set(CREDITED_STATUSES)))
-    return (Transaction.select(Transaction.status, day_bucket(days).alias("bucket"),
-                               fn.COUNT(Transaction.id), fn.SUM(Transaction.amount))
-            .where(*where).group_by(Transaction.status, SQL("bucket")))
+    return (
+        Transaction.select(
+            Transaction.status,
+            day_bucket(days).alias("bucket"),
+            fn.COUNT(Transaction.id),
+            fn.SUM(Transaction.amount),
+        )
+        .where(*where)
+        .group_by(Transaction.status, SQL("bucket"))
+    )
 
 
 def day_bucket(days):
@@ -154,16 +192,25 @@ def day_bucket(days):
         # seconds since the first midnight, instead of one CASE branch per day
         # tested against every row.
         if isinstance(db.obj, SqliteDatabase):
-            seconds = (fn.strftime("%s", Transaction.created_at).cast("INTEGER")
-                       - int(start.replace(tzinfo=UTC).timestamp()))
+            seconds = fn.strftime("%s", Transaction.created_at).cast("INTEGER") - int(
+                start.replace(tzinfo=UTC).timestamp()
+            )
             return seconds / 86400  # integer division: seconds are whole
-        elapsed = NodeList((SQL("EXTRACT(EPOCH FROM"),
-                            NodeList((Transaction.created_at, SQL("-"),
-                                      start)), SQL(")")))
+        elapsed = NodeList(
+            (
+                SQL("EXTRACT(EPOCH FROM"),
+                NodeList((Transaction.created_at, SQL("-"), start)),
+                SQL(")"),
+            )
+        )
         return fn.FLOOR(elapsed / 86400).cast("INTEGER")
-    return Case(None, [((Transaction.created_at >= begin)
-                        & (Transaction.created_at < end), index)
-                       for index, (_, begin, end) in enumerate(days)])
+    return Case(
+        None,
+        [
+            ((Transaction.created_at >= begin) & (Transaction.created_at < end), index)
+            for index, (_, begin, end) in enumerate(days)
+        ],
+    )
 
 
 def totals(instance, filters):
@@ -180,13 +227,18 @@ def chart(series, width=720, height=160, label_every=None):
     bars = []
     for index, (day, amount) in enumerate(series):
         bar_height = 0 if not top else round(amount / top * (height - 20), 1)
-        bars.append({
-            "x": round(index * slot + gap / 2, 1), "width": round(slot - gap, 1),
-            "y": round(height - bar_height, 1), "height": bar_height,
-            "day": day, "amount": amount,
-            "label": index % label_every == 0,
-            "label_x": round(index * slot + slot / 2, 1),
-        })
+        bars.append(
+            {
+                "x": round(index * slot + gap / 2, 1),
+                "width": round(slot - gap, 1),
+                "y": round(height - bar_height, 1),
+                "height": bar_height,
+                "day": day,
+                "amount": amount,
+                "label": index % label_every == 0,
+                "label_x": round(index * slot + slot / 2, 1),
+            }
+        )
     return {"width": width, "height": height, "bars": bars, "top": top}
 
 
@@ -202,11 +254,36 @@ def csv_chunks(instance, filters, timezone, header):
     writer.writerow(header)
     local = _local_time(timezone)
     for rows in _csv_batches(instance, filters):
-        writer.writerows([
-            (local(created), order_id, number, name, kind, status,
-             format_signed(amount), bill, approval, response, message)
-            for (created, order_id, number, name, kind, status, amount, bill, approval,
-                 response, message) in rows])
+        writer.writerows(
+            [
+                (
+                    local(created),
+                    order_id,
+                    number,
+                    name,
+                    kind,
+                    status,
+                    format_signed(amount),
+                    bill,
+                    approval,
+                    response,
+                    message,
+                )
+                for (
+                    created,
+                    order_id,
+                    number,
+                    name,
+                    kind,
+                    status,
+                    amount,
+                    bill,
+                    approval,
+                    response,
+                    message,
+                ) in rows
+            ]
+        )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -217,14 +294,29 @@ def _csv_batches(instance, filters):
     """Yield the CSV's rows as lists of tuples, CSV_BATCH at a time."""
     sqlite = isinstance(db.obj, SqliteDatabase)
     # Text, as SQLite keeps it: "YYYY-MM-DD HH:MM:SS[.ffffff]".
-    created = Transaction.created_at if sqlite else fn.to_char(
-        Transaction.created_at, "YYYY-MM-DD HH24:MI:SS")
-    query = (Transaction.select(
-        created, Transaction.order_id, Contract.number, Contract.name,
-        Transaction.kind, Transaction.status, Transaction.amount,
-        Transaction.bill_number, Transaction.approval_code, Transaction.response_code,
-        Transaction.message).join(Contract).where(*conditions(instance, filters))
-        .order_by(Transaction.created_at.desc(), Transaction.id.desc()))
+    created = (
+        Transaction.created_at
+        if sqlite
+        else fn.to_char(Transaction.created_at, "YYYY-MM-DD HH24:MI:SS")
+    )
+    query = (
+        Transaction.select(
+            created,
+            Transaction.order_id,
+            Contract.number,
+            Contract.name,
+            Transaction.kind,
+            Transaction.status,
+            Transaction.amount,
+            Transaction.bill_number,
+            Transaction.approval_code,
+            Transaction.response_code,
+            Transaction.message,
+        )
+        .join(Contract)
+        .where(*conditions(instance, filters))
+        .order_by(Transaction.created_at.desc(), Transaction.id.desc())
+    )
     sql, params = query.sql()
     if sqlite:
         cursor = db.execute_sql(sql, params)
@@ -260,8 +352,7 @@ def _local_time(timezone):
     def hour(key):
         moment = datetime.fromisoformat(key + ":00:00").replace(tzinfo=UTC)
         shifted = moment.astimezone(timezone)
-        hours[key] = (shifted.strftime("%d.%m.%Y %H") if shifted.minute == 0
-                      else None)
+        hours[key] = shifted.strftime("%d.%m.%Y %H") if shifted.minute == 0 else None
         return hours[key]
 
     def local(created):

@@ -48,8 +48,11 @@ def _check_cron():
 def readyz():
     """Check the database, Redis and the cron heartbeat; a 503 names what fails."""
     checks = {}
-    for name, check in (("database", _check_database), ("redis", _check_redis),
-                        ("cron", _check_cron)):
+    for name, check in (
+        ("database", _check_database),
+        ("redis", _check_redis),
+        ("cron", _check_cron),
+    ):
         if name == "cron" and checks["redis"] != "ok":
             checks[name] = "unknown: Redis is down"
             continue
@@ -62,8 +65,11 @@ def readyz():
             # The class only: a driver's message may carry a host or user name.
             checks[name] = f"unreachable ({type(exc).__name__})"
     failing = [name for name, state in checks.items() if state != "ok"]
-    body = {"status": "failing" if failing else "ok", "failing": failing,
-            "checks": checks}
+    body = {
+        "status": "failing" if failing else "ok",
+        "failing": failing,
+        "checks": checks,
+    }
     return jsonify(body), 503 if failing else 200
 
 
@@ -77,8 +83,11 @@ def _allowed():
         address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(net.strip(), strict=False)
-               for net in current_app.config["METRICS_ALLOW"].split(",") if net.strip())
+    return any(
+        address in ipaddress.ip_network(net.strip(), strict=False)
+        for net in current_app.config["METRICS_ALLOW"].split(",")
+        if net.strip()
+    )
 
 
 @bp.after_app_request
@@ -105,8 +114,10 @@ class _Exposition:
 
     def metric(self, name, kind, text, samples):
         self.lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-        self.lines += [f"{name}{_labels(**labels) if labels else ''} {value}"
-                       for labels, value in samples]
+        self.lines += [
+            f"{name}{_labels(**labels) if labels else ''} {value}"
+            for labels, value in samples
+        ]
 
     def text(self):
         return "\n".join(self.lines) + "\n"
@@ -116,26 +127,54 @@ def _database_metrics(out):
     from .models import TaskRun, Transaction
     from .schedule import TASKS
 
-    rows = (Transaction.select(Transaction.kind, Transaction.status,
-                               fn.COUNT(Transaction.id).alias("n"))
-            .group_by(Transaction.kind, Transaction.status).tuples())
-    out.metric("cabinet_transactions", "gauge", "Transactions by kind and status.",
-               [({"kind": k, "status": s}, n) for k, s, n in rows])
-    runs = dict(TaskRun.select(TaskRun.task, fn.COUNT(TaskRun.id))
-                .group_by(TaskRun.task).tuples())
-    failures = dict(TaskRun.select(TaskRun.task, fn.COUNT(TaskRun.id))
-                    .where(TaskRun.errors > 0).group_by(TaskRun.task).tuples())
-    last_ok = dict(TaskRun.select(TaskRun.task, fn.MAX(TaskRun.finished_at))
-                   .where(TaskRun.finished_at.is_null(False), TaskRun.errors == 0)
-                   .group_by(TaskRun.task).tuples())
-    out.metric("cabinet_task_runs_total", "counter", "Runs of each scheduled task.",
-               [({"task": t}, runs.get(t, 0)) for t in TASKS])
-    out.metric("cabinet_task_failures_total", "counter",
-               "Runs of each scheduled task that had errors or crashed.",
-               [({"task": t}, failures.get(t, 0)) for t in TASKS])
-    out.metric("cabinet_task_last_success_timestamp_seconds", "gauge",
-               "When each task last finished without errors (Unix time; 0: never).",
-               [({"task": t}, _unix(last_ok.get(t))) for t in TASKS])
+    rows = (
+        Transaction.select(
+            Transaction.kind, Transaction.status, fn.COUNT(Transaction.id).alias("n")
+        )
+        .group_by(Transaction.kind, Transaction.status)
+        .tuples()
+    )
+    out.metric(
+        "cabinet_transactions",
+        "gauge",
+        "Transactions by kind and status.",
+        [({"kind": k, "status": s}, n) for k, s, n in rows],
+    )
+    runs = dict(
+        TaskRun.select(TaskRun.task, fn.COUNT(TaskRun.id))
+        .group_by(TaskRun.task)
+        .tuples()
+    )
+    failures = dict(
+        TaskRun.select(TaskRun.task, fn.COUNT(TaskRun.id))
+        .where(TaskRun.errors > 0)
+        .group_by(TaskRun.task)
+        .tuples()
+    )
+    last_ok = dict(
+        TaskRun.select(TaskRun.task, fn.MAX(TaskRun.finished_at))
+        .where(TaskRun.finished_at.is_null(False), TaskRun.errors == 0)
+        .group_by(TaskRun.task)
+        .tuples()
+    )
+    out.metric(
+        "cabinet_task_runs_total",
+        "counter",
+        "Runs of each scheduled task.",
+        [({"task": t}, runs.get(t, 0)) for t in TASKS],
+    )
+    out.metric(
+        "cabinet_task_failures_total",
+        "counter",
+        "Runs of each scheduled task that had errors or crashed.",
+        [({"task": t}, failures.get(t, 0)) for t in TASKS],
+    )
+    out.metric(
+        "cabinet_task_last_success_timestamp_seconds",
+        "gauge",
+        "When each task last finished without errors (Unix time; 0: never).",
+        [({"task": t}, _unix(last_ok.get(t))) for t in TASKS],
+    )
 
 
 def _unix(value):
@@ -158,9 +197,12 @@ def _redis_metrics(out):
 
     redis = get_redis()
     counted = {k.decode(): int(v) for k, v in redis.hgetall(CALLBACKS_KEY).items()}
-    out.metric("cabinet_callbacks_total", "counter",
-               "Uniteller callbacks answered, accepted (200) or rejected (403, 404).",
-               [({"result": r}, counted.get(r, 0)) for r in ("accepted", "rejected")])
+    out.metric(
+        "cabinet_callbacks_total",
+        "counter",
+        "Uniteller callbacks answered, accepted (200) or rejected (403, 404).",
+        [({"result": r}, counted.get(r, 0)) for r in ("accepted", "rejected")],
+    )
     queue = Queue(QUEUE_NAME, connection=redis)
     states = {
         "queued": queue.count,
@@ -169,8 +211,12 @@ def _redis_metrics(out):
         "deferred": DeferredJobRegistry(queue=queue).count,
         "failed": FailedJobRegistry(queue=queue).count,
     }
-    out.metric("cabinet_queue_jobs", "gauge", "RQ jobs of the queue by state.",
-               [({"queue": QUEUE_NAME, "state": s}, n) for s, n in states.items()])
+    out.metric(
+        "cabinet_queue_jobs",
+        "gauge",
+        "RQ jobs of the queue by state.",
+        [({"queue": QUEUE_NAME, "state": s}, n) for s, n in states.items()],
+    )
 
 
 @bp.route("/metrics")

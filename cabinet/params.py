@@ -9,8 +9,18 @@ from .money import AmountError, format_wire, to_kopecks
 from .uniteller.client import DEFAULT_GATEWAY_URL
 
 CALLBACK_FIELD_NAMES = {
-    "BillNumber", "ApprovalCode", "Total", "Balance", "Customer_IDP", "Card_IDP",
-    "CardNumber", "PaymentType", "ECI", "AcquirerID", "IssuerName", "EMoneyType",
+    "BillNumber",
+    "ApprovalCode",
+    "Total",
+    "Balance",
+    "Customer_IDP",
+    "Card_IDP",
+    "CardNumber",
+    "PaymentType",
+    "ECI",
+    "AcquirerID",
+    "IssuerName",
+    "EMoneyType",
     "Token_IDP",
 }
 # Parameters never shown on a page, in a log or in `config show`.
@@ -42,6 +52,7 @@ def _text(max_length):
         if len(value) > max_length:
             raise ParamError(N_("longer than %(count)d characters"), count=max_length)
         return value
+
     return parse
 
 
@@ -54,8 +65,9 @@ def _shop_id(value):
 
 # Plain http is for the sandbox and tests only: loopback, or a name under the
 # reserved .test and .localhost domains (RFC 6761), which never leave the box.
-LOCAL_HOST = re.compile(r"(localhost|127(\.\d{1,3}){3}|::1|.+\.(test|localhost))",
-                        re.IGNORECASE)
+LOCAL_HOST = re.compile(
+    r"(localhost|127(\.\d{1,3}){3}|::1|.+\.(test|localhost))", re.IGNORECASE
+)
 
 
 def _url(value):
@@ -64,8 +76,12 @@ def _url(value):
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ParamError(N_("an http(s) URL, e.g. https://wpay.uniteller.ru"))
     if parsed.scheme == "http" and not LOCAL_HOST.fullmatch(parsed.hostname or ""):
-        raise ParamError(N_("https is required outside the sandbox (plain http only "
-                            "for localhost, 127.0.0.1 or a *.test host)"))
+        raise ParamError(
+            N_(
+                "https is required outside the sandbox (plain http only "
+                "for localhost, 127.0.0.1 or a *.test host)"
+            )
+        )
     return value
 
 
@@ -90,9 +106,11 @@ def _callback_fields(value):
     names = value.split()
     unknown = [n for n in names if n not in CALLBACK_FIELD_NAMES]
     if unknown:
-        raise ParamError(N_("unknown field %(field)s; known: %(known)s"),
-                         field=repr(unknown[0]),
-                         known=", ".join(sorted(CALLBACK_FIELD_NAMES)))
+        raise ParamError(
+            N_("unknown field %(field)s; known: %(known)s"),
+            field=repr(unknown[0]),
+            known=", ".join(sorted(CALLBACK_FIELD_NAMES)),
+        )
     return " ".join(names)
 
 
@@ -123,7 +141,8 @@ PARAMS = {
     "password": (_text(512), "", "the shared secret from Uniteller's cabinet"),
     "gateway_url": (_url, DEFAULT_GATEWAY_URL, "Uniteller's host, or the sandbox"),
     "callback_fields": (
-        _callback_fields, "BillNumber ApprovalCode Total",
+        _callback_fields,
+        "BillNumber ApprovalCode Total",
         "extra callback fields, in signing order",
     ),
     "lifetime": (_seconds, "300", "seconds the payment form lives"),
@@ -133,8 +152,12 @@ PARAMS = {
     "autopay_monthly": (_flag, "no", "subscribers may set up monthly autopay"),
     "autopay_automatic": (_flag, "no", "subscribers may choose the automatic mode"),
     "autopay_retry_days": (_days, "3", "days a softly declined charge is retried"),
-    "auto_threshold": (_optional_amount, "", "automatic mode: top up when the balance "
-                       "is below this (empty: no built-in policy)"),
+    "auto_threshold": (
+        _optional_amount,
+        "",
+        "automatic mode: top up when the balance "
+        "is below this (empty: no built-in policy)",
+    ),
     "auto_target": (_optional_amount, "", "automatic mode: top up to this balance"),
 }
 
@@ -156,8 +179,11 @@ def validate(params):
     clean = {}
     for key, value in params.items():
         if key not in PARAMS:
-            raise ParamError(N_("unknown parameter %(name)s; known: %(known)s"),
-                             name=repr(key), known=", ".join(PARAMS))
+            raise ParamError(
+                N_("unknown parameter %(name)s; known: %(known)s"),
+                name=repr(key),
+                known=", ".join(PARAMS),
+            )
         parser = PARAMS[key][0]
         try:
             clean[key] = parser(str(value))
@@ -166,21 +192,35 @@ def validate(params):
     # Together, with the defaults of what was not given: that is what runs.
     p = effective(clean)
     if Decimal(p["min_amount"]) > Decimal(p["max_amount"]):
-        raise ParamError(N_("greater than the maximum payment (max_amount)"),
-                         "min_amount")
+        raise ParamError(
+            N_("greater than the maximum payment (max_amount)"), "min_amount"
+        )
     if bool(p["auto_threshold"]) != bool(p["auto_target"]):
-        raise ParamError(N_("give both the threshold (auto_threshold) and the "
-                            "target (auto_target), or neither"), "auto_target")
+        raise ParamError(
+            N_(
+                "give both the threshold (auto_threshold) and the "
+                "target (auto_target), or neither"
+            ),
+            "auto_target",
+        )
     if p["auto_target"]:
         if Decimal(p["auto_threshold"]) >= Decimal(p["auto_target"]):
-            raise ParamError(N_("must be above the threshold (auto_threshold)"),
-                             "auto_target")
+            raise ParamError(
+                N_("must be above the threshold (auto_threshold)"), "auto_target"
+            )
         if Decimal(p["auto_target"]) > Decimal(p["max_amount"]):
-            raise ParamError(N_("above the maximum payment (max_amount): its "
-                                "charges would be refused"), "auto_target")
+            raise ParamError(
+                N_(
+                    "above the maximum payment (max_amount): its "
+                    "charges would be refused"
+                ),
+                "auto_target",
+            )
         if p["autopay_automatic"] != "yes":
-            raise ParamError(N_("a top-up policy needs the automatic mode "
-                                "(autopay_automatic=yes)"), "auto_target")
+            raise ParamError(
+                N_("a top-up policy needs the automatic mode (autopay_automatic=yes)"),
+                "auto_target",
+            )
     return clean
 
 

@@ -73,6 +73,13 @@ class ConcurrencySlots:
     def release(self):
         """Give the slot back (only if it is still ours) and wake a waiter."""
         if self.held:
-            self.redis.eval(self.RELEASE, 2, self.held, self.wake_key, self.token,
-                            len(self.keys), self.hold_ms)
+            self.redis.eval(
+                self.RELEASE,
+                2,
+                self.held,
+                self.wake_key,
+                self.token,
+                len(self.keys),
+                self.hold_ms,
+            )
         self.held = None

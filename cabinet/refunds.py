@@ -20,14 +20,31 @@ from .uniteller.client import (
 log = logging.getLogger(__name__)
 
 # What of an /unblock/ answer goes into the event row (no card or personal data).
-_KEPT_ANSWER_FIELDS = ("OrderNumber", "Response_Code", "Message", "Total", "Status",
-                       "BillNumber", "ApprovalCode", "Error_Code", "Error_Comment",
-                       "Date")
+_KEPT_ANSWER_FIELDS = (
+    "OrderNumber",
+    "Response_Code",
+    "Message",
+    "Total",
+    "Status",
+    "BillNumber",
+    "ApprovalCode",
+    "Error_Code",
+    "Error_Comment",
+    "Date",
+)
 # The /results/ fields a re-check asks for: with Balance, what is left after refunds.
 # TODO: Uniteller's spec lists Balance among the callback fields; confirm with
 # Uniteller that /results/ accepts it in S_FIELDS (the sandbox does).
-_RECHECK_FIELDS = ("OrderNumber", "Status", "Total", "Balance", "BillNumber",
-                   "ApprovalCode", "Response_Code", "Message")
+_RECHECK_FIELDS = (
+    "OrderNumber",
+    "Status",
+    "Total",
+    "Balance",
+    "BillNumber",
+    "ApprovalCode",
+    "Response_Code",
+    "Message",
+)
 ALREADY_CANCELED = 16
 # A refund whose request may still be under way at Uniteller is not judged failed
 # by a re-check before this long (well beyond the client's timeout).
@@ -43,9 +60,11 @@ class RefundRefused(CabinetError):
 def refunded(transaction, status="done"):
     """Sum the refunds of a transaction in one status, kopecks."""
     # int(): PostgreSQL sums a bigint as numeric.
-    return int(Refund.select(fn.COALESCE(fn.SUM(Refund.amount), 0))
-               .where(Refund.transaction == transaction, Refund.status == status)
-               .scalar())
+    return int(
+        Refund.select(fn.COALESCE(fn.SUM(Refund.amount), 0))
+        .where(Refund.transaction == transaction, Refund.status == status)
+        .scalar()
+    )
 
 
 def refundable(transaction):
@@ -55,8 +74,9 @@ def refundable(transaction):
 
 def pending_refund(transaction):
     """Return the transaction's refund in flight, or None."""
-    return Refund.get_or_none(Refund.transaction == transaction,
-                              Refund.status == "pending")
+    return Refund.get_or_none(
+        Refund.transaction == transaction, Refund.status == "pending"
+    )
 
 
 def start_refund(transaction, amount, operator):
@@ -80,13 +100,19 @@ def start_refund(transaction, amount, operator):
         if amount > left:
             raise RefundRefused("too_much", left=left)
         try:
-            refund = Refund.create(transaction=transaction, amount=amount,
-                                   operator=operator)
+            refund = Refund.create(
+                transaction=transaction, amount=amount, operator=operator
+            )
         except IntegrityError:  # another operator's refund got in first
             raise RefundRefused("pending") from None
-        payments.record_event(transaction, "refund", "refund", transaction.status,
-                              transaction.status,
-                              note=f"refund #{refund.id} of {amount} kopecks asked")
+        payments.record_event(
+            transaction,
+            "refund",
+            "refund",
+            transaction.status,
+            transaction.status,
+            note=f"refund #{refund.id} of {amount} kopecks asked",
+        )
     client = payments.client_for(transaction.configuration)
     full = amount == transaction.amount - refunded(transaction)
     try:
@@ -102,8 +128,9 @@ def start_refund(transaction, amount, operator):
             try:
                 recheck(transaction)
             except UnitellerError as recheck_error:
-                log.warning("re-check of %s failed: %s", transaction.order_id,
-                            recheck_error)
+                log.warning(
+                    "re-check of %s failed: %s", transaction.order_id, recheck_error
+                )
         return Refund.get_by_id(refund.id)
     except UnitellerError as exc:
         _failed(refund, "", str(exc))
@@ -120,8 +147,12 @@ def recheck(transaction):
     transaction = Transaction.get_by_id(transaction.id)
     configuration = transaction.configuration
     rows = status_check.ask(
-        payments.client_for(configuration), status_check.results_spacing(configuration),
-        status_check.Stats(), order_id=transaction.order_id, fields=_RECHECK_FIELDS)
+        payments.client_for(configuration),
+        status_check.results_spacing(configuration),
+        status_check.Stats(),
+        order_id=transaction.order_id,
+        fields=_RECHECK_FIELDS,
+    )
     row = next((r for r in rows if r.get("OrderNumber") == transaction.order_id), None)
     if row is None:
         return None
@@ -129,8 +160,13 @@ def recheck(transaction):
     if refund is not None:
         _settle_from_balance(transaction, refund, row)
     if normalize_status(row.get("Status")) == "canceled":
-        payments.apply_status(transaction.order_id, row["Status"], source="status",
-                              fields=row, instance=transaction.instance)
+        payments.apply_status(
+            transaction.order_id,
+            row["Status"],
+            source="status",
+            fields=row,
+            instance=transaction.instance,
+        )
     return row
 
 
@@ -152,10 +188,17 @@ def _settle_from_balance(transaction, refund, row):
 def _still_pending(refund, note):
     """Leave a refund pending with a note: its outcome is unknown until a re-check."""
     Refund.update(note=note[:500], updated_at=utcnow()).where(
-        Refund.id == refund.id).execute()
+        Refund.id == refund.id
+    ).execute()
     transaction = refund.transaction
-    payments.record_event(transaction, "refund", "refund", transaction.status,
-                          transaction.status, note=f"refund #{refund.id}: {note}"[:500])
+    payments.record_event(
+        transaction,
+        "refund",
+        "refund",
+        transaction.status,
+        transaction.status,
+        note=f"refund #{refund.id}: {note}"[:500],
+    )
     log.warning("refund #%d of %s pending: %s", refund.id, transaction.order_id, note)
     return Refund.get_by_id(refund.id)
 
@@ -163,15 +206,26 @@ def _still_pending(refund, note):
 def _failed(refund, code, message):
     """Record that Uniteller refused a pending refund."""
     with write_unit():
-        changed = Refund.update(
-            status="failed", error_code=str(code)[:16], error_message=message[:500],
-            updated_at=utcnow(),
-        ).where(Refund.id == refund.id, Refund.status == "pending").execute()
+        changed = (
+            Refund.update(
+                status="failed",
+                error_code=str(code)[:16],
+                error_message=message[:500],
+                updated_at=utcnow(),
+            )
+            .where(Refund.id == refund.id, Refund.status == "pending")
+            .execute()
+        )
         if changed:
             transaction = Transaction.get_by_id(refund.transaction_id)
             payments.record_event(
-                transaction, "refund", "refund", transaction.status, transaction.status,
-                note=f"refund #{refund.id} refused: {code} {message}"[:500])
+                transaction,
+                "refund",
+                "refund",
+                transaction.status,
+                transaction.status,
+                note=f"refund #{refund.id} refused: {code} {message}"[:500],
+            )
     log.warning("refund #%d refused: %s %s", refund.id, code, message)
 
 
@@ -182,26 +236,41 @@ def _done(refund, fields, note=None):
         # PostgreSQL the two otherwise each read what the transaction holds before
         # the other commits, and both take it back.
         Transaction.update(updated_at=utcnow()).where(
-            Transaction.id == refund.transaction_id).execute()
-        changed = Refund.update(status="done", note=note, updated_at=utcnow()).where(
-            Refund.id == refund.id, Refund.status == "pending").execute()
+            Transaction.id == refund.transaction_id
+        ).execute()
+        changed = (
+            Refund.update(status="done", note=note, updated_at=utcnow())
+            .where(Refund.id == refund.id, Refund.status == "pending")
+            .execute()
+        )
         if not changed:
             return
         transaction = Transaction.get_by_id(refund.transaction_id)
         # A `canceled` status may have been applied first (its callback can
         # overtake our answer) and reversed what was left: never take back more
         # than the transaction still holds.
-        held = int(LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
-                   .where(LedgerEntry.transaction == transaction).scalar())
+        held = int(
+            LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
+            .where(LedgerEntry.transaction == transaction)
+            .scalar()
+        )
         taken = min(refund.amount, max(held, 0))
         if taken:
-            payments.post_ledger(transaction, "refund", -taken,
-                                 key=f"refund:{refund.id}")
+            payments.post_ledger(
+                transaction, "refund", -taken, key=f"refund:{refund.id}"
+            )
         payments.record_event(
-            transaction, "refund", "refund", transaction.status, transaction.status,
-            fields=fields, note=f"refund #{refund.id} of {refund.amount} kopecks done"
-            + ("" if taken == refund.amount else f", {taken} taken off the balance"))
-    log.info("refund #%d of %s done: %d", refund.id, transaction.order_id,
-             refund.amount)
+            transaction,
+            "refund",
+            "refund",
+            transaction.status,
+            transaction.status,
+            fields=fields,
+            note=f"refund #{refund.id} of {refund.amount} kopecks done"
+            + ("" if taken == refund.amount else f", {taken} taken off the balance"),
+        )
+    log.info(
+        "refund #%d of %s done: %d", refund.id, transaction.order_id, refund.amount
+    )
     if refunded(transaction) >= transaction.amount:
         payments.apply_status(transaction.order_id, "canceled", source="refund")

@@ -45,7 +45,8 @@ def parse_period(args):
 def wants_fragment():
     """True for an htmx request that is not a history restore (that wants the page)."""
     return bool(request.headers.get("HX-Request")) and not request.headers.get(
-        "HX-History-Restore-Request")
+        "HX-History-Restore-Request"
+    )
 
 
 def page_or_fragment(page_template, fragment_template, status=200, **context):

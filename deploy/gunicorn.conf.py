@@ -38,19 +38,30 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "cabinet": {"()": "cabinet.logs.formatter",
-                    "log_format": os.environ.get("LOG_FORMAT", "text")},
+        "cabinet": {
+            "()": "cabinet.logs.formatter",
+            "log_format": os.environ.get("LOG_FORMAT", "text"),
+        },
     },
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "cabinet",
-                   "stream": "ext://sys.stderr"},
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "cabinet",
+            "stream": "ext://sys.stderr",
+        },
     },
     # The app gives the root logger its handler (cabinet/logs.py).
     "root": {"level": os.environ.get("LOG_LEVEL", "INFO"), "handlers": []},
     "loggers": {
-        "gunicorn.error": {"level": os.environ.get("LOG_LEVEL", "INFO"),
-                           "handlers": ["stderr"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["stderr"],
-                            "propagate": False},
+        "gunicorn.error": {
+            "level": os.environ.get("LOG_LEVEL", "INFO"),
+            "handlers": ["stderr"],
+            "propagate": False,
+        },
+        "gunicorn.access": {
+            "level": "INFO",
+            "handlers": ["stderr"],
+            "propagate": False,
+        },
     },
 }

@@ -274,7 +274,8 @@ def test_activating_another_configuration_leaves_exactly_one_active(cli, app, de
             c.name
             for c in ModuleConfiguration.select().where(
                 ModuleConfiguration.is_active == True  # noqa: E712
-            )]
+            )
+        ]
     assert active == ["spare"]
 
 

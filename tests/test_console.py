@@ -33,14 +33,19 @@ def console_login(client, who=ADMIN):
 def paid(contract, amount=50000, bill="123456789012"):
     """A card payment Uniteller reported paid (credited, with its bill number)."""
     transaction = new_payment(contract, amount)
-    payments.apply_status(transaction.order_id, "paid", source="callback",
-                          fields={"BillNumber": bill, "ApprovalCode": "AB1234"})
+    payments.apply_status(
+        transaction.order_id,
+        "paid",
+        source="callback",
+        fields={"BillNumber": bill, "ApprovalCode": "AB1234"},
+    )
     return Transaction.get_by_id(transaction.id)
 
 
 def audit_entries(action):
-    return list(AuditEntry.select().where(AuditEntry.action == action)
-                .order_by(AuditEntry.id))
+    return list(
+        AuditEntry.select().where(AuditEntry.action == action).order_by(AuditEntry.id)
+    )
 
 
 def test_operator_logs_in_and_out(client, staff):
@@ -66,7 +71,8 @@ def test_operator_login_is_throttled(make_app, staff):
 
 def test_an_operator_made_by_the_cli_can_log_in(app, client, ctx):
     result = app.test_cli_runner().invoke(
-        args=["operator", "add", "boss", "--password", "boss-password", "--admin"])
+        args=["operator", "add", "boss", "--password", "boss-password", "--admin"]
+    )
     assert result.exit_code == 0, result.output
     assert console_login(client, ("boss", "boss-password")).status_code == 302
     assert client.get("/console/instances").status_code == 200
@@ -94,13 +100,21 @@ def test_plain_operators_see_but_do_not_administer(client, staff):
     console_login(client, OPERATOR)
     assert client.get("/console/contracts/1001").status_code == 200
     assert client.get("/console/tasks").status_code == 200
-    for path in ("/console/instances", "/console/instances/isp/configs",
-                 "/console/audit", "/console/reconcile?instance=isp"):
+    for path in (
+        "/console/instances",
+        "/console/instances/isp/configs",
+        "/console/audit",
+        "/console/reconcile?instance=isp",
+    ):
         response = client.get(path)
         assert response.status_code == 403, path
         assert "Только администратор" in response.get_data(as_text=True)
-    assert client.post("/console/contracts/1001/instance",
-                       data={"instance": ""}).status_code == 403
+    assert (
+        client.post(
+            "/console/contracts/1001/instance", data={"instance": ""}
+        ).status_code
+        == 403
+    )
     assert client.post("/console/tasks/status-check/run").status_code == 403
     assert Contract.by_number("1001").instance_id is not None
     assert AuditEntry.select().count() == 0
@@ -108,12 +122,16 @@ def test_plain_operators_see_but_do_not_administer(client, staff):
 
 def test_unknown_things_are_404(client, staff):
     console_login(client)
-    for path in ("/console/contracts/nope", "/console/transactions/nope",
-                 "/console/monitor?instance=nope", "/console/monitor.csv?instance=nope",
-                 "/console/instances/nope/configs",
-                 "/console/instances/isp/configs/999",
-                 "/console/instances/isp/configs/1/diff?from=1&to=99",
-                 "/console/tasks/nope/runs/x"):
+    for path in (
+        "/console/contracts/nope",
+        "/console/transactions/nope",
+        "/console/monitor?instance=nope",
+        "/console/monitor.csv?instance=nope",
+        "/console/instances/nope/configs",
+        "/console/instances/isp/configs/999",
+        "/console/instances/isp/configs/1/diff?from=1&to=99",
+        "/console/tasks/nope/runs/x",
+    ):
         assert client.get(path).status_code == 404, path
 
 
@@ -140,8 +158,9 @@ def test_contract_page_shows_balance_and_filters_its_transactions(client, staff)
     assert "700,00 ₽" in page and 'id="autopay-block"' in page
     assert credited.order_id in page and waiting.order_id in page
     assert theirs.order_id not in page
-    only_paid = client.get("/console/contracts/1001?status=success",
-                           headers={"HX-Request": "true"}).get_data(as_text=True)
+    only_paid = client.get(
+        "/console/contracts/1001?status=success", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert only_paid.startswith('<div id="contract-transactions">')
     assert credited.order_id in only_paid and waiting.order_id not in only_paid
     long_ago = client.get("/console/contracts/1001?from=2001-01-01&to=2001-01-31")
@@ -159,8 +178,11 @@ def test_admin_links_and_unlinks_a_contract_with_an_audit_entry(client, staff):
     assert Contract.by_number("1001").instance_id == staff["instance"].id
     unlink, link = audit_entries("contract.link")
     assert (unlink.before, unlink.after) == ({"instance": "isp"}, {"instance": None})
-    assert (link.login, link.object_id, link.after) == ("admin", "1001",
-                                                         {"instance": "isp"})
+    assert (link.login, link.object_id, link.after) == (
+        "admin",
+        "1001",
+        {"instance": "isp"},
+    )
     bad = client.post("/console/contracts/1001/instance", data={"instance": "nope"})
     assert bad.status_code == 400
 
@@ -184,22 +206,31 @@ def test_audit_log_is_filterable_and_for_admins(client, staff):
     assert "contract.link" in page and "1002" in page
     only = client.get("/console/audit?object_type=task", headers={"HX-Request": "true"})
     assert "1002" not in only.get_data(as_text=True)
-    assert "1002" not in client.get("/console/audit?from=2001-01-01&to=2001-01-02") \
-        .get_data(as_text=True)
+    assert "1002" not in client.get(
+        "/console/audit?from=2001-01-01&to=2001-01-02"
+    ).get_data(as_text=True)
 
 
 # -- configurations ---------------------------------------------------------------
 
-NEW_CONFIG = {"name": "reserve", "shop_id": "00000002", "login": "77",
-              "password": "very-secret-reserve", "gateway_url": "http://gateway.test",
-              "callback_fields": "BillNumber Total", "lifetime": "", "min_amount": "",
-              "max_amount": ""}
+NEW_CONFIG = {
+    "name": "reserve",
+    "shop_id": "00000002",
+    "login": "77",
+    "password": "very-secret-reserve",
+    "gateway_url": "http://gateway.test",
+    "callback_fields": "BillNumber Total",
+    "lifetime": "",
+    "min_amount": "",
+    "max_amount": "",
+}
 
 
 def test_admin_creates_a_configuration_and_never_sees_its_password(client, staff):
     console_login(client)
-    bad = client.post("/console/instances/isp/configs/new",
-                      data={**NEW_CONFIG, "lifetime": "soon"})
+    bad = client.post(
+        "/console/instances/isp/configs/new", data={**NEW_CONFIG, "lifetime": "soon"}
+    )
     assert bad.status_code == 400
     assert "целое число секунд" in bad.get_data(as_text=True)
     response = client.post("/console/instances/isp/configs/new", data=NEW_CONFIG)
@@ -207,13 +238,16 @@ def test_admin_creates_a_configuration_and_never_sees_its_password(client, staff
     made = ModuleConfiguration.get(ModuleConfiguration.name == "reserve")
     assert made.params["password"] == "very-secret-reserve" and not made.is_active
     assert made.created_by == "admin"
-    for path in ("/console/instances/isp/configs", "/console/audit",
-                 f"/console/instances/isp/configs/{made.id}"):
+    for path in (
+        "/console/instances/isp/configs",
+        "/console/audit",
+        f"/console/instances/isp/configs/{made.id}",
+    ):
         page = client.get(path).get_data(as_text=True)
         assert "very-secret-reserve" not in page, path
     page = client.get("/console/instances/isp/configs").get_data(as_text=True)
     assert "задан" in page
-    entry, = audit_entries("configuration.create")
+    (entry,) = audit_entries("configuration.create")
     assert entry.after["params"]["password"] == "***"
     taken = client.post("/console/instances/isp/configs/new", data=NEW_CONFIG)
     assert taken.status_code == 400
@@ -223,21 +257,27 @@ def test_editing_keeps_the_password_when_left_empty(client, staff, shop):
     console_login(client)
     main = staff["instance"].active_configuration()
     form = {**NEW_CONFIG, "name": "main", "password": "", "max_amount": "500.00"}
-    assert client.post(f"/console/instances/isp/configs/{main.id}",
-                       data=form).status_code == 302
+    assert (
+        client.post(f"/console/instances/isp/configs/{main.id}", data=form).status_code
+        == 302
+    )
     saved = ModuleConfiguration.get_by_id(main.id)
     assert saved.params["password"] == shop["password"]
     assert saved.params["max_amount"] == "500.00"
     assert saved.params["shop_id"] == "00000002"
-    client.post(f"/console/instances/isp/configs/{main.id}",
-                data={**form, "password": "a-new-one"})
+    client.post(
+        f"/console/instances/isp/configs/{main.id}",
+        data={**form, "password": "a-new-one"},
+    )
     assert ModuleConfiguration.get_by_id(main.id).params["password"] == "a-new-one"
     kept, changed = audit_entries("configuration.update")
     assert kept.after["password_changed"] is False and changed.after["password_changed"]
     assert shop["password"] not in json.dumps([kept.before, kept.after, changed.before])
     assert "a-new-one" not in json.dumps(changed.after)
-    bad = client.post(f"/console/instances/isp/configs/{main.id}",
-                      data={**form, "min_amount": "900", "max_amount": "100"})
+    bad = client.post(
+        f"/console/instances/isp/configs/{main.id}",
+        data={**form, "min_amount": "900", "max_amount": "100"},
+    )
     assert bad.status_code == 400 and "min_amount" in bad.get_data(as_text=True)
 
 
@@ -248,7 +288,7 @@ def test_activating_a_configuration_switches_and_is_audited(client, staff):
     client.post(f"/console/instances/isp/configs/{reserve.id}/activate")
     active = staff["instance"].active_configuration()
     assert active.name == "reserve" and active.activated_by == "admin"
-    entry, = audit_entries("configuration.activate")
+    (entry,) = audit_entries("configuration.activate")
     assert (entry.before, entry.after) == ({"active": "main"}, {"active": "reserve"})
 
 
@@ -257,13 +297,21 @@ def test_connection_test_against_the_sandbox(world):
     with world.app.app_context(), db.connection_context():
         manage.add_operator(*ADMIN, admin=True)
         main = ModuleConfiguration.get(ModuleConfiguration.name == "main")
-        manage.add_configuration(main.instance, "wrong", [
-            "shop_id=00000001", "login=1001", "password=not-the-password",
-            f"gateway_url={main.params['gateway_url']}"])
+        manage.add_configuration(
+            main.instance,
+            "wrong",
+            [
+                "shop_id=00000001",
+                "login=1001",
+                "password=not-the-password",
+                f"gateway_url={main.params['gateway_url']}",
+            ],
+        )
         wrong = ModuleConfiguration.get(ModuleConfiguration.name == "wrong")
     console_login(client)
-    ok = client.post(f"/console/instances/isp/configs/{main.id}/test",
-                     headers={"HX-Request": "true"}).get_data(as_text=True)
+    ok = client.post(
+        f"/console/instances/isp/configs/{main.id}/test", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert ok.startswith('<div id="connection-test">') and "Соединение в порядке" in ok
     failed = client.post(f"/console/instances/isp/configs/{wrong.id}/test")
     text = failed.get_data(as_text=True)
@@ -278,23 +326,27 @@ def test_connection_test_against_the_sandbox(world):
 
 
 def test_run_now_enqueues_a_manual_run_and_its_progress_polls_until_done(
-        app, client, staff, run_jobs):
+    app, client, staff, run_jobs
+):
     console_login(client)
     page = client.get("/console/tasks").get_data(as_text=True)
     assert "status-check" in page and "*/5 * * * *" in page and "UTC" in page
-    started = client.post("/console/tasks/status-check/run",
-                          headers={"HX-Request": "true"}).get_data(as_text=True)
+    started = client.post(
+        "/console/tasks/status-check/run", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in started and "В очереди" in started
     progress_url = re.search(r'hx-get="([^"]+)"', started).group(1)
     run_jobs(app)
     finished = client.get(progress_url).get_data(as_text=True)
     assert "every 2s" not in finished and "Готово" in finished
-    entry, = audit_entries("task.run")
+    (entry,) = audit_entries("task.run")
     assert entry.object_id == "status-check" and entry.after["slot"] in progress_url
     assert "manual" in client.get("/console/tasks").get_data(as_text=True)
     without_js = client.post("/console/tasks/status-check/run")
-    assert without_js.status_code == 302 and "slot=manual" in without_js.headers[
-        "Location"]
+    assert (
+        without_js.status_code == 302
+        and "slot=manual" in without_js.headers["Location"]
+    )
 
 
 def test_forms_without_csrf_change_nothing(make_app, staff):
@@ -302,8 +354,10 @@ def test_forms_without_csrf_change_nothing(make_app, staff):
     page = client.get("/console/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     assert console_login(client).status_code == 400  # the login form is protected
-    client.post("/console/login", data={"login": ADMIN[0], "password": ADMIN[1],
-                                        "csrf_token": token})
+    client.post(
+        "/console/login",
+        data={"login": ADMIN[0], "password": ADMIN[1], "csrf_token": token},
+    )
     transaction = paid(staff["contract"])
     main = staff["instance"].active_configuration()
     for path, data in [
@@ -311,8 +365,7 @@ def test_forms_without_csrf_change_nothing(make_app, staff):
         (f"/console/transactions/{transaction.order_id}/refund", {"amount": "10"}),
         (f"/console/transactions/{transaction.order_id}/check", {}),
         ("/console/instances/isp/configs/new", NEW_CONFIG),
-        (f"/console/instances/isp/configs/{main.id}", {**NEW_CONFIG,
-                                                              "name": "main"}),
+        (f"/console/instances/isp/configs/{main.id}", {**NEW_CONFIG, "name": "main"}),
         ("/console/tasks/status-check/run", {}),
     ]:
         assert client.post(path, data=data).status_code == 400, path
@@ -344,7 +397,7 @@ def test_recheck_applies_what_uniteller_says_and_is_audited(world):
     assert "Статус перепроверен: Оплачен" in page.get_data(as_text=True)
     with world.app.app_context(), db.connection_context():
         assert Transaction.by_order_id(order_id).status == "paid"
-        entry, = audit_entries("transaction.check")
+        (entry,) = audit_entries("transaction.check")
         assert entry.before["status"] in ("new", "waiting")
         assert entry.after["status"] == "paid"
 
@@ -356,18 +409,20 @@ def test_reconciliation_reports_and_fixes_a_missing_credit(world):
     client = live_admin(world)
     today = datetime.now(ZoneInfo("Europe/Moscow")).date().isoformat()
     assert "Сверить" in client.get("/console/reconcile?instance=isp").get_data(
-        as_text=True)
+        as_text=True
+    )
     report = client.get(f"/console/reconcile?instance=isp&from={today}&to={today}")
     text = report.get_data(as_text=True)
     assert "оплачен в Uniteller, не зачислен у нас" in text and order_id in text
     with world.app.app_context(), db.connection_context():
         assert AuditEntry.select().count() == 0  # looking changes nothing
-    fixed = client.post("/console/reconcile",
-                        data={"instance": "isp", "from": today, "to": today})
+    fixed = client.post(
+        "/console/reconcile", data={"instance": "isp", "from": today, "to": today}
+    )
     assert fixed.status_code == 200
     with world.app.app_context(), db.connection_context():
         transaction = Transaction.by_order_id(order_id)
         assert transaction.status == "paid"
         assert Contract.get_by_id(transaction.contract_id).balance == 50000
-        entry, = audit_entries("reconcile.fix")
+        (entry,) = audit_entries("reconcile.fix")
         assert entry.after["fixed"] == [order_id]

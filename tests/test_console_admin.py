@@ -20,8 +20,14 @@ from tests.helpers import _form, bind_autopay, new_payment, pay_by_card, signed_
 from tests.test_console import ADMIN, NEW_CONFIG, console_login, staff  # noqa: F401
 
 # Values for the URL arguments of console routes; a new argument needs one here.
-SAMPLE_ARGUMENTS = {"number": "1001", "order_id": "P1001-none", "code": "isp",
-                    "config_id": 1, "name": "status-check", "slot": "manual:x"}
+SAMPLE_ARGUMENTS = {
+    "number": "1001",
+    "order_id": "P1001-none",
+    "code": "isp",
+    "config_id": 1,
+    "name": "status-check",
+    "slot": "manual:x",
+}
 PUBLIC = {"console.login", "console.logout"}
 
 
@@ -34,9 +40,16 @@ def seeded(app, shop):
     """
     with app.app_context(), db.connection_context():
         instance = manage.add_instance("isp", "Test ISP")
-        manage.add_configuration(instance, "main", [
-            f"shop_id={shop['shop_id']}", f"password={shop['password']}",
-            "gateway_url=http://gateway.test"], activate=True)
+        manage.add_configuration(
+            instance,
+            "main",
+            [
+                f"shop_id={shop['shop_id']}",
+                f"password={shop['password']}",
+                "gateway_url=http://gateway.test",
+            ],
+            activate=True,
+        )
         manage.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
         manage.add_operator(*ADMIN, admin=True)
     return app
@@ -48,8 +61,11 @@ def console_requests(app):
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("console.") or rule.endpoint in PUBLIC:
             continue
-        values = {name: SAMPLE_ARGUMENTS[name] for name in rule.arguments
-                  if name not in (rule.defaults or {})}
+        values = {
+            name: SAMPLE_ARGUMENTS[name]
+            for name in rule.arguments
+            if name not in (rule.defaults or {})
+        }
         _, path = rule.build({**values, **(rule.defaults or {})})
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             found.append((method, path))
@@ -81,9 +97,12 @@ def test_every_console_url_refuses_anonymous_visitors_and_subscribers(seeded):
 def _setup_second(world):
     """Add a second configuration, active, so the first is the one to roll back to."""
     instance = manage.get_instance("isp")
-    manage.add_configuration(instance, "reserve", ["shop_id=00000002",
-                                                   "password=reserve-secret"],
-                             activate=True)
+    manage.add_configuration(
+        instance,
+        "reserve",
+        ["shop_id=00000002", "password=reserve-secret"],
+        activate=True,
+    )
 
 
 def _paid_order(world):
@@ -100,43 +119,84 @@ def _today():
 FORM = {**NEW_CONFIG, "autopay_automatic": "y"}
 # action: (endpoint, set-up in the live world → request args)
 ACTIONS = {
-    "contract.link": ("console.link_instance", lambda w: (
-        "/console/contracts/1001/instance", {"instance": ""})),
-    "transaction.check": ("console.check", lambda w: (
-        f"/console/transactions/{_paid_order(w)}/check", {})),
-    "transaction.refund": ("console.refund", lambda w: (
-        f"/console/transactions/{_paid_order(w)}/refund", {"amount": "100"})),
-    "instance.create": ("console.instances", lambda w: (
-        "/console/instances", {"code": "second", "name": "Second"})),
-    "configuration.create": ("console.configuration_new", lambda w: (
-        "/console/instances/isp/configs/new", NEW_CONFIG)),
-    "configuration.update": ("console.configuration_edit", lambda w: (
-        "/console/instances/isp/configs/1", {**FORM, "name": "main"})),
-    "configuration.copy": ("console.configuration_copy", lambda w: (
-        "/console/instances/isp/configs/1/copy", {**FORM, "password": ""})),
-    "configuration.activate": ("console.configuration_activate", lambda w: (
-        _setup_second(w), ("/console/instances/isp/configs/1/activate", {}))[1]),
-    "configuration.rollback": ("console.configuration_rollback", lambda w: (
-        _setup_second(w), ("/console/instances/isp/configs/rollback", {}))[1]),
-    "configuration.test": ("console.configuration_test", lambda w: (
-        "/console/instances/isp/configs/1/test", {})),
-    "task.run": ("console.task_run", lambda w: (
-        "/console/tasks/status-check/run", {})),
-    "reconcile.fix": ("console.reconcile_page", lambda w: (
-        "/console/reconcile", {"instance": "isp", "from": _today(), "to": _today()})),
-    "autopay.charge": ("console.autopay_charge", lambda w: (
-        bind_autopay(w, "automatic", "300"),
-        ("/console/contracts/1001/autopay/charge",
-         {"amount": "150", "reason": "asked by phone"}))[1]),
-    "autopay.off": ("console.autopay_off", lambda w: (
-        bind_autopay(w, "weekly", "300"),
-        ("/console/contracts/1001/autopay/off", {}))[1]),
+    "contract.link": (
+        "console.link_instance",
+        lambda w: ("/console/contracts/1001/instance", {"instance": ""}),
+    ),
+    "transaction.check": (
+        "console.check",
+        lambda w: (f"/console/transactions/{_paid_order(w)}/check", {}),
+    ),
+    "transaction.refund": (
+        "console.refund",
+        lambda w: (f"/console/transactions/{_paid_order(w)}/refund", {"amount": "100"}),
+    ),
+    "instance.create": (
+        "console.instances",
+        lambda w: ("/console/instances", {"code": "second", "name": "Second"}),
+    ),
+    "configuration.create": (
+        "console.configuration_new",
+        lambda w: ("/console/instances/isp/configs/new", NEW_CONFIG),
+    ),
+    "configuration.update": (
+        "console.configuration_edit",
+        lambda w: ("/console/instances/isp/configs/1", {**FORM, "name": "main"}),
+    ),
+    "configuration.copy": (
+        "console.configuration_copy",
+        lambda w: ("/console/instances/isp/configs/1/copy", {**FORM, "password": ""}),
+    ),
+    "configuration.activate": (
+        "console.configuration_activate",
+        lambda w: (_setup_second(w), ("/console/instances/isp/configs/1/activate", {}))[
+            1
+        ],
+    ),
+    "configuration.rollback": (
+        "console.configuration_rollback",
+        lambda w: (_setup_second(w), ("/console/instances/isp/configs/rollback", {}))[
+            1
+        ],
+    ),
+    "configuration.test": (
+        "console.configuration_test",
+        lambda w: ("/console/instances/isp/configs/1/test", {}),
+    ),
+    "task.run": ("console.task_run", lambda w: ("/console/tasks/status-check/run", {})),
+    "reconcile.fix": (
+        "console.reconcile_page",
+        lambda w: (
+            "/console/reconcile",
+            {"instance": "isp", "from": _today(), "to": _today()},
+        ),
+    ),
+    "autopay.charge": (
+        "console.autopay_charge",
+        lambda w: (
+            bind_autopay(w, "automatic", "300"),
+            (
+                "/console/contracts/1001/autopay/charge",
+                {"amount": "150", "reason": "asked by phone"},
+            ),
+        )[1],
+    ),
+    "autopay.off": (
+        "console.autopay_off",
+        lambda w: (
+            bind_autopay(w, "weekly", "300"),
+            ("/console/contracts/1001/autopay/off", {}),
+        )[1],
+    ),
 }
 
 
 def test_every_changing_console_route_is_in_the_audit_test(app):
-    changing = {rule.endpoint for rule in app.url_map.iter_rules()
-                if rule.endpoint.startswith("console.") and "POST" in rule.methods}
+    changing = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("console.") and "POST" in rule.methods
+    }
     assert changing - PUBLIC == {endpoint for endpoint, _ in ACTIONS.values()}
 
 
@@ -166,22 +226,27 @@ def pay_form_fields(client, amount="500"):
 
 
 def test_activation_switches_new_payments_while_old_ones_keep_their_configuration(
-        seeded, shop):
+    seeded, shop
+):
     app = seeded
     with app.app_context(), db.connection_context():
         older = new_payment(manage.get_contract("1001"), 30000)
     admin = app.test_client()
     console_login(admin)
-    admin.post("/console/instances/isp/configs/new", data={
-        **NEW_CONFIG, "shop_id": "00000002", "password": "reserve-password"})
+    admin.post(
+        "/console/instances/isp/configs/new",
+        data={**NEW_CONFIG, "shop_id": "00000002", "password": "reserve-password"},
+    )
     with app.app_context(), db.connection_context():
         reserve = ModuleConfiguration.get(ModuleConfiguration.name == "reserve")
     subscriber = app.test_client()
     subscriber_login(subscriber)
     assert pay_form_fields(subscriber)["Shop_IDP"] == shop["shop_id"]
 
-    assert admin.post(f"/console/instances/isp/configs/{reserve.id}/activate"
-                      ).status_code == 302
+    assert (
+        admin.post(f"/console/instances/isp/configs/{reserve.id}/activate").status_code
+        == 302
+    )
     assert pay_form_fields(subscriber)["Shop_IDP"] == "00000002"
     with app.app_context(), db.connection_context():
         newest = Transaction.select().order_by(Transaction.id.desc()).first()
@@ -208,9 +273,17 @@ def test_admin_adds_tests_activates_and_rolls_back_a_configuration(world):
     # Add a second configuration as a copy of the first: the password comes along.
     copy_page = client.get(f"/console/instances/isp/configs/{main.id}/copy")
     assert "shop-secret-password" not in copy_page.get_data(as_text=True)
-    answer = client.post(f"/console/instances/isp/configs/{main.id}/copy", data={
-        "name": "second", "shop_id": "00000001", "login": "1001", "password": "",
-        "gateway_url": gateway, "lifetime": "600"})
+    answer = client.post(
+        f"/console/instances/isp/configs/{main.id}/copy",
+        data={
+            "name": "second",
+            "shop_id": "00000001",
+            "login": "1001",
+            "password": "",
+            "gateway_url": gateway,
+            "lifetime": "600",
+        },
+    )
     assert answer.status_code == 302
     with world.app.app_context(), db.connection_context():
         second = ModuleConfiguration.get(ModuleConfiguration.name == "second")
@@ -225,20 +298,27 @@ def test_admin_adds_tests_activates_and_rolls_back_a_configuration(world):
     client.post("/console/instances/isp/configs/rollback")
     with world.app.app_context(), db.connection_context():
         assert manage.get_instance("isp").active_configuration().name == "main"
-        actions = [(e.action, e.object_id, e.after.get("active"))
-                   for e in AuditEntry.select().order_by(AuditEntry.id)]
+        actions = [
+            (e.action, e.object_id, e.after.get("active"))
+            for e in AuditEntry.select().order_by(AuditEntry.id)
+        ]
         assert actions == [
             ("configuration.copy", "isp/second", None),
             ("configuration.test", "isp/second", None),
             ("configuration.activate", "isp", "second"),
-            ("configuration.rollback", "isp", "main")]
-        history = [(v.configuration.name, v.number, v.action, v.who)
-                   for v in ConfigurationVersion.select().order_by(
-                       ConfigurationVersion.id)]
-    assert history == [("main", 1, "create", "cli"), ("main", 2, "activate", "cli"),
-                       ("second", 1, "copy", "admin"),
-                       ("second", 2, "activate", "admin"),
-                       ("main", 3, "rollback", "admin")]
+            ("configuration.rollback", "isp", "main"),
+        ]
+        history = [
+            (v.configuration.name, v.number, v.action, v.who)
+            for v in ConfigurationVersion.select().order_by(ConfigurationVersion.id)
+        ]
+    assert history == [
+        ("main", 1, "create", "cli"),
+        ("main", 2, "activate", "cli"),
+        ("second", 1, "copy", "admin"),
+        ("second", 2, "activate", "admin"),
+        ("main", 3, "rollback", "admin"),
+    ]
     # Rolling back again returns to the second: the one active before main.
     client.post("/console/instances/isp/configs/rollback")
     with world.app.app_context(), db.connection_context():
@@ -246,19 +326,33 @@ def test_admin_adds_tests_activates_and_rolls_back_a_configuration(world):
 
 
 def test_versions_and_their_diff_show_a_password_change_but_never_the_password(
-        client, staff, shop):  # noqa: F811
+    client, staff, shop
+):  # noqa: F811
     console_login(client)
     main = staff["instance"].active_configuration()
-    form = {**NEW_CONFIG, "name": "main", "shop_id": shop["shop_id"],
-            "password": "", "max_amount": "900.00"}
+    form = {
+        **NEW_CONFIG,
+        "name": "main",
+        "shop_id": shop["shop_id"],
+        "password": "",
+        "max_amount": "900.00",
+    }
     client.post(f"/console/instances/isp/configs/{main.id}", data=form)
-    client.post(f"/console/instances/isp/configs/{main.id}",
-                data={**form, "password": "brand-new-secret"})
-    versions = list(ConfigurationVersion.select().where(
-        ConfigurationVersion.configuration == main).order_by(
-        ConfigurationVersion.number))
+    client.post(
+        f"/console/instances/isp/configs/{main.id}",
+        data={**form, "password": "brand-new-secret"},
+    )
+    versions = list(
+        ConfigurationVersion.select()
+        .where(ConfigurationVersion.configuration == main)
+        .order_by(ConfigurationVersion.number)
+    )
     assert [(v.number, v.action) for v in versions] == [
-        (1, "create"), (2, "activate"), (3, "edit"), (4, "edit")]
+        (1, "create"),
+        (2, "activate"),
+        (3, "edit"),
+        (4, "edit"),
+    ]
     assert versions[3].params["password"] == params.fingerprint("brand-new-secret")
     stored = json.dumps([v.params for v in versions])
     assert shop["password"] not in stored and "brand-new-secret" not in stored
@@ -271,58 +365,67 @@ def test_versions_and_their_diff_show_a_password_change_but_never_the_password(
     text = secret.get_data(as_text=True)
     assert "изменён" in text and "sha256" not in text
     assert "brand-new-secret" not in text and "900.00" not in text
-    assert client.get(f"/console/instances/isp/configs/{main.id}/diff?from=x&to=4"
-                      ).status_code == 400
+    assert (
+        client.get(
+            f"/console/instances/isp/configs/{main.id}/diff?from=x&to=4"
+        ).status_code
+        == 400
+    )
 
 
-def test_configuration_form_validates_with_clear_russian_messages(
-        client, staff):  # noqa: F811
+def test_configuration_form_validates_with_clear_russian_messages(client, staff):  # noqa: F811
     console_login(client)
     for field, value, message in [
         ("gateway_url", "http://wpay.uniteller.ru", "нужен https"),
         ("shop_id", "shop #1", "только латинские буквы"),
         ("auto_threshold", "100", "и порог (auto_threshold), и цель"),
     ]:
-        answer = client.post("/console/instances/isp/configs/new",
-                             data={**NEW_CONFIG, field: value})
+        answer = client.post(
+            "/console/instances/isp/configs/new", data={**NEW_CONFIG, field: value}
+        )
         assert answer.status_code == 400, field
         assert message in answer.get_data(as_text=True), field
     policy = {**NEW_CONFIG, "auto_threshold": "100", "auto_target": "500"}
     answer = client.post("/console/instances/isp/configs/new", data=policy)
     assert "требует автоматического режима" in answer.get_data(as_text=True)
-    answer = client.post("/console/instances/isp/configs/new",
-                         data={**policy, "autopay_automatic": "y"})
+    answer = client.post(
+        "/console/instances/isp/configs/new", data={**policy, "autopay_automatic": "y"}
+    )
     assert answer.status_code == 302
     made = ModuleConfiguration.get(ModuleConfiguration.name == "reserve")
     assert made.params["autopay_automatic"] == "yes"
     assert made.params["autopay_weekly"] == "no"
     edit = client.get(f"/console/instances/isp/configs/{made.id}").get_data(
-        as_text=True)
+        as_text=True
+    )
     assert '<input checked id="autopay_automatic"' in edit
     assert '<input id="autopay_weekly"' in edit
 
 
-def test_several_instances_ask_which_one_and_old_urls_move(
-        client, staff):  # noqa: F811
+def test_several_instances_ask_which_one_and_old_urls_move(client, staff):  # noqa: F811
     console_login(client)
     # One instance: the monitor and reconciliation need no ?instance=.
-    assert 'id="monitor-table"' in client.get("/console/monitor").get_data(
-        as_text=True)
+    assert 'id="monitor-table"' in client.get("/console/monitor").get_data(as_text=True)
     manage.add_instance("second", "Second ISP")
     chooser = client.get("/console/monitor?status=paid").get_data(as_text=True)
     assert 'id="choose-instance"' in chooser
     assert "/console/monitor?instance=second&amp;status=paid" in chooser
     assert 'id="choose-instance"' in client.get("/console/reconcile").get_data(
-        as_text=True)
+        as_text=True
+    )
     assert client.get("/console/monitor.csv").status_code == 400
     page = client.get("/console/monitor?instance=second").get_data(as_text=True)
     assert "Second ISP" in page
     for old, new in [
         ("/console/instances/isp", "/console/instances/isp/configs"),
-        ("/console/instances/isp/transactions?status=paid",
-         "/console/monitor?status=paid&instance=isp"),
-        ("/console/instances/isp/transactions.csv",
-         "/console/monitor.csv?instance=isp"),
+        (
+            "/console/instances/isp/transactions?status=paid",
+            "/console/monitor?status=paid&instance=isp",
+        ),
+        (
+            "/console/instances/isp/transactions.csv",
+            "/console/monitor.csv?instance=isp",
+        ),
         ("/console/instances/isp/reconcile", "/console/reconcile?instance=isp"),
     ]:
         answer = client.get(old)
@@ -331,21 +434,34 @@ def test_several_instances_ask_which_one_and_old_urls_move(
 
 def test_stable_urls_are_the_issues(app):
     with app.test_request_context():
-        built = [url_for("console.login"), url_for("console.logout"),
-                 url_for("console.contracts", q="иван"),
-                 url_for("console.contract", number="1001"),
-                 url_for("console.transaction", order_id="P1"),
-                 url_for("console.monitor_page", instance="isp"),
-                 url_for("console.monitor_csv", instance="isp"),
-                 url_for("console.instances"),
-                 url_for("console.instance", code="isp"),
-                 url_for("console.tasks"), url_for("console.reconcile_page"),
-                 url_for("console.audit_log")]
+        built = [
+            url_for("console.login"),
+            url_for("console.logout"),
+            url_for("console.contracts", q="иван"),
+            url_for("console.contract", number="1001"),
+            url_for("console.transaction", order_id="P1"),
+            url_for("console.monitor_page", instance="isp"),
+            url_for("console.monitor_csv", instance="isp"),
+            url_for("console.instances"),
+            url_for("console.instance", code="isp"),
+            url_for("console.tasks"),
+            url_for("console.reconcile_page"),
+            url_for("console.audit_log"),
+        ]
     assert [u.split("?")[0] for u in built] == [
-        "/console/login", "/console/logout", "/console/contracts",
-        "/console/contracts/1001", "/console/transactions/P1", "/console/monitor",
-        "/console/monitor.csv", "/console/instances", "/console/instances/isp/configs",
-        "/console/tasks", "/console/reconcile", "/console/audit"]
+        "/console/login",
+        "/console/logout",
+        "/console/contracts",
+        "/console/contracts/1001",
+        "/console/transactions/P1",
+        "/console/monitor",
+        "/console/monitor.csv",
+        "/console/instances",
+        "/console/instances/isp/configs",
+        "/console/tasks",
+        "/console/reconcile",
+        "/console/audit",
+    ]
 
 
 def test_the_command_line_way_records_versions_too(staff):  # noqa: F811
@@ -353,6 +469,8 @@ def test_the_command_line_way_records_versions_too(staff):  # noqa: F811
     manage.add_configuration(staff["instance"], "cli-made", ["shop_id=7", "password=p"])
     manage.activate_configuration(staff["instance"], "cli-made")
     made = ModuleConfiguration.get(ModuleConfiguration.name == "cli-made")
-    assert [v.action for v in made.versions.order_by(ConfigurationVersion.number)] \
-        == ["create", "activate"]
+    assert [v.action for v in made.versions.order_by(ConfigurationVersion.number)] == [
+        "create",
+        "activate",
+    ]
     assert payments.payment_gateway(staff["contract"])[1].name == "cli-made"

@@ -128,9 +128,16 @@ def test_a_phone_call_with_only_a_name(autopay_world, run_jobs):
     """Find the contract by name, see why autopay failed, refund the card payment."""
     world = autopay_world
     bind_order, session = bind_autopay(world, "weekly", "300", weekday=2)
-    session.post(f"{world.url}/autopay", data={  # the sandbox's "no funds" band
-        "mode": "weekly", "weekday": "2", "amount": "1500", "password": "demo-pass",
-        "consent": "y"})
+    session.post(
+        f"{world.url}/autopay",
+        data={  # the sandbox's "no funds" band
+            "mode": "weekly",
+            "weekday": "2",
+            "amount": "1500",
+            "password": "demo-pass",
+            "consent": "y",
+        },
+    )
     today = date.today()
     with in_app(world):
         autopay.run(now=moscow(today + timedelta(days=(2 - today.weekday()) % 7)))
@@ -141,8 +148,11 @@ def test_a_phone_call_with_only_a_name(autopay_world, run_jobs):
     assert "/console/contracts/1001" in found
     page = client.get("/console/contracts/1001").get_data(as_text=True)
     assert "AS102" in page and bind_order in page  # why, and with which card
-    refund = client.post(f"/console/transactions/{bind_order}/refund",
-                         data={"amount": "300"}, follow_redirects=True)
+    refund = client.post(
+        f"/console/transactions/{bind_order}/refund",
+        data={"amount": "300"},
+        follow_redirects=True,
+    )
     assert "Возврат 300,00 ₽ выполнен" in refund.get_data(as_text=True)
     world.settle()
     with in_app(world):

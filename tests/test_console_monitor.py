@@ -22,15 +22,17 @@ NEXT_LINK = re.compile(r'href="([^"]+)"[^>]*rel="next"')
 @pytest.fixture
 def many(staff):  # noqa: F811
     """25 transactions of three contracts; groups of five share a created_at."""
-    sidorova = manage.add_contract("2001", "Сидорова А. А.", "pass-2001",
-                                   instance=staff["instance"])
+    sidorova = manage.add_contract(
+        "2001", "Сидорова А. А.", "pass-2001", instance=staff["instance"]
+    )
     owners = [staff["contract"], staff["other"], sidorova]
     base = utcnow().replace(microsecond=0) - timedelta(hours=1)
     made = []
     for index in range(25):
         transaction = new_payment(owners[index % 3], 1000 * (index + 1))
         Transaction.update(created_at=base + timedelta(minutes=index // 5)).where(
-            Transaction.id == transaction.id).execute()
+            Transaction.id == transaction.id
+        ).execute()
         made.append(transaction)
     for transaction in made[:4]:
         payments.apply_status(transaction.order_id, "paid", source="callback")
@@ -53,52 +55,73 @@ def test_keyset_pages_show_every_row_once_in_a_stable_order(make_app, many):
     client = make_app(PAGE_SIZE=10).test_client()
     console_login(client, OPERATOR)
     seen, pages = walk(client, "/console/monitor?instance=isp")
-    expected = [t.order_id for t in sorted(many, key=lambda t: (
-        Transaction.get_by_id(t.id).created_at, t.id), reverse=True)]
+    expected = [
+        t.order_id
+        for t in sorted(
+            many,
+            key=lambda t: (Transaction.get_by_id(t.id).created_at, t.id),
+            reverse=True,
+        )
+    ]
     assert pages == 3 and seen == expected
     assert walk(client, "/console/monitor?instance=isp")[0] == seen
-    assert client.get("/console/monitor?instance=isp&after=nonsense") \
-        .status_code == 400
+    assert client.get("/console/monitor?instance=isp&after=nonsense").status_code == 400
 
 
 def test_filters_and_totals(client, many):
     console_login(client, OPERATOR)
-    page = client.get("/console/monitor?instance=isp&q=сидор").get_data(
-        as_text=True)
+    page = client.get("/console/monitor?instance=isp&q=сидор").get_data(as_text=True)
     shown = set(ORDER_LINK.findall(page))
     assert shown == {t.order_id for t in many[2::3]}
-    paid = client.get("/console/monitor?instance=isp&status=paid",
-                      headers={"HX-Request": "true"})
+    paid = client.get(
+        "/console/monitor?instance=isp&status=paid", headers={"HX-Request": "true"}
+    )
     text = paid.get_data(as_text=True)
-    assert text.startswith('<div id="monitor-table">') and "HX-Request" in paid.headers[
-        "Vary"]
+    assert (
+        text.startswith('<div id="monitor-table">')
+        and "HX-Request" in paid.headers["Vary"]
+    )
     assert set(ORDER_LINK.findall(text)) == {t.order_id for t in many[:4]}
     # Totals of the filtered set: 4 paid, 1000+2000+3000+4000 = 100.00 ₽.
-    assert re.search(r"Оплачен</span></td><td class=\"num\">4</td>"
-                     r"<td class=\"num\">100,00</td>", summary_of(client, text))
-    assert monitor.totals(many[0].instance, monitor.Filters(
-        utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))) == [
-        ("new", 21, sum(1000 * i for i in range(5, 26))), ("paid", 4, 10000)]
+    assert re.search(
+        r"Оплачен</span></td><td class=\"num\">4</td>"
+        r"<td class=\"num\">100,00</td>",
+        summary_of(client, text),
+    )
+    assert monitor.totals(
+        many[0].instance,
+        monitor.Filters(utcnow() - timedelta(days=1), utcnow() + timedelta(days=1)),
+    ) == [("new", 21, sum(1000 * i for i in range(5, 26))), ("paid", 4, 10000)]
     none = client.get("/console/monitor?instance=isp&kind=recurrent")
     assert "Транзакций нет" in none.get_data(as_text=True)
     old = client.get("/console/monitor?instance=isp&from=2001-01-01&to=2001-01-7")
     assert not ORDER_LINK.findall(old.get_data(as_text=True))
-    for bad in ("status=bogus", "kind=bogus", "from=2020-01-02&to=2020-01-01",
-                "from=2020-01-01&to=2022-01-01", "from=yesterday"):
-        assert client.get(f"/console/monitor?instance=isp&{bad}") \
-            .status_code == 400, bad
+    for bad in (
+        "status=bogus",
+        "kind=bogus",
+        "from=2020-01-02&to=2020-01-01",
+        "from=2020-01-01&to=2022-01-01",
+        "from=yesterday",
+    ):
+        assert client.get(f"/console/monitor?instance=isp&{bad}").status_code == 400, (
+            bad
+        )
 
 
 def test_filter_state_lives_in_the_url(client, many):
     console_login(client, OPERATOR)
-    page = client.get("/console/monitor?instance=isp&q=1001&status=new") \
-        .get_data(as_text=True)
+    page = client.get("/console/monitor?instance=isp&q=1001&status=new").get_data(
+        as_text=True
+    )
     assert 'hx-push-url="true"' in page
     assert 'value="1001"' in page and '<option value="new" selected' in page
-    csv_link = html.unescape(re.search(r'href="(/console/monitor\.csv\?[^"]+)"',
-                                       page).group(1))
-    assert dict(parse_qsl(urlsplit(csv_link).query)).items() >= {
-        "instance": "isp", "q": "1001", "status": "new"}.items()
+    csv_link = html.unescape(
+        re.search(r'href="(/console/monitor\.csv\?[^"]+)"', page).group(1)
+    )
+    assert (
+        dict(parse_qsl(urlsplit(csv_link).query)).items()
+        >= {"instance": "isp", "q": "1001", "status": "new"}.items()
+    )
 
 
 def test_csv_export_streams_the_filtered_set(client, many):
@@ -119,23 +142,34 @@ def test_csv_export_streams_the_filtered_set(client, many):
 def test_csv_export_reads_in_batches(client, many, monkeypatch):
     monkeypatch.setattr(monitor, "CSV_BATCH", 4)
     console_login(client, OPERATOR)
-    lines = client.get("/console/monitor.csv?instance=isp").get_data(
-        as_text=True).splitlines()
+    lines = (
+        client.get("/console/monitor.csv?instance=isp")
+        .get_data(as_text=True)
+        .splitlines()
+    )
     assert len(lines) == 26 and len({line.split(";")[1] for line in lines[1:]}) == 25
 
 
-@pytest.mark.parametrize("query", ["", "q=петров", "status=new&q=1", "kind=payment",
-                                   "status=success", "q=nobody"])
+@pytest.mark.parametrize(
+    "query",
+    ["", "q=петров", "status=new&q=1", "kind=payment", "status=success", "q=nobody"],
+)
 def test_the_csv_holds_the_rows_of_the_filtered_view_in_its_order(
-        make_app, many, query):
+    make_app, many, query
+):
     client = make_app(PAGE_SIZE=4).test_client()
     console_login(client, OPERATOR)
     shown, _ = walk(client, f"/console/monitor?{query}")
     first = client.get(f"/console/monitor?{query}").get_data(as_text=True)
-    total = int(re.search(r"<tfoot><tr><th>[^<]*</th><th class=\"num\">(\d+)</th>",
-                          summary_of(client, first)).group(1))
-    csv_link = html.unescape(re.search(r'href="(/console/monitor\.csv\?[^"]+)"',
-                                       first).group(1))
+    total = int(
+        re.search(
+            r"<tfoot><tr><th>[^<]*</th><th class=\"num\">(\d+)</th>",
+            summary_of(client, first),
+        ).group(1)
+    )
+    csv_link = html.unescape(
+        re.search(r'href="(/console/monitor\.csv\?[^"]+)"', first).group(1)
+    )
     lines = client.get(csv_link).get_data().decode("utf-8-sig").splitlines()
     assert [line.split(";")[1] for line in lines[1:]] == shown
     assert len(shown) == total
@@ -143,8 +177,11 @@ def test_the_csv_holds_the_rows_of_the_filtered_view_in_its_order(
 
 def summary_of(client, page):
     """Load the totals and chart the way the page's htmx does, after the page."""
-    url = html.unescape(re.search(
-        r'id="monitor-summary" hx-get="([^"]+)" hx-trigger="load"', page).group(1))
+    url = html.unescape(
+        re.search(
+            r'id="monitor-summary" hx-get="([^"]+)" hx-trigger="load"', page
+        ).group(1)
+    )
     answer = client.get(url, headers={"HX-Request": "true"})
     assert answer.status_code == 200
     return answer.get_data(as_text=True)
@@ -162,18 +199,29 @@ def test_the_page_shows_rows_first_and_the_totals_load_after_it(client, many):
     alone = client.get("/console/monitor/summary?instance=isp&status=paid")
     assert alone.status_code == 200 and "<html" in alone.get_data(as_text=True)
     assert client.get("/console/monitor/summary?instance=nope").status_code == 404
-    assert client.get("/console/monitor/summary?instance=isp&status=bogus") \
-        .status_code == 400
+    assert (
+        client.get("/console/monitor/summary?instance=isp&status=bogus").status_code
+        == 400
+    )
 
 
-@pytest.mark.parametrize("zone, first, moments", [
-    # No clock change: the day is counted from the seconds since the first midnight.
-    ("Europe/Moscow", date(2026, 3, 1),
-     ["2026-03-01 23:59:59", "2026-03-02 00:00:00", "2026-03-03 12:00:00"]),
-    # A 23-hour day (clocks go forward on 8 March): one bucket per day's bounds.
-    ("America/New_York", date(2026, 3, 7),
-     ["2026-03-07 23:59:59", "2026-03-08 00:00:00", "2026-03-09 00:00:00"]),
-])
+@pytest.mark.parametrize(
+    "zone, first, moments",
+    [
+        # No clock change: the day is counted from the seconds since the first midnight.
+        (
+            "Europe/Moscow",
+            date(2026, 3, 1),
+            ["2026-03-01 23:59:59", "2026-03-02 00:00:00", "2026-03-03 12:00:00"],
+        ),
+        # A 23-hour day (clocks go forward on 8 March): one bucket per day's bounds.
+        (
+            "America/New_York",
+            date(2026, 3, 7),
+            ["2026-03-07 23:59:59", "2026-03-08 00:00:00", "2026-03-09 00:00:00"],
+        ),
+    ],
+)
 def test_daily_sums_fall_on_the_local_day(staff, zone, first, moments):  # noqa: F811
     tz = ZoneInfo(zone)
 
@@ -181,24 +229,28 @@ def test_daily_sums_fall_on_the_local_day(staff, zone, first, moments):  # noqa:
         return datetime.combine(day, time(), tz).astimezone(UTC).replace(tzinfo=None)
 
     for n, moment in enumerate(moments):
-        transaction = new_payment(staff["contract"], 1000 * 10 ** n)
+        transaction = new_payment(staff["contract"], 1000 * 10**n)
         local = datetime.fromisoformat(moment).replace(tzinfo=tz)
-        Transaction.update(status="paid", created_at=local.astimezone(UTC)
-                           .replace(tzinfo=None)).where(
-            Transaction.id == transaction.id).execute()
+        Transaction.update(
+            status="paid", created_at=local.astimezone(UTC).replace(tzinfo=None)
+        ).where(Transaction.id == transaction.id).execute()
     days = monitor.local_days(first, first + timedelta(days=2), midnight)
     filters = monitor.Filters(start=days[0][1], end=days[-1][2])
     per_status, per_day = monitor.summary(staff["instance"], filters, days)
-    assert per_day == [(first, 1000), (first + timedelta(days=1), 10000),
-                       (first + timedelta(days=2), 100000)]
+    assert per_day == [
+        (first, 1000),
+        (first + timedelta(days=1), 10000),
+        (first + timedelta(days=2), 100000),
+    ]
     assert per_status == [("paid", 3, 111000)]
 
 
 def test_svg_chart_of_daily_paid_totals(client, many):
     console_login(client, OPERATOR)
-    page = summary_of(client, client.get("/console/monitor?instance=isp")
-                      .get_data(as_text=True))
-    svg = page[page.index('<svg id="paid-chart"'):page.index("</svg>")]
+    page = summary_of(
+        client, client.get("/console/monitor?instance=isp").get_data(as_text=True)
+    )
+    svg = page[page.index('<svg id="paid-chart"') : page.index("</svg>")]
     assert svg.count("<rect") == 7  # one bar per day of the default week
     assert "100,00 ₽" in svg  # today's paid total, in the bar's title
 
@@ -222,8 +274,11 @@ def test_monitor_queries_use_the_keyset_indexes(many):
     instance = many[0].instance
     now = utcnow()
     filters = monitor.Filters(now - timedelta(days=7), now)
-    query = monitor.selection(instance, filters).order_by(
-        Transaction.created_at.desc(), Transaction.id.desc()).limit(11)
+    query = (
+        monitor.selection(instance, filters)
+        .order_by(Transaction.created_at.desc(), Transaction.id.desc())
+        .limit(11)
+    )
     plan = explain(query)
     assert "transaction_instance_id_created_at_id" in plan, plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan  # no sort step
@@ -232,13 +287,20 @@ def test_monitor_queries_use_the_keyset_indexes(many):
     assert following
     paged = monitor.selection(instance, filters)
     moment, pk = monitor.decode_cursor(cursor)
-    paged = paged.where(Transaction.created_at <= moment,
-                        (Transaction.created_at < moment) | (Transaction.id < pk))
-    assert "transaction_instance_id_created_at_id" in explain(paged.order_by(
-        Transaction.created_at.desc(), Transaction.id.desc()).limit(11))
-    by_status = monitor.selection(instance, monitor.Filters(
-        now - timedelta(days=7), now, status="paid")).order_by(
-        Transaction.created_at.desc(), Transaction.id.desc()).limit(11)
+    paged = paged.where(
+        Transaction.created_at <= moment,
+        (Transaction.created_at < moment) | (Transaction.id < pk),
+    )
+    assert "transaction_instance_id_created_at_id" in explain(
+        paged.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(11)
+    )
+    by_status = (
+        monitor.selection(
+            instance, monitor.Filters(now - timedelta(days=7), now, status="paid")
+        )
+        .order_by(Transaction.created_at.desc(), Transaction.id.desc())
+        .limit(11)
+    )
     assert "transaction_instance_id_status_created_at_id" in explain(by_status)
 
 
@@ -263,8 +325,9 @@ def test_paging_rows_leaves_the_totals_and_chart_alone(client, many):
     first = client.get("/console/monitor?instance=isp").get_data(as_text=True)
     older = NEXT_LINK.search(first).group(1).replace("&amp;", "&")
     assert 'hx-target="#monitor-rows"' in first
-    rows = client.get(older, headers={"HX-Request": "true",
-                                      "HX-Target": "monitor-rows"})
+    rows = client.get(
+        older, headers={"HX-Request": "true", "HX-Target": "monitor-rows"}
+    )
     text = rows.get_data(as_text=True)
     assert text.startswith('<div id="monitor-rows">') and "paid-chart" not in text
     assert ORDER_LINK.findall(text) and "HX-Target" in rows.headers["Vary"]

@@ -12,14 +12,16 @@ def backend_pid():
 
 
 def test_a_connection_back_from_a_request_is_reused_without_a_ping(
-        app, database_url, monkeypatch):
+    app, database_url, monkeypatch
+):
     if not isinstance(db.obj, RecentlyUsedPool):
         pytest.skip("PostgreSQL's pool")
     pings = []
     adapter = db.obj._adapter
     real = adapter.is_connection_closed
-    monkeypatch.setattr(adapter, "is_connection_closed",
-                        lambda conn: pings.append(1) or real(conn))
+    monkeypatch.setattr(
+        adapter, "is_connection_closed", lambda conn: pings.append(1) or real(conn)
+    )
     with app.app_context():
         first = backend_pid()
         assert backend_pid() == first and not pings

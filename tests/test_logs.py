@@ -16,8 +16,11 @@ from tests.helpers import new_payment, pay_by_card
 @pytest.fixture
 def shop():
     """Shop credentials unlike anything else in a log (the contract is 1001)."""
-    return {"shop_id": "00000001", "login": "uniteller-login-5567",
-            "password": "shop-password-never-logged"}
+    return {
+        "shop_id": "00000001",
+        "login": "uniteller-login-5567",
+        "password": "shop-password-never-logged",
+    }
 
 
 def test_json_lines_name_the_order_and_the_contract(ctx, demo, caplog):
@@ -39,7 +42,8 @@ def test_a_traceback_stays_on_one_line():
         raise ValueError("first\nsecond")
     except ValueError:
         record = logging.getLogger("x").makeRecord(
-            "x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+            "x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
     assert "\n" not in TextFormatter().format(record)
     assert "ValueError" in json.loads(JsonFormatter().format(record))["exception"]
 
@@ -61,8 +65,7 @@ def test_a_payment_callback_and_results_call_log_no_secret(world, shop, caplog):
         transaction = Transaction.by_order_id(order_id)
         assert transaction.status in ("authorized", "paid")
         # /results/ is asked with the shop's login and password in the request.
-        rows = payments.client_for(transaction.configuration).results(
-            order_id=order_id)
+        rows = payments.client_for(transaction.configuration).results(order_id=order_id)
     assert rows, "the sandbox knows the order"
     assert any(getattr(r, "order_id", None) == order_id for r in caplog.records)
     for formatter in (JsonFormatter(), TextFormatter()):

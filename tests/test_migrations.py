@@ -47,8 +47,15 @@ def fresh_url(database_url, tmp_path):
 
 def app_on(url, redis):
     """Build the app on a database URL (no test schema reset, unlike make_app)."""
-    return create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": url,
-                       "REDIS_URL": TEST_REDIS_URL, "PUBLIC_URL": "http://cabinet.test"})
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "DATABASE_URL": url,
+            "REDIS_URL": TEST_REDIS_URL,
+            "PUBLIC_URL": "http://cabinet.test",
+        }
+    )
 
 
 def close(database):
@@ -90,12 +97,12 @@ FIRST_SCHEMA_DATA = [
     "INSERT INTO module_instance (code, name, created_at) "
     "VALUES ('isp', 'ISP', '2026-01-10 10:00:00')",
     "INSERT INTO module_configuration (instance_id, name, params, is_active, "
-    "created_by, created_at) VALUES (1, 'main', '{\"shop_id\": \"00000001\", "
-    "\"password\": \"pw\", \"gateway_url\": \"http://gateway.test\"}', TRUE, 'cli', "
+    'created_by, created_at) VALUES (1, \'main\', \'{"shop_id": "00000001", '
+    '"password": "pw", "gateway_url": "http://gateway.test"}\', TRUE, \'cli\', '
     "'2026-01-10 10:00:00')",
     "INSERT INTO contract (number, name, password_hash, balance, instance_id, "
     "created_at) VALUES ('1001', 'Иванов', 'x', 50000, 1, '2026-01-10 10:00:00')",
-    "INSERT INTO \"transaction\" (order_id, contract_id, instance_id, "
+    'INSERT INTO "transaction" (order_id, contract_id, instance_id, '
     "configuration_id, kind, amount, status, needs_review, created_at, updated_at) "
     "VALUES ('P1001-old', 1, 1, 1, 'payment', 50000, 'paid', FALSE, "
     "'2026-01-10 10:00:00', '2026-01-10 10:01:00'), "
@@ -129,12 +136,18 @@ def test_a_database_of_the_first_schema_upgrades_with_its_data(fresh_url, redis)
         assert (old.status, old.check_attempts, old.next_check_at) == ("paid", 0, None)
         assert LedgerEntry.select().count() == 1
         # The current code works on the upgraded rows: a late callback credits once.
-        assert payments.apply_status("P1001-open", "paid", source="callback"
-                                     ).result == "credited"
+        assert (
+            payments.apply_status("P1001-open", "paid", source="callback").result
+            == "credited"
+        )
         assert Contract.by_number("1001").balance == 80000
         TaskRun.create(task="status-check", slot="manual:x")
-        versions = [row[0] for row in db.execute_sql(
-            "SELECT version FROM schema_version ORDER BY version")]
+        versions = [
+            row[0]
+            for row in db.execute_sql(
+                "SELECT version FROM schema_version ORDER BY version"
+            )
+        ]
     assert versions == list(migrations.MIGRATIONS)
 
 
@@ -166,7 +179,8 @@ def test_the_app_refuses_a_schema_newer_than_it_knows(fresh_url, redis):
     database = open_database(url)
     database.execute_sql(
         "INSERT INTO schema_version (version, name, applied_at) "
-        f"VALUES ({migrations.LATEST + 1}, 'm9999_future', '2030-01-01 00:00:00')")
+        f"VALUES ({migrations.LATEST + 1}, 'm9999_future', '2030-01-01 00:00:00')"
+    )
     close(database)
     with pytest.raises(migrations.SchemaError, match="newer than this release"):
         app_on(url, redis)

@@ -13,21 +13,41 @@ from cabinet.money import (
 pytestmark = pytest.mark.nodb
 
 
-@pytest.mark.parametrize("typed, kopecks", [
-    ("500", 50000), ("500.5", 50050), ("500,50", 50050), (" 1 000,01 ", 100001),
-    ("0.01", 1), ("0,1", 10), ("15000", 1500000), ("007", 700),
-])
+@pytest.mark.parametrize(
+    "typed, kopecks",
+    [
+        ("500", 50000),
+        ("500.5", 50050),
+        ("500,50", 50050),
+        (" 1 000,01 ", 100001),
+        ("0.01", 1),
+        ("0,1", 10),
+        ("15000", 1500000),
+        ("007", 700),
+    ],
+)
 def test_typed_amounts_become_exact_kopecks(typed, kopecks):
     assert parse_amount(typed) == kopecks
 
 
-@pytest.mark.parametrize("typed, reason", [
-    ("", "empty"), ("   ", "empty"), ("abc", "not_a_number"), ("1e3", "not_a_number"),
-    ("0", "not_positive"), ("0,00", "not_positive"), ("-5", "not_positive"),
-    ("10.001", "too_many_decimals"), ("1,234", "too_many_decimals"),
-    ("5.", "not_a_number"), ("NaN", "not_a_number"), ("Infinity", "not_a_number"),
-    ("1.2.3", "not_a_number"),
-])
+@pytest.mark.parametrize(
+    "typed, reason",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("abc", "not_a_number"),
+        ("1e3", "not_a_number"),
+        ("0", "not_positive"),
+        ("0,00", "not_positive"),
+        ("-5", "not_positive"),
+        ("10.001", "too_many_decimals"),
+        ("1,234", "too_many_decimals"),
+        ("5.", "not_a_number"),
+        ("NaN", "not_a_number"),
+        ("Infinity", "not_a_number"),
+        ("1.2.3", "not_a_number"),
+    ],
+)
 def test_bad_amounts_are_refused_with_a_reason(typed, reason):
     with pytest.raises(AmountError) as exc:
         parse_amount(typed)

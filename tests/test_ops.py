@@ -30,8 +30,10 @@ def test_readyz_needs_the_cron_scheduler_heartbeat(app, redis):
     scheduler.register_birth()  # what `python worker.py cron` does on start
     try:
         assert client.get("/readyz").json == {
-            "status": "ok", "failing": [],
-            "checks": {"database": "ok", "redis": "ok", "cron": "ok"}}
+            "status": "ok",
+            "failing": [],
+            "checks": {"database": "ok", "redis": "ok", "cron": "ok"},
+        }
         app.config["CRON_HEARTBEAT_MAX_AGE"] = -1  # the heartbeat is now stale
         answer = client.get("/readyz")
         assert answer.status_code == 503 and answer.json["failing"] == ["cron"]
@@ -86,34 +88,52 @@ def test_metrics_need_an_allowed_address_or_the_token(make_app, redis):
     client = app.test_client()
     assert client.get("/metrics").status_code == 200  # 127.0.0.1 is allowed
     assert client.get("/metrics", environ_base=OUTSIDE).status_code == 403
-    assert client.get("/metrics", environ_base=OUTSIDE,
-                      headers={"Authorization": "Bearer wrong"}).status_code == 403
-    assert client.get("/metrics", environ_base=OUTSIDE, headers={
-        "Authorization": "Bearer scrape-token-123"}).status_code == 200
+    assert (
+        client.get(
+            "/metrics", environ_base=OUTSIDE, headers={"Authorization": "Bearer wrong"}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get(
+            "/metrics",
+            environ_base=OUTSIDE,
+            headers={"Authorization": "Bearer scrape-token-123"},
+        ).status_code
+        == 200
+    )
 
 
 def test_without_a_token_setting_no_token_is_accepted(make_app, redis):
     client = make_app(METRICS_TOKEN="").test_client()
-    assert client.get("/metrics", environ_base=OUTSIDE,
-                      headers={"Authorization": "Bearer "}).status_code == 403
+    assert (
+        client.get(
+            "/metrics", environ_base=OUTSIDE, headers={"Authorization": "Bearer "}
+        ).status_code
+        == 403
+    )
 
 
 @pytest.mark.parametrize("proxies, status", [(0, 403), (1, 200)])
 def test_trusted_proxies_decide_whose_address_counts(make_app, redis, proxies, status):
     app = make_app(TRUSTED_PROXIES=proxies, METRICS_ALLOW="10.1.2.0/24")
-    answer = app.test_client().get("/metrics", headers={
-        "X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"})
+    answer = app.test_client().get(
+        "/metrics",
+        headers={"X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"},
+    )
     assert answer.status_code == status
 
 
 def _age(transaction, days):
     """Make a transaction's events `days` old."""
     TransactionEvent.update(created_at=utcnow() - timedelta(days=days)).where(
-        TransactionEvent.transaction == transaction).execute()
+        TransactionEvent.transaction == transaction
+    ).execute()
 
 
 def test_retention_deletes_old_events_in_batches_and_nothing_else(
-        make_app, ctx, demo, shop, monkeypatch):
+    make_app, ctx, demo, shop, monkeypatch
+):
     ctx.config["EVENT_RETENTION_DAYS"] = 30
     monkeypatch.setattr(retention, "BATCH", 2)
     client = ctx.test_client()
@@ -125,18 +145,27 @@ def test_retention_deletes_old_events_in_batches_and_nothing_else(
     _age(old, 31)
     _age(reviewed, 31)
     _age(recent, 29)
-    kept = {t.id: TransactionEvent.select().where(
-        TransactionEvent.transaction == t).count() for t in (reviewed, recent)}
+    kept = {
+        t.id: TransactionEvent.select().where(TransactionEvent.transaction == t).count()
+        for t in (reviewed, recent)
+    }
     assert kept[recent.id] >= 3
 
     run = run_task("retention")
 
     assert run.changed == 3 and run.errors == 0
-    assert not TransactionEvent.select().where(
-        TransactionEvent.transaction == old).exists()
+    assert (
+        not TransactionEvent.select()
+        .where(TransactionEvent.transaction == old)
+        .exists()
+    )
     for transaction_id, count in kept.items():
-        assert TransactionEvent.select().where(
-            TransactionEvent.transaction == transaction_id).count() == count
+        assert (
+            TransactionEvent.select()
+            .where(TransactionEvent.transaction == transaction_id)
+            .count()
+            == count
+        )
     assert Transaction.select().count() == 3
     assert LedgerEntry.select().count() == 3
 

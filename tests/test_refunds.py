@@ -34,10 +34,17 @@ class Look:
     def __call__(self):
         with self.world.app.app_context(), db.connection_context():
             transaction = Transaction.by_order_id(self.order_id)
-            kinds = sorted(e.kind for e in LedgerEntry.select().where(
-                LedgerEntry.transaction == transaction))
-            return (transaction.status, Contract.get_by_id(transaction.contract_id)
-                    .balance, kinds)
+            kinds = sorted(
+                e.kind
+                for e in LedgerEntry.select().where(
+                    LedgerEntry.transaction == transaction
+                )
+            )
+            return (
+                transaction.status,
+                Contract.get_by_id(transaction.contract_id).balance,
+                kinds,
+            )
 
 
 def assert_taken_back_once(state, refunds_made):
@@ -56,8 +63,11 @@ def refund(world, order_id, amount=None):
     from cabinet.models import Operator
 
     with world.app.app_context(), db.connection_context():
-        return refunds.start_refund(Transaction.by_order_id(order_id), amount,
-                                    Operator.get(Operator.login == "admin"))
+        return refunds.start_refund(
+            Transaction.by_order_id(order_id),
+            amount,
+            Operator.get(Operator.login == "admin"),
+        )
 
 
 def test_full_refund_cancels_and_the_later_callback_changes_nothing(world, paid_500):
@@ -98,7 +108,8 @@ def test_over_refund_and_uncredited_orders_are_refused(world, paid_500):
 
 
 def test_a_canceled_callback_after_a_partial_refund_reverses_only_the_rest(
-        world, paid_500):
+    world, paid_500
+):
     """Someone refunds the rest in Uniteller's cabinet: its callback takes back 300."""
     look = Look(world, paid_500)
     refund(world, paid_500, 20000)
@@ -154,8 +165,11 @@ def wait_for_sandbox_balance(world, order_id, kopecks, timeout=10):
     """Wait until the sandbox has finished a request we stopped waiting for."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        orders = requests.get(f"{world.sandbox_url}/_sandbox/orders",
-                              params={"order_id": order_id}, timeout=5).json()
+        orders = requests.get(
+            f"{world.sandbox_url}/_sandbox/orders",
+            params={"order_id": order_id},
+            timeout=5,
+        ).json()
         if orders and orders[0]["balance"] == kopecks:
             return
         time.sleep(0.05)
@@ -179,14 +193,18 @@ def test_refund_from_the_console_is_audited(world, paid_500):
     client.post("/console/login", data={"login": ADMIN[0], "password": ADMIN[1]})
     page = client.get(f"/console/transactions/{paid_500}").get_data(as_text=True)
     assert 'id="refund-form"' in page
-    too_much = client.post(f"/console/transactions/{paid_500}/refund",
-                           data={"amount": "500,01"})
+    too_much = client.post(
+        f"/console/transactions/{paid_500}/refund", data={"amount": "500,01"}
+    )
     assert too_much.status_code == 409
     assert "можно вернуть не больше 500,00" in too_much.get_data(as_text=True)
     bad = client.post(f"/console/transactions/{paid_500}/refund", data={"amount": "x"})
     assert bad.status_code == 400
-    done = client.post(f"/console/transactions/{paid_500}/refund",
-                       data={"amount": "100"}, follow_redirects=True)
+    done = client.post(
+        f"/console/transactions/{paid_500}/refund",
+        data={"amount": "100"},
+        follow_redirects=True,
+    )
     assert "Возврат 100,00 ₽ выполнен" in done.get_data(as_text=True)
     with world.app.app_context(), db.connection_context():
         entry = AuditEntry.get(AuditEntry.action == "transaction.refund")

@@ -35,8 +35,10 @@ from tests.conftest import TEST_REDIS_URL
 from tests.helpers import bind_autopay, pay_by_card, signed_callback
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_URL = (os.environ.get("TEST_DATABASE_URL") or os.environ.get(
-    "PG_TEST_URL", "postgresql://postgres@127.0.0.1:5432/test")).split("?")[0]
+PG_URL = (
+    os.environ.get("TEST_DATABASE_URL")
+    or os.environ.get("PG_TEST_URL", "postgresql://postgres@127.0.0.1:5432/test")
+).split("?")[0]
 SHOP = {"shop_id": "00000077", "login": "7007", "password": "scaleout-shop-password"}
 PAYERS = ["2001", "2002", "2003", "2004"]
 AUTOPAYERS = ["3001", "3002"]
@@ -69,8 +71,10 @@ def postgres_schema():
     except psycopg2.OperationalError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is unreachable at {PG_URL} under CI: {exc}")
-        pytest.skip(f"PostgreSQL is unreachable at {PG_URL}: the scale-out test "
-                    "needs it (see README, Scale-out)")
+        pytest.skip(
+            f"PostgreSQL is unreachable at {PG_URL}: the scale-out test "
+            "needs it (see README, Scale-out)"
+        )
     connection.autocommit = True
     schema = f"scaleout_{os.getpid()}"
     with connection.cursor() as cursor:
@@ -90,9 +94,16 @@ class Processes:
 
     def start(self, name, *args):
         log = open(self.directory / f"{name}.log", "wb")
-        self.running[name] = (subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=self.env, stdout=log,
-            stderr=subprocess.STDOUT), log)
+        self.running[name] = (
+            subprocess.Popen(
+                [sys.executable, *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ),
+            log,
+        )
 
     def check_alive(self):
         for name, (process, _) in self.running.items():
@@ -141,13 +152,25 @@ class CsrfSession(requests.Session):
 
 
 def gunicorn(processes, name, port):
-    processes.start(name, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-                    "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4")
+    processes.start(
+        name,
+        "-m",
+        "gunicorn",
+        "-c",
+        "deploy/gunicorn.conf.py",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+    )
 
 
 @pytest.mark.scaleout
 def test_two_web_servers_and_two_workers_credit_and_charge_once(
-        postgres_schema, redis, tmp_path, monkeypatch):
+    postgres_schema, redis, tmp_path, monkeypatch
+):
     from rq import Queue
     from rq.registry import FailedJobRegistry, StartedJobRegistry
 
@@ -163,42 +186,79 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
     monkeypatch.setattr(CsrfSession, "cabinet_urls", tuple(web))
     monkeypatch.setattr(requests, "Session", CsrfSession)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
-    env.update({
-        "DATABASE_URL": postgres_schema, "REDIS_URL": TEST_REDIS_URL,
-        "SECRET_KEY": "scaleout-secret-key", "INSTANCE_DIR": str(tmp_path),
-        # One public address, as behind a load balancer; either server answers.
-        "PUBLIC_URL": web[0], "STATUS_CHECK_GRACE": "0", "RETURN_CHECK_DELAY": "0",
-        "RESULTS_MIN_INTERVAL": "0.05", "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DATABASE_URL": postgres_schema,
+            "REDIS_URL": TEST_REDIS_URL,
+            "SECRET_KEY": "scaleout-secret-key",
+            "INSTANCE_DIR": str(tmp_path),
+            # One public address, as behind a load balancer; either server answers.
+            "PUBLIC_URL": web[0],
+            "STATUS_CHECK_GRACE": "0",
+            "RETURN_CHECK_DELAY": "0",
+            "RESULTS_MIN_INTERVAL": "0.05",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     processes = Processes(tmp_path, env)
-    upgrade = subprocess.run([sys.executable, "-m", "flask", "--app", "cabinet", "db",
-                              "upgrade"], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=60)
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "cabinet", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert upgrade.returncode == 0, upgrade.stderr
 
-    sandbox_app = create_sandbox({
-        "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
-        "SANDBOX_TIME_SCALE": 0.001, "SANDBOX_RESULTS_INTERVAL": 0.05,
-        "SANDBOX_CAPTURE_DELAY": 0, "SANDBOX_STATUS_CHECK_DELAY": 0,
-    })
+    sandbox_app = create_sandbox(
+        {
+            "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
+            "SANDBOX_TIME_SCALE": 0.001,
+            "SANDBOX_RESULTS_INTERVAL": 0.05,
+            "SANDBOX_CAPTURE_DELAY": 0,
+            "SANDBOX_STATUS_CHECK_DELAY": 0,
+        }
+    )
     sandbox = serve_in_thread(sandbox_app)
-    add_shop(sandbox_app, SHOP["shop_id"], password=SHOP["password"],
-             login=SHOP["login"], notify_url=f"{web[0]}/uniteller/isp/notify",
-             status_url=f"{web[1]}/uniteller/isp/status",
-             callback_fields="BillNumber ApprovalCode Total")
-    app = create_app({"DATABASE_URL": postgres_schema, "REDIS_URL": TEST_REDIS_URL,
-                      "SECRET_KEY": "scaleout-secret-key", "TESTING": True})
+    add_shop(
+        sandbox_app,
+        SHOP["shop_id"],
+        password=SHOP["password"],
+        login=SHOP["login"],
+        notify_url=f"{web[0]}/uniteller/isp/notify",
+        status_url=f"{web[1]}/uniteller/isp/status",
+        callback_fields="BillNumber ApprovalCode Total",
+    )
+    app = create_app(
+        {
+            "DATABASE_URL": postgres_schema,
+            "REDIS_URL": TEST_REDIS_URL,
+            "SECRET_KEY": "scaleout-secret-key",
+            "TESTING": True,
+        }
+    )
     with app.app_context(), db.connection_context():
         instance = manage.add_instance("isp", "ISP")
-        manage.add_configuration(instance, "main", [
-            f"shop_id={SHOP['shop_id']}", f"login={SHOP['login']}",
-            f"password={SHOP['password']}", f"gateway_url={sandbox.url}",
-            "autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes",
-        ], activate=True)
+        manage.add_configuration(
+            instance,
+            "main",
+            [
+                f"shop_id={SHOP['shop_id']}",
+                f"login={SHOP['login']}",
+                f"password={SHOP['password']}",
+                f"gateway_url={sandbox.url}",
+                "autopay_weekly=yes",
+                "autopay_monthly=yes",
+                "autopay_automatic=yes",
+            ],
+            activate=True,
+        )
         for number in PAYERS + AUTOPAYERS:
-            manage.add_contract(number, f"Subscriber {number}", "demo-pass", None,
-                                instance)
+            manage.add_contract(
+                number, f"Subscriber {number}", "demo-pass", None, instance
+            )
 
     try:
         gunicorn(processes, "web-a", ports[0])
@@ -212,6 +272,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
                 return requests.get(f"{url}/healthz", timeout=1).status_code == 200
             except requests.RequestException:
                 return False
+
         for url in web:
             wait_until(lambda url=url: answers(url), 30, f"gunicorn at {url}")
 
@@ -222,6 +283,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
             order_id, _, returned = pay_by_card(site)
             assert returned.status_code == 200
             return order_id
+
         with ThreadPoolExecutor(len(PAYERS)) as pool:
             orders = list(pool.map(pay, enumerate(PAYERS)))
         assert sandbox_app.extensions["sandbox"].wait_idle(20)
@@ -230,8 +292,10 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
         def callback(target_order):
             target, order_id = target_order
             fields = signed_callback(order_id, "paid", SHOP["password"], "500.00")
-            return requests.post(f"{target}/uniteller/isp/notify", data=fields,
-                                 timeout=10).status_code
+            return requests.post(
+                f"{target}/uniteller/isp/notify", data=fields, timeout=10
+            ).status_code
+
         duplicates = [(url, order) for order in orders for url in web * 3]
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(callback, duplicates)) == {200}
@@ -240,8 +304,12 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
         # two cron ticks (two schedulers) and two runs by hand.
         weekday = datetime.now(ZoneInfo(app.config["TIMEZONE"])).weekday()
         for index, number in enumerate(AUTOPAYERS):
-            bind_autopay(Site(web[index % 2], sandbox_app, sandbox.url, number),
-                         "weekly", amount="300", weekday=weekday)
+            bind_autopay(
+                Site(web[index % 2], sandbox_app, sandbox.url, number),
+                "weekly",
+                amount="300",
+                weekday=weekday,
+            )
         queue = Queue(QUEUE_NAME, connection=redis)
         queue.enqueue(jobs.run_scheduled_task, "autopay")
         queue.enqueue(jobs.run_scheduled_task, "autopay")
@@ -251,10 +319,17 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
         def charged():
             processes.check_alive()
             with app.app_context(), db.connection_context():
-                done = AutopayCharge.select().where(
-                    AutopayCharge.status == "succeeded").count()
-            return (done >= len(AUTOPAYERS) and queue.count == 0
-                    and StartedJobRegistry(queue=queue).count == 0)
+                done = (
+                    AutopayCharge.select()
+                    .where(AutopayCharge.status == "succeeded")
+                    .count()
+                )
+            return (
+                done >= len(AUTOPAYERS)
+                and queue.count == 0
+                and StartedJobRegistry(queue=queue).count == 0
+            )
+
         wait_until(charged, 30, "the autopay charges")
         assert sandbox_app.extensions["sandbox"].wait_idle(20)
         time.sleep(0.5)  # a last duplicate in flight, if any, lands now
@@ -267,28 +342,42 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
                 assert contract.balance == 50000, number
             for number in AUTOPAYERS:
                 contract = Contract.by_number(number)
-                charges = list(AutopayCharge.select().join_from(
-                    AutopayCharge, Transaction).where(
-                    Transaction.contract == contract))
+                charges = list(
+                    AutopayCharge.select()
+                    .join_from(AutopayCharge, Transaction)
+                    .where(Transaction.contract == contract)
+                )
                 assert [c.status for c in charges] == ["succeeded"], number
-                kinds = sorted(t.kind for t in contract.transactions
-                               if t.status in ("paid", "authorized"))
+                kinds = sorted(
+                    t.kind
+                    for t in contract.transactions
+                    if t.status in ("paid", "authorized")
+                )
                 assert kinds == ["bind", "recurrent"], number
                 assert contract.balance == 60000, number
             for transaction in Transaction.select():
-                credits = LedgerEntry.select().where(
-                    LedgerEntry.transaction == transaction,
-                    LedgerEntry.kind == "credit").count()
+                credits = (
+                    LedgerEntry.select()
+                    .where(
+                        LedgerEntry.transaction == transaction,
+                        LedgerEntry.kind == "credit",
+                    )
+                    .count()
+                )
                 assert credits == (1 if transaction.is_credited else 0)
-            cron_runs = TaskRun.select().where(TaskRun.task == "autopay",
-                                               TaskRun.trigger == "cron").count()
+            cron_runs = (
+                TaskRun.select()
+                .where(TaskRun.task == "autopay", TaskRun.trigger == "cron")
+                .count()
+            )
             assert cron_runs == 1  # two cron ticks enqueued, one run
         assert FailedJobRegistry(queue=queue).count == 0
 
         metrics = requests.get(f"{web[1]}/metrics", timeout=5).text
         counter = 'cabinet_callbacks_total{result="accepted"}'
-        accepted = next(line for line in metrics.splitlines()
-                        if line.startswith(counter))
+        accepted = next(
+            line for line in metrics.splitlines() if line.startswith(counter)
+        )
         assert int(accepted.split()[-1]) >= len(duplicates)
     except BaseException:
         for name in processes.running:
@@ -303,20 +392,41 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
 def test_the_gunicorn_config_serves_and_logs_no_query_string(tmp_path, redis):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
-    env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'cabinet.sqlite3'}",
-                "REDIS_URL": TEST_REDIS_URL, "SECRET_KEY": "k",
-                "INSTANCE_DIR": str(tmp_path), "LOG_FORMAT": "json"})
+    env.update(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cabinet.sqlite3'}",
+            "REDIS_URL": TEST_REDIS_URL,
+            "SECRET_KEY": "k",
+            "INSTANCE_DIR": str(tmp_path),
+            "LOG_FORMAT": "json",
+        }
+    )
     processes = Processes(tmp_path, env)
-    processes.start("web", "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-                    "--bind", f"127.0.0.1:{port}", "--workers", "1")
+    processes.start(
+        "web",
+        "-m",
+        "gunicorn",
+        "-c",
+        "deploy/gunicorn.conf.py",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+    )
     try:
+
         def up():
             processes.check_alive()
             try:
-                return requests.get(f"http://127.0.0.1:{port}/healthz?token=s3cret",
-                                    timeout=1).status_code == 200
+                return (
+                    requests.get(
+                        f"http://127.0.0.1:{port}/healthz?token=s3cret", timeout=1
+                    ).status_code
+                    == 200
+                )
             except requests.RequestException:
                 return False
+
         wait_until(up, 30, "gunicorn")
     finally:
         processes.stop()

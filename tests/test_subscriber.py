@@ -25,12 +25,15 @@ def test_login_is_throttled_after_repeated_failures(make_app, demo):
 
 
 def test_next_only_leads_to_our_own_paths(client, demo):
-    response = client.post("/login?next=https://evil.example/x",
-                           data={"number": "1001", "password": "demo-pass"})
+    response = client.post(
+        "/login?next=https://evil.example/x",
+        data={"number": "1001", "password": "demo-pass"},
+    )
     assert response.headers["Location"] == "/"
     client.post("/logout")
-    response = client.post("/login?next=/payments",
-                           data={"number": "1001", "password": "demo-pass"})
+    response = client.post(
+        "/login?next=/payments", data={"number": "1001", "password": "demo-pass"}
+    )
     assert response.headers["Location"] == "/payments"
 
 
@@ -62,8 +65,11 @@ def test_pay_posts_a_signed_auto_submitting_form_to_the_gateway(client, demo, sh
 def test_bad_amounts_get_a_clear_message_and_create_nothing(client, demo):
     login(client)
     for amount, message in [
-        ("", "Введите сумму"), ("-5", "больше нуля"), ("10.001", "двух знаков"),
-        ("abc", "Введите сумму в рублях"), ("5", "от 10,00 до 15\u00a0000,00"),
+        ("", "Введите сумму"),
+        ("-5", "больше нуля"),
+        ("10.001", "двух знаков"),
+        ("abc", "Введите сумму в рублях"),
+        ("5", "от 10,00 до 15\u00a0000,00"),
     ]:
         response = client.post("/pay", data={"amount": amount})
         assert response.status_code == 400
@@ -87,8 +93,9 @@ def test_return_page_shows_status_and_polls_until_final(client, demo, shop):
     assert page.status_code == 200
     assert 'hx-trigger="every 2s"' in page.get_data(as_text=True)
     payments.apply_status(transaction.order_id, "paid", source="callback")
-    fragment = client.get(f"/pay/status/{transaction.order_id}",
-                          headers={"HX-Request": "true"}).get_data(as_text=True)
+    fragment = client.get(
+        f"/pay/status/{transaction.order_id}", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert "every 2s" not in fragment and "Платёж получен" in fragment
 
 
@@ -125,7 +132,8 @@ def test_history_filters_paginates_and_serves_a_fragment(make_app, demo):
     assert text.lstrip().startswith('<div id="payment-table">') and "<html" not in text
     assert client.get("/payments?from=2000-01-01&to=2000-01-02").status_code == 200
     assert made[0].order_id not in client.get(
-        "/payments?from=2000-01-01&to=2000-01-02").get_data(as_text=True)
+        "/payments?from=2000-01-01&to=2000-01-02"
+    ).get_data(as_text=True)
     assert client.get("/payments?from=yesterday").status_code == 400
     assert client.get("/payments?status=bogus").status_code == 400
 
@@ -142,8 +150,9 @@ def test_form_without_csrf_token_changes_nothing(make_app, demo):
     assert login(client).status_code == 400  # the login form itself is protected
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    client.post("/login", data={"number": "1001", "password": "demo-pass",
-                                "csrf_token": token})
+    client.post(
+        "/login", data={"number": "1001", "password": "demo-pass", "csrf_token": token}
+    )
     assert client.post("/pay", data={"amount": "500"}).status_code == 400
     assert demo["contract"].transactions.count() == 0
 
@@ -161,8 +170,10 @@ def test_each_reader_sees_the_labels_in_their_own_language(make_app, demo):
     payments.apply_status(payment.order_id, "paid", source="callback")
     for client in (russian, english):  # the same process, in turn
         login(client)
-    for client, words in ((russian, ("Оплачен", "Платежи")),
-                          (english, ("Paid", "Payments")),
-                          (russian, ("Оплачен", "Платежи"))):
+    for client, words in (
+        (russian, ("Оплачен", "Платежи")),
+        (english, ("Paid", "Payments")),
+        (russian, ("Оплачен", "Платежи")),
+    ):
         page = client.get("/payments").get_data(as_text=True)
         assert all(word in page for word in words), words

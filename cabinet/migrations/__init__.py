@@ -35,7 +35,6 @@ def _discover():
     return dict(sorted(found.items()))
 
 
-
 class SchemaError(RuntimeError):
     """The database's schema is not one this release can work with."""
 
@@ -71,8 +70,12 @@ def current_version(database):
     if not database.table_exists(VERSION_TABLE):
         return None
     with database.bind_ctx([SchemaVersion]):
-        return SchemaVersion.select(SchemaVersion.version).order_by(
-            SchemaVersion.version.desc()).scalar() or 0
+        return (
+            SchemaVersion.select(SchemaVersion.version)
+            .order_by(SchemaVersion.version.desc())
+            .scalar()
+            or 0
+        )
 
 
 def _record(database, number, name):
@@ -81,8 +84,9 @@ def _record(database, number, name):
 
     try:
         with database.atomic(), database.bind_ctx([SchemaVersion]):
-            SchemaVersion.insert(version=number, name=name,
-                                 applied_at=utcnow()).execute()
+            SchemaVersion.insert(
+                version=number, name=name, applied_at=utcnow()
+            ).execute()
     except IntegrityError:
         return False
     return True
@@ -97,7 +101,8 @@ def _refuse_newer(version):
     if version is not None and version > LATEST:
         raise SchemaError(
             f"the database schema is at version {version}, newer than this release "
-            f"knows ({LATEST}): run the release that upgraded it, or a later one")
+            f"knows ({LATEST}): run the release that upgraded it, or a later one"
+        )
 
 
 def upgrade(database, target=None):
@@ -142,13 +147,19 @@ def schema_of(database):
     """Describe the tables of a database: columns, indexes and foreign keys."""
     described = {}
     for table in _ours(database):
-        columns = {c.name: (c.data_type.lower(), c.null, c.primary_key)
-                   for c in database.get_columns(table)}
-        indexes = {i.name: (tuple(i.columns), i.unique)
-                   for i in database.get_indexes(table)
-                   if not i.name.startswith("sqlite_autoindex")}
-        keys = {(k.column, k.dest_table, k.dest_column)
-                for k in database.get_foreign_keys(table)}
+        columns = {
+            c.name: (c.data_type.lower(), c.null, c.primary_key)
+            for c in database.get_columns(table)
+        }
+        indexes = {
+            i.name: (tuple(i.columns), i.unique)
+            for i in database.get_indexes(table)
+            if not i.name.startswith("sqlite_autoindex")
+        }
+        keys = {
+            (k.column, k.dest_table, k.dest_column)
+            for k in database.get_foreign_keys(table)
+        }
         described[table] = {"columns": columns, "indexes": indexes, "keys": keys}
     return described
 
@@ -163,8 +174,10 @@ def infer_version(database):
         scratch.close()
         if expected == found:
             return number
-    raise SchemaError("the database has tables, but they match no known schema "
-                      "version; restore a backup or compare it with the migrations")
+    raise SchemaError(
+        "the database has tables, but they match no known schema "
+        "version; restore a backup or compare it with the migrations"
+    )
 
 
 def check_version(database):
@@ -178,8 +191,12 @@ def check_version(database):
         return
     _refuse_newer(version)
     if version is not None and version < LATEST:
-        log.warning("schema at version %d, this release expects %d: run "
-                    "`flask --app cabinet db upgrade`", version, LATEST)
+        log.warning(
+            "schema at version %d, this release expects %d: run "
+            "`flask --app cabinet db upgrade`",
+            version,
+            LATEST,
+        )
 
 
 db_cli = AppGroup("db", help="The database schema.")
@@ -209,5 +226,7 @@ def version_command():
     with db.connection_context():
         version = current_version(db.obj)
     shown = "not versioned" if version is None else version
-    click.echo(f"database: {shown}; latest: {LATEST} "
-               f"({current_app.config['DATABASE_URL'].split(':', 1)[0]})")
+    click.echo(
+        f"database: {shown}; latest: {LATEST} "
+        f"({current_app.config['DATABASE_URL'].split(':', 1)[0]})"
+    )

@@ -17,6 +17,7 @@ class ModuleInstance(Frozen):
     name = CharField(max_length=200)
     created_at = DateTimeField()
 
+
 class ModuleConfiguration(Frozen):
     instance = ForeignKeyField(ModuleInstance)
     name = CharField(max_length=100)
@@ -30,6 +31,7 @@ class ModuleConfiguration(Frozen):
     class Meta:
         indexes = ((("instance", "name"), True),)
 
+
 class Contract(Frozen):
     number = CharField(max_length=64, unique=True)
     name = CharField(max_length=200)
@@ -39,12 +41,14 @@ class Contract(Frozen):
     instance = ForeignKeyField(ModuleInstance, null=True)
     created_at = DateTimeField()
 
+
 class Operator(Frozen):
     login = CharField(max_length=64, unique=True)
     password_hash = CharField(max_length=255)
     role = CharField(max_length=16)
     is_active = BooleanField()
     created_at = DateTimeField()
+
 
 class Transaction(Frozen):
     order_id = CharField(max_length=127, unique=True)
@@ -70,6 +74,7 @@ class Transaction(Frozen):
             (("status", "created_at"), False),
         )
 
+
 class TransactionEvent(Frozen):
     transaction = ForeignKeyField(Transaction, null=True)
     instance = ForeignKeyField(ModuleInstance, null=True)
@@ -82,6 +87,7 @@ class TransactionEvent(Frozen):
     note = CharField(max_length=500, null=True)
     created_at = DateTimeField(index=True)
 
+
 class LedgerEntry(Frozen):
     contract = ForeignKeyField(Contract)
     transaction = ForeignKeyField(Transaction)
@@ -90,10 +96,20 @@ class LedgerEntry(Frozen):
     key = CharField(max_length=160, unique=True)
     created_at = DateTimeField()
 
+
 def upgrade(migrator, database):
     """Create the tables of the first release."""
-    create(database, ModuleInstance, ModuleConfiguration, Contract, Operator,
-           Transaction, TransactionEvent, LedgerEntry)
+    create(
+        database,
+        ModuleInstance,
+        ModuleConfiguration,
+        Contract,
+        Operator,
+        Transaction,
+        TransactionEvent,
+        LedgerEntry,
+    )
     database.execute_sql(
         "CREATE UNIQUE INDEX IF NOT EXISTS module_configuration_one_active "
-        "ON module_configuration (instance_id) WHERE is_active")
+        "ON module_configuration (instance_id) WHERE is_active"
+    )

@@ -121,11 +121,21 @@ def upgrade(migrator, database):
     migrator.migrate(
         migrator.drop_index("transaction", "transaction_instance_id_created_at"),
         migrator.add_index("transaction", ("instance_id", "created_at", "id")),
-        migrator.add_index("transaction",
-                           ("instance_id", "status", "created_at", "id")),
+        migrator.add_index(
+            "transaction", ("instance_id", "status", "created_at", "id")
+        ),
     )
-    create(database, Autopay, AutopayConsent, AutopayCharge, Notice, ApiToken,
-           AuditEntry, Refund)
+    create(
+        database,
+        Autopay,
+        AutopayConsent,
+        AutopayCharge,
+        Notice,
+        ApiToken,
+        AuditEntry,
+        Refund,
+    )
     database.execute_sql(
         "CREATE UNIQUE INDEX IF NOT EXISTS refund_one_pending "
-        "ON refund (transaction_id) WHERE status = 'pending'")
+        "ON refund (transaction_id) WHERE status = 'pending'"
+    )

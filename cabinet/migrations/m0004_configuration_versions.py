@@ -37,11 +37,18 @@ class ConfigurationVersion(Frozen):
 def upgrade(migrator, database):
     """Create configuration_version; each configuration gets its version 1."""
     create(database, ConfigurationVersion)
-    with database.bind_ctx([ModuleConfiguration, ConfigurationVersion],
-                           bind_refs=False, bind_backrefs=False):
+    with database.bind_ctx(
+        [ModuleConfiguration, ConfigurationVersion],
+        bind_refs=False,
+        bind_backrefs=False,
+    ):
         for row in ModuleConfiguration.select().order_by(ModuleConfiguration.id):
             params = fingerprinted(json.loads(row.params or "{}"))
             ConfigurationVersion.insert(
-                configuration=row.id, number=1, action="create",
+                configuration=row.id,
+                number=1,
+                action="create",
                 params=json.dumps(params, ensure_ascii=False),
-                who=row.created_by or "", created_at=row.created_at).execute()
+                who=row.created_by or "",
+                created_at=row.created_at,
+            ).execute()

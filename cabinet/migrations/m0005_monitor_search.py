@@ -31,7 +31,8 @@ def _trigram_schema(database):
     """Return the schema pg_trgm lives in, installing it if allowed; None if not."""
     found = database.execute_sql(
         "SELECT extnamespace::regnamespace::text FROM pg_extension "
-        "WHERE extname = 'pg_trgm'").fetchone()
+        "WHERE extname = 'pg_trgm'"
+    ).fetchone()
     if found:
         return found[0]
     try:
@@ -40,8 +41,11 @@ def _trigram_schema(database):
             # extensions in it, and with them every other schema's indexes.
             database.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
     except DatabaseError as exc:
-        log.warning("pg_trgm not installed (%s): the contract search reads the "
-                    "whole contract table", str(exc).strip().splitlines()[0])
+        log.warning(
+            "pg_trgm not installed (%s): the contract search reads the "
+            "whole contract table",
+            str(exc).strip().splitlines()[0],
+        )
         return None
     return "public"
 
@@ -58,7 +62,8 @@ def create_search(database):
         ops = f'"{schema}".gin_trgm_ops'
         database.execute_sql(
             "CREATE INDEX IF NOT EXISTS contract_search_trigram ON contract "
-            f"USING gin (LOWER(number) {ops}, LOWER(name) {ops})")
+            f"USING gin (LOWER(number) {ops}, LOWER(name) {ops})"
+        )
 
 
 def upgrade(migrator, database):
@@ -68,5 +73,6 @@ def upgrade(migrator, database):
     database.execute_sql(
         "CREATE INDEX IF NOT EXISTS "
         "transaction_instance_id_created_at_status_contract_id_amount "
-        'ON "transaction" (instance_id, created_at, status, contract_id, amount)')
+        'ON "transaction" (instance_id, created_at, status, contract_id, amount)'
+    )
     create_search(database)

@@ -11,8 +11,7 @@ from tests.helpers import pay_by_card
 pytestmark = pytest.mark.browser
 
 
-def test_operator_finds_a_payment_refunds_part_and_watches_the_monitor(
-        page, world):  # noqa: F811
+def test_operator_finds_a_payment_refunds_part_and_watches_the_monitor(page, world):  # noqa: F811
     order_id, _, _ = pay_by_card(world, "500")
     pay_by_card(world, "300")
     world.settle()

@@ -42,15 +42,29 @@ SCENARIOS = {
 
 # Secrets of the suite's shop and app, distinctive so a leak cannot hide among
 # ordinary numbers; scenario 19 looks for them everywhere.
-SHOP = {"shop_id": "00000001", "login": "77310042",
-        "password": "fault-suite-uniteller-password-7Qx"}
+SHOP = {
+    "shop_id": "00000001",
+    "login": "77310042",
+    "password": "fault-suite-uniteller-password-7Qx",
+}
 SECRET_KEY = "fault-suite-session-secret-Hk29"
-TEST_CARDS = ("4000000000002487", "4000000000002420", "4000000000002438",
-              "5000000000002443", "5000000000002450", "2200060300746821",
-              "4000000000002479", "4000000000002488", "4405050300000001")
-SECRETS = {"Uniteller password": SHOP["password"], "API login": SHOP["login"],
-           "session secret": SECRET_KEY,
-           **{f"card {card[:4]}…{card[-4:]}": card for card in TEST_CARDS}}
+TEST_CARDS = (
+    "4000000000002487",
+    "4000000000002420",
+    "4000000000002438",
+    "5000000000002443",
+    "5000000000002450",
+    "2200060300746821",
+    "4000000000002479",
+    "4000000000002488",
+    "4405050300000001",
+)
+SECRETS = {
+    "Uniteller password": SHOP["password"],
+    "API login": SHOP["login"],
+    "session secret": SECRET_KEY,
+    **{f"card {card[:4]}…{card[-4:]}": card for card in TEST_CARDS},
+}
 
 
 def scaled(full, minimum=1):
@@ -64,6 +78,7 @@ def scaled_seconds(full, minimum):
 
 
 # --- the figures report ------------------------------------------------------------
+
 
 @dataclass
 class Figure:
@@ -83,9 +98,11 @@ FIGURES: list[Figure] = []
 @pytest.fixture
 def figure():
     """Record a scenario's figure for the report: figure(1, "duplicates", n, 0)."""
+
     def record(scenario, name, value, expected=None):
         FIGURES.append(Figure(scenario, name, value, expected))
         return value
+
     return record
 
 
@@ -105,16 +122,20 @@ def pytest_terminal_summary(terminalreporter):
     database = "PostgreSQL" if os.environ.get("TEST_DATABASE_URL") else "SQLite"
     terminalreporter.section(
         f"fault suite report (FAULT_SCALE={FAULT_SCALE:g}, {database}, "
-        f"app served by werkzeug threaded)")
+        f"app served by werkzeug threaded)"
+    )
     write(f"{'#':>2}  {'scenario':<50} {'figure':<46} {'value':>12}  expected")
     for f in sorted(FIGURES, key=lambda f: f.scenario):
         expected = "" if f.expected is None else f.expected
         mark = "" if f.ok else "  <-- NOT AS EXPECTED"
-        write(f"{f.scenario:>2}  {SCENARIOS[f.scenario]:<50} {f.name:<46} "
-              f"{f.value!s:>12}  {expected!s}{mark}")
+        write(
+            f"{f.scenario:>2}  {SCENARIOS[f.scenario]:<50} {f.name:<46} "
+            f"{f.value!s:>12}  {expected!s}{mark}"
+        )
 
 
 # --- the secrets watch (scenario 19) -------------------------------------------------
+
 
 class SecretsWatch:
     """Scan every page the suite fetches and every log line for secrets."""
@@ -139,8 +160,9 @@ class SecretsWatch:
                 continue
             start = max(0, match.start() - 60)
             with self.lock:
-                self.hits.append((self.names[match.group()], where,
-                                  text[start:match.end() + 20]))
+                self.hits.append(
+                    (self.names[match.group()], where, text[start : match.end() + 20])
+                )
 
     def page(self, url, text, sent=""):
         """Scan one answer; `sent` is what its request carried."""
@@ -186,8 +208,9 @@ def watch_for_secrets(monkeypatch):
         response = send(self, request, **kwargs)
         if not response.headers.get("Content-Type", "").startswith("application/octet"):
             body = request.body or ""
-            sent = request.url + (body if isinstance(body, str) else body.decode(
-                "utf-8", "replace"))
+            sent = request.url + (
+                body if isinstance(body, str) else body.decode("utf-8", "replace")
+            )
             WATCH.page(response.url, response.text, unquote_plus(sent))
         return response
 
@@ -218,6 +241,7 @@ def log_lines(watch_for_secrets):
 
 # --- fixtures ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def shop():
     """The suite's shop, with secrets the watch looks for."""
@@ -227,18 +251,22 @@ def shop():
 @pytest.fixture
 def make_app(make_app):
     """The app factory with the suite's distinctive session secret."""
+
     def make(**overrides):
         return make_app(**{"SECRET_KEY": SECRET_KEY, **overrides})
+
     return make
 
 
 @pytest.fixture
 def make_world(make_world):
     """The live pair; the sandbox's own pages (its test-card list) are not ours."""
+
     def make(*args, **kwargs):
         world = make_world(*args, **kwargs)
         WATCH.foreign.add(world.sandbox_url)
         return world
+
     return make
 
 

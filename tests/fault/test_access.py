@@ -20,34 +20,51 @@ HOST = "cabinet.test"
 @pytest.fixture
 def people(make_app):
     """Two subscribers with orders, an admin, and a second instance."""
+
     def build(**settings):
         app = make_app(**settings)
         with InApp(app):
             instance = manage.add_instance("isp", "Test ISP")
-            manage.add_configuration(instance, "main", [
-                "shop_id=00000001", "password=p", "gateway_url=http://gateway.test",
-                "autopay_weekly=yes"], activate=True)
+            manage.add_configuration(
+                instance,
+                "main",
+                [
+                    "shop_id=00000001",
+                    "password=p",
+                    "gateway_url=http://gateway.test",
+                    "autopay_weekly=yes",
+                ],
+                activate=True,
+            )
             owner = manage.add_contract("1001", "Иванов", "demo-pass", None, instance)
             manage.add_contract("1002", "Петров", "other-pass", None, instance)
             manage.add_operator("admin", "admin-password", admin=True)
             app.order_id = payments.start_payment(owner, 50000, "u", "u")[0].order_id
             app.config_id = ModuleConfiguration.select().get().id
         return app
+
     return build
 
 
 def console_urls(app):
     """Every console URL, its arguments filled with things that exist."""
-    values = {"code": "isp", "number": "1001", "order_id": app.order_id,
-              "config_id": app.config_id, "name": "status-check", "slot": "x"}
+    values = {
+        "code": "isp",
+        "number": "1001",
+        "order_id": app.order_id,
+        "config_id": app.config_id,
+        "name": "status-check",
+        "slot": "x",
+    }
     urls = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("console.") or rule.endpoint == "console.login":
             continue
         path = rule.rule
         for argument in rule.arguments:
-            path = re.sub(rf"<(?:[^:>]+:)?{argument}>",
-                          str(values.get(argument, 1)), path)
+            path = re.sub(
+                rf"<(?:[^:>]+:)?{argument}>", str(values.get(argument, 1)), path
+            )
         urls.extend((method, path) for method in rule.methods & {"GET", "POST"})
     return sorted(urls)
 
@@ -58,9 +75,12 @@ def test_15_nobody_sees_or_changes_what_is_not_theirs(people, figure):
     login(owner)
     login(stranger, "1002", "other-pass")
     order = app.order_id
-    subscriber_urls = [f"/pay/return/ok?Order_ID={order}",
-                       f"/pay/return/no?Order_ID={order}", f"/pay/status/{order}",
-                       f"/pay/status/{order}?outcome=ok"]
+    subscriber_urls = [
+        f"/pay/return/ok?Order_ID={order}",
+        f"/pay/return/no?Order_ID={order}",
+        f"/pay/status/{order}",
+        f"/pay/status/{order}?outcome=ok",
+    ]
     leaks = []
     for url in subscriber_urls:
         assert owner.get(url).status_code == 200  # the owner does see it
@@ -74,55 +94,86 @@ def test_15_nobody_sees_or_changes_what_is_not_theirs(people, figure):
         before = snapshot()
     for method, url in urls:
         for who, client in (("anonymous", anonymous), ("subscriber", stranger)):
-            answer = client.open(url, method=method, data={"amount": "1.00",
-                                                           "reason": "x"})
+            answer = client.open(
+                url, method=method, data={"amount": "1.00", "reason": "x"}
+            )
             location = answer.headers.get("Location", "")
-            refused = (answer.status_code in (401, 403, 404, 405)
-                       or answer.status_code == 302 and location.startswith(
-                           "/console/login"))
+            refused = (
+                answer.status_code in (401, 403, 404, 405)
+                or answer.status_code == 302
+                and location.startswith("/console/login")
+            )
             if not refused:
                 leaks.append((who, method, url, answer.status_code))
     with InApp(app):
         changed = snapshot() != before
-    figure(15, "URLs tried (subscriber + console)",
-           len(subscriber_urls) + 2 * len(urls))
+    figure(
+        15, "URLs tried (subscriber + console)", len(subscriber_urls) + 2 * len(urls)
+    )
     count = figure(15, "leaks", len(leaks) + changed, 0)
     assert count == 0, leaks
 
 
 def csrf_token(client, path):
     page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"',
-                     page).group(1)
+    return re.search(
+        r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page
+    ).group(1)
 
 
-FORM = {"amount": "500", "mode": "weekly", "weekday": "2", "day_of_month": "1",
-        "password": "demo-pass", "consent": "y", "number": "1001", "login": "admin",
-        "reason": "x", "next": "/"}
+FORM = {
+    "amount": "500",
+    "mode": "weekly",
+    "weekday": "2",
+    "day_of_month": "1",
+    "password": "demo-pass",
+    "consent": "y",
+    "number": "1001",
+    "login": "admin",
+    "reason": "x",
+    "next": "/",
+}
 
 
-def test_16_state_changing_forms_refuse_missing_and_foreign_tokens_and_get(people,
-                                                                          figure):
+def test_16_state_changing_forms_refuse_missing_and_foreign_tokens_and_get(
+    people, figure
+):
     app = people(WTF_CSRF_ENABLED=True)
     subscriber, admin, other = (app.test_client() for _ in range(3))
-    subscriber.post("/login", data={"number": "1001", "password": "demo-pass",
-                                    "csrf_token": csrf_token(subscriber, "/login")})
-    admin.post("/console/login", data={
-        "login": "admin", "password": "admin-password",
-        "csrf_token": csrf_token(admin, "/console/login")})
+    subscriber.post(
+        "/login",
+        data={
+            "number": "1001",
+            "password": "demo-pass",
+            "csrf_token": csrf_token(subscriber, "/login"),
+        },
+    )
+    admin.post(
+        "/console/login",
+        data={
+            "login": "admin",
+            "password": "admin-password",
+            "csrf_token": csrf_token(admin, "/console/login"),
+        },
+    )
     foreign = csrf_token(other, "/login")
     forms = [(m, u) for m, u in console_urls(app) if m == "POST"]
-    forms += [("POST", r.rule) for r in app.url_map.iter_rules()
-              if r.endpoint.split(".")[0] in ("auth", "subscriber")
-              and "POST" in r.methods and not r.arguments]
+    forms += [
+        ("POST", r.rule)
+        for r in app.url_map.iter_rules()
+        if r.endpoint.split(".")[0] in ("auth", "subscriber")
+        and "POST" in r.methods
+        and not r.arguments
+    ]
     forms.append(("POST", "/lang/en"))
     changes, tries = [], 0
     for _, url in forms:
         client = admin if url.startswith("/console") else subscriber
-        for attempt, data, method in (("no token", FORM, "POST"),
-                                      ("foreign token", {**FORM, "csrf_token": foreign},
-                                       "POST"),
-                                      ("GET", FORM, "GET")):
+        for attempt, data, method in (
+            ("no token", FORM, "POST"),
+            ("foreign token", {**FORM, "csrf_token": foreign}, "POST"),
+            ("GET", FORM, "GET"),
+        ):
             with InApp(app):
                 before = snapshot()
             if method == "GET":
@@ -138,8 +189,9 @@ def test_16_state_changing_forms_refuse_missing_and_foreign_tokens_and_get(peopl
     # The same form with the session's own token does change state.
     with InApp(app):
         created = Transaction.select().count()
-    subscriber.post("/pay", data={"amount": "500",
-                                  "csrf_token": csrf_token(subscriber, "/pay")})
+    subscriber.post(
+        "/pay", data={"amount": "500", "csrf_token": csrf_token(subscriber, "/pay")}
+    )
     with InApp(app):
         assert Transaction.select().count() == created + 1
     figure(16, "forms x (no token, foreign token, GET)", tries)
@@ -147,12 +199,27 @@ def test_16_state_changing_forms_refuse_missing_and_foreign_tokens_and_get(peopl
     assert len(forms) >= 10 and count == 0, changes
 
 
-EVIL = ["//evil.example", "////evil.example", "/\\evil.example", "\\/evil.example",
-        "/\\/evil.example", "https:evil.example", "https://evil.example",
-        "javascript:alert(1)", "JavaScript:alert(1)", "/\t/evil.example",
-        "/%2F/evil.example", "%2F%2Fevil.example", " //evil.example",
-        "http:/\\evil.example", "///evil.example/%2e%2e", "//evil.example@cabinet.test",
-        "/%09/evil.example", "data:text/html,hi", "\\\\evil.example"]
+EVIL = [
+    "//evil.example",
+    "////evil.example",
+    "/\\evil.example",
+    "\\/evil.example",
+    "/\\/evil.example",
+    "https:evil.example",
+    "https://evil.example",
+    "javascript:alert(1)",
+    "JavaScript:alert(1)",
+    "/\t/evil.example",
+    "/%2F/evil.example",
+    "%2F%2Fevil.example",
+    " //evil.example",
+    "http:/\\evil.example",
+    "///evil.example/%2e%2e",
+    "//evil.example@cabinet.test",
+    "/%09/evil.example",
+    "data:text/html,hi",
+    "\\\\evil.example",
+]
 
 
 def off_site(location):
@@ -169,15 +236,25 @@ def test_17_redirects_only_lead_to_our_own_paths(people, figure):
     for target in EVIL:
         answers = []
         client = app.test_client()
-        answers.append(client.post("/login", query_string={"next": target}, data={
-            "number": "1001", "password": "demo-pass"}))
+        answers.append(
+            client.post(
+                "/login",
+                query_string={"next": target},
+                data={"number": "1001", "password": "demo-pass"},
+            )
+        )
         client = app.test_client()
-        answers.append(client.post("/console/login", query_string={"next": target},
-                                   data={"login": "admin",
-                                         "password": "admin-password"}))
+        answers.append(
+            client.post(
+                "/console/login",
+                query_string={"next": target},
+                data={"login": "admin", "password": "admin-password"},
+            )
+        )
         answers.append(client.post("/lang/en", data={"next": target}))
-        answers.append(app.test_client().get("/console/contracts",
-                                             query_string={"next": target}))
+        answers.append(
+            app.test_client().get("/console/contracts", query_string={"next": target})
+        )
         for answer in answers:
             assert answer.status_code == 302
             redirects += 1
@@ -203,12 +280,16 @@ def test_18_brute_force_fixation_and_re_authentication(people, redis, figure):
         return blocked and let_in
 
     results["subscriber locked out, then let in"] = locked_out(
-        "/login", {"number": "1001", "password": "demo-pass"},
-        {"number": "1001", "password": "guess"})
+        "/login",
+        {"number": "1001", "password": "demo-pass"},
+        {"number": "1001", "password": "guess"},
+    )
     redis.flushdb()
     results["operator locked out, then let in"] = locked_out(
-        "/console/login", {"login": "admin", "password": "admin-password"},
-        {"login": "admin", "password": "guess"})
+        "/console/login",
+        {"login": "admin", "password": "admin-password"},
+        {"login": "admin", "password": "guess"},
+    )
     redis.flushdb()
 
     victim, attacker = app.test_client(), app.test_client()
@@ -219,20 +300,37 @@ def test_18_brute_force_fixation_and_re_authentication(people, redis, figure):
     fresh = victim.get_cookie("session").value
     attacker.set_cookie("session", planted)
     results["new session at login"] = (
-        fresh != planted and attacker.get("/").status_code == 302
-        and victim.get("/").status_code == 200)
+        fresh != planted
+        and attacker.get("/").status_code == 302
+        and victim.get("/").status_code == 200
+    )
 
     with InApp(app):
         before = snapshot()
-    answers = [victim.post("/autopay", data={
-        "mode": "weekly", "weekday": "2", "amount": "300", "consent": "y",
-        "password": password}).status_code for password in ("", "wrong")]
-    answers.append(victim.post("/autopay/card", data={
-        "amount": "300", "password": "wrong"}).status_code)
+    answers = [
+        victim.post(
+            "/autopay",
+            data={
+                "mode": "weekly",
+                "weekday": "2",
+                "amount": "300",
+                "consent": "y",
+                "password": password,
+            },
+        ).status_code
+        for password in ("", "wrong")
+    ]
+    answers.append(
+        victim.post(
+            "/autopay/card", data={"amount": "300", "password": "wrong"}
+        ).status_code
+    )
     with InApp(app):
         unchanged = snapshot() == before and Autopay.select().count() == 0
-    results["autopay needs the password again"] = unchanged and answers[:2] == [400,
-                                                                                 400]
+    results["autopay needs the password again"] = unchanged and answers[:2] == [
+        400,
+        400,
+    ]
     with InApp(app):
         assert Contract.select().count() == 2
     for check, passed in results.items():

@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def weekly_world(make_world):
     """The live pair with weekly autopay allowed."""
-    return make_world(app_settings={"RESOLVE_DELAY": 0},
-                      config=("autopay_weekly=yes", "autopay_retry_days=2"))
+    return make_world(
+        app_settings={"RESOLVE_DELAY": 0},
+        config=("autopay_weekly=yes", "autopay_retry_days=2"),
+    )
 
 
 def due_wednesday(world):
@@ -44,8 +46,10 @@ def charged_at_sandbox(world):
     """Successful recurrent charges at the sandbox, per autopay and period."""
     charged = {}
     for order in sandbox_orders(world):
-        if order["order_id"].startswith("R") and order["status"] in ("paid",
-                                                                     "authorized"):
+        if order["order_id"].startswith("R") and order["status"] in (
+            "paid",
+            "authorized",
+        ):
             charge = order["order_id"].rsplit("-", 1)[0]  # R<autopay>-<period>
             charged[charge] = charged.get(charge, 0) + 1
     return charged
@@ -64,11 +68,18 @@ class Worker:
     """`python worker.py` in a process of its own, against the test's app settings."""
 
     def __init__(self, world, database_url, redis_url, tmp_path, kill_at=None):
-        env = {**os.environ, "TESTING": "1", "DATABASE_URL": database_url,
-               "REDIS_URL": redis_url, "SECRET_KEY": world.app.config["SECRET_KEY"],
-               "PUBLIC_URL": world.url, "INSTANCE_DIR": str(tmp_path),
-               "RESULTS_MIN_INTERVAL": "0.05", "RESOLVE_DELAY": "0",
-               "LOG_LEVEL": "INFO"}
+        env = {
+            **os.environ,
+            "TESTING": "1",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": world.app.config["SECRET_KEY"],
+            "PUBLIC_URL": world.url,
+            "INSTANCE_DIR": str(tmp_path),
+            "RESULTS_MIN_INTERVAL": "0.05",
+            "RESOLVE_DELAY": "0",
+            "LOG_LEVEL": "INFO",
+        }
         env.pop("CABINET_KILL_AT", None)
         if kill_at:
             env["CABINET_KILL_AT"] = kill_at
@@ -76,8 +87,13 @@ class Worker:
         # A group of its own: RQ's scheduler runs in a child process, which must
         # die with the worker rather than keep moving jobs for later tests.
         self.process = subprocess.Popen(
-            [sys.executable, "worker.py"], cwd=ROOT, env=env, start_new_session=True,
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+            [sys.executable, "worker.py"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
 
     def kill(self):
         """SIGKILL the worker and its children; keep its log for the secrets scan."""
@@ -100,7 +116,8 @@ def wait_for(condition, timeout=60):
 
 @pytest.mark.parametrize("point", ["before_send", "after_send", "before_record"])
 def test_9_a_worker_killed_around_a_charge_never_charges_twice(
-        weekly_world, database_url, redis, tmp_path, figure, point):
+    weekly_world, database_url, redis, tmp_path, figure, point
+):
     from tests.conftest import TEST_REDIS_URL
 
     world = weekly_world
@@ -124,16 +141,19 @@ def test_9_a_worker_killed_around_a_charge_never_charges_twice(
             autopay.run(now=due_wednesday(world) + timedelta(weeks=round_))
         restarted = Worker(world, database_url, TEST_REDIS_URL, tmp_path)
         try:
+
             def settled(charge_id=charge.id):
                 move_scheduled_jobs(redis)
                 with InApp(world.app):
                     return AutopayCharge.get_by_id(charge_id).status == "succeeded"
+
             assert wait_for(settled), f"charge not settled after a kill {point}"
         finally:
             restarted.kill()
     charged = charged_at_sandbox(world)
-    doubles = figure(9, f"double charges ({point})",
-                     sum(n - 1 for n in charged.values()), 0)
+    doubles = figure(
+        9, f"double charges ({point})", sum(n - 1 for n in charged.values()), 0
+    )
     assert doubles == 0 and len(charged) == rounds
     with InApp(world.app):
         assert Contract.by_number("1001").balance == 30000 * (1 + rounds)
@@ -152,13 +172,16 @@ def _answer_lost_after_charging(kind):
         if kind == "28":
             raise OperationRefused("recurrent", 28, "Payment result not received")
         raise UnitellerError("recurrent: HTTP 502")
+
     return recurrent
 
 
-@pytest.mark.parametrize("fault", ["timeout", "http_500", "code_15", "code_28",
-                                   "502_after_charging"])
+@pytest.mark.parametrize(
+    "fault", ["timeout", "http_500", "code_15", "code_28", "502_after_charging"]
+)
 def test_11_unknown_gateway_answers_are_resolved_before_any_retry(
-        weekly_world, run_jobs, redis, figure, monkeypatch, fault):
+    weekly_world, run_jobs, redis, figure, monkeypatch, fault
+):
     world = weekly_world
     bind_autopay(world, "weekly", "300", weekday=2)
     world.faults(drop_callbacks=True)
@@ -214,11 +237,13 @@ def test_11_unknown_gateway_answers_are_resolved_before_any_retry(
     blind_resends = 0
     for n, (kind, order_id) in enumerate(calls):
         if kind == "send" and ("send", order_id) in calls[:n]:
-            last_send = max(i for i, c in enumerate(calls[:n])
-                            if c == ("send", order_id))
+            last_send = max(
+                i for i, c in enumerate(calls[:n]) if c == ("send", order_id)
+            )
             blind_resends += ("ask", order_id) not in calls[last_send:n]
-    doubles = figure(11, f"double charges ({fault})",
-                     sum(n - 1 for n in charged.values()), 0)
+    doubles = figure(
+        11, f"double charges ({fault})", sum(n - 1 for n in charged.values()), 0
+    )
     figure(11, f"resends not preceded by /results/ ({fault})", blind_resends, 0)
     assert doubles == 0 and blind_resends == 0 and len(charged) == rounds
 
@@ -229,4 +254,5 @@ def _short_timeout(seconds):
     def short(self, *args, **kwargs):
         init(self, *args, **kwargs)
         self.timeout = seconds
+
     return short

@@ -24,17 +24,24 @@ def notify_url(world):
     return f"{world.url}/uniteller/isp/notify"
 
 
-def test_1_one_callback_fifty_times_concurrently_credits_once(world, shop, figure,
-                                                               log_lines):
+def test_1_one_callback_fifty_times_concurrently_credits_once(
+    world, shop, figure, log_lines
+):
     orders = [order_id for order_id, _ in open_orders(world, scaled(200))]
-    bodies = [callback(shop, order_id, "paid")
-              for order_id in orders for _ in range(50)]
+    bodies = [
+        callback(shop, order_id, "paid") for order_id in orders for _ in range(50)
+    ]
     answers = post_all(notify_url(world), bodies, workers=50)
     credits = credits_per_order(world, orders)
-    duplicates = figure(1, "duplicate credits", sum(n - 1 for n in credits.values()
-                                                     if n > 1), 0)
-    locks = figure(1, "lock errors", sum(
-        "locked" in line or "deadlock" in line for line in log_lines), 0)
+    duplicates = figure(
+        1, "duplicate credits", sum(n - 1 for n in credits.values() if n > 1), 0
+    )
+    locks = figure(
+        1,
+        "lock errors",
+        sum("locked" in line or "deadlock" in line for line in log_lines),
+        0,
+    )
     figure(1, "non-200 answers", len(answers) - answers.count(200), 0)
     assert duplicates == 0 and locks == 0
     assert answers == [200] * len(bodies)
@@ -60,9 +67,14 @@ def test_2_replays_change_nothing_and_a_late_paid_is_illegal(world, shop, figure
     after = money_state(world)
     changes = figure(2, "state changes", changes_between(before, after), 0)
     with InApp(world.app):
-        illegal = TransactionEvent.select().where(
-            TransactionEvent.kind == "illegal",
-            TransactionEvent.order_id.in_(canceled)).count()
+        illegal = (
+            TransactionEvent.select()
+            .where(
+                TransactionEvent.kind == "illegal",
+                TransactionEvent.order_id.in_(canceled),
+            )
+            .count()
+        )
     figure(2, "illegal transitions recorded", illegal, 2 * len(canceled))
     assert answers == [200] * len(answers)
     assert changes == 0 and after["balances"]["1001"] == 50000 * len(paid)
@@ -71,8 +83,11 @@ def test_2_replays_change_nothing_and_a_late_paid_is_illegal(world, shop, figure
 
 def _forgeries(shop, order_id):
     good = callback(shop, order_id, "paid")
-    flipped = dict(good, Signature=good["Signature"][:-1]
-                   + ("0" if good["Signature"][-1] != "0" else "1"))
+    flipped = dict(
+        good,
+        Signature=good["Signature"][:-1]
+        + ("0" if good["Signature"][-1] != "0" else "1"),
+    )
     lower = dict(good, Signature=good["Signature"].lower())
     missing = {k: v for k, v in good.items() if k != "Signature"}
     empty = dict(good, Signature="")
@@ -93,38 +108,51 @@ def test_3_bad_signatures_are_refused_and_change_nothing(world, shop, figure):
     with InApp(world.app):
         instance = manage.get_instance("isp")
         configuration = instance.active_configuration()
-        configuration.params = {k: v for k, v in configuration.params.items()
-                                if k != "password"}
+        configuration.params = {
+            k: v for k, v in configuration.params.items() if k != "password"
+        }
         configuration.save()
-    unconfigured = post_all(notify_url(world), [
-        *[callback(shop, o, "paid") for o in orders],
-        *[callback({"password": ""}, o, "paid") for o in orders],
-    ])
+    unconfigured = post_all(
+        notify_url(world),
+        [
+            *[callback(shop, o, "paid") for o in orders],
+            *[callback({"password": ""}, o, "paid") for o in orders],
+        ],
+    )
     after = money_state(world)
     changes = figure(3, "state changes", changes_between(before, after), 0)
-    figure(3, "answers other than 403",
-           sum(a != 403 for a in answers + unconfigured), 0)
+    figure(
+        3, "answers other than 403", sum(a != 403 for a in answers + unconfigured), 0
+    )
     assert changes == 0
     assert answers == [403] * len(bodies)
     assert unconfigured == [403] * len(unconfigured)
 
 
-def test_4_unknown_orders_with_valid_signatures_are_kept_as_orphans(world, shop,
-                                                                     figure):
+def test_4_unknown_orders_with_valid_signatures_are_kept_as_orphans(
+    world, shop, figure
+):
     sent = [f"NOT-OURS-{n}" for n in range(scaled(100, 2))]
     before = money_state(world)
     answers = post_all(notify_url(world), [callback(shop, o, "paid") for o in sent])
     with InApp(world.app):
-        orphans = {e.order_id for e in TransactionEvent.select().where(
-            TransactionEvent.kind == "orphan")}
+        orphans = {
+            e.order_id
+            for e in TransactionEvent.select().where(TransactionEvent.kind == "orphan")
+        }
     console = world.app.test_client()
     with InApp(world.app):
         manage.add_operator("watcher", "watcher-password")
-    console.post("/console/login", data={"login": "watcher",
-                                          "password": "watcher-password"})
+    console.post(
+        "/console/login", data={"login": "watcher", "password": "watcher-password"}
+    )
     page = console.get("/console/orphans").get_data(as_text=True)
-    figure(4, "orphans recorded / sent", f"{len(orphans & set(sent))}/{len(sent)}",
-           f"{len(sent)}/{len(sent)}")
+    figure(
+        4,
+        "orphans recorded / sent",
+        f"{len(orphans & set(sent))}/{len(sent)}",
+        f"{len(sent)}/{len(sent)}",
+    )
     assert answers == [200] * len(sent)
     assert orphans == set(sent)
     assert sent[0] in page  # visible to operators
@@ -134,18 +162,28 @@ def test_4_unknown_orders_with_valid_signatures_are_kept_as_orphans(world, shop,
 def test_5_a_total_other_than_the_orders_amount_credits_nothing(world, shop, figure):
     orders = [order_id for order_id, _ in open_orders(world, scaled(100, 7))]
     totals = ["500.01", "499.99", "5000.00", "50000", "0.00", "-500.00", "1e3"]
-    bodies = [callback(shop, o, "paid", totals[n % len(totals)])
-              for n, o in enumerate(orders)]
+    bodies = [
+        callback(shop, o, "paid", totals[n % len(totals)]) for n, o in enumerate(orders)
+    ]
     before = money_state(world)
     answers = post_all(notify_url(world), bodies)
     after = money_state(world)
     with InApp(world.app):
-        flagged = Transaction.select().where(
-            Transaction.order_id.in_(orders), Transaction.needs_review == True  # noqa: E712
-        ).count()
+        flagged = (
+            Transaction.select()
+            .where(
+                Transaction.order_id.in_(orders),
+                Transaction.needs_review == True,  # noqa: E712
+            )
+            .count()
+        )
     wrong = figure(5, "wrong credits", after["entries"] - before["entries"], 0)
-    figure(5, "flagged for review", f"{flagged}/{len(orders)}",
-           f"{len(orders)}/{len(orders)}")
+    figure(
+        5,
+        "flagged for review",
+        f"{flagged}/{len(orders)}",
+        f"{len(orders)}/{len(orders)}",
+    )
     assert answers == [200] * len(orders)
     assert wrong == 0 and flagged == len(orders)
 
@@ -166,20 +204,32 @@ SEQUENCES = [
 
 def test_6_order_and_spelling_of_statuses_end_in_the_right_state(world, shop, figure):
     rounds = scaled(20, 1)
-    cases = [(sequence, final, held) for sequence, final, held in SEQUENCES
-             for _ in range(rounds)]
+    cases = [
+        (sequence, final, held)
+        for sequence, final, held in SEQUENCES
+        for _ in range(rounds)
+    ]
     orders = [o for o, _ in open_orders(world, len(cases))]
     # Each order's statuses arrive in its own order; the orders run concurrently.
     for step in range(max(len(c[0]) for c in cases)):
-        post_all(notify_url(world), [callback(shop, o, c[0][step])
-                                     for o, c in zip(orders, cases, strict=True)
-                                     if step < len(c[0])])
+        post_all(
+            notify_url(world),
+            [
+                callback(shop, o, c[0][step])
+                for o, c in zip(orders, cases, strict=True)
+                if step < len(c[0])
+            ],
+        )
     state = money_state(world)
     with InApp(world.app):
-        held = {t.order_id: sum(e.amount for e in t.ledger)
-                for t in Transaction.select().where(Transaction.order_id.in_(orders))}
-    wrong = [(c[0], state["statuses"][o], held[o])
-             for o, c in zip(orders, cases, strict=True)
-             if state["statuses"][o] != c[1] or held[o] != c[2] * 50000]
+        held = {
+            t.order_id: sum(e.amount for e in t.ledger)
+            for t in Transaction.select().where(Transaction.order_id.in_(orders))
+        }
+    wrong = [
+        (c[0], state["statuses"][o], held[o])
+        for o, c in zip(orders, cases, strict=True)
+        if state["statuses"][o] != c[1] or held[o] != c[2] * 50000
+    ]
     figure(6, "wrong states", len(wrong), 0)
     assert wrong == []

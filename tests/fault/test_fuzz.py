@@ -20,27 +20,70 @@ EXAMPLES = scaled(10_000 // TARGETS + 1, 25)  # ≥ 10,000 cases in the full run
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80)
 oversize = st.integers(200, 20_000).map(lambda n: "9" * n)
-tricky = st.sampled_from([
-    "", " ", "1e3", "12,34", "12.345", "NaN", "nan", "inf", "-Infinity", "-5", "-0",
-    "0", "0.00", "00000", "+5", "5e-2", "1_000", "0x10", "١٢٣", "５００", "1,2,3",
-    "--1", "500", "500.5", "500,50", "99999999999999999999", "1.7976931348623157e309",
-    "\x00", "a\x00b", "%00", "'; DROP TABLE contract; --", "<script>", "../../etc",
-    "\u202e", "😀", "None", "null", "[]", "{}", "true",
-])
+tricky = st.sampled_from(
+    [
+        "",
+        " ",
+        "1e3",
+        "12,34",
+        "12.345",
+        "NaN",
+        "nan",
+        "inf",
+        "-Infinity",
+        "-5",
+        "-0",
+        "0",
+        "0.00",
+        "00000",
+        "+5",
+        "5e-2",
+        "1_000",
+        "0x10",
+        "١٢٣",
+        "５００",
+        "1,2,3",
+        "--1",
+        "500",
+        "500.5",
+        "500,50",
+        "99999999999999999999",
+        "1.7976931348623157e309",
+        "\x00",
+        "a\x00b",
+        "%00",
+        "'; DROP TABLE contract; --",
+        "<script>",
+        "../../etc",
+        "\u202e",
+        "😀",
+        "None",
+        "null",
+        "[]",
+        "{}",
+        "true",
+    ]
+)
 value = st.one_of(text, tricky, oversize)
 
 
 def fields(names):
     """Form fields: the expected names and random ones, values fuzzed, keys repeated."""
-    return st.lists(st.tuples(st.one_of(st.sampled_from(names), text), value),
-                    max_size=len(names) + 4).map(MultiDict)
+    return st.lists(
+        st.tuples(st.one_of(st.sampled_from(names), text), value),
+        max_size=len(names) + 4,
+    ).map(MultiDict)
 
 
 def fuzz(check):
     """Run `check` on Hypothesis examples: seeded, no deadline, no example database."""
-    return settings(max_examples=EXAMPLES, deadline=None, database=None,
-                    derandomize=True,
-                    suppress_health_check=list(HealthCheck))(check)
+    return settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )(check)
 
 
 @pytest.fixture
@@ -54,8 +97,9 @@ def fuzz_world(make_world):
     return world
 
 
-def test_14_fuzzed_input_never_fails_the_server_or_changes_state(fuzz_world, shop,
-                                                                 figure):
+def test_14_fuzzed_input_never_fails_the_server_or_changes_state(
+    fuzz_world, shop, figure
+):
     world = fuzz_world
     subscriber = world.app.test_client()
     assert login(subscriber).status_code == 302
@@ -76,6 +120,7 @@ def test_14_fuzzed_input_never_fails_the_server_or_changes_state(fuzz_world, sho
             changed.append((path, kwargs))
 
     with InApp(world.app):
+
         @fuzz
         @given(fields(["number", "password", "next"]))
         def login_form(data):
@@ -96,8 +141,9 @@ def test_14_fuzzed_input_never_fails_the_server_or_changes_state(fuzz_world, sho
                 refused(before, "/pay", data)
 
         @fuzz
-        @given(fields(["mode", "weekday", "day_of_month", "amount", "password",
-                       "consent"]))
+        @given(
+            fields(["mode", "weekday", "day_of_month", "amount", "password", "consent"])
+        )
         def autopay_form(data):
             data.pop("password", None)
             data.add("password", "not-the-password")  # re-authentication fails
@@ -105,57 +151,108 @@ def test_14_fuzzed_input_never_fails_the_server_or_changes_state(fuzz_world, sho
             refused(before, "/autopay", data)
 
         @fuzz
-        @given(st.dictionaries(st.sampled_from(["status", "from", "to", "page"]),
-                               value))
+        @given(
+            st.dictionaries(st.sampled_from(["status", "from", "to", "page"]), value)
+        )
         def history(query):
             send(subscriber, "GET", "/payments", query_string=query)
 
         @fuzz
-        @given(fields(["Order_ID", "Status", "Signature", "BillNumber", "ApprovalCode",
-                       "Total"]), st.booleans(), st.sampled_from(["form", "json",
-                                                                  "query"]))
+        @given(
+            fields(
+                [
+                    "Order_ID",
+                    "Status",
+                    "Signature",
+                    "BillNumber",
+                    "ApprovalCode",
+                    "Total",
+                ]
+            ),
+            st.booleans(),
+            st.sampled_from(["form", "json", "query"]),
+        )
         def callback(data, sign, how):
             data.setdefault("Order_ID", world.order_id)
             extra = [data.get(k, "") for k in ("BillNumber", "ApprovalCode", "Total")]
             if sign:
                 data.pop("Signature", None)
-                data.add("Signature", callback_signature(
-                    shop["password"], data["Order_ID"], data.get("Status", ""), extra))
-            kwargs = {"form": {"data": data}, "query": {"query_string": data},
-                      "json": {"json": data.to_dict()}}[how]
-            before, response = send(anonymous, "POST", "/uniteller/isp/notify",
-                                    **kwargs)
+                data.add(
+                    "Signature",
+                    callback_signature(
+                        shop["password"],
+                        data["Order_ID"],
+                        data.get("Status", ""),
+                        extra,
+                    ),
+                )
+            kwargs = {
+                "form": {"data": data},
+                "query": {"query_string": data},
+                "json": {"json": data.to_dict()},
+            }[how]
+            before, response = send(
+                anonymous, "POST", "/uniteller/isp/notify", **kwargs
+            )
             if not sign:
                 refused(before, "notify", data)
 
         @fuzz
         @given(fields(["order_id", "upoint_id"]))
         def status_request(data):
-            before, response = send(anonymous, "POST", "/uniteller/isp/status",
-                                    data=data)
+            before, response = send(
+                anonymous, "POST", "/uniteller/isp/status", data=data
+            )
             if response.status_code == 200 and response.get_data(as_text=True) not in (
-                    "PAID", "NEW", "CANCELLED"):
+                "PAID",
+                "NEW",
+                "CANCELLED",
+            ):
                 failures.append(("status", data, response.get_data(as_text=True)))
             refused(before, "status", data)
 
         body = st.one_of(
-            st.dictionaries(st.sampled_from(["contract", "amount", "reason", "key"]),
-                            st.one_of(value, st.integers(), st.floats(), st.none(),
-                                      st.lists(text, max_size=2))),
-            value)
+            st.dictionaries(
+                st.sampled_from(["contract", "amount", "reason", "key"]),
+                st.one_of(
+                    value,
+                    st.integers(),
+                    st.floats(),
+                    st.none(),
+                    st.lists(text, max_size=2),
+                ),
+            ),
+            value,
+        )
 
         @fuzz
         @given(body, st.sampled_from(["good", "none", "bad"]))
         def api_charge(payload, token):
-            headers = {"good": {"Authorization": f"Bearer {world.token}"},
-                       "none": {}, "bad": {"Authorization": "Bearer cab_x"}}[token]
+            headers = {
+                "good": {"Authorization": f"Bearer {world.token}"},
+                "none": {},
+                "bad": {"Authorization": "Bearer cab_x"},
+            }[token]
             raw = payload if isinstance(payload, str) else json.dumps(payload)
-            before, _ = send(anonymous, "POST", "/api/autopay/charge", data=raw,
-                             headers={**headers, "Content-Type": "application/json"})
+            before, _ = send(
+                anonymous,
+                "POST",
+                "/api/autopay/charge",
+                data=raw,
+                headers={**headers, "Content-Type": "application/json"},
+            )
             refused(before, "api", payload)  # 1001 is not in automatic mode
 
-        for target in (login_form, console_login, pay_form, autopay_form, history,
-                       callback, status_request, api_charge):
+        for target in (
+            login_form,
+            console_login,
+            pay_form,
+            autopay_form,
+            history,
+            callback,
+            status_request,
+            api_charge,
+        ):
             target()
     figure(14, "cases", cases[0])
     errors = figure(14, "5xx answers", len(failures), 0)

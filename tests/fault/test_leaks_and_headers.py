@@ -22,22 +22,36 @@ def test_19_no_secret_in_any_log_or_page_after_the_suite(make_world, figure):
     bind_autopay(world, "weekly", "300", weekday=2)
     order_id = open_orders(world, 1)[0][0]
     leaky = callback(SHOP, order_id, "paid")
-    post_all(f"{world.url}/uniteller/isp/notify", [
-        {**leaky, "CardNumber": SUCCESS_CARD, "Password": SHOP["password"]},
-        {**leaky, "Signature": "0" * 32, "Login": SHOP["login"]}])
+    post_all(
+        f"{world.url}/uniteller/isp/notify",
+        [
+            {**leaky, "CardNumber": SUCCESS_CARD, "Password": SHOP["password"]},
+            {**leaky, "Signature": "0" * 32, "Login": SHOP["login"]},
+        ],
+    )
     with InApp(world.app):
         manage.add_operator("admin", "admin-password", admin=True)
         configurations = list(ModuleConfiguration.select())
     console = world.app.test_client()
-    console.post("/console/login", data={"login": "admin",
-                                          "password": "admin-password"})
-    for path in ("/console/contracts", "/console/contracts/1001",
-                 f"/console/transactions/{order_id}", "/console/instances",
-                 "/console/instances/isp/configs", "/console/orphans",
-                 "/console/audit", "/console/monitor?instance=isp",
-                 "/console/monitor.csv?instance=isp",
-                 *(f"/console/instances/isp/configs/{c.id}{page}"
-                   for c in configurations for page in ("", "/copy", "/versions"))):
+    console.post(
+        "/console/login", data={"login": "admin", "password": "admin-password"}
+    )
+    for path in (
+        "/console/contracts",
+        "/console/contracts/1001",
+        f"/console/transactions/{order_id}",
+        "/console/instances",
+        "/console/instances/isp/configs",
+        "/console/orphans",
+        "/console/audit",
+        "/console/monitor?instance=isp",
+        "/console/monitor.csv?instance=isp",
+        *(
+            f"/console/instances/isp/configs/{c.id}{page}"
+            for c in configurations
+            for page in ("", "/copy", "/versions")
+        ),
+    ):
         assert console.get(path, follow_redirects=True).status_code == 200, path
     listing = world.app.test_cli_runner().invoke(args=["config", "show", "isp"])
     WATCH.page("flask config show", listing.output)
@@ -49,8 +63,17 @@ def test_19_no_secret_in_any_log_or_page_after_the_suite(make_world, figure):
     assert found == 0, WATCH.hits[:5]
 
 
-PAGES = ["/login", "/", "/pay", "/payments", "/autopay", "/console/login",
-         "/console/contracts", "/no-such-page", "/static/js/autosubmit.js"]
+PAGES = [
+    "/login",
+    "/",
+    "/pay",
+    "/payments",
+    "/autopay",
+    "/console/login",
+    "/console/contracts",
+    "/no-such-page",
+    "/static/js/autosubmit.js",
+]
 
 
 def _checks(answer, https):
@@ -73,8 +96,11 @@ def _checks(answer, https):
         missing.append("HSTS")
     page = answer.get_data(as_text=True)
     if answer.mimetype == "text/html":
-        inline = [s for s in re.findall(r"<script\b[^>]*>", page) if "src=" not in s
-                  and "nonce=" not in s]
+        inline = [
+            s
+            for s in re.findall(r"<script\b[^>]*>", page)
+            if "src=" not in s and "nonce=" not in s
+        ]
         handlers = re.findall(r"\son[a-z]+\s*=", page)
         if inline or handlers:
             missing.append(f"inline script {inline or handlers}")
@@ -87,27 +113,39 @@ def test_20_security_headers_and_cookies(make_app, figure, public_url):
     app = make_app(PUBLIC_URL=public_url)
     with InApp(app):
         instance = manage.add_instance("isp", "Test ISP")
-        manage.add_configuration(instance, "main", [
-            "shop_id=00000001", "password=p", "gateway_url=http://gateway.test"],
-            activate=True)
+        manage.add_configuration(
+            instance,
+            "main",
+            ["shop_id=00000001", "password=p", "gateway_url=http://gateway.test"],
+            activate=True,
+        )
         contract = manage.add_contract("1001", "Иванов", "demo-pass", None, instance)
         manage.add_operator("admin", "admin-password", admin=True)
         order_id = payments.start_payment(contract, 50000, "u", "u")[0].order_id
         payments.apply_status(order_id, "paid", source="callback")
     subscriber, operator = app.test_client(), app.test_client()
     base = {"base_url": public_url}
-    logged_in = subscriber.post("/login", data={"number": "1001",
-                                                "password": "demo-pass"}, **base)
-    operator.post("/console/login", data={"login": "admin",
-                                          "password": "admin-password"}, **base)
+    logged_in = subscriber.post(
+        "/login", data={"number": "1001", "password": "demo-pass"}, **base
+    )
+    operator.post(
+        "/console/login", data={"login": "admin", "password": "admin-password"}, **base
+    )
     missing = []
     answers = [subscriber.get(p, **base) for p in PAGES]
     answers.append(subscriber.post("/pay", data={"amount": "500"}, **base))
-    answers += [operator.get(p, **base) for p in (
-        "/console/contracts/1001", f"/console/transactions/{order_id}",
-        "/console/instances/isp", "/console/orphans")]
-    answers.append(app.test_client().post("/uniteller/isp/notify",
-                                          data={"Order_ID": "x"}, **base))
+    answers += [
+        operator.get(p, **base)
+        for p in (
+            "/console/contracts/1001",
+            f"/console/transactions/{order_id}",
+            "/console/instances/isp",
+            "/console/orphans",
+        )
+    ]
+    answers.append(
+        app.test_client().post("/uniteller/isp/notify", data={"Order_ID": "x"}, **base)
+    )
     for answer in answers:
         missing += [(answer.request.path, m) for m in _checks(answer, https)]
     cookie = logged_in.headers.get("Set-Cookie", "")

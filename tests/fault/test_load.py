@@ -27,8 +27,11 @@ def test_12_sqlite_under_200_callbacks_a_second_and_page_reads(world, shop, figu
     total = int(RATE * duration)
     orders = [o for o, _ in open_orders(world, max(1, total // 3))]
     # authorized, paid and a duplicate paid per order, the orders interleaved
-    bodies = [callback(shop, o, status) for status in ("authorized", "paid", "paid")
-              for o in orders][:total]
+    bodies = [
+        callback(shop, o, status)
+        for status in ("authorized", "paid", "paid")
+        for o in orders
+    ][:total]
     url = f"{world.url}/uniteller/isp/notify"
     start = time.monotonic() + 0.5
     reading = threading.Event()
@@ -37,12 +40,14 @@ def test_12_sqlite_under_200_callbacks_a_second_and_page_reads(world, shop, figu
 
     def read_pages():
         session = requests.Session()
-        session.post(f"{world.url}/login", data={"number": "1001",
-                                                 "password": "demo-pass"})
+        session.post(
+            f"{world.url}/login", data={"number": "1001", "password": "demo-pass"}
+        )
         while reading.is_set():
             for path in ("/", "/payments", "/payments?page=2"):
-                page_answers.append(session.get(world.url + path, timeout=60)
-                                    .status_code)
+                page_answers.append(
+                    session.get(world.url + path, timeout=60).status_code
+                )
 
     local = threading.local()
 
@@ -67,11 +72,15 @@ def test_12_sqlite_under_200_callbacks_a_second_and_page_reads(world, shop, figu
         reading.clear()
         for reader in readers:
             reader.join(timeout=60)
-    failures = figure(12, "non-200 answers to callbacks",
-                      len(answers) - answers.count(200), 0)
+    failures = figure(
+        12, "non-200 answers to callbacks", len(answers) - answers.count(200), 0
+    )
     figure(12, "callbacks per second reached", round(len(answers) / elapsed))
-    figure(12, "page reads (non-200)",
-           f"{len(page_answers)} ({len(page_answers) - page_answers.count(200)})")
+    figure(
+        12,
+        "page reads (non-200)",
+        f"{len(page_answers)} ({len(page_answers) - page_answers.count(200)})",
+    )
     assert failures == 0, {a for a in answers if a != 200}
     assert page_answers and set(page_answers) == {200}
     with InApp(world.app):
@@ -82,8 +91,21 @@ def _random_amount(rng):
     """A rouble amount as a person types it: edges, small, large, odd kopecks."""
     kind = rng.random()
     if kind < 0.05:
-        return rng.choice(["0.01", "0.1", "0.10", "0.29", "0.30", "1", "1.00",
-                           "999999.99", "100000", "0,07", "12,34"])
+        return rng.choice(
+            [
+                "0.01",
+                "0.1",
+                "0.10",
+                "0.29",
+                "0.30",
+                "1",
+                "1.00",
+                "999999.99",
+                "100000",
+                "0,07",
+                "12,34",
+            ]
+        )
     if kind < 0.5:
         return f"{rng.randint(0, 999)}.{rng.randint(0, 99):02d}"
     if kind < 0.8:
@@ -92,18 +114,29 @@ def _random_amount(rng):
 
 
 def test_13_random_kopeck_amounts_credited_and_reversed_match_a_decimal_oracle(
-        make_app, figure):
+    make_app, figure
+):
     app = make_app()
     count = scaled(100_000, 200)
     rng = random.Random(13)
     wire = re.compile(r"\d+\.\d{2}")
     with InApp(app):
         instance = manage.add_instance("isp", "Test ISP")
-        manage.add_configuration(instance, "main", [
-            "shop_id=00000001", "password=p", "gateway_url=http://gateway.test",
-            "min_amount=0.01", "max_amount=1000000.00"], activate=True)
-        contract = manage.add_contract("1001", "Иванов И. И.", "demo-pass", None,
-                                       instance)
+        manage.add_configuration(
+            instance,
+            "main",
+            [
+                "shop_id=00000001",
+                "password=p",
+                "gateway_url=http://gateway.test",
+                "min_amount=0.01",
+                "max_amount=1000000.00",
+            ],
+            activate=True,
+        )
+        contract = manage.add_contract(
+            "1001", "Иванов И. И.", "demo-pass", None, instance
+        )
         oracle, bad_wire = Decimal("0"), 0
         for _ in range(count):
             typed = _random_amount(rng)
@@ -111,20 +144,30 @@ def test_13_random_kopeck_amounts_credited_and_reversed_match_a_decimal_oracle(
             if exact <= 0:
                 continue
             transaction, form = payments.start_payment(
-                contract, parse_amount(typed), "http://ok", "http://no")
+                contract, parse_amount(typed), "http://ok", "http://no"
+            )
             subtotal = form.fields["Subtotal_P"]
             bad_wire += not wire.fullmatch(subtotal) or Decimal(subtotal) != exact
-            payments.apply_status(transaction.order_id, "paid", source="callback",
-                                  fields={"Total": subtotal})
+            payments.apply_status(
+                transaction.order_id,
+                "paid",
+                source="callback",
+                fields={"Total": subtotal},
+            )
             oracle += exact
             if rng.random() < 0.5:
-                payments.apply_status(transaction.order_id, "canceled",
-                                      source="callback")
+                payments.apply_status(
+                    transaction.order_id, "canceled", source="callback"
+                )
                 oracle -= exact
         ledger = sum(e.amount for e in LedgerEntry.select())
         balance = Contract.get_by_id(contract.id).balance
-    drift = figure(13, "drift in kopecks", abs(int(oracle * 100) - ledger)
-                   + abs(balance - ledger), 0)
+    drift = figure(
+        13,
+        "drift in kopecks",
+        abs(int(oracle * 100) - ledger) + abs(balance - ledger),
+        0,
+    )
     figure(13, "Subtotal_P not %d.%02d or not exact", bad_wire, 0)
     figure(13, "amounts", count)
     assert drift == 0 and bad_wire == 0

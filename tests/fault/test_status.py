@@ -26,8 +26,7 @@ from tests.helpers import bind_autopay
 pytestmark = pytest.mark.fault
 
 
-def test_7_callbacks_racing_the_status_task_credit_each_order_once(world, shop,
-                                                                  figure):
+def test_7_callbacks_racing_the_status_task_credit_each_order_once(world, shop, figure):
     world.faults(drop_callbacks=True)  # this test delivers them, with skew
     orders = open_orders(world, scaled(1000, 10))
     for _, form in orders:
@@ -46,9 +45,11 @@ def test_7_callbacks_racing_the_status_task_credit_each_order_once(world, shop,
 
     def deliver(order_id):
         time.sleep(delays[order_id])
-        return requests.post(f"{world.url}/uniteller/isp/notify",
-                             data=callback(shop, order_id, "paid"),
-                             timeout=60).status_code
+        return requests.post(
+            f"{world.url}/uniteller/isp/notify",
+            data=callback(shop, order_id, "paid"),
+            timeout=60,
+        ).status_code
 
     tasks = [threading.Thread(target=status_task) for _ in range(2)]
     for task in tasks:
@@ -61,8 +62,9 @@ def test_7_callbacks_racing_the_status_task_credit_each_order_once(world, shop,
         for task in tasks:
             task.join(timeout=120)
     credits = credits_per_order(world, order_ids)
-    duplicates = figure(7, "duplicate credits",
-                        sum(n - 1 for n in credits.values() if n > 1), 0)
+    duplicates = figure(
+        7, "duplicate credits", sum(n - 1 for n in credits.values() if n > 1), 0
+    )
     lost = figure(7, "lost (not credited)", sum(n == 0 for n in credits.values()), 0)
     assert answers == [200] * len(order_ids)
     assert duplicates == 0 and lost == 0
@@ -71,10 +73,13 @@ def test_7_callbacks_racing_the_status_task_credit_each_order_once(world, shop,
 
 
 def test_8_with_every_callback_dropped_the_status_task_credits_within_its_interval(
-        make_world, figure, monkeypatch):
+    make_world, figure, monkeypatch
+):
     interval = 0.25  # Uniteller's 5 s, scaled down
-    world = make_world(app_settings={"RESULTS_MIN_INTERVAL": interval},
-                       SANDBOX_RESULTS_INTERVAL=interval)
+    world = make_world(
+        app_settings={"RESULTS_MIN_INTERVAL": interval},
+        SANDBOX_RESULTS_INTERVAL=interval,
+    )
     world.faults(drop_callbacks=True)
     asked_at = []
     results = UnitellerClient.results
@@ -115,7 +120,8 @@ def test_8_with_every_callback_dropped_the_status_task_credits_within_its_interv
 
 
 def test_10_redis_flushed_mid_run_the_database_rebuilds_the_due_work(
-        make_world, redis, run_jobs, figure):
+    make_world, redis, run_jobs, figure
+):
     world = make_world(config=("autopay_weekly=yes",))
     contracts = [f"20{n:02d}" for n in range(scaled(20, 3))]
     from cabinet import manage
@@ -145,7 +151,8 @@ def test_10_redis_flushed_mid_run_the_database_rebuilds_the_due_work(
 
     with world.app.app_context():
         SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis).work(
-            burst=True, max_jobs=max(1, planned // 2))
+            burst=True, max_jobs=max(1, planned // 2)
+        )
     redis.flushdb()
     age_charges(world, 11)
     with InApp(world.app):
@@ -155,14 +162,26 @@ def test_10_redis_flushed_mid_run_the_database_rebuilds_the_due_work(
     world.settle()
     with InApp(world.app):
         done = AutopayCharge.select().where(AutopayCharge.status == "succeeded").count()
-        still_open = Transaction.select().where(
-            Transaction.order_id.in_([o for o, _ in open_payments]),
-            Transaction.status.not_in(("paid", "authorized"))).count()
-    recurrent = [o for o in sandbox_orders(world) if o["order_id"].startswith("R")
-                 and o["status"] in ("paid", "authorized")]
+        still_open = (
+            Transaction.select()
+            .where(
+                Transaction.order_id.in_([o for o, _ in open_payments]),
+                Transaction.status.not_in(("paid", "authorized")),
+            )
+            .count()
+        )
+    recurrent = [
+        o
+        for o in sandbox_orders(world)
+        if o["order_id"].startswith("R") and o["status"] in ("paid", "authorized")
+    ]
     doubled = len(recurrent) - len({o["order_id"].rsplit("-", 1)[0] for o in recurrent})
-    figure(10, "charges due / done", f"{planned}/{done}", f"{len(contracts)}/"
-           f"{len(contracts)}")
+    figure(
+        10,
+        "charges due / done",
+        f"{planned}/{done}",
+        f"{len(contracts)}/{len(contracts)}",
+    )
     figure(10, "payments open after the rebuild", still_open, 0)
     figure(10, "doubled charges", doubled, 0)
     assert planned == done == len(contracts), notes

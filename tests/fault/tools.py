@@ -19,8 +19,11 @@ def open_orders(world, count, amount=50000, number="1001"):
         made = []
         for _ in range(count):
             transaction, form = payments.start_payment(
-                contract, amount, f"{world.url}/pay/return/ok",
-                f"{world.url}/pay/return/no")
+                contract,
+                amount,
+                f"{world.url}/pay/return/ok",
+                f"{world.url}/pay/return/no",
+            )
             made.append((transaction.order_id, form))
         return made
 
@@ -56,11 +59,15 @@ def post_all(url, bodies, workers=50):
 def credits_per_order(world, order_ids):
     """Count the credit entries of each order."""
     with InApp(world.app):
-        rows = (LedgerEntry.select(Transaction.order_id, fn.COUNT(LedgerEntry.id))
-                .join(Transaction)
-                .where(LedgerEntry.kind == "credit",
-                       Transaction.order_id.in_(list(order_ids)))
-                .group_by(Transaction.order_id).tuples())
+        rows = (
+            LedgerEntry.select(Transaction.order_id, fn.COUNT(LedgerEntry.id))
+            .join(Transaction)
+            .where(
+                LedgerEntry.kind == "credit", Transaction.order_id.in_(list(order_ids))
+            )
+            .group_by(Transaction.order_id)
+            .tuples()
+        )
         counts = dict(rows)
     return {order_id: counts.get(order_id, 0) for order_id in order_ids}
 
@@ -70,11 +77,16 @@ def money_state(world):
     with InApp(world.app):
         balances = {c.number: c.balance for c in Contract.select()}
         ledger = LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0)).scalar()
-        statuses = dict(Transaction.select(Transaction.order_id, Transaction.status)
-                        .tuples())
+        statuses = dict(
+            Transaction.select(Transaction.order_id, Transaction.status).tuples()
+        )
         entries = LedgerEntry.select().count()
-    return {"balances": balances, "ledger": ledger, "statuses": statuses,
-            "entries": entries}
+    return {
+        "balances": balances,
+        "ledger": ledger,
+        "statuses": statuses,
+        "entries": entries,
+    }
 
 
 def changes_between(before, after):
@@ -98,8 +110,9 @@ def age_charges(world, minutes):
 
     with InApp(world.app):
         for charge in AutopayCharge.select():
-            AutopayCharge.update(updated_at=charge.updated_at - timedelta(
-                minutes=minutes)).where(AutopayCharge.id == charge.id).execute()
+            AutopayCharge.update(
+                updated_at=charge.updated_at - timedelta(minutes=minutes)
+            ).where(AutopayCharge.id == charge.id).execute()
 
 
 def snapshot():
@@ -113,12 +126,19 @@ def snapshot():
         Operator,
     )
 
-    return (Transaction.select().count(), LedgerEntry.select().count(),
-            Autopay.select().count(), AutopayConsent.select().count(),
-            AutopayCharge.select().count(), ApiToken.select().count(),
-            Operator.select().count(), ModuleConfiguration.select().count(),
-            sorted(Transaction.select(Transaction.status).tuples()),
-            sorted(Autopay.select(Autopay.state).tuples()),
-            sorted((c.number, c.balance, c.instance_id) for c in Contract.select()),
-            sorted((c.id, c.is_active, str(c.params))
-                   for c in ModuleConfiguration.select()))
+    return (
+        Transaction.select().count(),
+        LedgerEntry.select().count(),
+        Autopay.select().count(),
+        AutopayConsent.select().count(),
+        AutopayCharge.select().count(),
+        ApiToken.select().count(),
+        Operator.select().count(),
+        ModuleConfiguration.select().count(),
+        sorted(Transaction.select(Transaction.status).tuples()),
+        sorted(Autopay.select(Autopay.state).tuples()),
+        sorted((c.number, c.balance, c.instance_id) for c in Contract.select()),
+        sorted(
+            (c.id, c.is_active, str(c.params)) for c in ModuleConfiguration.select()
+        ),
+    )
