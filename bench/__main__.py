@@ -402,8 +402,9 @@ class Bench:
 
     def monitor_filters(self):
         """Period, status and name: at least 100 pages of 20 rows match."""
-        from cabinet import monitor
         from cabinet.web import local_midnight_utc, local_today
+
+        from cabinet import monitor
 
         per_day = TRANSACTIONS * 0.05 * 0.83 / 365  # Ivanovs' successful payments
         days = min(365, max(30, int(2500 / per_day) + 1))
@@ -424,9 +425,10 @@ class Bench:
         return filters, args, first, last
 
     def bench_monitor(self):
+        from cabinet.web import local_midnight_utc
+
         from cabinet import monitor
         from cabinet.models import ModuleInstance
-        from cabinet.web import local_midnight_utc
 
         size = self.app.config["PAGE_SIZE"]
         with self.app.app_context(), db.connection_context():
@@ -511,9 +513,10 @@ class Bench:
     # -- 4: the CSV export --------------------------------------------------------
 
     def bench_csv(self):
+        from cabinet.web import local_midnight_utc, local_today
+
         from cabinet import monitor
         from cabinet.models import ModuleInstance
-        from cabinet.web import local_midnight_utc, local_today
 
         with self.app.app_context(), db.connection_context():
             last = local_today()

@@ -8,7 +8,7 @@ from datetime import UTC, timedelta
 
 from werkzeug.security import generate_password_hash
 
-from cabinet import manage
+from cabinet import accounts, configurations
 from cabinet.db import db
 from cabinet.models import Autopay, Contract, Transaction, utcnow
 from cabinet.uniteller import signatures
@@ -120,8 +120,8 @@ class Seeder:
 
     def base(self, gateway_url, contracts, transactions, history):
         """An instance, its configuration, an operator, contracts and transactions."""
-        self.instance = manage.add_instance("isp", "Bench ISP")
-        self.configuration = manage.add_configuration(
+        self.instance = configurations.add_instance("isp", "Bench ISP")
+        self.configuration = configurations.add_configuration(
             self.instance,
             "main",
             [
@@ -135,7 +135,7 @@ class Seeder:
             ],
             activate=True,
         )
-        manage.add_operator(OPERATOR[0], OPERATOR[1], admin=True)
+        accounts.add_operator(OPERATOR[0], OPERATOR[1], admin=True)
         password_hash = generate_password_hash(PASSWORD)
         rows = [(HISTORY_CONTRACT, "Историев И. И.", password_hash, self.instance.id)]
         for n in range(1, contracts + 1):

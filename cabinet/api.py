@@ -7,8 +7,9 @@ import secrets
 from flask import Blueprint, jsonify, request
 
 from . import autopay
+from .clock import utcnow
 from .errors import CabinetError
-from .models import ApiToken, utcnow
+from .models import ApiToken
 from .money import AmountError, format_wire, parse_amount
 
 bp = Blueprint("api", __name__, url_prefix="/api")

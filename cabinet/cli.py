@@ -6,11 +6,11 @@ import sys
 import click
 from flask.cli import AppGroup, with_appcontext
 
-from . import manage
+from . import accounts, configurations
 from . import params as module_params
 from .db import create_tables, db
 from .errors import CabinetError
-from .models import ModuleConfiguration
+from .models import Contract, ModuleConfiguration, ModuleInstance, Operator
 from .money import format_signed
 from .payments import ledger_balance
 
@@ -48,7 +48,7 @@ def _run(func, *args, **kwargs):
 @click.option("--name", help="A name people read (default: the code).")
 def instance_add(code, name):
     """Create a module instance CODE."""
-    instance = _run(manage.add_instance, code, name)
+    instance = _run(configurations.add_instance, code, name)
     click.echo(f"Instance {instance.code} created.")
 
 
@@ -67,8 +67,12 @@ def config_add(instance, name, assignments, activate):
     """Save configuration NAME of INSTANCE."""
 
     def add():
-        return manage.add_configuration(
-            manage.get_instance(instance), name, assignments, activate, who="cli"
+        return configurations.add_configuration(
+            configurations.get_instance(instance),
+            name,
+            assignments,
+            activate,
+            who="cli",
         )
 
     configuration = _run(add)
@@ -81,7 +85,11 @@ def config_add(instance, name, assignments, activate):
 @click.argument("name")
 def config_activate(instance, name):
     """Make configuration NAME the active one of INSTANCE."""
-    _run(lambda: manage.activate_configuration(manage.get_instance(instance), name))
+    _run(
+        lambda: configurations.activate_configuration(
+            configurations.get_instance(instance), name
+        )
+    )
     click.echo(f"Configuration {name} of {instance} is active.")
 
 
@@ -93,7 +101,9 @@ def config_show(instance):
     def show():
         rows = (
             ModuleConfiguration.select()
-            .where(ModuleConfiguration.instance == manage.get_instance(instance))
+            .where(
+                ModuleConfiguration.instance == configurations.get_instance(instance)
+            )
             .order_by(ModuleConfiguration.name)
         )
         for configuration in rows:
@@ -118,8 +128,8 @@ def contract_add(number, name, password, email, instance_code):
     """Create contract NUMBER."""
 
     def add():
-        instance = manage.get_instance(instance_code) if instance_code else None
-        return manage.add_contract(number, name, password, email, instance)
+        instance = configurations.get_instance(instance_code) if instance_code else None
+        return accounts.add_contract(number, name, password, email, instance)
 
     contract = _run(add)
     click.echo(f"Contract {contract.number} created.")
@@ -132,7 +142,7 @@ def contract_show(number, as_json):
     """Show contract NUMBER: name, instance, balance."""
 
     def show():
-        contract = manage.get_contract(number)
+        contract = accounts.get_contract(number)
         return {
             "number": contract.number,
             "name": contract.name,
@@ -156,7 +166,7 @@ def contract_show(number, as_json):
 @click.option("--admin", is_flag=True, help="Give the admin role.")
 def operator_add(login, password, admin):
     """Create console operator LOGIN."""
-    operator = _run(manage.add_operator, login, password, admin)
+    operator = _run(accounts.add_operator, login, password, admin)
     click.echo(f"Operator {operator.login} ({operator.role}) created.")
 
 
@@ -195,7 +205,7 @@ def autopay_show(contract):
     from .models import AutopayCharge
 
     def show():
-        current = autopay.autopay_of(manage.get_contract(contract))
+        current = autopay.autopay_of(accounts.get_contract(contract))
         if current is None:
             click.echo("no autopay")
             return
@@ -285,11 +295,11 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
     create_tables()
 
     def seed():
-        instance = manage.ModuleInstance.by_code(
+        instance = ModuleInstance.by_code(
             DEMO["instance"]
-        ) or manage.add_instance(DEMO["instance"], "Uniteller (sandbox)")
+        ) or configurations.add_instance(DEMO["instance"], "Uniteller (sandbox)")
         if instance.active_configuration() is None:
-            manage.add_configuration(
+            configurations.add_configuration(
                 instance,
                 "sandbox",
                 [
@@ -314,10 +324,10 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
             ("1003", "ООО «Ромашка» (не подключён)", "demo", None, None),
         ]
         for number, name, password, email, linked in contracts:
-            if manage.Contract.by_number(number) is None:
-                manage.add_contract(number, name, password, email, linked)
-        if manage.Operator.get_or_none(manage.Operator.login == "admin") is None:
-            manage.add_operator("admin", "demo-admin", admin=True)
+            if Contract.by_number(number) is None:
+                accounts.add_contract(number, name, password, email, linked)
+        if Operator.get_or_none(Operator.login == "admin") is None:
+            accounts.add_operator("admin", "demo-admin", admin=True)
 
     _run(seed)
     click.echo("Demo data ready:")
@@ -420,7 +430,7 @@ def reconcile_command(instance, day_from, day_to, fix):
     def compare():
         try:
             return reconcile(
-                manage.get_instance(instance),
+                configurations.get_instance(instance),
                 day_from.date(),
                 day_to.date(),
                 fix=fix,

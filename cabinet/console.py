@@ -26,9 +26,10 @@ from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from . import (
+    accounts,
     audit,
     autopay,
-    manage,
+    configurations,
     monitor,
     payments,
     refunds,
@@ -37,8 +38,9 @@ from . import (
 )
 from . import params as module_params
 from .auth import LoginThrottle, OperatorUser, end_session, own_path, start_session
+from .clock import local_midnight_utc, local_timezone, local_today
 from .db import write_unit
-from .errors import CabinetError, NotFound
+from .errors import CabinetError, Conflict, NotFound
 from .models import (
     STATUSES,
     AuditEntry,
@@ -55,18 +57,15 @@ from .models import (
     utcnow,
 )
 from .money import AmountError, format_human, format_wire, parse_amount
-from .reconcile import reconcile
-from .subscriber import AMOUNT_ERRORS, WEEKDAYS, out_of_range
-from .uniteller.client import UnitellerError
-from .web import (
-    local_midnight_utc,
-    local_timezone,
-    local_today,
+from .pages import (
     page_or_fragment,
     parse_date,
     parse_period,
     wants_fragment,
 )
+from .reconcile import reconcile
+from .subscriber import AMOUNT_ERRORS, WEEKDAYS, out_of_range
+from .uniteller.client import UnitellerError
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 bp.record_once(
@@ -325,7 +324,7 @@ def _cursor():
 @operator_required()
 def contract(number):
     """Show a contract: balance, module instance, its Uniteller transactions."""
-    found = manage.get_contract(number)
+    found = accounts.get_contract(number)
     return page_or_fragment(
         "console/contract.html",
         "console/_contract-transactions.html",
@@ -337,17 +336,17 @@ def contract(number):
 @operator_required(admin=True)
 def link_instance(number):
     """Link a contract to a module instance, or unlink it (audited)."""
-    found = manage.get_contract(number)
+    found = accounts.get_contract(number)
     form = _link_form(found, request.form)
     if not form.validate():
         return render_template(
             "console/contract.html", **_contract_context(found, form)
         ), 400
     code = form.instance.data or None
-    instance = manage.get_instance(code) if code else None
+    instance = configurations.get_instance(code) if code else None
     with write_unit():
         before = found.instance.code if found.instance_id else None
-        manage.link_contract(found, instance)
+        accounts.link_contract(found, instance)
         audit.record(
             current_operator(),
             "contract.link",
@@ -558,7 +557,7 @@ def _monitor_filters():
 def _chosen_instance(args):
     """Return the instance ?instance= names, or the only one; None: ask which."""
     if args.get("instance"):
-        return manage.get_instance(args["instance"])
+        return configurations.get_instance(args["instance"])
     first_two = list(ModuleInstance.select().order_by(ModuleInstance.code).limit(2))
     return first_two[0] if len(first_two) == 1 else None
 
@@ -736,7 +735,7 @@ def instances():
     if form.validate_on_submit():
         try:
             with write_unit():
-                made = manage.add_instance(
+                made = configurations.add_instance(
                     form.code.data.strip(), form.name.data.strip()
                 )
                 audit.record(
@@ -747,7 +746,7 @@ def instances():
                     None,
                     {"name": made.name},
                 )
-        except manage.Conflict:
+        except Conflict:
             form.code.errors.append(_("An instance with this code exists already."))
         except CabinetError:
             form.code.errors.append(_("Lower-case letters, digits, '-' and '_'."))
@@ -761,15 +760,15 @@ def instances():
 
 
 def _instance_page(instance, status=200, test=None):
-    configurations = list(instance.configurations.order_by(ModuleConfiguration.name))
+    saved = list(instance.configurations.order_by(ModuleConfiguration.name))
     return render_template(
         "console/instance.html",
         instance=instance,
-        configurations=configurations,
+        configurations=saved,
         redacted=module_params.redacted,
         action_form=ActionForm(),
         test=test,
-        previous=manage.previous_configuration(instance),
+        previous=configurations.previous_configuration(instance),
     ), status
 
 
@@ -777,7 +776,7 @@ def _instance_page(instance, status=200, test=None):
 @operator_required(admin=True)
 def instance(code):
     """Show an instance's configurations: which is active, who made and activated it."""
-    return _instance_page(manage.get_instance(code))
+    return _instance_page(configurations.get_instance(code))
 
 
 # The console's first URLs, from before the stable ones: their links still work.
@@ -806,7 +805,7 @@ def _save_configuration(form, instance, save, **shown):
                 name = save()
         except module_params.ParamError as exc:
             form.show_error(exc)
-        except manage.Conflict:
+        except Conflict:
             form.name.errors.append(_("A configuration with this name exists already."))
         except CabinetError as exc:
             form.name.errors.append(exc.message)
@@ -823,12 +822,12 @@ def _save_configuration(form, instance, save, **shown):
 @operator_required(admin=True)
 def configuration_new(code):
     """Create a configuration of an instance (audited)."""
-    found = manage.get_instance(code)
+    found = configurations.get_instance(code)
     form = ConfigurationForm()
 
     def save():
         values = form.params()
-        made = manage.add_configuration(
+        made = configurations.add_configuration(
             found,
             form.name.data,
             [f"{k}={v}" for k, v in values.items()],
@@ -860,13 +859,13 @@ def _configuration(instance, config_id):
 @operator_required(admin=True)
 def configuration_edit(code, config_id):
     """Edit a configuration's parameters; an empty password keeps it (audited)."""
-    found = manage.get_instance(code)
+    found = configurations.get_instance(code)
     configuration = _configuration(found, config_id)
     form = ConfigurationForm.filled(configuration, name=configuration.name)
     form.name.data = configuration.name  # the name is the key: it does not change
 
     def save():
-        saved = manage.update_configuration(
+        saved = configurations.update_configuration(
             configuration, form.params(), who=current_operator().login
         )
         after = {
@@ -892,14 +891,14 @@ def configuration_edit(code, config_id):
 @operator_required(admin=True)
 def configuration_copy(code, config_id):
     """Make a configuration from another; its password is copied unseen (audited)."""
-    found = manage.get_instance(code)
+    found = configurations.get_instance(code)
     source = _configuration(found, config_id)
     form = ConfigurationForm.filled(source)
     if request.method == "GET":
         form.name.data = ""
 
     def save():
-        made = manage.copy_configuration(
+        made = configurations.copy_configuration(
             source, form.name.data, form.params(), who=current_operator().login
         )
         audit.record(
@@ -919,7 +918,7 @@ def configuration_copy(code, config_id):
 @operator_required(admin=True)
 def configuration_versions(code, config_id):
     """List a configuration's versions: who changed it, when and how."""
-    found = manage.get_instance(code)
+    found = configurations.get_instance(code)
     configuration = _configuration(found, config_id)
     versions = list(configuration.versions.order_by(ConfigurationVersion.number.desc()))
     return render_template(
@@ -948,7 +947,7 @@ def _version(configuration, name):
 @operator_required(admin=True)
 def configuration_diff(code, config_id):
     """Show what changed between two versions of a configuration (?from=&to=)."""
-    found = manage.get_instance(code)
+    found = configurations.get_instance(code)
     configuration = _configuration(found, config_id)
     before, after = _version(configuration, "from"), _version(configuration, "to")
     return render_template(
@@ -966,13 +965,13 @@ def configuration_diff(code, config_id):
 @operator_required(admin=True)
 def configuration_activate(code, config_id):
     """Make a configuration the active one of its instance (audited)."""
-    found = manage.get_instance(code)
+    found = configurations.get_instance(code)
     configuration = _configuration(found, config_id)
     if not ActionForm().validate_on_submit():
         abort(400, _("The form has expired. Reload the page and try again."))
     with write_unit():
         before = found.active_configuration()
-        manage.activate_configuration(
+        configurations.activate_configuration(
             found, configuration.name, who=current_operator().login
         )
         audit.record(
@@ -991,13 +990,13 @@ def configuration_activate(code, config_id):
 @operator_required(admin=True)
 def configuration_rollback(code):
     """Activate again the configuration that was active before (audited)."""
-    found = manage.get_instance(code)
+    found = configurations.get_instance(code)
     if not ActionForm().validate_on_submit():
         abort(400, _("The form has expired. Reload the page and try again."))
     with write_unit():
         before = found.active_configuration()
         try:
-            restored = manage.roll_back(found, who=current_operator().login)
+            restored = configurations.roll_back(found, who=current_operator().login)
         except NotFound:
             abort(409, _("No configuration was active before this one."))
         audit.record(
@@ -1019,7 +1018,7 @@ def configuration_rollback(code):
 @operator_required(admin=True)
 def configuration_test(code, config_id):
     """Ask /results/ for the last hour with a configuration's credentials (audited)."""
-    found = manage.get_instance(code)
+    found = configurations.get_instance(code)
     configuration = _configuration(found, config_id)
     if not ActionForm().validate_on_submit():
         abort(400, _("The form has expired. Reload the page and try again."))
@@ -1251,7 +1250,7 @@ class AutopayChargeForm(FlaskForm):
 @operator_required()
 def autopay_charge(number):
     """Charge a contract's card now, in automatic mode (audited)."""
-    found = manage.get_contract(number)
+    found = accounts.get_contract(number)
     form = AutopayChargeForm()
     try:
         if not form.validate_on_submit():
@@ -1304,7 +1303,7 @@ def _autopay_refusal(exc):
 @operator_required()
 def autopay_off(number):
     """Turn a contract's autopay off (audited)."""
-    found = manage.get_contract(number)
+    found = accounts.get_contract(number)
     if not ActionForm().validate_on_submit():
         abort(400, _("The form has expired. Reload the page and try again."))
     current = autopay.autopay_of(found)

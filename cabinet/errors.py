@@ -32,3 +32,9 @@ class PaymentUnavailable(CabinetError):
 
 class AmountOutOfRange(CabinetError):
     """The amount is outside the configuration's minimum and maximum."""
+
+
+class Conflict(CabinetError):
+    """The thing exists already."""
+
+    status_code = 409

@@ -6,7 +6,8 @@ from email.message import EmailMessage
 
 from flask import current_app
 
-from .models import Notice, utcnow
+from .clock import utcnow
+from .models import Notice
 
 log = logging.getLogger(__name__)
 

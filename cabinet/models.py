@@ -1,7 +1,6 @@
 """The data model: contracts, instances, configurations, transactions, ledger."""
 
 import json
-from datetime import UTC, datetime
 
 from flask_babel import lazy_gettext as _l
 from peewee import (
@@ -17,12 +16,8 @@ from peewee import (
     TextField,
 )
 
+from .clock import utcnow
 from .db import db
-
-
-def utcnow():
-    """Now in UTC, naive (the database keeps UTC without a zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class JSONField(TextField):

@@ -11,6 +11,7 @@ from flask import current_app
 from peewee import fn
 
 from . import params as module_params
+from .clock import utcnow
 from .db import write_unit
 from .errors import AmountOutOfRange, Forbidden, NotFound, PaymentUnavailable
 from .models import (
@@ -20,7 +21,6 @@ from .models import (
     ModuleInstance,
     Transaction,
     TransactionEvent,
-    utcnow,
 )
 from .money import AmountError, to_kopecks
 from .prepared import Prepared

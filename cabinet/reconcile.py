@@ -1,12 +1,10 @@
 """Compare our transactions of a period with Uniteller's records; fix the safe way."""
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
-from flask import current_app
+from datetime import UTC, timedelta
 
 from . import payments, status_check
+from .clock import local_period_utc
 from .models import CREDITED_STATUSES, Transaction
 from .money import AmountError, format_wire, to_kopecks
 from .uniteller.client import normalize_status
@@ -41,27 +39,16 @@ class Report:
         return sum(1 for d in self.differences if d.kind == kind)
 
 
-def period_bounds(day_from, day_to):
-    """Turn local dates (inclusive) into UTC bounds [start, end)."""
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    start = datetime.combine(day_from, time.min, tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(day_to + timedelta(days=1), time.min, tzinfo=tz).astimezone(
-        UTC
-    )
-    return start, end
-
-
 def reconcile(instance, day_from, day_to, fix=False, who="cli"):
     """Report (and with fix, credit) the differences for an instance and a period."""
     if day_to < day_from:
         raise ValueError("the period ends before it starts")
-    start, end = period_bounds(day_from, day_to)
-    naive = (start.replace(tzinfo=None), end.replace(tzinfo=None))
+    start, end = local_period_utc(day_from, day_to)
     ours = list(
         Transaction.select().where(
             Transaction.instance == instance,
-            Transaction.created_at >= naive[0],
-            Transaction.created_at < naive[1],
+            Transaction.created_at >= start,
+            Transaction.created_at < end,
         )
     )
     report = Report(ours=len(ours))
@@ -88,7 +75,7 @@ def _fetch(configuration, start, end, report):
     spacing = status_check.results_spacing(configuration)
     rows = {}
     stats = status_check.Stats()
-    cursor = start
+    cursor, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
     while cursor < end:
         window_end = min(cursor + WINDOW, end)
         for row in status_check.ask(

@@ -6,9 +6,10 @@ from datetime import timedelta
 from peewee import IntegrityError, fn
 
 from . import payments, status_check
+from .clock import utcnow
 from .db import write_unit
 from .errors import CabinetError
-from .models import CREDITED_STATUSES, LedgerEntry, Refund, Transaction, utcnow
+from .models import CREDITED_STATUSES, LedgerEntry, Refund, Transaction
 from .money import AmountError, to_kopecks
 from .uniteller.client import (
     GatewayUnavailable,

@@ -5,8 +5,9 @@ from datetime import timedelta
 
 from flask import current_app
 
+from .clock import utcnow
 from .db import write_unit
-from .models import Transaction, TransactionEvent, utcnow
+from .models import Transaction, TransactionEvent
 from .status_check import Stats
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,9 @@ from flask import current_app
 from peewee import IntegrityError
 
 from . import autopay, retention, status_check
+from .clock import utcnow
 from .db import db
-from .models import TaskRun, utcnow
+from .models import TaskRun
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from itertools import groupby
 from flask import current_app
 
 from . import payments
+from .clock import utcnow
 from .extensions import get_redis
-from .models import ModuleConfiguration, ModuleInstance, Transaction, utcnow
+from .models import ModuleConfiguration, ModuleInstance, Transaction
 from .ratelimit import RequestSpacing
 from .uniteller.client import UnitellerError
 

@@ -38,8 +38,8 @@ from .models import (
     Transaction,
 )
 from .money import AmountError, format_human, parse_amount
+from .pages import page_or_fragment, parse_period
 from .prepared import Prepared
-from .web import page_or_fragment, parse_period
 
 bp = Blueprint("subscriber", __name__)
 

@@ -152,10 +152,10 @@ def shop():
 @pytest.fixture
 def demo(ctx, shop):
     """An instance with an active configuration and a linked contract 1001."""
-    from cabinet import manage
+    from cabinet import accounts, configurations
 
-    instance = manage.add_instance("isp", "Test ISP")
-    manage.add_configuration(
+    instance = configurations.add_instance("isp", "Test ISP")
+    configurations.add_configuration(
         instance,
         "main",
         [
@@ -168,10 +168,10 @@ def demo(ctx, shop):
         ],
         activate=True,
     )
-    contract = manage.add_contract(
+    contract = accounts.add_contract(
         "1001", "Иванов И. И.", "demo-pass", "ivanov@example.com", instance
     )
-    other = manage.add_contract("1002", "Петров П. П.", "other-pass", None, instance)
+    other = accounts.add_contract("1002", "Петров П. П.", "other-pass", None, instance)
     return {"instance": instance, "contract": contract, "other": other}
 
 
@@ -219,7 +219,7 @@ class World:
 @pytest.fixture
 def make_world(make_app, tmp_path, shop):
     """Build the live app + live sandbox pair; sandbox settings as keywords."""
-    from cabinet import manage
+    from cabinet import accounts, configurations
     from cabinet.uniteller.sandbox import add_shop
     from cabinet.uniteller.sandbox import create_app as create_sandbox
     from cabinet.uniteller.sandbox.testing import serve_in_thread
@@ -260,8 +260,8 @@ def make_world(make_app, tmp_path, shop):
         )
         with app.app_context():
             db.connect(reuse_if_open=True)
-            instance = manage.add_instance("isp", "Test ISP")
-            manage.add_configuration(
+            instance = configurations.add_instance("isp", "Test ISP")
+            configurations.add_configuration(
                 instance,
                 "main",
                 [
@@ -273,7 +273,7 @@ def make_world(make_app, tmp_path, shop):
                 ],
                 activate=True,
             )
-            manage.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
+            accounts.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
             db.close()
         return World(app, server.url, sandbox_app, sandbox_server.url, "1001")
 

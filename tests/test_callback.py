@@ -65,10 +65,10 @@ def test_unknown_order_with_valid_signature_is_kept_as_orphan(client, demo, shop
 def test_callback_is_verified_with_the_configuration_the_order_was_made_with(
     client, demo, shop
 ):
-    from cabinet import manage
+    from cabinet import configurations
 
     transaction = new_payment(demo["contract"])
-    manage.add_configuration(
+    configurations.add_configuration(
         demo["instance"],
         "new-shop",
         ["shop_id=00000002", "password=another-password"],
@@ -109,14 +109,14 @@ def test_thirty_concurrent_deliveries_credit_once(live_server, demo, shop):
 
 
 def test_a_changed_shop_password_counts_from_the_next_callback(client, demo, shop):
-    from cabinet import manage
+    from cabinet import configurations
     from cabinet.models import ModuleConfiguration
 
     first, second = new_payment(demo["contract"]), new_payment(demo["contract"])
     paid = signed_callback(first.order_id, "paid", shop["password"], "500.00")
     assert client.post("/uniteller/isp/notify", data=paid).status_code == 200
     configuration = ModuleConfiguration.get_by_id(first.configuration_id)
-    manage.update_configuration(
+    configurations.update_configuration(
         configuration, {**configuration.params, "password": "changed-password"}
     )
     stale = signed_callback(second.order_id, "paid", shop["password"], "500.00")

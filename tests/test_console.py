@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cabinet import manage, payments
+from cabinet import accounts, configurations, payments
 from cabinet.db import db
 from cabinet.models import AuditEntry, Contract, ModuleConfiguration, Transaction
 from tests.conftest import login as subscriber_login
@@ -20,8 +20,8 @@ OPERATOR = ("oper", "oper-password")
 @pytest.fixture
 def staff(demo):
     """An admin and a plain operator, beside the demo contracts."""
-    manage.add_operator(*ADMIN, admin=True)
-    manage.add_operator(*OPERATOR)
+    accounts.add_operator(*ADMIN, admin=True)
+    accounts.add_operator(*OPERATOR)
     return demo
 
 
@@ -137,7 +137,7 @@ def test_unknown_things_are_404(client, staff):
 
 def test_contracts_are_found_by_number_or_name_ignoring_case(make_app, staff):
     client = make_app(PAGE_SIZE=2).test_client()
-    manage.add_contract("2001", "Сидорова А. А.", "pass-2001")
+    accounts.add_contract("2001", "Сидорова А. А.", "pass-2001")
     console_login(client)
     found = client.get("/console/contracts?q=ИВАН").get_data(as_text=True)
     assert "Иванов" in found and "Петров" not in found
@@ -295,9 +295,9 @@ def test_activating_a_configuration_switches_and_is_audited(client, staff):
 def test_connection_test_against_the_sandbox(world):
     client = world.app.test_client()
     with world.app.app_context(), db.connection_context():
-        manage.add_operator(*ADMIN, admin=True)
+        accounts.add_operator(*ADMIN, admin=True)
         main = ModuleConfiguration.get(ModuleConfiguration.name == "main")
-        manage.add_configuration(
+        configurations.add_configuration(
             main.instance,
             "wrong",
             [
@@ -382,7 +382,7 @@ def test_forms_without_csrf_change_nothing(make_app, staff):
 def live_admin(world):
     """Log the admin into the live app's console."""
     with world.app.app_context(), db.connection_context():
-        manage.add_operator(*ADMIN, admin=True)
+        accounts.add_operator(*ADMIN, admin=True)
     client = world.app.test_client()
     console_login(client)
     return client

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import url_for
 
-from cabinet import manage, params, payments
+from cabinet import accounts, configurations, params, payments
 from cabinet.db import db
 from cabinet.models import (
     AuditEntry,
@@ -39,8 +39,8 @@ def seeded(app, shop):
     their own: clients of different people can take turns in one test.
     """
     with app.app_context(), db.connection_context():
-        instance = manage.add_instance("isp", "Test ISP")
-        manage.add_configuration(
+        instance = configurations.add_instance("isp", "Test ISP")
+        configurations.add_configuration(
             instance,
             "main",
             [
@@ -50,8 +50,8 @@ def seeded(app, shop):
             ],
             activate=True,
         )
-        manage.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
-        manage.add_operator(*ADMIN, admin=True)
+        accounts.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
+        accounts.add_operator(*ADMIN, admin=True)
     return app
 
 
@@ -88,7 +88,7 @@ def test_every_console_url_refuses_anonymous_visitors_and_subscribers(seeded):
         assert "Иванов" not in answer.get_data(as_text=True), path
     with app.app_context(), db.connection_context():
         assert AuditEntry.select().count() == 0
-        assert manage.get_contract("1001").instance_id is not None
+        assert accounts.get_contract("1001").instance_id is not None
 
 
 # -- every change writes one audit row ---------------------------------------------
@@ -96,8 +96,8 @@ def test_every_console_url_refuses_anonymous_visitors_and_subscribers(seeded):
 
 def _setup_second(world):
     """Add a second configuration, active, so the first is the one to roll back to."""
-    instance = manage.get_instance("isp")
-    manage.add_configuration(
+    instance = configurations.get_instance("isp")
+    configurations.add_configuration(
         instance,
         "reserve",
         ["shop_id=00000002", "password=reserve-secret"],
@@ -204,7 +204,7 @@ def test_every_changing_console_route_is_in_the_audit_test(app):
 def test_each_change_writes_exactly_one_audit_row(autopay_world, action):
     world = autopay_world
     with world.app.app_context(), db.connection_context():
-        manage.add_operator(*ADMIN, admin=True)
+        accounts.add_operator(*ADMIN, admin=True)
         path, data = ACTIONS[action][1](world)
         before = AuditEntry.select().count()
     client = world.app.test_client()
@@ -230,7 +230,7 @@ def test_activation_switches_new_payments_while_old_ones_keep_their_configuratio
 ):
     app = seeded
     with app.app_context(), db.connection_context():
-        older = new_payment(manage.get_contract("1001"), 30000)
+        older = new_payment(accounts.get_contract("1001"), 30000)
     admin = app.test_client()
     console_login(admin)
     admin.post(
@@ -266,7 +266,7 @@ def test_admin_adds_tests_activates_and_rolls_back_a_configuration(world):
     """The issue's "done when" for admins, as one story, every step recorded."""
     client = world.app.test_client()
     with world.app.app_context(), db.connection_context():
-        manage.add_operator(*ADMIN, admin=True)
+        accounts.add_operator(*ADMIN, admin=True)
         main = ModuleConfiguration.get(ModuleConfiguration.name == "main")
         gateway = main.params["gateway_url"]
     console_login(client)
@@ -297,7 +297,7 @@ def test_admin_adds_tests_activates_and_rolls_back_a_configuration(world):
     assert 'id="rollback-form"' in page and "Откатить на main" in page
     client.post("/console/instances/isp/configs/rollback")
     with world.app.app_context(), db.connection_context():
-        assert manage.get_instance("isp").active_configuration().name == "main"
+        assert configurations.get_instance("isp").active_configuration().name == "main"
         actions = [
             (e.action, e.object_id, e.after.get("active"))
             for e in AuditEntry.select().order_by(AuditEntry.id)
@@ -322,7 +322,9 @@ def test_admin_adds_tests_activates_and_rolls_back_a_configuration(world):
     # Rolling back again returns to the second: the one active before main.
     client.post("/console/instances/isp/configs/rollback")
     with world.app.app_context(), db.connection_context():
-        assert manage.get_instance("isp").active_configuration().name == "second"
+        assert (
+            configurations.get_instance("isp").active_configuration().name == "second"
+        )
 
 
 def test_versions_and_their_diff_show_a_password_change_but_never_the_password(
@@ -406,7 +408,7 @@ def test_several_instances_ask_which_one_and_old_urls_move(client, staff):  # no
     console_login(client)
     # One instance: the monitor and reconciliation need no ?instance=.
     assert 'id="monitor-table"' in client.get("/console/monitor").get_data(as_text=True)
-    manage.add_instance("second", "Second ISP")
+    configurations.add_instance("second", "Second ISP")
     chooser = client.get("/console/monitor?status=paid").get_data(as_text=True)
     assert 'id="choose-instance"' in chooser
     assert "/console/monitor?instance=second&amp;status=paid" in chooser
@@ -466,8 +468,10 @@ def test_stable_urls_are_the_issues(app):
 
 def test_the_command_line_way_records_versions_too(staff):  # noqa: F811
     """Activation through the service (the CLI's way) records a version too."""
-    manage.add_configuration(staff["instance"], "cli-made", ["shop_id=7", "password=p"])
-    manage.activate_configuration(staff["instance"], "cli-made")
+    configurations.add_configuration(
+        staff["instance"], "cli-made", ["shop_id=7", "password=p"]
+    )
+    configurations.activate_configuration(staff["instance"], "cli-made")
     made = ModuleConfiguration.get(ModuleConfiguration.name == "cli-made")
     assert [v.action for v in made.versions.order_by(ConfigurationVersion.number)] == [
         "create",

@@ -2,7 +2,7 @@
 
 from datetime import date, timedelta
 
-from cabinet import autopay, manage
+from cabinet import accounts, autopay
 from cabinet.models import AuditEntry, Autopay, AutopayCharge
 from tests.helpers import bind_autopay, in_app
 from tests.test_autopay import moscow
@@ -12,7 +12,7 @@ from tests.test_console import ADMIN, OPERATOR, console_login
 def operator_client(world, who=OPERATOR):
     """Log an operator into the live app's console."""
     with in_app(world):
-        manage.add_operator(*who, admin=who == ADMIN)
+        accounts.add_operator(*who, admin=who == ADMIN)
     client = world.app.test_client()
     console_login(client, who)
     return client
@@ -156,4 +156,4 @@ def test_a_phone_call_with_only_a_name(autopay_world, run_jobs):
     assert "Возврат 300,00 ₽ выполнен" in refund.get_data(as_text=True)
     world.settle()
     with in_app(world):
-        assert manage.get_contract("1001").balance == 0
+        assert accounts.get_contract("1001").balance == 0

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from peewee import PostgresqlDatabase
 
-from cabinet import manage, monitor, payments
+from cabinet import accounts, monitor, payments
 from cabinet.db import db
 from cabinet.models import Transaction, utcnow
 from tests.helpers import new_payment
@@ -22,7 +22,7 @@ NEXT_LINK = re.compile(r'href="([^"]+)"[^>]*rel="next"')
 @pytest.fixture
 def many(staff):  # noqa: F811
     """25 transactions of three contracts; groups of five share a created_at."""
-    sidorova = manage.add_contract(
+    sidorova = accounts.add_contract(
         "2001", "Сидорова А. А.", "pass-2001", instance=staff["instance"]
     )
     owners = [staff["contract"], staff["other"], sidorova]
@@ -308,7 +308,9 @@ def test_the_name_search_follows_renames_and_reads_its_index(staff):  # noqa: F8
     found = lambda text: {c.number for c in monitor.contracts_matching(text)}  # noqa: E731
     assert found("ИВАНОВ") == found("иванов") == {"1001"}
     assert found("00") >= {"1001"}  # shorter than a trigram: the plain scan
-    manage.add_contract("3001", "Ёжиков Ё. Ё.", "pass-3001", instance=staff["instance"])
+    accounts.add_contract(
+        "3001", "Ёжиков Ё. Ё.", "pass-3001", instance=staff["instance"]
+    )
     assert found("ёжик") == {"3001"} and found("100%") == set()
     from cabinet.models import Contract
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cabinet import manage, payments
+from cabinet import accounts, configurations, payments
 from cabinet.errors import AmountOutOfRange, PaymentUnavailable
 from cabinet.models import TransactionEvent
 from tests.helpers import balance, credits, events, new_payment, status
@@ -30,12 +30,12 @@ def test_amounts_outside_the_configuration_limits_are_refused(demo):
 
 
 def test_payment_unavailable_without_instance_or_active_configuration(demo):
-    lonely = manage.add_contract("2001", "Без модуля", "pass1")
+    lonely = accounts.add_contract("2001", "Без модуля", "pass1")
     with pytest.raises(PaymentUnavailable, match="not_linked"):
         payments.payment_gateway(lonely)
-    bare = manage.add_instance("bare")
-    manage.add_configuration(bare, "draft", ["shop_id=1"])
-    linked = manage.add_contract("2002", "Без конфигурации", "pass1", instance=bare)
+    bare = configurations.add_instance("bare")
+    configurations.add_configuration(bare, "draft", ["shop_id=1"])
+    linked = accounts.add_contract("2002", "Без конфигурации", "pass1", instance=bare)
     with pytest.raises(PaymentUnavailable, match="no_active_configuration"):
         payments.payment_gateway(linked)
 

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from cabinet import manage, payments, refunds
+from cabinet import accounts, payments, refunds
 from cabinet.db import db
 from cabinet.models import AuditEntry, Contract, LedgerEntry, Refund, Transaction
 from tests.helpers import DECLINE_CARD, pay_by_card
@@ -20,7 +20,7 @@ def paid_500(world):
     order_id, _, _ = pay_by_card(world, "500")
     world.settle()
     with world.app.app_context(), db.connection_context():
-        manage.add_operator(*ADMIN, admin=True)
+        accounts.add_operator(*ADMIN, admin=True)
         assert Transaction.by_order_id(order_id).status == "paid"
     return order_id
 

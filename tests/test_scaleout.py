@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from cabinet import create_app, manage
+from cabinet import accounts, configurations, create_app
 from cabinet.db import db
 from cabinet.models import (
     AutopayCharge,
@@ -240,8 +240,8 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
         }
     )
     with app.app_context(), db.connection_context():
-        instance = manage.add_instance("isp", "ISP")
-        manage.add_configuration(
+        instance = configurations.add_instance("isp", "ISP")
+        configurations.add_configuration(
             instance,
             "main",
             [
@@ -256,7 +256,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
             activate=True,
         )
         for number in PAYERS + AUTOPAYERS:
-            manage.add_contract(
+            accounts.add_contract(
                 number, f"Subscriber {number}", "demo-pass", None, instance
             )
 

@@ -78,9 +78,9 @@ def test_bad_amounts_get_a_clear_message_and_create_nothing(client, demo):
 
 
 def test_unlinked_contract_sees_that_card_payment_is_unavailable(client, demo):
-    from cabinet import manage
+    from cabinet import accounts
 
-    manage.add_contract("3001", "Unlinked", "pass-3001")
+    accounts.add_contract("3001", "Unlinked", "pass-3001")
     login(client, "3001", "pass-3001")
     assert "недоступна" in client.get("/pay").get_data(as_text=True)
     assert client.post("/pay", data={"amount": "100"}).status_code == 409

@@ -80,7 +80,7 @@ def current_version(database):
 
 def _record(database, number, name):
     """Record a migration as applied; False if another process recorded it first."""
-    from ..models import utcnow
+    from ..clock import utcnow
 
     try:
         with database.atomic(), database.bind_ctx([SchemaVersion]):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cabinet import manage
+from cabinet import accounts
 from cabinet.db import db
 from cabinet.models import Contract
 from tests.e2e.test_newcomer import page, shot  # noqa: F401
@@ -16,7 +16,7 @@ def test_operator_finds_a_payment_refunds_part_and_watches_the_monitor(page, wor
     pay_by_card(world, "300")
     world.settle()
     with world.app.app_context(), db.connection_context():
-        manage.add_operator("admin", "admin-password", admin=True)
+        accounts.add_operator("admin", "admin-password", admin=True)
     page.goto(f"{world.url}/console/contracts")
     page.wait_for_selector("#login")
     shot(page, "console-1-login")

@@ -6,7 +6,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from cabinet import manage, payments
+from cabinet import accounts, configurations, payments
 from cabinet.models import Autopay, Contract, ModuleConfiguration, Transaction
 from tests.conftest import login
 from tests.fault.conftest import InApp
@@ -24,8 +24,8 @@ def people(make_app):
     def build(**settings):
         app = make_app(**settings)
         with InApp(app):
-            instance = manage.add_instance("isp", "Test ISP")
-            manage.add_configuration(
+            instance = configurations.add_instance("isp", "Test ISP")
+            configurations.add_configuration(
                 instance,
                 "main",
                 [
@@ -36,9 +36,9 @@ def people(make_app):
                 ],
                 activate=True,
             )
-            owner = manage.add_contract("1001", "Иванов", "demo-pass", None, instance)
-            manage.add_contract("1002", "Петров", "other-pass", None, instance)
-            manage.add_operator("admin", "admin-password", admin=True)
+            owner = accounts.add_contract("1001", "Иванов", "demo-pass", None, instance)
+            accounts.add_contract("1002", "Петров", "other-pass", None, instance)
+            accounts.add_operator("admin", "admin-password", admin=True)
             app.order_id = payments.start_payment(owner, 50000, "u", "u")[0].order_id
             app.config_id = ModuleConfiguration.select().get().id
         return app

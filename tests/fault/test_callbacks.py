@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from cabinet import manage
+from cabinet import accounts, configurations
 from cabinet.models import Transaction, TransactionEvent
 from cabinet.uniteller.signatures import callback_signature
 from tests.fault.conftest import InApp, scaled
@@ -106,7 +106,7 @@ def test_3_bad_signatures_are_refused_and_change_nothing(world, shop, figure):
     # The shop's password is gone from the configuration: nothing verifies, so
     # nothing is accepted (an empty password must not become a valid key).
     with InApp(world.app):
-        instance = manage.get_instance("isp")
+        instance = configurations.get_instance("isp")
         configuration = instance.active_configuration()
         configuration.params = {
             k: v for k, v in configuration.params.items() if k != "password"
@@ -142,7 +142,7 @@ def test_4_unknown_orders_with_valid_signatures_are_kept_as_orphans(
         }
     console = world.app.test_client()
     with InApp(world.app):
-        manage.add_operator("watcher", "watcher-password")
+        accounts.add_operator("watcher", "watcher-password")
     console.post(
         "/console/login", data={"login": "watcher", "password": "watcher-password"}
     )

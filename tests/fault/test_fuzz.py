@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from cabinet import api, manage
+from cabinet import accounts, api
 from cabinet.uniteller.signatures import callback_signature
 from tests.conftest import login
 from tests.fault.conftest import InApp, scaled
@@ -91,7 +91,7 @@ def fuzz_world(make_world):
     """The live pair, a subscriber logged in, an operator, an API token, an order."""
     world = make_world(config=("autopay_weekly=yes", "autopay_automatic=yes"))
     with InApp(world.app):
-        manage.add_operator("admin", "admin-password", admin=True)
+        accounts.add_operator("admin", "admin-password", admin=True)
         _, world.token = api.create_token("fuzz")
     world.order_id = open_orders(world, 1)[0][0]
     return world

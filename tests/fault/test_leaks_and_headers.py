@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from cabinet import manage, payments
+from cabinet import accounts, configurations, payments
 from cabinet.models import ModuleConfiguration
 from tests.fault.conftest import SECRET_KEY, SHOP, WATCH, InApp
 from tests.fault.tools import callback, open_orders, post_all
@@ -30,7 +30,7 @@ def test_19_no_secret_in_any_log_or_page_after_the_suite(make_world, figure):
         ],
     )
     with InApp(world.app):
-        manage.add_operator("admin", "admin-password", admin=True)
+        accounts.add_operator("admin", "admin-password", admin=True)
         configurations = list(ModuleConfiguration.select())
     console = world.app.test_client()
     console.post(
@@ -112,15 +112,15 @@ def test_20_security_headers_and_cookies(make_app, figure, public_url):
     https = public_url.startswith("https")
     app = make_app(PUBLIC_URL=public_url)
     with InApp(app):
-        instance = manage.add_instance("isp", "Test ISP")
-        manage.add_configuration(
+        instance = configurations.add_instance("isp", "Test ISP")
+        configurations.add_configuration(
             instance,
             "main",
             ["shop_id=00000001", "password=p", "gateway_url=http://gateway.test"],
             activate=True,
         )
-        contract = manage.add_contract("1001", "Иванов", "demo-pass", None, instance)
-        manage.add_operator("admin", "admin-password", admin=True)
+        contract = accounts.add_contract("1001", "Иванов", "demo-pass", None, instance)
+        accounts.add_operator("admin", "admin-password", admin=True)
         order_id = payments.start_payment(contract, 50000, "u", "u")[0].order_id
         payments.apply_status(order_id, "paid", source="callback")
     subscriber, operator = app.test_client(), app.test_client()

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from cabinet import manage, payments
+from cabinet import accounts, configurations, payments
 from cabinet.models import Contract, LedgerEntry
 from cabinet.money import parse_amount
 from tests.fault.conftest import InApp, scaled, scaled_seconds
@@ -121,8 +121,8 @@ def test_13_random_kopeck_amounts_credited_and_reversed_match_a_decimal_oracle(
     rng = random.Random(13)
     wire = re.compile(r"\d+\.\d{2}")
     with InApp(app):
-        instance = manage.add_instance("isp", "Test ISP")
-        manage.add_configuration(
+        instance = configurations.add_instance("isp", "Test ISP")
+        configurations.add_configuration(
             instance,
             "main",
             [
@@ -134,7 +134,7 @@ def test_13_random_kopeck_amounts_credited_and_reversed_match_a_decimal_oracle(
             ],
             activate=True,
         )
-        contract = manage.add_contract(
+        contract = accounts.add_contract(
             "1001", "Иванов И. И.", "demo-pass", None, instance
         )
         oracle, bad_wire = Decimal("0"), 0

@@ -124,12 +124,12 @@ def test_10_redis_flushed_mid_run_the_database_rebuilds_the_due_work(
 ):
     world = make_world(config=("autopay_weekly=yes",))
     contracts = [f"20{n:02d}" for n in range(scaled(20, 3))]
-    from cabinet import manage
+    from cabinet import accounts, configurations
 
     with InApp(world.app):
-        instance = manage.get_instance("isp")
+        instance = configurations.get_instance("isp")
         for number in contracts:
-            manage.add_contract(number, "Подписчик", "demo-pass", None, instance)
+            accounts.add_contract(number, "Подписчик", "demo-pass", None, instance)
     due_day = None
     for number in contracts:
         world.contract_number = number

@@ -1,25 +1,10 @@
-"""Helpers the blueprints share: periods in TIMEZONE, page-or-fragment answers."""
+"""Helpers the blueprints share: period filters in TIMEZONE, page-or-fragment."""
 
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-from flask import abort, current_app, make_response, render_template, request
+from flask import abort, make_response, render_template, request
 
-
-def local_timezone():
-    """Return the ISP's timezone (TIMEZONE)."""
-    return ZoneInfo(current_app.config["TIMEZONE"])
-
-
-def local_midnight_utc(day):
-    """Return the start of a local day as naive UTC (what the database keeps)."""
-    local = datetime.combine(day, time.min, tzinfo=local_timezone())
-    return local.astimezone(UTC).replace(tzinfo=None)
-
-
-def local_today():
-    """Return today's date in TIMEZONE."""
-    return datetime.now(local_timezone()).date()
+from .clock import local_midnight_utc
 
 
 def parse_date(args, name):

@@ -1,0 +1,37 @@
+"""Time: UTC as the database keeps it, and the ISP's local dates (TIMEZONE)."""
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+
+def utcnow():
+    """Now in UTC, naive (the database keeps UTC without a zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def local_timezone():
+    """Return the ISP's timezone (TIMEZONE)."""
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def local_date(moment):
+    """Return the ISP-local date of a stored (naive UTC) time."""
+    return moment.replace(tzinfo=UTC).astimezone(local_timezone()).date()
+
+
+def local_today(now=None):
+    """Return today's date in TIMEZONE (of `now`, a naive UTC time, if given)."""
+    return local_date(now or utcnow())
+
+
+def local_midnight_utc(day):
+    """Return the start of a local day as naive UTC (what the database keeps)."""
+    local = datetime.combine(day, time.min, tzinfo=local_timezone())
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
+def local_period_utc(first, last):
+    """Turn local dates (inclusive) into naive UTC bounds [start, end)."""
+    return local_midnight_utc(first), local_midnight_utc(last + timedelta(days=1))
