@@ -55,7 +55,7 @@ def run_worker(app):
 
 def run_cron(app):
     """Enqueue the scheduled tasks on their cron schedules, until stopped."""
-    from cabinet.schedule import build_cron_scheduler
+    from cabinet.cron import build_cron_scheduler
 
     build_cron_scheduler(app).start()
 

@@ -17,7 +17,8 @@ import redis as redis_lib
 import requests
 
 from cabinet import create_app
-from cabinet.db import create_tables, db
+from cabinet.db import db
+from cabinet.migrations import create_tables
 
 from . import (
     AUTOPAYS,

@@ -92,10 +92,11 @@ def register_input_guard(app):
 
 def register_extensions(app):
     """Bind the database, Redis, login, CSRF, htmx and Babel to the app."""
-    from . import auth, db
+    from . import auth, db, migrations
     from .extensions import babel, csrf, htmx, init_redis, login_manager
 
     db.init_app(app)
+    migrations.init_app(app)
     init_redis(app)
     csrf.init_app(app)
     htmx.init_app(app)
@@ -185,7 +186,8 @@ def register_template_helpers(app):
 
 
 def register_event_handlers(app):
-    """Import the ISP's event handler modules named in EVENT_HANDLERS."""
+    """Connect the payments core's listeners; import the ISP's EVENT_HANDLERS."""
+    from . import autopay  # noqa: F401  (connects its payments listeners)
     from .events import load_handlers
 
     load_handlers(app.config["EVENT_HANDLERS"])

@@ -15,7 +15,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from peewee import IntegrityError
 
-from . import events, payments
+from . import acquirer, events, payments
 from . import params as module_params
 from .db import db, on_commit, write_unit
 from .errors import CabinetError, NotFound
@@ -31,8 +31,9 @@ from .models import (
     utcnow,
 )
 from .money import format_human, to_kopecks
+from .pacing import ConcurrencySlots
 from .prepared import Prepared
-from .ratelimit import ConcurrencySlots
+from .task_stats import TaskStats
 from .uniteller.client import OperationRefused, UnitellerError
 
 log = logging.getLogger(__name__)
@@ -158,10 +159,10 @@ def configure(
     An active autopay with a card keeps it: changing the weekday, day or amount
     needs no new card payment.
     """
-    _, configuration = payments.payment_gateway(contract)
+    _, configuration = acquirer.payment_gateway(contract)
     if mode not in allowed_modes(configuration):
         raise AutopayError("mode_not_allowed")
-    low, high = payments.amount_limits(configuration)
+    low, high = acquirer.amount_limits(configuration)
     if mode in ("weekly", "monthly") and not low <= (amount or 0) <= high:
         raise AutopayError("amount_out_of_range", low=low, high=high)
     if mode == "weekly" and weekday not in range(7):
@@ -267,8 +268,8 @@ def request_charge(contract, amount, reason="", source="api", key=None):
     autopay = autopay_of(contract)
     if autopay is None or autopay.mode != "automatic" or autopay.state != "active":
         raise AutopayError("not_automatic")
-    _, configuration = payments.payment_gateway(contract)
-    low, high = payments.amount_limits(configuration)
+    _, configuration = acquirer.payment_gateway(contract)
+    low, high = acquirer.amount_limits(configuration)
     if not isinstance(amount, int) or not low <= amount <= high:
         raise CabinetError("amount_out_of_range", low=low, high=high)
     if key is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,48}", key):
@@ -334,7 +335,7 @@ def run(now=None):
     for autopay in automatic:
         stats.looked_at += 1
         try:
-            configuration = payments.payment_gateway(autopay.contract)[1]
+            configuration = acquirer.payment_gateway(autopay.contract)[1]
         except CabinetError:
             continue  # unlinked or no configuration: nothing can be charged
         if autopay.mode not in allowed_modes(configuration):
@@ -646,7 +647,7 @@ def charge(charge_id):
     if prepared is None:
         return None
     transaction, configuration, parent_order_id = prepared
-    client = payments.client_for(configuration)
+    client = acquirer.client_for(configuration)
     shop = configuration.params.get("shop_id", "")
     slots = ConcurrencySlots(
         get_redis(),
@@ -717,7 +718,7 @@ def _claim(charge_id):
             ).where(AutopayCharge.id == charge.id).execute()
             return None
         try:
-            configuration = payments.payment_gateway(autopay.contract)[1]
+            configuration = acquirer.payment_gateway(autopay.contract)[1]
         except CabinetError as exc:
             AutopayCharge.update(
                 status="canceled", updated_at=utcnow(), result_message=exc.message
@@ -813,7 +814,6 @@ def _enqueue_resolve(charge_id):
 
 def resolve(charge_id):
     """Find out what became of a try whose answer we do not know, via /results/."""
-    from . import status_check
 
     charge = AutopayCharge.get_or_none(AutopayCharge.id == charge_id)
     if charge is None:
@@ -822,11 +822,11 @@ def resolve(charge_id):
         return charge.status  # settled meanwhile (a callback, the status check)
     transaction = charge.transaction
     if transaction.status == "new":
-        client = payments.client_for(transaction.configuration)
-        rows = status_check.ask(
+        client = acquirer.client_for(transaction.configuration)
+        rows = acquirer.ask_results(
             client,
-            status_check.results_spacing(transaction.configuration),
-            status_check.Stats(),
+            acquirer.results_spacing(transaction.configuration),
+            TaskStats(),
             order_id=transaction.order_id,
         )
         row = next(
@@ -958,3 +958,12 @@ def notify(contract, kind, text):
 
         on_commit(lambda: get_queue().enqueue(jobs.email_notice, notice.id))
     return notice
+
+
+@payments.transaction_changed.connect
+def _on_transaction_changed(transaction, old, outcome):
+    """Bind an autopay on its binding payment's credit; settle a recurrent try."""
+    if transaction.kind == "bind" and outcome == "credited":
+        bind_succeeded(transaction)
+    elif transaction.kind == "recurrent":
+        settle_try(transaction)

@@ -8,8 +8,9 @@ from flask.cli import AppGroup, with_appcontext
 
 from . import accounts, configurations
 from . import params as module_params
-from .db import create_tables, db
+from .db import db
 from .errors import CabinetError
+from .migrations import create_tables
 from .models import Contract, ModuleConfiguration, ModuleInstance, Operator
 from .money import format_signed
 from .payments import ledger_balance
@@ -357,7 +358,7 @@ def _print_tasks():
     from flask import current_app
 
     from .models import TaskRun
-    from .schedule import TASKS, cron_of
+    from .tasks import TASKS, cron_of
 
     def show():
         for task in TASKS.values():
@@ -388,7 +389,7 @@ def _print_tasks():
 @click.argument("name")
 def tasks_run(name):
     """Run task NAME now and print what it did."""
-    from .schedule import TASKS, run_task
+    from .tasks import TASKS, run_task
 
     if name not in TASKS:
         fail(f"no task {name!r}; tasks: {', '.join(TASKS)}")

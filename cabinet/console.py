@@ -27,16 +27,19 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from . import (
     accounts,
+    acquirer,
     audit,
     autopay,
     configurations,
     monitor,
     payments,
     refunds,
-    schedule,
     status_check,
 )
 from . import params as module_params
+from . import (
+    tasks as task_list,
+)
 from .auth import LoginThrottle, OperatorUser, end_session, own_path, start_session
 from .clock import local_midnight_utc, local_timezone, local_today
 from .db import write_unit
@@ -65,6 +68,7 @@ from .pages import (
 )
 from .reconcile import reconcile
 from .subscriber import AMOUNT_ERRORS, WEEKDAYS, out_of_range
+from .task_stats import TaskStats
 from .uniteller.client import UnitellerError
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -1025,10 +1029,10 @@ def configuration_test(code, config_id):
     end = utcnow().replace(tzinfo=UTC)
     test = {"configuration": configuration.name, "ok": True, "orders": 0, "error": ""}
     try:
-        rows = status_check.ask(
-            payments.client_for(configuration),
-            status_check.results_spacing(configuration),
-            status_check.Stats(),
+        rows = acquirer.ask_results(
+            acquirer.client_for(configuration),
+            acquirer.results_spacing(configuration),
+            TaskStats(),
             start=end - timedelta(hours=1),
             end=end,
         )
@@ -1056,10 +1060,10 @@ def configuration_test(code, config_id):
 def _schedules():
     """Describe each task: its schedule in TIMEZONE and in UTC, its last runs."""
     rows = []
-    for task in schedule.TASKS.values():
+    for task in task_list.TASKS.values():
         try:
-            utc = schedule.cron_of(task)
-        except schedule.ScheduleError as exc:
+            utc = task_list.cron_of(task)
+        except task_list.ScheduleError as exc:
             utc = str(exc)
         rows.append(
             {
@@ -1090,9 +1094,9 @@ def tasks():
 
 
 def _task(name):
-    if name not in schedule.TASKS:
+    if name not in task_list.TASKS:
         abort(404, _("No such task."))
-    return schedule.TASKS[name]
+    return task_list.TASKS[name]
 
 
 @bp.route("/tasks/<name>/run", methods=["POST"])

@@ -1,13 +1,10 @@
-"""The database: late binding, per-request connections, write units, init-db."""
+"""The database: late binding, per-request connections, write units."""
 
 import threading
 import time
 from contextlib import contextmanager
-from urllib.parse import urlparse
 
-import click
-from flask import current_app, request
-from flask.cli import with_appcontext
+from flask import request
 from peewee import DatabaseProxy, SqliteDatabase
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
@@ -89,15 +86,9 @@ class RecentlyUsedPool(PooledPostgresqlDatabase):
 
 def init_app(app):
     """Bind the database to the app and hook the connection to each request."""
-    from .migrations import check_version, db_cli
-
     database = open_database(app.config["DATABASE_URL"])
     db.initialize(database)
     app.extensions["database"] = database
-    check_version(database)
-    # A process that forks (gunicorn --preload, RQ's work horse) must not hand a
-    # pooled connection to its children.
-    database.close_all()
 
     @app.before_request
     def _connect():
@@ -109,9 +100,6 @@ def init_app(app):
     def _close(exc):
         if not db.is_closed():
             db.close()
-
-    app.cli.add_command(init_db_command)
-    app.cli.add_command(db_cli)
 
 
 _unit = threading.local()
@@ -155,35 +143,3 @@ def on_commit(callback):
         _unit.callbacks.append(callback)
     else:
         callback()
-
-
-def create_tables():
-    """Create the schema at the latest version, or upgrade an existing one."""
-    from .migrations import create_latest
-
-    with db.connection_context():
-        return create_latest(db.obj)
-
-
-@click.command("init-db")
-@with_appcontext
-def init_db_command():
-    """Create the database at the latest schema version (safe to run again)."""
-    from .migrations import SchemaError
-
-    try:
-        _, version = create_tables()
-    except SchemaError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"Database ready at schema version {version}: "
-        f"{_safe_url(current_app.config['DATABASE_URL'])}"
-    )
-
-
-def _safe_url(url):
-    """Show a database URL without its password."""
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@")
-    return url

@@ -39,7 +39,7 @@ def _with_app(job):
 @_with_app
 def run_scheduled_task(name):
     """Run a scheduled task for the current cron tick (once, whoever enqueued it)."""
-    from .schedule import TASKS, current_slot, run_task
+    from .tasks import TASKS, current_slot, run_task
 
     run = run_task(name, trigger="cron", slot=current_slot(TASKS[name]))
     return None if run is None else run.id
@@ -48,7 +48,7 @@ def run_scheduled_task(name):
 @_with_app
 def run_task_now(name, slot):
     """Run a scheduled task by hand under the slot the console polls for (once)."""
-    from .schedule import run_task
+    from .tasks import run_task
 
     run = run_task(name, trigger="manual", slot=slot)
     return None if run is None else run.id

@@ -17,6 +17,7 @@ from peewee import (
 )
 
 from .clock import utcnow
+from .contract_search import create_search
 from .db import db
 
 
@@ -119,8 +120,6 @@ class Contract(BaseModel):
     @classmethod
     def create_table(cls, safe=True, **options):
         """Create the table and the trigram index of the console's name search."""
-        from .migrations.m0005_monitor_search import create_search
-
         super().create_table(safe, **options)
         create_search(getattr(cls._meta.database, "obj", cls._meta.database))
 

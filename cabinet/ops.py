@@ -125,7 +125,7 @@ class _Exposition:
 
 def _database_metrics(out):
     from .models import TaskRun, Transaction
-    from .schedule import TASKS
+    from .tasks import TASKS
 
     rows = (
         Transaction.select(

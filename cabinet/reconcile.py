@@ -3,10 +3,11 @@
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 
-from . import payments, status_check
+from . import acquirer, payments
 from .clock import local_period_utc
 from .models import CREDITED_STATUSES, Transaction
 from .money import AmountError, format_wire, to_kopecks
+from .task_stats import TaskStats
 from .uniteller.client import normalize_status
 
 SUCCESS_THERE = {"authorized", "paid"}
@@ -71,14 +72,14 @@ def reconcile(instance, day_from, day_to, fix=False, who="cli"):
 
 def _fetch(configuration, start, end, report):
     """Fetch Uniteller's orders of a period, in windows it accepts, within its limit."""
-    client = payments.client_for(configuration)
-    spacing = status_check.results_spacing(configuration)
+    client = acquirer.client_for(configuration)
+    spacing = acquirer.results_spacing(configuration)
     rows = {}
-    stats = status_check.Stats()
+    stats = TaskStats()
     cursor, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
     while cursor < end:
         window_end = min(cursor + WINDOW, end)
-        for row in status_check.ask(
+        for row in acquirer.ask_results(
             client, spacing, stats, start=cursor, end=window_end
         ):
             rows[row.get("OrderNumber")] = row

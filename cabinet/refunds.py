@@ -1,16 +1,17 @@
-"""Refunds through Uniteller's /unblock/: part of the service layer."""
+"""Refunds through Uniteller's /unblock/: ask, record the answer, re-check."""
 
 import logging
 from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
-from . import payments, status_check
+from . import acquirer, payments
 from .clock import utcnow
 from .db import write_unit
 from .errors import CabinetError
-from .models import CREDITED_STATUSES, LedgerEntry, Refund, Transaction
+from .models import CREDITED_STATUSES, Refund, Transaction
 from .money import AmountError, to_kopecks
+from .task_stats import TaskStats
 from .uniteller.client import (
     GatewayUnavailable,
     OperationRefused,
@@ -47,6 +48,14 @@ _RECHECK_FIELDS = (
     "Message",
 )
 ALREADY_CANCELED = 16
+# The refund state machine as data: each status with the statuses it may follow.
+# `pending` is the unknown outcome: asked of Uniteller, its answer not (yet)
+# known; only a re-check (/results/) or a late answer decides it, and no second
+# refund of the same payment is asked while one is pending.
+REFUND_TRANSITIONS = {
+    "done": ("pending",),
+    "failed": ("pending",),
+}
 # A refund whose request may still be under way at Uniteller is not judged failed
 # by a re-check before this long (well beyond the client's timeout).
 SETTLE_AFTER = timedelta(minutes=10)
@@ -114,7 +123,7 @@ def start_refund(transaction, amount, operator):
             transaction.status,
             note=f"refund #{refund.id} of {amount} kopecks asked",
         )
-    client = payments.client_for(transaction.configuration)
+    client = acquirer.client_for(transaction.configuration)
     full = amount == transaction.amount - refunded(transaction)
     try:
         # The whole of what is left goes without Subtotal_P: acquirers that
@@ -147,10 +156,10 @@ def recheck(transaction):
     """
     transaction = Transaction.get_by_id(transaction.id)
     configuration = transaction.configuration
-    rows = status_check.ask(
-        payments.client_for(configuration),
-        status_check.results_spacing(configuration),
-        status_check.Stats(),
+    rows = acquirer.ask_results(
+        acquirer.client_for(configuration),
+        acquirer.results_spacing(configuration),
+        TaskStats(),
         order_id=transaction.order_id,
         fields=_RECHECK_FIELDS,
     )
@@ -214,7 +223,9 @@ def _failed(refund, code, message):
                 error_message=message[:500],
                 updated_at=utcnow(),
             )
-            .where(Refund.id == refund.id, Refund.status == "pending")
+            .where(
+                Refund.id == refund.id, Refund.status.in_(REFUND_TRANSITIONS["failed"])
+            )
             .execute()
         )
         if changed:
@@ -241,25 +252,15 @@ def _done(refund, fields, note=None):
         ).execute()
         changed = (
             Refund.update(status="done", note=note, updated_at=utcnow())
-            .where(Refund.id == refund.id, Refund.status == "pending")
+            .where(
+                Refund.id == refund.id, Refund.status.in_(REFUND_TRANSITIONS["done"])
+            )
             .execute()
         )
         if not changed:
             return
         transaction = Transaction.get_by_id(refund.transaction_id)
-        # A `canceled` status may have been applied first (its callback can
-        # overtake our answer) and reversed what was left: never take back more
-        # than the transaction still holds.
-        held = int(
-            LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
-            .where(LedgerEntry.transaction == transaction)
-            .scalar()
-        )
-        taken = min(refund.amount, max(held, 0))
-        if taken:
-            payments.post_ledger(
-                transaction, "refund", -taken, key=f"refund:{refund.id}"
-            )
+        taken = payments.book_refund(transaction, refund.id, refund.amount)
         payments.record_event(
             transaction,
             "refund",

@@ -8,7 +8,7 @@ from flask import current_app
 from .clock import utcnow
 from .db import write_unit
 from .models import Transaction, TransactionEvent
-from .status_check import Stats
+from .task_stats import TaskStats
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ BATCH = 1000
 
 def run(now=None):
     """Delete old events (never transactions or ledger rows); keep reviewed orders'."""
-    stats = Stats()
+    stats = TaskStats()
     days = current_app.config["EVENT_RETENTION_DAYS"]
     if days <= 0:
         stats.notes.append("EVENT_RETENTION_DAYS is 0: events are kept forever")

@@ -1,17 +1,19 @@
 """Ask /results/ about orders nothing else has finished, and apply the answers."""
 
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from itertools import groupby
 
 from flask import current_app
 
-from . import payments
+from . import acquirer, payments
+from . import params as module_params
 from .clock import utcnow
+from .db import write_unit
 from .extensions import get_redis
 from .models import ModuleConfiguration, ModuleInstance, Transaction
-from .ratelimit import RequestSpacing
+from .queueing import enqueue
+from .task_stats import TaskStats
 from .uniteller.client import UnitellerError
 
 log = logging.getLogger(__name__)
@@ -20,27 +22,10 @@ log = logging.getLogger(__name__)
 WINDOW = timedelta(days=7) - timedelta(minutes=10)
 CLOCK_SKEW = timedelta(minutes=10)
 CHANGES = {"credited", "changed", "reversed"}
-
-
-@dataclass
-class Stats:
-    """What one run looked at, changed, and how often it failed."""
-
-    looked_at: int = 0
-    changed: int = 0
-    errors: int = 0
-    requests: int = 0
-    notes: list = field(default_factory=list)
-
-
-def results_spacing(configuration):
-    """The shared limiter of /results/ requests of a configuration's shop."""
-    shop_id = configuration.params.get("shop_id", "")
-    return RequestSpacing(
-        get_redis(),
-        f"cabinet:results:{shop_id}",
-        current_app.config["RESULTS_MIN_INTERVAL"],
-    )
+# Waits between status checks of an order Uniteller does not know yet, or that is
+# not final there yet: 5 min, 15 min, 1 h, 6 h, then daily.
+CHECK_BACKOFF = (300, 900, 3600, 21600, 86400)
+STALE_AFTER = timedelta(days=7)
 
 
 def due_transactions(now):
@@ -86,16 +71,18 @@ def _window(batch, now):
 def run(now=None):
     """Check every due order with period queries, within Uniteller's request limit."""
     now = now or utcnow()
-    stats = Stats()
+    stats = TaskStats()
     due = list(due_transactions(now))
     for _, group in groupby(due, key=lambda t: t.configuration_id):
         group = list(group)
         configuration = group[0].configuration
-        client = payments.client_for(configuration)
-        spacing = results_spacing(configuration)
+        client = acquirer.client_for(configuration)
+        spacing = acquirer.results_spacing(configuration)
         for start, end, batch in windows(group, now):
             try:
-                rows = ask(client, spacing, stats, start=start, end=end)
+                rows = acquirer.ask_results(
+                    client, spacing, stats, start=start, end=end
+                )
             except UnitellerError as exc:
                 # Nothing changes; the next run asks again.
                 stats.errors += 1
@@ -109,15 +96,15 @@ def run(now=None):
 def check_order(transaction_id, now=None):
     """Check one order now (a subscriber came back, or Uniteller asked about it)."""
     now = now or utcnow()
-    stats = Stats()
+    stats = TaskStats()
     transaction = Transaction.get_or_none(Transaction.id == transaction_id)
     if transaction is None or transaction.status not in payments.CHECKED_STATUSES:
         return stats
-    client = payments.client_for(transaction.configuration)
+    client = acquirer.client_for(transaction.configuration)
     try:
-        rows = ask(
+        rows = acquirer.ask_results(
             client,
-            results_spacing(transaction.configuration),
+            acquirer.results_spacing(transaction.configuration),
             stats,
             order_id=transaction.order_id,
         )
@@ -159,7 +146,7 @@ def _apply(batch, rows, now, stats):
                     instance=transaction.instance,
                 )
                 stats.changed += outcome.result in CHANGES
-            planned = payments.after_status_check(transaction.id, row is not None, now)
+            planned = plan_next_check(transaction.id, row is not None, now)
             stats.changed += planned == "expired"
         except Exception as exc:  # one bad row must not stop the run
             stats.errors += 1
@@ -176,10 +163,42 @@ def request_order_check(transaction, reason):
     # One job per order for a while: a page refresh must not multiply requests.
     if not get_redis().set(key, reason, nx=True, ex=max(600, delay * 2)):
         return False
-    from . import jobs
-    from .extensions import get_queue
-
-    get_queue().enqueue_in(
-        timedelta(seconds=delay), jobs.check_order, transaction.id, job_timeout=600
-    )
+    enqueue("check_order", transaction.id, delay=delay)
     return True
+
+
+def plan_next_check(transaction_id, found, now):
+    """Plan an order's next status check by the backoff; expire or flag it when due."""
+    margin = timedelta(seconds=current_app.config["STATUS_CHECK_EXPIRE_MARGIN"])
+    with write_unit():
+        transaction = Transaction.get_by_id(transaction_id)
+        lifetime = timedelta(
+            seconds=int(
+                module_params.effective(transaction.configuration.params)["lifetime"]
+            )
+        )
+        payable_until = transaction.created_at + lifetime + margin
+        result = "scheduled"
+        if transaction.status == "new" and not found and now >= payable_until:
+            result = "expired" if payments.expire_unseen(transaction) else "scheduled"
+        transaction = Transaction.get_by_id(transaction_id)
+        attempts = transaction.check_attempts + 1
+        if transaction.status not in payments.CHECKED_STATUSES or (
+            # A failed order may still be paid on a retry while its form lives.
+            transaction.status == "failed" and now >= payable_until
+        ):
+            next_check = None
+        else:
+            wait = CHECK_BACKOFF[min(attempts, len(CHECK_BACKOFF)) - 1]
+            next_check = now + timedelta(seconds=wait)
+        Transaction.update(check_attempts=attempts, next_check_at=next_check).where(
+            Transaction.id == transaction_id
+        ).execute()
+        if (
+            next_check
+            and now - transaction.created_at >= STALE_AFTER
+            and not transaction.needs_review
+        ):
+            payments.flag_for_review(transaction, "status", "still open after 7 days")
+            result = "flagged"
+    return result

@@ -28,7 +28,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, NumberRange, Optional
 
-from . import autopay, payments, status_check
+from . import acquirer, autopay, payments, status_check
 from .auth import current_contract
 from .errors import AmountOutOfRange, PaymentUnavailable
 from .models import (
@@ -96,7 +96,7 @@ class PayForm(FlaskForm):
 def _availability(contract):
     """Return (configuration, None) if card payment is open, else (None, why)."""
     try:
-        return payments.payment_gateway(contract)[1], None
+        return acquirer.payment_gateway(contract)[1], None
     except PaymentUnavailable as exc:
         return None, UNAVAILABLE[exc.message]
 
@@ -123,7 +123,7 @@ def pay():
     contract = current_contract()
     configuration, unavailable = _availability(contract)
     form = PayForm()
-    limits = payments.amount_limits(configuration) if configuration else None
+    limits = acquirer.amount_limits(configuration) if configuration else None
     if unavailable:
         return render_template(
             "subscriber/pay.html", form=form, unavailable=unavailable, limits=None

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 import pytest
 import requests
 
-from cabinet import autopay, events
+from cabinet import acquirer, autopay, events
 from cabinet.models import (
     Autopay,
     AutopayCharge,
@@ -276,9 +276,8 @@ def test_worker_killed_after_sending_is_resolved_without_a_second_charge(
         charge = AutopayCharge.get()
         transaction, configuration, parent_order_id = autopay._prepare_try(charge.id)
         # The request goes out, then the worker dies before recording anything.
-        from cabinet import payments
 
-        payments.client_for(configuration).recurrent(
+        acquirer.client_for(configuration).recurrent(
             transaction.order_id, transaction.amount, parent_order_id
         )
         assert autopay.charge(charge.id) is None  # a rerun does not send again

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import url_for
 
-from cabinet import accounts, configurations, params, payments
+from cabinet import accounts, acquirer, configurations, params
 from cabinet.db import db
 from cabinet.models import (
     AuditEntry,
@@ -477,4 +477,4 @@ def test_the_command_line_way_records_versions_too(staff):  # noqa: F811
         "create",
         "activate",
     ]
-    assert payments.payment_gateway(staff["contract"])[1].name == "cli-made"
+    assert acquirer.payment_gateway(staff["contract"])[1].name == "cli-made"

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cabinet import payments
+from cabinet import acquirer
 from cabinet.db import db
 from cabinet.logs import JsonFormatter, TextFormatter
 from cabinet.models import Transaction
@@ -65,7 +65,7 @@ def test_a_payment_callback_and_results_call_log_no_secret(world, shop, caplog):
         transaction = Transaction.by_order_id(order_id)
         assert transaction.status in ("authorized", "paid")
         # /results/ is asked with the shop's login and password in the request.
-        rows = payments.client_for(transaction.configuration).results(order_id=order_id)
+        rows = acquirer.client_for(transaction.configuration).results(order_id=order_id)
     assert rows, "the sandbox knows the order"
     assert any(getattr(r, "order_id", None) == order_id for r in caplog.records)
     for formatter in (JsonFormatter(), TextFormatter()):

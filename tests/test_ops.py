@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 
 from cabinet import retention
+from cabinet.cron import build_cron_scheduler
 from cabinet.models import LedgerEntry, Transaction, TransactionEvent, utcnow
-from cabinet.schedule import build_cron_scheduler, run_task
+from cabinet.tasks import run_task
 from tests.helpers import new_payment, signed_callback
 
 OUTSIDE = {"REMOTE_ADDR": "203.0.113.9"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cabinet import accounts, configurations, payments
+from cabinet import accounts, acquirer, configurations, payments
 from cabinet.errors import AmountOutOfRange, PaymentUnavailable
 from cabinet.models import TransactionEvent
 from tests.helpers import balance, credits, events, new_payment, status
@@ -32,12 +32,12 @@ def test_amounts_outside_the_configuration_limits_are_refused(demo):
 def test_payment_unavailable_without_instance_or_active_configuration(demo):
     lonely = accounts.add_contract("2001", "Без модуля", "pass1")
     with pytest.raises(PaymentUnavailable, match="not_linked"):
-        payments.payment_gateway(lonely)
+        acquirer.payment_gateway(lonely)
     bare = configurations.add_instance("bare")
     configurations.add_configuration(bare, "draft", ["shop_id=1"])
     linked = accounts.add_contract("2002", "Без конфигурации", "pass1", instance=bare)
     with pytest.raises(PaymentUnavailable, match="no_active_configuration"):
-        payments.payment_gateway(linked)
+        acquirer.payment_gateway(linked)
 
 
 @pytest.mark.parametrize(

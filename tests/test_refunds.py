@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from cabinet import accounts, payments, refunds
+from cabinet import accounts, acquirer, refunds
 from cabinet.db import db
 from cabinet.models import AuditEntry, Contract, LedgerEntry, Refund, Transaction
 from tests.helpers import DECLINE_CARD, pay_by_card
@@ -115,7 +115,7 @@ def test_a_canceled_callback_after_a_partial_refund_reverses_only_the_rest(
     refund(world, paid_500, 20000)
     with world.app.app_context(), db.connection_context():
         transaction = Transaction.by_order_id(paid_500)
-        payments.client_for(transaction.configuration).unblock(transaction.bill_number)
+        acquirer.client_for(transaction.configuration).unblock(transaction.bill_number)
     world.settle()
     assert look() == ("canceled", 0, ["credit", "refund", "reversal"])
     with world.app.app_context(), db.connection_context():
@@ -128,7 +128,7 @@ def test_already_canceled_at_uniteller_rechecks_the_status(world, paid_500):
     world.faults(drop_callbacks=True)  # we never hear of that cancel
     with world.app.app_context(), db.connection_context():
         transaction = Transaction.by_order_id(paid_500)
-        payments.client_for(transaction.configuration).unblock(transaction.bill_number)
+        acquirer.client_for(transaction.configuration).unblock(transaction.bill_number)
     made = refund(world, paid_500)
     assert (made.status, made.error_code) == ("failed", "16")
     assert look() == ("canceled", 0, ["credit", "reversal"])
@@ -136,14 +136,14 @@ def test_already_canceled_at_uniteller_rechecks_the_status(world, paid_500):
 
 def test_a_timed_out_refund_stays_pending_until_a_recheck(world, paid_500, monkeypatch):
     look = Look(world, paid_500)
-    client_for = payments.client_for
+    client_for = acquirer.client_for
 
     def impatient(configuration):
         client = client_for(configuration)
         client.timeout = 0.3
         return client
 
-    monkeypatch.setattr(payments, "client_for", impatient)
+    monkeypatch.setattr(acquirer, "client_for", impatient)
     world.faults(latency_ms=1000)  # Uniteller refunds, but after we gave up
     made = refund(world, paid_500, 20000)
     assert made.status == "pending" and "re-check" in made.note
@@ -151,7 +151,7 @@ def test_a_timed_out_refund_stays_pending_until_a_recheck(world, paid_500, monke
     with pytest.raises(refunds.RefundRefused):
         refund(world, paid_500, 100)  # one refund in flight at a time
     world.faults(latency_ms=0)
-    monkeypatch.setattr(payments, "client_for", client_for)
+    monkeypatch.setattr(acquirer, "client_for", client_for)
     wait_for_sandbox_balance(world, paid_500, 30000)
     client = world.app.test_client()
     client.post("/console/login", data={"login": ADMIN[0], "password": ADMIN[1]})

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 import pytest
 import requests
 
-from cabinet import jobs, payments, schedule, status_check
+from cabinet import jobs, payments, status_check, tasks
 from cabinet.db import db
 from cabinet.models import Contract, TaskRun, Transaction, utcnow
 from cabinet.reconcile import reconcile
@@ -21,7 +21,7 @@ def fresh(world, order_id):
 
 def run_task(world, name="status-check", **kwargs):
     with world.app.app_context(), db.connection_context():
-        return schedule.run_task(name, **kwargs)
+        return tasks.run_task(name, **kwargs)
 
 
 def test_paid_order_with_every_callback_dropped_is_credited_by_the_task(world):
@@ -173,15 +173,15 @@ def test_reconcile_finds_and_fixes_a_missing_credit(world):
     ],
 )
 def test_schedules_in_the_isp_timezone_become_utc_crons(local, tz, utc):
-    assert schedule.utc_cron(local, tz) == utc
+    assert tasks.utc_cron(local, tz) == utc
 
 
 @pytest.mark.nodb
 def test_bad_cron_is_refused():
-    with pytest.raises(schedule.ScheduleError):
-        schedule.utc_cron("every day", "Europe/Moscow")
-    with pytest.raises(schedule.ScheduleError):
-        schedule.utc_cron("0 1 1 * *", "Europe/Moscow")
+    with pytest.raises(tasks.ScheduleError):
+        tasks.utc_cron("every day", "Europe/Moscow")
+    with pytest.raises(tasks.ScheduleError):
+        tasks.utc_cron("0 1 1 * *", "Europe/Moscow")
 
 
 def test_tasks_cli_lists_and_runs(world):

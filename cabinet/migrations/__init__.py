@@ -4,10 +4,11 @@ import importlib
 import logging
 import pkgutil
 import re
+from urllib.parse import urlparse
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from peewee import (
     CharField,
     DateTimeField,
@@ -230,3 +231,44 @@ def version_command():
         f"database: {shown}; latest: {LATEST} "
         f"({current_app.config['DATABASE_URL'].split(':', 1)[0]})"
     )
+
+
+def create_tables():
+    """Create the schema at the latest version, or upgrade an existing one."""
+    from ..db import db
+
+    with db.connection_context():
+        return create_latest(db.obj)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command():
+    """Create the database at the latest schema version (safe to run again)."""
+    try:
+        _, version = create_tables()
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Database ready at schema version {version}: "
+        f"{_safe_url(current_app.config['DATABASE_URL'])}"
+    )
+
+
+def _safe_url(url):
+    """Show a database URL without its password."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def init_app(app):
+    """Check the schema version of the app's database; add the db commands."""
+    database = app.extensions["database"]
+    check_version(database)
+    # A process that forks (gunicorn --preload, RQ's work horse) must not hand a
+    # pooled connection to its children.
+    database.close_all()
+    app.cli.add_command(init_db_command)
+    app.cli.add_command(db_cli)

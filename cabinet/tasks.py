@@ -1,4 +1,8 @@
-"""The scheduled tasks, in one place: their schedules, runs and records."""
+"""What runs on cron and when: the task list, their UTC schedules, runs and records.
+
+The top of the services: it imports the services it runs, and nothing below
+imports it back.
+"""
 
 import logging
 import uuid
@@ -139,24 +143,3 @@ def run_task(name, trigger="manual", slot=None, now=None):
         stats.errors,
     )
     return TaskRun.get_by_id(record.id)
-
-
-def build_cron_scheduler(app):
-    """Build RQ's cron scheduler with every task on its UTC schedule."""
-    from rq.cron import CronScheduler
-
-    from . import jobs
-    from .extensions import QUEUE_NAME
-
-    scheduler = CronScheduler(
-        connection=app.extensions["redis"], logging_level=app.config["LOG_LEVEL"]
-    )
-    for task in TASKS.values():
-        scheduler.register(
-            jobs.run_scheduled_task,
-            QUEUE_NAME,
-            args=(task.name,),
-            cron=cron_of(task, app.config),
-            job_timeout=3600,
-        )
-    return scheduler

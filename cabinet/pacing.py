@@ -1,4 +1,4 @@
-"""Limits shared by every process through Redis: Uniteller's request spacing."""
+"""Uniteller's pacing, shared by every process through Redis: spacing and slots."""
 
 import time
 import uuid

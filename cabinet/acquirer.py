@@ -1,0 +1,70 @@
+"""The acquirer as a configuration sees it: its client, limits and request pacing."""
+
+from flask import current_app
+
+from . import params as module_params
+from .errors import PaymentUnavailable
+from .extensions import get_redis
+from .money import to_kopecks
+from .pacing import ConcurrencySlots, RequestSpacing
+from .uniteller.client import UnitellerClient, UnitellerError
+
+
+def client_for(configuration):
+    """Build the Uniteller client of a module configuration."""
+    p = module_params.effective(configuration.params)
+    return UnitellerClient(p["gateway_url"], p["shop_id"], p["password"], p["login"])
+
+
+def payment_gateway(contract):
+    """Return (instance, configuration) a contract pays through, or raise why not."""
+    if contract.instance_id is None:
+        raise PaymentUnavailable("not_linked")
+    configuration = contract.instance.active_configuration()
+    if configuration is None:
+        raise PaymentUnavailable("no_active_configuration")
+    if module_params.missing_for_payments(configuration.params):
+        raise PaymentUnavailable("configuration_incomplete")
+    return contract.instance, configuration
+
+
+def amount_limits(configuration):
+    """Return (min, max) payment in kopecks for a configuration."""
+    p = module_params.effective(configuration.params)
+    return to_kopecks(p["min_amount"]), to_kopecks(p["max_amount"])
+
+
+def results_spacing(configuration):
+    """Return the shared limiter of /results/ requests of a configuration's shop."""
+    shop_id = configuration.params.get("shop_id", "")
+    return RequestSpacing(
+        get_redis(),
+        f"cabinet:results:{shop_id}",
+        current_app.config["RESULTS_MIN_INTERVAL"],
+    )
+
+
+def recurrent_slots(configuration, client):
+    """Return the shared slots of a shop's concurrent /recurrent/ requests."""
+    shop_id = configuration.params.get("shop_id", "")
+    return ConcurrencySlots(
+        get_redis(),
+        f"cabinet:recurrent:{shop_id}",
+        current_app.config["RECURRENT_CONCURRENCY"],
+        # A worker killed mid-request frees its slot once no request of its
+        # could still be running: the client's timeout and a margin.
+        hold_seconds=client.timeout + 15,
+    )
+
+
+def ask_results(client, spacing, stats, **query):
+    """Send one /results/ request when the shop's shared limiter allows it."""
+    # Uniteller holds an early request up to 100 s and then answers 429, so
+    # waiting our turn here costs nothing it would not cost there.
+    if not spacing.acquire(timeout=max(30, spacing.interval_ms / 1000 * 3)):
+        raise UnitellerError("results: no turn within the limit, try later")
+    try:
+        stats.requests += 1
+        return client.results(**query)
+    finally:
+        spacing.release()

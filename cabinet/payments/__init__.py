@@ -1,0 +1,42 @@
+"""The payments core: transactions, their states, the ledger and the balance.
+
+The only code that changes a transaction's status or a balance. It knows nothing
+of autopay, jobs, billing deliveries, receipts or the web: those call its entry
+points or listen to `transaction_changed`.
+"""
+
+from .history import record_event
+from .ledger import book_refund, ledger_balance
+from .service import (
+    Outcome,
+    apply_status,
+    create_recurrent,
+    expire_unseen,
+    flag_for_review,
+    new_order_id,
+    receive_callback,
+    start_payment,
+    transaction_of,
+)
+from .signals import transaction_changed
+from .states import CHECKED_STATUSES, CREDITING, TRANSITIONS, may_move
+
+__all__ = [
+    "CHECKED_STATUSES",
+    "CREDITING",
+    "TRANSITIONS",
+    "Outcome",
+    "apply_status",
+    "book_refund",
+    "create_recurrent",
+    "expire_unseen",
+    "flag_for_review",
+    "ledger_balance",
+    "may_move",
+    "new_order_id",
+    "receive_callback",
+    "record_event",
+    "start_payment",
+    "transaction_changed",
+    "transaction_of",
+]

@@ -1,0 +1,11 @@
+"""What the payments core tells its listeners (autopay, and later billing, receipts)."""
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+# A transaction moved to another status by a report from Uniteller: sent inside
+# the same write unit, after the money moved, so a listener's rows commit (or
+# roll back) with the change. Arguments: the transaction (sender), `old` (its
+# previous status) and `outcome` ("credited", "reversed" or "changed").
+transaction_changed = _signals.signal("transaction-changed")
