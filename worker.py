@@ -30,8 +30,8 @@ def _warm_up(app):
 
     A horse starts as a copy of this process: the SQL cabinet.prepared builds once
     per database and the translations of notices (jobs speak the default
-    language) are then built once per worker, not once per job (~3.5 ms of a
-    charge's CPU here). Neither opens a database connection.
+    language) are then built once per worker, not once per job (a sizeable share
+    of a charge's CPU). Neither opens a database connection.
     """
     from flask_babel import gettext
 

@@ -1,9 +1,14 @@
-"""RQ job functions: take ids, open their own connection, safe to run twice."""
+"""RQ job functions: take ids, open their own connection, safe to run twice.
+
+The top of the package: services enqueue these by name (cabinet.queueing) and
+never import this module.
+"""
 
 from functools import wraps
 
 from flask import current_app, has_app_context
 
+from . import autopay, mail, status_check, tasks
 from .db import db
 
 _app = None
@@ -39,26 +44,22 @@ def _with_app(job):
 @_with_app
 def run_scheduled_task(name):
     """Run a scheduled task for the current cron tick (once, whoever enqueued it)."""
-    from .tasks import TASKS, current_slot, run_task
-
-    run = run_task(name, trigger="cron", slot=current_slot(TASKS[name]))
+    run = tasks.run_task(
+        name, trigger="cron", slot=tasks.current_slot(tasks.TASKS[name])
+    )
     return None if run is None else run.id
 
 
 @_with_app
 def run_task_now(name, slot):
     """Run a scheduled task by hand under the slot the console polls for (once)."""
-    from .tasks import run_task
-
-    run = run_task(name, trigger="manual", slot=slot)
+    run = tasks.run_task(name, trigger="manual", slot=slot)
     return None if run is None else run.id
 
 
 @_with_app
 def check_order(transaction_id):
     """Ask Uniteller about one order now (after a return or a status request)."""
-    from . import status_check
-
     stats = status_check.check_order(transaction_id)
     return {
         "looked_at": stats.looked_at,
@@ -70,22 +71,16 @@ def check_order(transaction_id):
 @_with_app
 def charge_autopay(charge_id):
     """Send one try of an autopay charge (a no-op unless it is due)."""
-    from . import autopay
-
     return autopay.charge(charge_id)
 
 
 @_with_app
 def resolve_autopay_charge(charge_id):
     """Find out through /results/ what became of a try whose answer was lost."""
-    from . import autopay
-
     return autopay.resolve(charge_id)
 
 
 @_with_app
 def email_notice(notice_id):
     """E-mail a notice to its subscriber (once)."""
-    from . import mail
-
     return mail.send_notice(notice_id)
