@@ -23,8 +23,8 @@ class Prepared:
     more than running it (the callback's four-table select takes far longer to
     build than SQLite takes to run it; README, Benchmarks). `build(slot)` returns
     the query with `slot(name)` wherever a value changes from run to run;
-    `slot(name, field)` converts the value as the field would (JSON, dates). Only values go through slots: the SQL text
-    never depends on them.
+    `slot(name, field)` converts the value as the field would (JSON, dates). Only
+    values go through slots: the SQL text never depends on them.
     """
 
     _every = weakref.WeakSet()  # for build_all()
