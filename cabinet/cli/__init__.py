@@ -1,0 +1,26 @@
+"""The flask CLI: what an ISP admin scripts with (see README), one module a group."""
+
+from .accounts import contract_cli, operator_cli
+from .autopay import autopay_cli
+from .demo import DEMO, seed_demo
+from .instances import config_cli, instance_cli
+from .tasks import reconcile_command, tasks_cli
+from .tokens import token_cli
+
+__all__ = ["DEMO", "init_app"]
+
+
+def init_app(app):
+    """Register the commands on the app."""
+    for command in (
+        instance_cli,
+        config_cli,
+        contract_cli,
+        operator_cli,
+        seed_demo,
+        tasks_cli,
+        reconcile_command,
+        autopay_cli,
+        token_cli,
+    ):
+        app.cli.add_command(command)

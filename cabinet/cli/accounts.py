@@ -1,0 +1,66 @@
+"""flask contract …, flask operator …: contracts and console operators."""
+
+import json
+
+import click
+from flask.cli import AppGroup
+
+from .. import accounts, configurations
+from ..money import format_signed
+from ..payments import ledger_balance
+from .common import call_service
+
+contract_cli = AppGroup("contract", help="Subscribers' contracts.")
+operator_cli = AppGroup("operator", help="Console operators.")
+
+
+@contract_cli.command("add")
+@click.argument("number")
+@click.option("--name", required=True)
+@click.option("--password", required=True)
+@click.option("--email")
+@click.option("--instance", "instance_code", help="Link to this module instance.")
+def contract_add(number, name, password, email, instance_code):
+    """Create contract NUMBER."""
+
+    def add():
+        instance = configurations.get_instance(instance_code) if instance_code else None
+        return accounts.add_contract(number, name, password, email, instance)
+
+    contract = call_service(add)
+    click.echo(f"Contract {contract.number} created.")
+
+
+@contract_cli.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def contract_show(number, as_json):
+    """Show contract NUMBER: name, instance, balance."""
+
+    def show():
+        contract = accounts.get_contract(number)
+        return {
+            "number": contract.number,
+            "name": contract.name,
+            "email": contract.email,
+            "instance": contract.instance.code if contract.instance_id else None,
+            "balance": format_signed(contract.balance),
+            "ledger_balance": format_signed(ledger_balance(contract)),
+        }
+
+    info = call_service(show)
+    if as_json:
+        click.echo(json.dumps(info, ensure_ascii=False))
+        return
+    for key, value in info.items():
+        click.echo(f"{key}: {'' if value is None else value}")
+
+
+@operator_cli.command("add")
+@click.argument("login")
+@click.option("--password", required=True)
+@click.option("--admin", is_flag=True, help="Give the admin role.")
+def operator_add(login, password, admin):
+    """Create console operator LOGIN."""
+    operator = call_service(accounts.add_operator, login, password, admin)
+    click.echo(f"Operator {operator.login} ({operator.role}) created.")
