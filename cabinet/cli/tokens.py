@@ -14,7 +14,7 @@ def token_add(name):
     """Create API token NAME and print it (once: it is kept only hashed)."""
     from peewee import IntegrityError
 
-    from ..api import create_token
+    from ..api_tokens import create_token
 
     def add():
         try:

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from cabinet import accounts, api
+from cabinet import accounts, api_tokens
 from cabinet.uniteller.signatures import callback_signature
 from tests.conftest import login
 from tests.fault.conftest import InApp, scaled
@@ -92,7 +92,7 @@ def fuzz_world(make_world):
     world = make_world(config=("autopay_weekly=yes", "autopay_automatic=yes"))
     with InApp(world.app):
         accounts.add_operator("admin", "admin-password", admin=True)
-        _, world.token = api.create_token("fuzz")
+        _, world.token = api_tokens.create_token("fuzz")
     world.order_id = open_orders(world, 1)[0][0]
     return world
 
