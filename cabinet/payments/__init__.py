@@ -5,21 +5,13 @@ of autopay, jobs, billing deliveries, receipts or the web: those call its entry
 points or listen to `transaction_changed`.
 """
 
+from .callbacks import receive_callback
 from .history import record_event
 from .ledger import book_refund, ledger_balance
-from .service import (
-    Outcome,
-    apply_status,
-    create_recurrent,
-    expire_unseen,
-    flag_for_review,
-    new_order_id,
-    receive_callback,
-    start_payment,
-    transaction_of,
-)
+from .orders import create_recurrent, new_order_id, start_payment, transaction_of
 from .signals import transaction_changed
 from .states import CHECKED_STATUSES, CREDITING, TRANSITIONS, may_move
+from .status import Outcome, apply_status, expire_unseen, flag_for_review
 
 __all__ = [
     "CHECKED_STATUSES",

@@ -1,21 +1,14 @@
-"""The payments service: the only code that changes a transaction's status."""
+"""Apply what Uniteller reports: the one path that writes a payment's status."""
 
 import logging
-import re
-import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 
-from flask import current_app
 from peewee import fn
 
-from .. import acquirer
-from .. import params as module_params
 from ..clock import utcnow
 from ..db import write_unit
-from ..errors import AmountOutOfRange, Forbidden, NotFound
-from ..models import Contract, ModuleConfiguration, ModuleInstance, Transaction
+from ..models import Contract, Transaction
 from ..money import AmountError, to_kopecks
 from ..prepared import Prepared
 from ..uniteller.client import normalize_status
@@ -27,7 +20,6 @@ from .states import CREDITING, REVERSING, TRANSITIONS
 # The package's one logger name, whichever of its modules writes.
 log = logging.getLogger("cabinet.payments")
 
-# Callback and status fields kept on the transaction: (column, field lower-case).
 _KEPT_FIELDS = (
     (Transaction.bill_number, "billnumber"),
     (Transaction.approval_code, "approvalcode"),
@@ -66,145 +58,6 @@ def _about(transaction):
     return {"order_id": transaction.order_id, "contract": transaction.contract.number}
 
 
-def new_order_id(contract, prefix="P"):
-    """Make a fresh order id: readable, unique, ASCII, well under 127 characters."""
-    number = re.sub(r"[^A-Za-z0-9]", "", contract.number)[:40] or "C"
-    return f"{prefix}{number}-{secrets.token_hex(6)}"
-
-
-def start_payment(
-    contract, amount, url_ok, url_no, language="ru", source="cabinet", kind="payment"
-):
-    """Create a `new` card payment and return it with its signed pay form.
-
-    kind "bind" is the first payment of an autopay: Uniteller keeps the card
-    for recurrent charges (IsRecurrentStart=1).
-    """
-    instance, configuration = acquirer.payment_gateway(contract)
-    low, high = acquirer.amount_limits(configuration)
-    if not low <= amount <= high:
-        raise AmountOutOfRange("out_of_range", low=low, high=high)
-    p = module_params.effective(configuration.params)
-    now = utcnow()
-    with write_unit():
-        transaction = Transaction.create(
-            order_id=new_order_id(contract, "B" if kind == "bind" else "P"),
-            contract=contract,
-            instance=instance,
-            configuration=configuration,
-            kind=kind,
-            amount=amount,
-            created_at=now,
-            updated_at=now,
-            # The status check looks after a grace period, so the callback
-            # usually wins.
-            next_check_at=now
-            + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
-        )
-        record_event(transaction, source, "state", None, "new", note="created")
-    form = acquirer.client_for(configuration).pay_form(
-        transaction.order_id,
-        amount,
-        url_ok,
-        url_no,
-        customer_id=contract.number,
-        lifetime=p["lifetime"],
-        email=contract.email or "",
-        language=language,
-        callback_fields=p["callback_fields"].split(),
-        recurrent_start=kind == "bind",
-    )
-    log.info(
-        "payment created order=%s contract=%s amount=%d",
-        transaction.order_id,
-        contract.number,
-        amount,
-        extra={"order_id": transaction.order_id, "contract": contract.number},
-    )
-    return transaction, form
-
-
-def create_recurrent(charge, order_id, configuration):
-    """Write the `new` transaction of one try of an autopay charge (call in a unit)."""
-    autopay = charge.autopay
-    contract = autopay.contract
-    now = utcnow()
-    transaction = Transaction.create(
-        order_id=order_id,
-        contract=contract,
-        instance=contract.instance_id,
-        configuration=configuration,
-        kind="recurrent",
-        amount=charge.amount,
-        created_at=now,
-        updated_at=now,
-        next_check_at=now + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
-    )
-    record_event(
-        transaction,
-        "autopay",
-        "state",
-        None,
-        "new",
-        note=f"autopay charge {charge.period}, try {charge.tries}",
-    )
-    return transaction
-
-
-def receive_callback(instance_code, fields):
-    """Verify a Uniteller callback and apply its status; raise NotFound/Forbidden."""
-    order_id = fields.get("Order_ID")
-    status = normalize_status(fields.get("Status"))
-    kept = unstored_removed(fields)
-    # One unit from the first read: the order, its configuration, instance and
-    # contract come in one query, and what it read is what the update decides on.
-    with write_unit():
-        transaction = _callback_order(instance_code, order_id)
-        if transaction is not None:
-            # Verify with the configuration the order was made with: the active
-            # one may have changed since.
-            instance, configuration = transaction.instance, transaction.configuration
-        else:
-            instance = ModuleInstance.by_code(instance_code)
-            if instance is None:
-                raise NotFound("unknown_instance")
-            configuration = instance.active_configuration()
-        if configuration is None:
-            log.warning(
-                "callback refused: instance=%s has no configuration", instance.code
-            )
-            raise Forbidden("no_configuration")
-        p = module_params.effective(configuration.params)
-        if not acquirer.client_for(configuration).callback_is_authentic(
-            fields, p["callback_fields"].split()
-        ):
-            log.warning(
-                "callback refused: bad signature instance=%s order=%s",
-                instance.code,
-                str(order_id)[:127],
-                extra={"order_id": str(order_id)[:127]},
-            )
-            raise Forbidden("bad_signature")
-        if transaction is None:
-            return _orphan(order_id, status, "callback", kept, instance)
-        return _apply(transaction, status, fields.get("Status"), kept, "callback")
-
-
-# An instance's order with its configuration, instance and contract.
-_CALLBACK_ORDER = Prepared(
-    lambda slot: (
-        Transaction.select(Transaction, ModuleConfiguration, ModuleInstance, Contract)
-        .join_from(Transaction, ModuleConfiguration)
-        .join_from(Transaction, ModuleInstance)
-        .join_from(Transaction, Contract)
-        .where(
-            Transaction.order_id == slot("order_id"),
-            ModuleInstance.code == slot("code"),
-        )
-        .limit(1)
-    )
-)
-# An order with its contract.
 _ORDER = Prepared(
     lambda slot: (
         Transaction.select(Transaction, Contract)
@@ -213,13 +66,6 @@ _ORDER = Prepared(
         .limit(1)
     )
 )
-
-
-def _callback_order(instance_code, order_id):
-    """Load an instance's order with its configuration, instance and contract."""
-    if not isinstance(order_id, str):
-        return None
-    return _CALLBACK_ORDER.first(order_id=order_id, code=instance_code)
 
 
 def apply_status(order_id, status_word, *, source, fields=None, instance=None):
@@ -231,11 +77,11 @@ def apply_status(order_id, status_word, *, source, fields=None, instance=None):
         if transaction is None or (
             instance is not None and transaction.instance_id != instance.id
         ):
-            return _orphan(order_id, status, source, kept, instance)
-        return _apply(transaction, status, status_word, kept, source)
+            return keep_orphan(order_id, status, source, kept, instance)
+        return apply_loaded(transaction, status, status_word, kept, source)
 
 
-def _orphan(order_id, status, source, kept, instance):
+def keep_orphan(order_id, status, source, kept, instance):
     """Keep a status for an order we do not have (call in a write unit)."""
     record_orphan(order_id, instance, source, status, kept)
     log.warning(
@@ -247,7 +93,7 @@ def _orphan(order_id, status, source, kept, instance):
     return Outcome("orphan")
 
 
-def _apply(transaction, status, status_word, kept, source):
+def apply_loaded(transaction, status, status_word, kept, source):
     """Record what was received about a loaded order, then apply it (in a unit)."""
     received = event(transaction, source, "received", transaction.status, status, kept)
     if status is None:
@@ -405,11 +251,3 @@ def flag_for_review(transaction, source, reason):
     log.warning(
         "review order=%s: %s", transaction.order_id, reason, extra=_about(transaction)
     )
-
-
-def transaction_of(contract, order_id):
-    """Return a contract's own transaction by order id; NotFound for anyone else's."""
-    transaction = Transaction.by_order_id(order_id or "")
-    if transaction is None or transaction.contract_id != contract.id:
-        raise NotFound("unknown_order")
-    return transaction
