@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from cabinet import autopay, events
+from cabinet.autopay import charging
 from cabinet.models import (
     Autopay,
     AutopayCharge,
@@ -274,7 +275,7 @@ def test_worker_killed_after_sending_is_resolved_without_a_second_charge(
     daily_run(world, next_weekday(2))  # planned, not yet sent
     with in_app(world):
         charge = AutopayCharge.get()
-        transaction, configuration, parent_order_id = autopay._prepare_try(charge.id)
+        transaction, configuration, parent_order_id = charging._prepare_try(charge.id)
         # The request goes out, then the worker dies before recording anything.
         from cabinet import payments
 
@@ -299,7 +300,7 @@ def test_worker_killed_before_sending_sends_the_same_order_once(
     daily_run(world, next_weekday(2))
     with in_app(world):
         charge = AutopayCharge.get()
-        transaction, _, _ = autopay._prepare_try(charge.id)  # then the worker died
+        transaction, _, _ = charging._prepare_try(charge.id)  # then the worker died
         assert autopay.resolve(charge.id) == "resend"
     run_jobs(world.app)
     world.settle()
