@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from cabinet import autopay, events
-from cabinet.autopay import charging
+from cabinet.autopay import charging, states
 from cabinet.models import (
+    CHARGE_STATUS_LABELS,
     Autopay,
     AutopayCharge,
     AutopayConsent,
@@ -308,6 +309,30 @@ def test_worker_killed_before_sending_sends_the_same_order_once(
     assert [(c.status, c.tries, c.transaction_id) for c in charges] == [
         ("succeeded", 1, transaction.id)
     ]
+
+
+def test_the_charge_table_keeps_settled_charges_and_unknown_outcomes():
+    assert set(states.FROM) == set(CHARGE_STATUS_LABELS)  # every stored status
+    for sources in states.FROM.values():
+        assert not set(sources) & set(states.FINAL)  # nothing leaves a final status
+    # A try whose answer was lost is resolved before anything else is sent.
+    assert not states.allowed(states.UNKNOWN, states.DUE)
+    assert not states.allowed(states.UNKNOWN, states.CANCELED)
+
+
+def test_a_settled_charge_cannot_go_back_to_due(autopay_world, run_jobs):
+    world = autopay_world
+    bind_autopay(world, "weekly", "300", weekday=2)
+    daily_run(world, next_weekday(2), run_jobs)
+    with in_app(world):
+        charge = AutopayCharge.get()
+        assert charge.status == states.SUCCEEDED
+        assert states.move(states.DUE, AutopayCharge.id == charge.id) == 0
+        with pytest.raises(ValueError):
+            states.move(
+                states.DUE, AutopayCharge.id == charge.id, among=[states.SUCCEEDED]
+            )
+        assert AutopayCharge.get_by_id(charge.id).status == states.SUCCEEDED
 
 
 # --- hooks and the automatic mode ---------------------------------------------------
