@@ -16,7 +16,7 @@ import psycopg2
 import redis as redis_lib
 import requests
 
-from cabinet import create_app
+from cabinet import clock, create_app
 from cabinet.db import db
 from cabinet.migrations import create_tables
 
@@ -141,7 +141,6 @@ class Bench:
         self.notes.append(f"app served by {how}")
 
     def seed(self, sandbox_db):
-        from cabinet import autopay
 
         started = time.perf_counter()
         seeder = Seeder(SEED, self.database != "sqlite")
@@ -154,7 +153,7 @@ class Bench:
             path = self.workdir / f"callbacks-{name}.txt"
             path.write_text("\n".join(part) + "\n")
             self.callback_bodies.append(str(path))
-        parents = seeder.autopays(AUTOPAYS, autopay.local_today())
+        parents = seeder.autopays(AUTOPAYS, clock.local_today())
         sandbox_orders(sandbox_db, parents, "payment", 1, 1000)
         self.open_orders = seeder.open_orders(OPEN)
         sandbox_orders(sandbox_db, self.open_orders, "payment", 0, 70000)

@@ -25,7 +25,7 @@ def enqueue(name, *args, delay=None, timeout=600):
 
     def send():
         queue = get_queue()
-        if delay:
+        if delay is not None:
             queue.enqueue_in(
                 timedelta(seconds=delay), job_path(name), *args, job_timeout=timeout
             )

@@ -9,8 +9,10 @@ from datetime import date, datetime, timedelta
 import pytest
 import requests
 
-from cabinet import acquirer, autopay, events
+from cabinet import acquirer, autopay, clock, events
+from cabinet.autopay import charging, states
 from cabinet.models import (
+    CHARGE_STATUS_LABELS,
     Autopay,
     AutopayCharge,
     AutopayConsent,
@@ -101,8 +103,8 @@ def test_a_year_of_dates_charges_each_period_once():
 
 def test_local_date_turns_at_midnight_moscow_not_utc(app):
     with app.app_context():
-        assert autopay.local_today(datetime(2027, 3, 1, 20, 59)) == date(2027, 3, 1)
-        assert autopay.local_today(datetime(2027, 3, 1, 21, 0)) == date(2027, 3, 2)
+        assert clock.local_today(datetime(2027, 3, 1, 20, 59)) == date(2027, 3, 1)
+        assert clock.local_today(datetime(2027, 3, 1, 21, 0)) == date(2027, 3, 2)
 
 
 # --- binding --------------------------------------------------------------------
@@ -274,7 +276,7 @@ def test_worker_killed_after_sending_is_resolved_without_a_second_charge(
     daily_run(world, next_weekday(2))  # planned, not yet sent
     with in_app(world):
         charge = AutopayCharge.get()
-        transaction, configuration, parent_order_id = autopay._prepare_try(charge.id)
+        transaction, configuration, parent_order_id = charging._prepare_try(charge.id)
         # The request goes out, then the worker dies before recording anything.
 
         acquirer.client_for(configuration).recurrent(
@@ -298,7 +300,7 @@ def test_worker_killed_before_sending_sends_the_same_order_once(
     daily_run(world, next_weekday(2))
     with in_app(world):
         charge = AutopayCharge.get()
-        transaction, _, _ = autopay._prepare_try(charge.id)  # then the worker died
+        transaction, _, _ = charging._prepare_try(charge.id)  # then the worker died
         assert autopay.resolve(charge.id) == "resend"
     run_jobs(world.app)
     world.settle()
@@ -306,6 +308,30 @@ def test_worker_killed_before_sending_sends_the_same_order_once(
     assert [(c.status, c.tries, c.transaction_id) for c in charges] == [
         ("succeeded", 1, transaction.id)
     ]
+
+
+def test_the_charge_table_keeps_settled_charges_and_unknown_outcomes():
+    assert set(states.FROM) == set(CHARGE_STATUS_LABELS)  # every stored status
+    for sources in states.FROM.values():
+        assert not set(sources) & set(states.FINAL)  # nothing leaves a final status
+    # A try whose answer was lost is resolved before anything else is sent.
+    assert not states.allowed(states.UNKNOWN, states.DUE)
+    assert not states.allowed(states.UNKNOWN, states.CANCELED)
+
+
+def test_a_settled_charge_cannot_go_back_to_due(autopay_world, run_jobs):
+    world = autopay_world
+    bind_autopay(world, "weekly", "300", weekday=2)
+    daily_run(world, next_weekday(2), run_jobs)
+    with in_app(world):
+        charge = AutopayCharge.get()
+        assert charge.status == states.SUCCEEDED
+        assert states.move(states.DUE, AutopayCharge.id == charge.id) == 0
+        with pytest.raises(ValueError):
+            states.move(
+                states.DUE, AutopayCharge.id == charge.id, among=[states.SUCCEEDED]
+            )
+        assert AutopayCharge.get_by_id(charge.id).status == states.SUCCEEDED
 
 
 # --- hooks and the automatic mode ---------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from cabinet import autopay
+from cabinet import autopay, clock
 from cabinet.extensions import QUEUE_NAME
 from cabinet.models import AutopayCharge, Contract
 from cabinet.uniteller.client import OperationRefused, UnitellerClient, UnitellerError
@@ -37,7 +37,7 @@ def weekly_world(make_world):
 def due_wednesday(world):
     """The next Wednesday (today included) at 07:00 Moscow, as naive UTC."""
     with InApp(world.app):
-        today = autopay.local_today()
+        today = clock.local_today()
     day = today + timedelta(days=(2 - today.weekday()) % 7)
     return datetime(day.year, day.month, day.day, 4)
 

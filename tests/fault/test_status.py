@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from cabinet import autopay, status_check
+from cabinet import autopay, clock, status_check
 from cabinet.models import AutopayCharge, Contract, Transaction
 from cabinet.uniteller.client import UnitellerClient
 from tests.fault.conftest import InApp, scaled
@@ -140,7 +140,7 @@ def test_10_redis_flushed_mid_run_the_database_rebuilds_the_due_work(
     for _, form in open_payments:
         pay_at_sandbox(world, form)
     with InApp(world.app):
-        today = autopay.local_today()
+        today = clock.local_today()
         due_day = today + timedelta(days=(2 - today.weekday()) % 7)
         autopay.run(now=_moscow_morning(due_day))
         planned = AutopayCharge.select().count()

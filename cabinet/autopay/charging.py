@@ -1,0 +1,310 @@
+"""Send one try of a charge, resolve a lost answer, settle the try it made."""
+
+import logging
+import os
+import re
+import signal
+
+from flask import current_app
+from peewee import IntegrityError
+
+from .. import acquirer, events, payments
+from .. import params as module_params
+from ..clock import local_midnight_utc, local_today, utcnow
+from ..db import on_commit, write_unit
+from ..errors import CabinetError
+from ..models import Autopay, AutopayCharge, Transaction
+from ..queueing import enqueue, enqueue_many
+from ..task_stats import TaskStats
+from ..uniteller.client import OperationRefused, UnitellerError
+from . import notices, states
+
+log = logging.getLogger(__name__)
+
+# Jobs of a charge try: a try waits up to a minute for a slot, then the request.
+CHARGE_JOB_TIMEOUT = 600
+
+
+def enqueue_charges(charge_ids, delay=None):
+    """Enqueue a try of each charge (after `delay` seconds if given)."""
+    if delay is not None or len(charge_ids) == 1:
+        for charge_id in charge_ids:
+            enqueue(
+                "charge_autopay", charge_id, delay=delay, timeout=CHARGE_JOB_TIMEOUT
+            )
+    elif charge_ids:
+        # One round trip for a planning batch.
+        enqueue_many(
+            "charge_autopay", [(pk,) for pk in charge_ids], timeout=CHARGE_JOB_TIMEOUT
+        )
+
+
+def enqueue_resolve(charge_id, delay=None):
+    """Enqueue asking /results/ about a charge's try (after `delay` seconds)."""
+    enqueue("resolve_autopay_charge", charge_id, delay=delay)
+
+
+def kill_point(name):
+    """Die at once (SIGKILL) here if CABINET_KILL_AT names this point; else nothing."""
+    # Only the fault suite sets it (scenario 9: a worker killed before sending,
+    # after sending, or with the answer's recording uncommitted).
+    if os.environ.get("CABINET_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def charge(charge_id):
+    """Send one try of a due charge to /recurrent/ and record what it said."""
+    prepared = _prepare_try(charge_id)
+    if prepared is None:
+        return None
+    transaction, configuration, parent_order_id = prepared
+    client = acquirer.client_for(configuration)
+    slots = acquirer.recurrent_slots(configuration, client)
+    if not slots.acquire(timeout=60):
+        _back_to_due(charge_id, "no free slot within Uniteller's concurrency limit")
+        return "deferred"
+    try:
+        kill_point("before_send")
+        answer = client.recurrent(
+            transaction.order_id, transaction.amount, parent_order_id
+        )
+        kill_point("after_send")
+    except OperationRefused as exc:
+        return _refused(charge_id, transaction, exc)
+    except UnitellerError as exc:
+        log.warning(
+            "recurrent %s: %s; resolving through /results/", transaction.order_id, exc
+        )
+        _resolve_later(charge_id)
+        return "unknown"
+    finally:
+        slots.release()
+    success = answer.get("Response_Code") == "AS000"
+    word = (answer.get("Status") or "Paid") if success else "Not Authorized"
+    payments.apply_status(
+        transaction.order_id,
+        word,
+        source="recurrent",
+        fields=answer,
+        instance=transaction.instance,
+    )
+    return AutopayCharge.get_by_id(charge_id).status
+
+
+class _ClaimLost(Exception):
+    """Another worker claimed the charge first."""
+
+
+def _prepare_try(charge_id):
+    """Claim a due charge and write its try's transaction; None if not ours to send.
+
+    Returns (transaction, configuration, the parent's order id): all a try needs.
+    """
+    try:
+        return _claim(charge_id)
+    except (_ClaimLost, IntegrityError):
+        return None  # the try's order id or the claim went to another worker
+
+
+def _claim(charge_id):
+    """Claim a charge in one unit (see _prepare_try)."""
+    with write_unit():
+        charge = AutopayCharge.get_or_none(AutopayCharge.id == charge_id)
+        if charge is None or charge.status not in states.CLAIMABLE:
+            return None
+        this_charge = AutopayCharge.id == charge.id
+        autopay = charge.autopay
+        if autopay.state != "active" or autopay.parent_id is None:
+            states.move(
+                states.CANCELED,
+                this_charge,
+                among=(charge.status,),
+                result_message=f"autopay is {autopay.state}",
+            )
+            return None
+        try:
+            configuration = acquirer.payment_gateway(autopay.contract)[1]
+        except CabinetError as exc:
+            states.move(
+                states.CANCELED,
+                this_charge,
+                among=(charge.status,),
+                result_message=exc.message,
+            )
+            return None
+        if charge.status == states.RESEND:
+            # Uniteller never saw this try: the same order id goes again.
+            transaction = charge.transaction
+        else:
+            if _failed_today(autopay) >= states.FAILED_PER_PARENT_PER_DAY:
+                states.move(
+                    states.RETRY,
+                    this_charge,
+                    among=(charge.status,),
+                    next_try_on=states.next_try_on(local_today()),
+                    result_message="Uniteller's limit of failed charges per day",
+                )
+                return None
+            tries = charge.tries + 1
+            order_id = (
+                f"R{autopay.id}-{re.sub(r'[^A-Za-z0-9]', '', charge.period)}-{tries}"
+            )
+            charge.tries = tries
+            transaction = payments.create_recurrent(charge, order_id, configuration)
+        claimed = states.move(
+            states.UNKNOWN,
+            this_charge,
+            among=(charge.status,),
+            tries=charge.tries,
+            transaction=transaction,
+        )
+        if not claimed:
+            raise _ClaimLost
+        parent_order_id = autopay.parent.order_id
+    return transaction, configuration, parent_order_id
+
+
+def _failed_today(autopay):
+    """Count today's failed recurrent charges of the contract (its one card)."""
+    return (
+        Transaction.select()
+        .where(
+            Transaction.contract == autopay.contract_id,
+            Transaction.kind == "recurrent",
+            Transaction.status == "failed",
+            Transaction.updated_at >= local_midnight_utc(local_today()),
+        )
+        .count()
+    )
+
+
+def _back_to_due(charge_id, why):
+    """Return a claimed charge to the queue (nothing was sent)."""
+    with write_unit():
+        states.move(states.RESEND, AutopayCharge.id == charge_id, result_message=why)
+        on_commit(lambda: enqueue_charges([charge_id], delay=30))
+
+
+def _refused(charge_id, transaction, exc):
+    """Record an ErrorCode answer: unknown outcome, or a refusal of this try."""
+    if exc.code in states.UNKNOWN_ERRORS:
+        # 24: this order id reached Uniteller before; 15/28: no result yet.
+        _resolve_later(charge_id)
+        return "unknown"
+    payments.apply_status(
+        transaction.order_id,
+        "Not Authorized",
+        source="recurrent",
+        fields={"Response_Code": f"E{exc.code}", "Message": exc.message},
+        instance=transaction.instance,
+    )
+    return AutopayCharge.get_by_id(charge_id).status
+
+
+def _resolve_later(charge_id):
+    """Ask /results/ about a try once Uniteller has had time to record it."""
+    enqueue_resolve(charge_id, delay=current_app.config["RESOLVE_DELAY"])
+
+
+def resolve(charge_id):
+    """Find out what became of a try whose answer we do not know, via /results/."""
+    charge = AutopayCharge.get_or_none(AutopayCharge.id == charge_id)
+    if charge is None:
+        return None
+    if charge.status != states.UNKNOWN:
+        return charge.status  # settled meanwhile (a callback, the status check)
+    transaction = charge.transaction
+    if transaction.status == "new":
+        client = acquirer.client_for(transaction.configuration)
+        rows = acquirer.ask_results(
+            client,
+            acquirer.results_spacing(transaction.configuration),
+            TaskStats(),
+            order_id=transaction.order_id,
+        )
+        row = next(
+            (r for r in rows if r.get("OrderNumber") == transaction.order_id), None
+        )
+        if row is None:
+            # Uniteller never got it: sending the same order id again is safe
+            # (if it did arrive meanwhile, the answer is error 24).
+            _back_to_due(charge_id, "unknown to Uniteller: sending again")
+            return "resend"
+        payments.apply_status(
+            transaction.order_id,
+            row.get("Status"),
+            source="status",
+            fields=row,
+            instance=transaction.instance,
+        )
+    else:
+        settle_try(transaction)  # a callback or the status check got there first
+    return AutopayCharge.get_by_id(charge_id).status
+
+
+def settle_try(transaction):
+    """Finish the charge of a recurrent try that succeeded or failed (in a unit)."""
+    charge = AutopayCharge.get_or_none(AutopayCharge.transaction == transaction)
+    if charge is None or charge.status not in states.TRYING:
+        return
+    kill_point("before_record")
+    autopay = charge.autopay
+    if transaction.status in ("authorized", "paid"):
+        _finish(charge, states.SUCCEEDED, transaction)
+        notices.charge_succeeded(autopay.contract, charge.amount)
+        on_commit(
+            lambda: events.charge_succeeded.send(AutopayCharge.get_by_id(charge.id))
+        )
+        return
+    if transaction.status != "failed":
+        return
+    code = (transaction.response_code or "").upper()
+    message = transaction.message or ""
+    hard = states.is_hard_decline(code, message)
+    retry_days = int(
+        module_params.effective(transaction.configuration.params)["autopay_retry_days"]
+    )
+    if states.after_decline(hard, charge.tries, retry_days) == states.RETRY:
+        _finish(
+            charge,
+            states.RETRY,
+            transaction,
+            next_try_on=states.next_try_on(local_today()),
+        )
+        notices.charge_failed(
+            autopay.contract, charge.amount, message or code, retrying=True
+        )
+        return
+    _finish(charge, states.FAILED, transaction)
+    notices.charge_failed(
+        autopay.contract, charge.amount, message or code, retrying=False
+    )
+    on_commit(lambda: events.charge_failed.send(AutopayCharge.get_by_id(charge.id)))
+    if hard:
+        suspend(autopay, message or code)
+
+
+def _finish(charge, status, transaction, next_try_on=None):
+    """Record how a try ended on its charge, unless another worker did first."""
+    states.move(
+        status,
+        AutopayCharge.id == charge.id,
+        among=states.TRYING,
+        next_try_on=next_try_on,
+        result_code=transaction.response_code,
+        result_message=transaction.message,
+    )
+
+
+def suspend(autopay, reason):
+    """Suspend an autopay until the subscriber pays with a new card."""
+    changed = (
+        Autopay.update(
+            state="suspended", suspended_reason=reason[:300], updated_at=utcnow()
+        )
+        .where(Autopay.id == autopay.id, Autopay.state == "active")
+        .execute()
+    )
+    if changed:
+        notices.autopay_suspended(autopay.contract, reason)
+        on_commit(lambda: events.autopay_suspended.send(Autopay.get_by_id(autopay.id)))
