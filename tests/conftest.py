@@ -11,6 +11,7 @@ from peewee import PostgresqlDatabase
 from cabinet import create_app
 from cabinet.db import db
 from cabinet.models import MODELS
+from tests.helpers import ADMIN, ALL_MODES, OPERATOR, in_app
 
 
 def _claim_redis_db():
@@ -108,14 +109,12 @@ def make_app(database_url, redis, tmp_path):
         if schema_ready:
             return app
         schema_ready.append(True)
-        with app.app_context():
-            db.connect(reuse_if_open=True)
+        with in_app(app):
             # A clean schema for every test, on SQLite and on PostgreSQL alike.
             db.drop_tables(
                 MODELS, safe=True, cascade=isinstance(db.obj, PostgresqlDatabase)
             )
             db.create_tables(MODELS)
-            db.close()
         return app
 
     return make
@@ -136,11 +135,8 @@ def client(app):
 @pytest.fixture
 def ctx(app):
     """An app context with an open connection, for calling services directly."""
-    with app.app_context():
-        db.connect(reuse_if_open=True)
+    with in_app(app):
         yield app
-        if not db.is_closed():
-            db.close()
 
 
 @pytest.fixture
@@ -175,9 +171,14 @@ def demo(ctx, shop):
     return {"instance": instance, "contract": contract, "other": other}
 
 
-def login(client, number="1001", password="demo-pass"):
-    """Log a subscriber in through the form."""
-    return client.post("/login", data={"number": number, "password": password})
+@pytest.fixture
+def staff(demo):
+    """An admin and a plain operator, beside the demo contracts."""
+    from cabinet import manage
+
+    manage.add_operator(*ADMIN, admin=True)
+    manage.add_operator(*OPERATOR)
+    return demo
 
 
 @pytest.fixture
@@ -258,8 +259,7 @@ def make_world(make_app, tmp_path, shop):
             status_url=f"{server.url}/uniteller/isp/status",
             callback_fields="BillNumber ApprovalCode Total",
         )
-        with app.app_context():
-            db.connect(reuse_if_open=True)
+        with in_app(app):
             instance = manage.add_instance("isp", "Test ISP")
             manage.add_configuration(
                 instance,
@@ -274,7 +274,6 @@ def make_world(make_app, tmp_path, shop):
                 activate=True,
             )
             manage.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
-            db.close()
         return World(app, server.url, sandbox_app, sandbox_server.url, "1001")
 
     yield make
@@ -305,6 +304,7 @@ def run_jobs(redis):
         for job_id in registry.get_job_ids():
             registry.remove(job_id)
             queue.enqueue_job(queue.fetch_job(job_id))
+        # Jobs open and close their own connections: a bare app context here.
         with app.app_context():
             SimpleWorker([queue], connection=redis).work(burst=True)
         return queue
@@ -317,9 +317,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "database_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.nodb)
-
-
-ALL_MODES = ("autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes")
 
 
 @pytest.fixture

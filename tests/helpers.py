@@ -1,6 +1,14 @@
-"""Helpers shared by tests: signed callbacks, quick transactions."""
+"""Helpers shared by tests: signed callbacks, logins, quick transactions, dates.
+
+Fixtures live in conftest.py; everything else tests share lives here (the fault
+suite's own in tests/fault/tools.py). No test imports from another test module
+or from a conftest.
+"""
 
 from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cabinet import payments
 from cabinet.db import db
@@ -8,6 +16,37 @@ from cabinet.models import Contract, LedgerEntry, Transaction, TransactionEvent
 from cabinet.uniteller.signatures import callback_signature
 
 CALLBACK_FIELDS = ["BillNumber", "ApprovalCode", "Total"]
+# The ISP's timezone in the test configuration (config.py's TIMEZONE default).
+ISP_TIMEZONE = "Europe/Moscow"
+
+
+def isp_today(app=None):
+    """Today's date where the ISP is (TIMEZONE), not the machine's (UTC) date.
+
+    Every period a person types (reconcile --from/--to, the history and monitor
+    filters) and every autopay due date is a date in TIMEZONE: between 21:00
+    and 24:00 UTC it is already tomorrow in Moscow.
+    """
+    zone = app.config["TIMEZONE"] if app is not None else ISP_TIMEZONE
+    return datetime.now(ZoneInfo(zone)).date()
+
+
+def moscow(day, hour=7):
+    """The naive UTC moment of `hour`:00 Moscow time on a date (Moscow is UTC+3)."""
+    return datetime(day.year, day.month, day.day, hour) - timedelta(hours=3)
+
+
+def sign_callback(fields, password):
+    """The Signature Uniteller puts on callback fields (the tests' one signer).
+
+    Order_ID, Status, then the CallbackFields values (missing ones empty).
+    """
+    return callback_signature(
+        password,
+        fields.get("Order_ID", ""),
+        fields.get("Status", ""),
+        [fields.get(name, "") for name in CALLBACK_FIELDS],
+    )
 
 
 def signed_callback(
@@ -21,10 +60,43 @@ def signed_callback(
         "ApprovalCode": approval,
         "Total": total or "",
     }
-    fields["Signature"] = callback_signature(
-        password, order_id, status, [fields[n] for n in CALLBACK_FIELDS]
-    )
+    fields["Signature"] = sign_callback(fields, password)
     return fields
+
+
+# Every autopay mode a configuration can allow.
+ALL_MODES = ("autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes")
+# Console staff of the `staff` fixture.
+ADMIN = ("admin", "admin-password")
+OPERATOR = ("oper", "oper-password")
+# A second configuration as an admin types it into the console's form.
+NEW_CONFIG = {
+    "name": "reserve",
+    "shop_id": "00000002",
+    "login": "77",
+    "password": "very-secret-reserve",
+    "gateway_url": "http://gateway.test",
+    "callback_fields": "BillNumber Total",
+    "lifetime": "",
+    "min_amount": "",
+    "max_amount": "",
+}
+
+
+def login(client, number="1001", password="demo-pass"):
+    """Log a subscriber in through the form."""
+    return client.post("/login", data={"number": number, "password": password})
+
+
+def console_login(client, who=ADMIN):
+    """Log an operator in through the console's form."""
+    return client.post("/console/login", data={"login": who[0], "password": who[1]})
+
+
+def redis_url(connection):
+    """The URL of a Redis connection's database (the run's claimed number)."""
+    kwargs = connection.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
 
 
 def new_payment(contract, amount=50000):
@@ -153,12 +225,27 @@ def bind_autopay(
 
 
 @contextmanager
-def in_app(world):
-    """Enter a live world's app context with a database connection."""
-    with world.app.app_context():
-        db.connect(reuse_if_open=True)
+def in_app(app_or_world):
+    """Enter an app context with an open connection (the tests' one way in).
+
+    Takes an app or a live world (its app); yields the app. A connection it
+    opened it closes; one already open (the `ctx` fixture's) it leaves open.
+    """
+    app = getattr(app_or_world, "app", app_or_world)
+    with app.app_context():
+        # Close only a connection opened here, not one an outer block holds.
+        opened = db.connect(reuse_if_open=True)
         try:
-            yield
+            yield app
         finally:
-            if not db.is_closed():
+            if opened and not db.is_closed():
                 db.close()
+
+
+# Where the browser tests put their screenshots.
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def shot(page, name):
+    """Save a full-page screenshot of a browser page to test-artifacts/."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
