@@ -1,7 +1,13 @@
 """Fixtures: the app on a real SQLite file (or PostgreSQL), a real Redis, data."""
 
 import atexit
+import functools
+import hashlib
+import importlib
 import os
+import pkgutil
+import sys
+import threading
 
 import pytest
 import redis as redis_lib
@@ -11,7 +17,7 @@ from peewee import PostgresqlDatabase
 from cabinet import create_app
 from cabinet.db import db
 from cabinet.models import MODELS
-from tests.helpers import ADMIN, ALL_MODES, OPERATOR, in_app
+from tests.helpers import ADMIN, ALL_MODES, OPERATOR, PASSWORD_HASHES, in_app
 
 
 def _claim_redis_db():
@@ -72,6 +78,64 @@ def _own_postgres_schema(url):
 TEST_REDIS_URL = _claim_redis_db()
 TEST_DATABASE_URL = _own_postgres_schema(os.environ.get("TEST_DATABASE_URL", ""))
 SHOP = {"shop_id": "00000001", "login": "1001", "password": "shop-secret-password"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def precomputed_password_hashes():
+    """Seed passwords without paying werkzeug's scrypt for each contract or login.
+
+    The app still hashes and checks with werkzeug's own functions; only their
+    cost is paid once per session: generate_password_hash (as the app's modules
+    imported it) answers a seeded password with its precomputed hash from
+    helpers.PASSWORD_HASHES (any other password: one real hash, then cached),
+    and hashlib.scrypt remembers what it computed, so checking a password
+    against one of those hashes is a dictionary look-up after the first time.
+    """
+    from werkzeug import security
+
+    real_generate = security.generate_password_hash
+    real_scrypt = hashlib.scrypt
+    generated = dict(PASSWORD_HASHES)
+    lock = threading.Lock()
+
+    def generate(password, method="scrypt", salt_length=16):
+        if (method, salt_length) != ("scrypt", 16):
+            return real_generate(password, method, salt_length)
+        with lock:
+            if password not in generated:
+                generated[password] = real_generate(password)
+            return generated[password]
+
+    @functools.lru_cache(maxsize=4096)
+    def scrypt(password, *, salt, n, r, p, maxmem=0, dklen=64):
+        return real_scrypt(
+            password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen
+        )
+
+    import cabinet
+
+    # Import the whole package first: a module a test imports later would
+    # keep the real function.
+    for found in pkgutil.walk_packages(cabinet.__path__, "cabinet."):
+        importlib.import_module(found.name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashlib, "scrypt", scrypt)
+        # Wherever the app keeps generate_password_hash (modules move around).
+        patched = False
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] == "cabinet" and (
+                getattr(module, "generate_password_hash", None) is real_generate
+            ):
+                patch.setattr(module, "generate_password_hash", generate)
+                patched = True
+        if not patched:
+            import warnings
+
+            warnings.warn(
+                "no cabinet module uses generate_password_hash: seeding pays scrypt",
+                stacklevel=1,
+            )
+        yield
 
 
 @pytest.fixture
