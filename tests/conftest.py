@@ -74,9 +74,6 @@ def _own_postgres_schema(url):
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
-# A Redis database number of our own; it must be empty when a test starts.
-TEST_REDIS_URL = _claim_redis_db()
-TEST_DATABASE_URL = _own_postgres_schema(os.environ.get("TEST_DATABASE_URL", ""))
 SHOP = {"shop_id": "00000001", "login": "1001", "password": "shop-secret-password"}
 
 
@@ -138,10 +135,26 @@ def precomputed_password_hashes():
         yield
 
 
+@pytest.fixture(scope="session")
+def redis_server_url():
+    """A Redis database number of this process's own (each xdist worker claims one).
+
+    Claimed when the first test needs it, so the xdist controller, which runs
+    no test, holds none. It must be empty when a test starts.
+    """
+    return _claim_redis_db()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """TEST_DATABASE_URL with a schema of this process's own, or "" (SQLite)."""
+    return _own_postgres_schema(os.environ.get("TEST_DATABASE_URL", ""))
+
+
 @pytest.fixture
-def redis():
+def redis(redis_server_url):
     """A real Redis on a dedicated database number, flushed before and after."""
-    connection = redis_lib.Redis.from_url(TEST_REDIS_URL)
+    connection = redis_lib.Redis.from_url(redis_server_url)
     connection.flushdb()
     yield connection
     connection.flushdb()
@@ -149,13 +162,13 @@ def redis():
 
 
 @pytest.fixture
-def database_url(tmp_path):
+def database_url(postgres_url, tmp_path):
     """The database under test: TEST_DATABASE_URL, else a fresh SQLite file."""
-    return TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'cabinet.sqlite3'}"
+    return postgres_url or f"sqlite:///{tmp_path / 'cabinet.sqlite3'}"
 
 
 @pytest.fixture
-def make_app(database_url, redis, tmp_path):
+def make_app(database_url, redis, redis_server_url, tmp_path):
     """Build an app on the test database; keyword settings override."""
     schema_ready = []
 
@@ -164,7 +177,7 @@ def make_app(database_url, redis, tmp_path):
             "TESTING": True,
             "SECRET_KEY": "test-secret-key",
             "DATABASE_URL": database_url,
-            "REDIS_URL": TEST_REDIS_URL,
+            "REDIS_URL": redis_server_url,
             "PUBLIC_URL": "http://cabinet.test",
             "WTF_CSRF_ENABLED": False,
         }
@@ -376,11 +389,24 @@ def run_jobs(redis):
     return run
 
 
+# What stays out of the parallel (xdist) pass: tests that measure load or
+# concurrency, start processes on ports, or drive a browser, and the fault
+# suite, whose secrets scan and report gather the whole suite in one process.
+SERIAL_MARKERS = ("fault", "scaleout", "browser")
+SERIAL_PATHS = ("/tests/fault/", "/tests/e2e/", "/tests/test_scaleout.py")
+
+
 def pytest_collection_modifyitems(items):
-    """Mark tests that use no database of ours, so the PostgreSQL pass skips them."""
+    """Mark tests that use no database of ours (the PostgreSQL pass skips them),
+    and the ones the serial pass runs."""
     for item in items:
         if "database_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.nodb)
+        path = item.path.as_posix()
+        if any(part in path for part in SERIAL_PATHS) or any(
+            item.get_closest_marker(name) for name in SERIAL_MARKERS
+        ):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture

@@ -148,6 +148,7 @@ def test_missed_runs_are_caught_up_within_the_window_only(autopay_world, run_job
     assert len(state(world)[2]) == 1
 
 
+@pytest.mark.serial  # concurrency: not beside another busy worker
 def test_concurrent_runs_charge_once(autopay_world, run_jobs):
     world = autopay_world
     bind_autopay(world, "weekly", "300", weekday=2)

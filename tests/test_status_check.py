@@ -72,6 +72,7 @@ def test_gateway_failures_change_nothing_and_are_counted(make_world):
     assert fresh(world, order_id)[0].status == "failed"
 
 
+@pytest.mark.serial  # concurrency: not beside another busy worker
 def test_two_workers_at_once_keep_to_the_request_limit(make_world):
     """The sandbox answers 429 to a request sooner than its interval: none happen."""
     world = make_world(
