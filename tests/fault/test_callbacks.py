@@ -6,7 +6,6 @@ import pytest
 
 from cabinet import manage
 from cabinet.models import Transaction, TransactionEvent
-from cabinet.uniteller.signatures import callback_signature
 from tests.fault.tools import (
     callback,
     changes_between,
@@ -16,7 +15,7 @@ from tests.fault.tools import (
     post_all,
     scaled,
 )
-from tests.helpers import in_app
+from tests.helpers import in_app, sign_callback
 
 pytestmark = pytest.mark.fault
 
@@ -94,8 +93,7 @@ def _forgeries(shop, order_id):
     empty = dict(good, Signature="")
     other_order = dict(good, Order_ID=order_id + "X")
     raised_total = dict(good, Total="5000.00")
-    extra = [good["BillNumber"], good["ApprovalCode"], good["Total"]]
-    no_password = dict(good, Signature=callback_signature("", order_id, "paid", extra))
+    no_password = dict(good, Signature=sign_callback(good, ""))
     return [flipped, lower, missing, empty, other_order, raised_total, no_password]
 
 

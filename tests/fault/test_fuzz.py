@@ -8,9 +8,8 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from cabinet import api, manage
-from cabinet.uniteller.signatures import callback_signature
 from tests.fault.tools import open_orders, scaled, snapshot
-from tests.helpers import in_app, login
+from tests.helpers import in_app, login, sign_callback
 
 pytestmark = pytest.mark.fault
 
@@ -173,17 +172,11 @@ def test_14_fuzzed_input_never_fails_the_server_or_changes_state(
         )
         def callback(data, sign, how):
             data.setdefault("Order_ID", world.order_id)
-            extra = [data.get(k, "") for k in ("BillNumber", "ApprovalCode", "Total")]
             if sign:
                 data.pop("Signature", None)
                 data.add(
                     "Signature",
-                    callback_signature(
-                        shop["password"],
-                        data["Order_ID"],
-                        data.get("Status", ""),
-                        extra,
-                    ),
+                    sign_callback(data, shop["password"]),
                 )
             kwargs = {
                 "form": {"data": data},
