@@ -7,7 +7,17 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # "Reliability and security"); FAULT_SCALE=1 is the full run.
 export FAULT_SCALE ?= 0.05
 
-.PHONY: run test test-sqlite test-pg venv translations bench clean
+# Workers of the parallel pass (pytest-xdist); the serial pass runs the tests
+# marked `serial` (fault suite, scaleout, browser, concurrency) in one process.
+# WORKERS=0 runs the parallel pass in one process too.
+WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS))
+# pytest, but "no tests collected" (exit 5) is a failure with a message, never
+# a silent pass or an unexplained failure.
+PYTEST = sh -c '"$$0" -m pytest "$$@"; rc=$$?; if [ $$rc -eq 5 ]; then \
+	echo "pytest collected no tests ($$*): failing"; exit 1; fi; exit $$rc' $(BIN)/python
+
+.PHONY: run test lint test-sqlite test-pg venv translations bench clean
 
 venv: $(VENV)/.installed
 
@@ -21,16 +31,23 @@ $(VENV)/.installed: requirements.txt
 run: venv
 	$(BIN)/python run.py
 
-test: test-sqlite test-pg
+test: lint test-sqlite test-pg
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-sqlite: venv
-	$(BIN)/python -m pytest
+	$(PYTEST) -m "not serial" $(PARALLEL)
+	$(PYTEST) -m serial
 
 # The database-facing tests again on PostgreSQL (skipped with a note if it is down,
 # except under CI, where it must be up).
 test-pg: venv
 	@if $(BIN)/python -c "import psycopg2,sys; psycopg2.connect('$(PG_TEST_URL)').close()" 2>/dev/null; then \
-		TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -m "not sqlite_only and not nodb"; \
+		export TEST_DATABASE_URL=$(PG_TEST_URL); \
+		$(PYTEST) -m "not serial and not sqlite_only and not nodb" $(PARALLEL) && \
+		$(PYTEST) -m "serial and not sqlite_only and not nodb"; \
 	elif [ "$$CI" = "true" ]; then echo "PostgreSQL is not reachable at $(PG_TEST_URL)"; exit 1; \
 	else echo "PostgreSQL not reachable at $(PG_TEST_URL): skipping the PostgreSQL pass"; fi
 

@@ -1,7 +1,13 @@
 """Fixtures: the app on a real SQLite file (or PostgreSQL), a real Redis, data."""
 
 import atexit
+import functools
+import hashlib
+import importlib
 import os
+import pkgutil
+import sys
+import threading
 
 import pytest
 import redis as redis_lib
@@ -11,6 +17,7 @@ from peewee import PostgresqlDatabase
 from cabinet import create_app
 from cabinet.db import db
 from cabinet.models import MODELS
+from tests.helpers import ADMIN, ALL_MODES, OPERATOR, PASSWORD_HASHES, in_app
 
 
 def _claim_redis_db():
@@ -67,16 +74,87 @@ def _own_postgres_schema(url):
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
-# A Redis database number of our own; it must be empty when a test starts.
-TEST_REDIS_URL = _claim_redis_db()
-TEST_DATABASE_URL = _own_postgres_schema(os.environ.get("TEST_DATABASE_URL", ""))
 SHOP = {"shop_id": "00000001", "login": "1001", "password": "shop-secret-password"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def precomputed_password_hashes():
+    """Seed passwords without paying werkzeug's scrypt for each contract or login.
+
+    The app still hashes and checks with werkzeug's own functions; only their
+    cost is paid once per session: generate_password_hash (as the app's modules
+    imported it) answers a seeded password with its precomputed hash from
+    helpers.PASSWORD_HASHES (any other password: one real hash, then cached),
+    and hashlib.scrypt remembers what it computed, so checking a password
+    against one of those hashes is a dictionary look-up after the first time.
+    """
+    from werkzeug import security
+
+    real_generate = security.generate_password_hash
+    real_scrypt = hashlib.scrypt
+    generated = dict(PASSWORD_HASHES)
+    lock = threading.Lock()
+
+    def generate(password, method="scrypt", salt_length=16):
+        if (method, salt_length) != ("scrypt", 16):
+            return real_generate(password, method, salt_length)
+        with lock:
+            if password not in generated:
+                generated[password] = real_generate(password)
+            return generated[password]
+
+    @functools.lru_cache(maxsize=4096)
+    def scrypt(password, *, salt, n, r, p, maxmem=0, dklen=64):
+        return real_scrypt(
+            password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen
+        )
+
+    import cabinet
+
+    # Import the whole package first: a module a test imports later would
+    # keep the real function.
+    for found in pkgutil.walk_packages(cabinet.__path__, "cabinet."):
+        importlib.import_module(found.name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashlib, "scrypt", scrypt)
+        # Wherever the app keeps generate_password_hash (modules move around).
+        patched = False
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] == "cabinet" and (
+                getattr(module, "generate_password_hash", None) is real_generate
+            ):
+                patch.setattr(module, "generate_password_hash", generate)
+                patched = True
+        if not patched:
+            import warnings
+
+            warnings.warn(
+                "no cabinet module uses generate_password_hash: seeding pays scrypt",
+                stacklevel=1,
+            )
+        yield
+
+
+@pytest.fixture(scope="session")
+def redis_server_url():
+    """A Redis database number of this process's own (each xdist worker claims one).
+
+    Claimed when the first test needs it, so the xdist controller, which runs
+    no test, holds none. It must be empty when a test starts.
+    """
+    return _claim_redis_db()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """TEST_DATABASE_URL with a schema of this process's own, or "" (SQLite)."""
+    return _own_postgres_schema(os.environ.get("TEST_DATABASE_URL", ""))
+
+
 @pytest.fixture
-def redis():
+def redis(redis_server_url):
     """A real Redis on a dedicated database number, flushed before and after."""
-    connection = redis_lib.Redis.from_url(TEST_REDIS_URL)
+    connection = redis_lib.Redis.from_url(redis_server_url)
     connection.flushdb()
     yield connection
     connection.flushdb()
@@ -84,13 +162,13 @@ def redis():
 
 
 @pytest.fixture
-def database_url(tmp_path):
+def database_url(postgres_url, tmp_path):
     """The database under test: TEST_DATABASE_URL, else a fresh SQLite file."""
-    return TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'cabinet.sqlite3'}"
+    return postgres_url or f"sqlite:///{tmp_path / 'cabinet.sqlite3'}"
 
 
 @pytest.fixture
-def make_app(database_url, redis, tmp_path):
+def make_app(database_url, redis, redis_server_url, tmp_path):
     """Build an app on the test database; keyword settings override."""
     schema_ready = []
 
@@ -99,7 +177,7 @@ def make_app(database_url, redis, tmp_path):
             "TESTING": True,
             "SECRET_KEY": "test-secret-key",
             "DATABASE_URL": database_url,
-            "REDIS_URL": TEST_REDIS_URL,
+            "REDIS_URL": redis_server_url,
             "PUBLIC_URL": "http://cabinet.test",
             "WTF_CSRF_ENABLED": False,
         }
@@ -108,14 +186,12 @@ def make_app(database_url, redis, tmp_path):
         if schema_ready:
             return app
         schema_ready.append(True)
-        with app.app_context():
-            db.connect(reuse_if_open=True)
+        with in_app(app):
             # A clean schema for every test, on SQLite and on PostgreSQL alike.
             db.drop_tables(
                 MODELS, safe=True, cascade=isinstance(db.obj, PostgresqlDatabase)
             )
             db.create_tables(MODELS)
-            db.close()
         return app
 
     return make
@@ -136,11 +212,8 @@ def client(app):
 @pytest.fixture
 def ctx(app):
     """An app context with an open connection, for calling services directly."""
-    with app.app_context():
-        db.connect(reuse_if_open=True)
+    with in_app(app):
         yield app
-        if not db.is_closed():
-            db.close()
 
 
 @pytest.fixture
@@ -175,9 +248,14 @@ def demo(ctx, shop):
     return {"instance": instance, "contract": contract, "other": other}
 
 
-def login(client, number="1001", password="demo-pass"):
-    """Log a subscriber in through the form."""
-    return client.post("/login", data={"number": number, "password": password})
+@pytest.fixture
+def staff(demo):
+    """An admin and a plain operator, beside the demo contracts."""
+    from cabinet import accounts
+
+    accounts.add_operator(*ADMIN, admin=True)
+    accounts.add_operator(*OPERATOR)
+    return demo
 
 
 @pytest.fixture
@@ -258,8 +336,7 @@ def make_world(make_app, tmp_path, shop):
             status_url=f"{server.url}/uniteller/isp/status",
             callback_fields="BillNumber ApprovalCode Total",
         )
-        with app.app_context():
-            db.connect(reuse_if_open=True)
+        with in_app(app):
             instance = configurations.add_instance("isp", "Test ISP")
             configurations.add_configuration(
                 instance,
@@ -274,7 +351,6 @@ def make_world(make_app, tmp_path, shop):
                 activate=True,
             )
             accounts.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
-            db.close()
         return World(app, server.url, sandbox_app, sandbox_server.url, "1001")
 
     yield make
@@ -305,6 +381,7 @@ def run_jobs(redis):
         for job_id in registry.get_job_ids():
             registry.remove(job_id)
             queue.enqueue_job(queue.fetch_job(job_id))
+        # Jobs open and close their own connections: a bare app context here.
         with app.app_context():
             SimpleWorker([queue], connection=redis).work(burst=True)
         return queue
@@ -312,14 +389,24 @@ def run_jobs(redis):
     return run
 
 
+# What stays out of the parallel (xdist) pass: tests that measure load or
+# concurrency, start processes on ports, or drive a browser, and the fault
+# suite, whose secrets scan and report gather the whole suite in one process.
+SERIAL_MARKERS = ("fault", "scaleout", "browser")
+SERIAL_PATHS = ("/tests/fault/", "/tests/e2e/", "/tests/test_scaleout.py")
+
+
 def pytest_collection_modifyitems(items):
-    """Mark tests that use no database of ours, so the PostgreSQL pass skips them."""
+    """Mark tests that use no database of ours (the PostgreSQL pass skips them),
+    and the ones the serial pass runs."""
     for item in items:
         if "database_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.nodb)
-
-
-ALL_MODES = ("autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes")
+        path = item.path.as_posix()
+        if any(part in path for part in SERIAL_PATHS) or any(
+            item.get_closest_marker(name) for name in SERIAL_MARKERS
+        ):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture

@@ -1,6 +1,14 @@
-"""Helpers shared by tests: signed callbacks, quick transactions."""
+"""Helpers shared by tests: signed callbacks, logins, quick transactions, dates.
+
+Fixtures live in conftest.py; everything else tests share lives here (the fault
+suite's own in tests/fault/tools.py). No test imports from another test module
+or from a conftest.
+"""
 
 from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cabinet import payments
 from cabinet.db import db
@@ -8,6 +16,37 @@ from cabinet.models import Contract, LedgerEntry, Transaction, TransactionEvent
 from cabinet.uniteller.signatures import callback_signature
 
 CALLBACK_FIELDS = ["BillNumber", "ApprovalCode", "Total"]
+# The ISP's timezone in the test configuration (config.py's TIMEZONE default).
+ISP_TIMEZONE = "Europe/Moscow"
+
+
+def isp_today(app=None):
+    """Today's date where the ISP is (TIMEZONE), not the machine's (UTC) date.
+
+    Every period a person types (reconcile --from/--to, the history and monitor
+    filters) and every autopay due date is a date in TIMEZONE: between 21:00
+    and 24:00 UTC it is already tomorrow in Moscow.
+    """
+    zone = app.config["TIMEZONE"] if app is not None else ISP_TIMEZONE
+    return datetime.now(ZoneInfo(zone)).date()
+
+
+def moscow(day, hour=7):
+    """The naive UTC moment of `hour`:00 Moscow time on a date (Moscow is UTC+3)."""
+    return datetime(day.year, day.month, day.day, hour) - timedelta(hours=3)
+
+
+def sign_callback(fields, password):
+    """The Signature Uniteller puts on callback fields (the tests' one signer).
+
+    Order_ID, Status, then the CallbackFields values (missing ones empty).
+    """
+    return callback_signature(
+        password,
+        fields.get("Order_ID", ""),
+        fields.get("Status", ""),
+        [fields.get(name, "") for name in CALLBACK_FIELDS],
+    )
 
 
 def signed_callback(
@@ -21,10 +60,43 @@ def signed_callback(
         "ApprovalCode": approval,
         "Total": total or "",
     }
-    fields["Signature"] = callback_signature(
-        password, order_id, status, [fields[n] for n in CALLBACK_FIELDS]
-    )
+    fields["Signature"] = sign_callback(fields, password)
     return fields
+
+
+# Every autopay mode a configuration can allow.
+ALL_MODES = ("autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes")
+# Console staff of the `staff` fixture.
+ADMIN = ("admin", "admin-password")
+OPERATOR = ("oper", "oper-password")
+# A second configuration as an admin types it into the console's form.
+NEW_CONFIG = {
+    "name": "reserve",
+    "shop_id": "00000002",
+    "login": "77",
+    "password": "very-secret-reserve",
+    "gateway_url": "http://gateway.test",
+    "callback_fields": "BillNumber Total",
+    "lifetime": "",
+    "min_amount": "",
+    "max_amount": "",
+}
+
+
+def login(client, number="1001", password="demo-pass"):
+    """Log a subscriber in through the form."""
+    return client.post("/login", data={"number": number, "password": password})
+
+
+def console_login(client, who=ADMIN):
+    """Log an operator in through the console's form."""
+    return client.post("/console/login", data={"login": who[0], "password": who[1]})
+
+
+def redis_url(connection):
+    """The URL of a Redis connection's database (the run's claimed number)."""
+    kwargs = connection.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
 
 
 def new_payment(contract, amount=50000):
@@ -153,12 +225,58 @@ def bind_autopay(
 
 
 @contextmanager
-def in_app(world):
-    """Enter a live world's app context with a database connection."""
-    with world.app.app_context():
-        db.connect(reuse_if_open=True)
+def in_app(app_or_world):
+    """Enter an app context with an open connection (the tests' one way in).
+
+    Takes an app or a live world (its app); yields the app. A connection it
+    opened it closes; one already open (the `ctx` fixture's) it leaves open.
+    """
+    app = getattr(app_or_world, "app", app_or_world)
+    with app.app_context():
+        # Close only a connection opened here, not one an outer block holds.
+        opened = db.connect(reuse_if_open=True)
         try:
-            yield
+            yield app
         finally:
-            if not db.is_closed():
+            if opened and not db.is_closed():
                 db.close()
+
+
+# Where the browser tests put their screenshots.
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def shot(page, name):
+    """Save a full-page screenshot of a browser page to test-artifacts/."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+# Seeded passwords, hashed once with werkzeug's default (scrypt:32768:8:1), the
+# way flaskr keeps them in data.sql: seeding a contract or an operator costs no
+# scrypt (tests/conftest.py hands these out for generate_password_hash).
+PASSWORD_HASHES = {
+    "demo-pass": "scrypt:32768:8:1$gYdDFcovw7AmsFkl$"
+    "f356906498979c251b1cf16bd426defe845e52189b9eb1f9194f1ba6db3835db"
+    "3f528023a963550ce6c4a247d0d238df7d2672b716ce37f3a42ff7b37aab22d3",
+    "other-pass": "scrypt:32768:8:1$BnI1zdtRb2NKRoDd$"
+    "2a9f8e8105e9f8498420c28cacadfe93bdef6ed696548fbdc2af9cde255a4c45"
+    "a115c5bf7b468b51494d3b1a34b8628792d045b07b6f1c1e000e28ac30a06826",
+    "admin-password": "scrypt:32768:8:1$5JcrDBt1RCmpfVZP$"
+    "d666e0945c7ff09b8b5e685485f02e85445fb631c591666493d2684f9e5bd810"
+    "eeeccad0f710d1a4b7e4a659decb460c693b57cf3def23a80f1e2233929293fe",
+    "oper-password": "scrypt:32768:8:1$LDG2aYi0s2NlS985$"
+    "f4d30b56c0a9b6e921aca4604ef6d8839e3b4a6edbea6be422520df6b86dc05e"
+    "02439c4570cd8b5ed54605766a490febb242d6c0f4cc1e17fa5fcc19f413a380",
+    "watcher-password": "scrypt:32768:8:1$SLHFrSfNR0pvzaNP$"
+    "80076e0ddd6f968656fd56f0d41277ce1652aa015c48a092fb31874f4ab73bb1"
+    "3a054a6d870f0d483e56dd153b9b38a3fc1c49a852585cda68c02cfd1bca62c5",
+    "pass-2001": "scrypt:32768:8:1$zfPWe8aTDI1nfWWk$"
+    "76c07562f9b14cde1bd09323e519505a434e7076559527693573cc782984bf3c"
+    "99f223ef9c10e81cde28a89ca1b55b65f2987cf90f6fffc455dfe7ff42fa4fdd",
+    "pass-3001": "scrypt:32768:8:1$3u2a3aDPi5O1gZiY$"
+    "31e2b8d8fe4c9220b23e73d5650dfe45bb1967aa9a2ad8d2d867cfc3f4b62b5a"
+    "7dca009922a4edde2a039ee1d0c3bf2cfe9e4855c2c684eb687338859b997a6b",
+    "pass1": "scrypt:32768:8:1$DuVbSpQBgPgbXLY0$"
+    "1ea61c282f0692fb3facbf2d239afb64a9d43820ec6e70764f228ce29beeaf78"
+    "a70d60efff2f1344243dd566a348ec8e8a4893a0b60679ac506f6ea73ef399e4",
+}

@@ -20,17 +20,11 @@ from cabinet.models import (
     Notice,
     Transaction,
 )
-from tests.conftest import ALL_MODES
-from tests.helpers import bind_autopay, in_app
-
-
-def moscow(day, hour=7):
-    """The UTC moment of `hour`:00 Moscow time on a date (Moscow is UTC+3)."""
-    return datetime(day.year, day.month, day.day, hour) - timedelta(hours=3)
+from tests.helpers import ALL_MODES, bind_autopay, in_app, isp_today, moscow
 
 
 def next_weekday(weekday, after=None):
-    day = (after or date.today()) + timedelta(days=1)
+    day = (after or isp_today()) + timedelta(days=1)
     while day.weekday() != weekday:
         day += timedelta(days=1)
     return day
@@ -102,7 +96,7 @@ def test_a_year_of_dates_charges_each_period_once():
 
 
 def test_local_date_turns_at_midnight_moscow_not_utc(app):
-    with app.app_context():
+    with in_app(app):
         assert clock.local_today(datetime(2027, 3, 1, 20, 59)) == date(2027, 3, 1)
         assert clock.local_today(datetime(2027, 3, 1, 21, 0)) == date(2027, 3, 2)
 
@@ -136,7 +130,7 @@ def test_weekly_binding_then_the_due_day_charges_once(autopay_world, run_jobs):
 def test_monthly_mode_charges_on_its_day(autopay_world, run_jobs):
     world = autopay_world
     bind_autopay(world, "monthly", "250", day=31)
-    target = date.today() + timedelta(days=40)
+    target = isp_today() + timedelta(days=40)
     last = (target.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(
         days=1
     )
@@ -156,6 +150,7 @@ def test_missed_runs_are_caught_up_within_the_window_only(autopay_world, run_job
     assert len(state(world)[2]) == 1
 
 
+@pytest.mark.serial  # concurrency: not beside another busy worker
 def test_concurrent_runs_charge_once(autopay_world, run_jobs):
     world = autopay_world
     bind_autopay(world, "weekly", "300", weekday=2)
@@ -362,10 +357,10 @@ def test_built_in_policy_tops_up_below_threshold_and_provider_can_replace_it(
 ):
     world = autopay_world
     bind_autopay(world, "automatic", "50")  # balance 50.00 < threshold 100.00
-    daily_run(world, date.today(), run_jobs)
+    daily_run(world, isp_today(), run_jobs)
     balance, _, charges = state(world)
     assert [c.amount for c in charges] == [45000] and balance == 50000  # up to 500
-    daily_run(world, date.today(), run_jobs)
+    daily_run(world, isp_today(), run_jobs)
     assert len(state(world)[2]) == 1  # once a day
 
     def provider(sender, proposals):
@@ -373,7 +368,7 @@ def test_built_in_policy_tops_up_below_threshold_and_provider_can_replace_it(
         proposals.append(events.AutomaticCharge("1001", 12300, "ISP script"))
 
     with events.automatic_charges.connected_to(provider):
-        daily_run(world, date.today() + timedelta(days=1), run_jobs)
+        daily_run(world, isp_today() + timedelta(days=1), run_jobs)
     assert [c.reason for c in state(world)[2]][-1] == "ISP script"
     assert state(world)[0] == 62300
 
@@ -455,7 +450,7 @@ def test_autopay_page_shows_state_next_charge_and_parent(autopay_world):
     bind_order, session = bind_autopay(world, "weekly", "300", weekday=2)
     page = session.get(f"{world.url}/autopay").text
     assert "Включён" in page and bind_order in page
-    today = date.today()
+    today = isp_today()
     expected = today + timedelta(days=(2 - today.weekday()) % 7)
     assert expected.strftime("%d.%m.%Y") in page
     with in_app(world):

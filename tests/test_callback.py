@@ -2,6 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from tests.helpers import balance, credits, events, new_payment, signed_callback, status
@@ -92,6 +93,7 @@ def test_cancel_after_credit_reverses(client, demo, shop):
     assert status(transaction) == "canceled" and balance(demo["contract"]) == 0
 
 
+@pytest.mark.serial  # concurrency: not beside another busy worker
 def test_thirty_concurrent_deliveries_credit_once(live_server, demo, shop):
     transaction = new_payment(demo["contract"])
     fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")

@@ -8,6 +8,7 @@ from cabinet import params as module_params
 from cabinet import payments
 from cabinet.db import db
 from cabinet.models import Contract, ModuleConfiguration
+from tests.helpers import in_app
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_a_whole_setup_from_the_command_line(cli, app):
 
 
 def test_balance_in_contract_show_follows_credits(cli, app, demo):
-    with app.app_context():
+    with in_app(app):
         transaction, _ = payments.start_payment(demo["contract"], 12345, "u", "u")
         payments.apply_status(transaction.order_id, "paid", source="callback")
     shown = json.loads(cli("contract", "show", "1001", "--json").output)
@@ -227,7 +228,7 @@ def test_balance_in_contract_show_follows_credits(cli, app, demo):
 def test_bad_input_is_refused_with_a_message_and_exit_code_2(
     cli, app, demo, args, message
 ):
-    with app.app_context():
+    with in_app(app):
         before = (ModuleConfiguration.select().count(), Contract.select().count())
     result = cli(*args)
     assert result.exit_code == 2, result.output
@@ -269,7 +270,7 @@ def test_validation_messages_are_in_the_catalogue(app):
 def test_activating_another_configuration_leaves_exactly_one_active(cli, app, demo):
     assert cli("config", "add", "isp", "spare", "--set", "shop_id=2").exit_code == 0
     assert cli("config", "activate", "isp", "spare").exit_code == 0
-    with app.app_context():
+    with in_app(app):
         active = [
             c.name
             for c in ModuleConfiguration.select().where(
@@ -284,5 +285,5 @@ def test_seed_demo_is_repeatable(cli, app):
     assert first.exit_code == 0, first.output
     assert "1001" in first.output and "demo" in first.output
     assert cli("seed-demo").exit_code == 0
-    with app.app_context():
+    with in_app(app):
         assert Contract.select().count() == 3

@@ -2,32 +2,20 @@
 
 import json
 import re
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-import pytest
 
 from cabinet import accounts, configurations, payments
-from cabinet.db import db
 from cabinet.models import AuditEntry, Contract, ModuleConfiguration, Transaction
-from tests.conftest import login as subscriber_login
-from tests.helpers import new_payment, pay_by_card
-
-ADMIN = ("admin", "admin-password")
-OPERATOR = ("oper", "oper-password")
-
-
-@pytest.fixture
-def staff(demo):
-    """An admin and a plain operator, beside the demo contracts."""
-    accounts.add_operator(*ADMIN, admin=True)
-    accounts.add_operator(*OPERATOR)
-    return demo
-
-
-def console_login(client, who=ADMIN):
-    """Log an operator in through the console's form."""
-    return client.post("/console/login", data={"login": who[0], "password": who[1]})
+from tests.helpers import (
+    ADMIN,
+    NEW_CONFIG,
+    OPERATOR,
+    console_login,
+    in_app,
+    isp_today,
+    new_payment,
+    pay_by_card,
+)
+from tests.helpers import login as subscriber_login
 
 
 def paid(contract, amount=50000, bill="123456789012"):
@@ -213,18 +201,6 @@ def test_audit_log_is_filterable_and_for_admins(client, staff):
 
 # -- configurations ---------------------------------------------------------------
 
-NEW_CONFIG = {
-    "name": "reserve",
-    "shop_id": "00000002",
-    "login": "77",
-    "password": "very-secret-reserve",
-    "gateway_url": "http://gateway.test",
-    "callback_fields": "BillNumber Total",
-    "lifetime": "",
-    "min_amount": "",
-    "max_amount": "",
-}
-
 
 def test_admin_creates_a_configuration_and_never_sees_its_password(client, staff):
     console_login(client)
@@ -294,7 +270,7 @@ def test_activating_a_configuration_switches_and_is_audited(client, staff):
 
 def test_connection_test_against_the_sandbox(world):
     client = world.app.test_client()
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         accounts.add_operator(*ADMIN, admin=True)
         main = ModuleConfiguration.get(ModuleConfiguration.name == "main")
         configurations.add_configuration(
@@ -316,7 +292,7 @@ def test_connection_test_against_the_sandbox(world):
     failed = client.post(f"/console/instances/isp/configs/{wrong.id}/test")
     text = failed.get_data(as_text=True)
     assert "Соединение не удалось" in text and "not-the-password" not in text
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         good, bad = audit_entries("configuration.test")
         assert good.after["ok"] and not bad.after["ok"] and bad.after["error"]
         assert "not-the-password" not in json.dumps(bad.after)
@@ -381,7 +357,7 @@ def test_forms_without_csrf_change_nothing(make_app, staff):
 
 def live_admin(world):
     """Log the admin into the live app's console."""
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         accounts.add_operator(*ADMIN, admin=True)
     client = world.app.test_client()
     console_login(client)
@@ -395,7 +371,7 @@ def test_recheck_applies_what_uniteller_says_and_is_audited(world):
     client = live_admin(world)
     page = client.post(f"/console/transactions/{order_id}/check", follow_redirects=True)
     assert "Статус перепроверен: Оплачен" in page.get_data(as_text=True)
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         assert Transaction.by_order_id(order_id).status == "paid"
         (entry,) = audit_entries("transaction.check")
         assert entry.before["status"] in ("new", "waiting")
@@ -407,20 +383,20 @@ def test_reconciliation_reports_and_fixes_a_missing_credit(world):
     order_id, _, _ = pay_by_card(world, "500")
     world.settle()
     client = live_admin(world)
-    today = datetime.now(ZoneInfo("Europe/Moscow")).date().isoformat()
+    today = isp_today(world.app).isoformat()
     assert "Сверить" in client.get("/console/reconcile?instance=isp").get_data(
         as_text=True
     )
     report = client.get(f"/console/reconcile?instance=isp&from={today}&to={today}")
     text = report.get_data(as_text=True)
     assert "оплачен в Uniteller, не зачислен у нас" in text and order_id in text
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         assert AuditEntry.select().count() == 0  # looking changes nothing
     fixed = client.post(
         "/console/reconcile", data={"instance": "isp", "from": today, "to": today}
     )
     assert fixed.status_code == 200
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         transaction = Transaction.by_order_id(order_id)
         assert transaction.status == "paid"
         assert Contract.get_by_id(transaction.contract_id).balance == 50000

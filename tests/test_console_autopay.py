@@ -1,12 +1,18 @@
 """The autopay block of a contract in the console: what happened, and the actions."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from cabinet import accounts, autopay
 from cabinet.models import AuditEntry, Autopay, AutopayCharge
-from tests.helpers import bind_autopay, in_app
-from tests.test_autopay import moscow
-from tests.test_console import ADMIN, OPERATOR, console_login
+from tests.helpers import (
+    ADMIN,
+    OPERATOR,
+    bind_autopay,
+    console_login,
+    in_app,
+    isp_today,
+    moscow,
+)
 
 
 def operator_client(world, who=OPERATOR):
@@ -33,7 +39,7 @@ def test_the_block_shows_mode_parent_next_charge_and_why_a_charge_failed(
             "consent": "y",
         },
     )
-    today = date.today()
+    today = isp_today()
     with in_app(world):
         autopay.run(now=moscow(today + timedelta(days=(2 - today.weekday()) % 7)))
     run_jobs(world.app)
@@ -138,7 +144,7 @@ def test_a_phone_call_with_only_a_name(autopay_world, run_jobs):
             "consent": "y",
         },
     )
-    today = date.today()
+    today = isp_today()
     with in_app(world):
         autopay.run(now=moscow(today + timedelta(days=(2 - today.weekday()) % 7)))
     run_jobs(world.app)

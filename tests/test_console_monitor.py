@@ -12,8 +12,7 @@ from peewee import PostgresqlDatabase
 from cabinet import accounts, monitor, payments
 from cabinet.db import db
 from cabinet.models import Transaction, utcnow
-from tests.helpers import new_payment
-from tests.test_console import ADMIN, OPERATOR, console_login, staff  # noqa: F401
+from tests.helpers import OPERATOR, console_login, new_payment
 
 ORDER_LINK = re.compile(r'/console/transactions/([^"]+)"')
 NEXT_LINK = re.compile(r'href="([^"]+)"[^>]*rel="next"')

@@ -4,12 +4,12 @@ import pytest
 
 from cabinet.db import db
 from cabinet.models import Contract, Transaction
-from tests.helpers import DECLINE_CARD, SUCCESS_CARD, pay_by_card
+from tests.helpers import DECLINE_CARD, SUCCESS_CARD, in_app, pay_by_card
 
 
 def read(world, number="1001"):
     """Return (balance, {order: status}) of a contract, fresh."""
-    with world.app.app_context():
+    with in_app(world):
         with db.connection_context():
             contract = Contract.by_number(number)
             statuses = {t.order_id: t.status for t in contract.transactions}
@@ -74,7 +74,7 @@ def test_paid_before_authorized_ends_paid_and_credits_once(world):
     order_id, _, _ = pay_by_card(world, "500", SUCCESS_CARD)
     world.settle()
     assert read(world) == (50000, {order_id: "paid"})
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         transaction = Transaction.by_order_id(order_id)
         kinds = [e.kind for e in transaction.events]
     assert (

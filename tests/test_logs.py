@@ -7,10 +7,9 @@ import sys
 import pytest
 
 from cabinet import acquirer
-from cabinet.db import db
 from cabinet.logs import JsonFormatter, TextFormatter
 from cabinet.models import Transaction
-from tests.helpers import new_payment, pay_by_card
+from tests.helpers import in_app, new_payment, pay_by_card
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ def test_a_payment_callback_and_results_call_log_no_secret(world, shop, caplog):
     order_id, _, returned = pay_by_card(world)
     assert returned.status_code == 200
     world.settle()
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         transaction = Transaction.by_order_id(order_id)
         assert transaction.status in ("authorized", "paid")
         # /results/ is asked with the shop's login and password in the request.

@@ -10,7 +10,7 @@ from peewee import SqliteDatabase
 from cabinet import create_app, migrations, payments
 from cabinet.db import db, open_database
 from cabinet.models import MODELS, Contract, LedgerEntry, TaskRun, Transaction
-from tests.conftest import TEST_REDIS_URL
+from tests.helpers import in_app, redis_url
 
 _schemas = itertools.count()
 
@@ -52,7 +52,7 @@ def app_on(url, redis):
             "TESTING": True,
             "SECRET_KEY": "test",
             "DATABASE_URL": url,
-            "REDIS_URL": TEST_REDIS_URL,
+            "REDIS_URL": redis_url(redis),
             "PUBLIC_URL": "http://cabinet.test",
         }
     )
@@ -129,7 +129,7 @@ def test_a_database_of_the_first_schema_upgrades_with_its_data(fresh_url, redis)
     assert "nothing to do" in flask(app, "db", "upgrade").output
     assert f"database: {migrations.LATEST}" in flask(app, "db", "version").output
 
-    with app.app_context(), db.connection_context():
+    with in_app(app):
         contract = Contract.by_number("1001")
         assert contract.balance == 50000
         old = Transaction.by_order_id("P1001-old")
@@ -157,7 +157,7 @@ def test_init_db_creates_the_latest_schema_and_records_it(fresh_url, redis):
     assert result.exit_code == 0, result.output
     assert f"schema version {migrations.LATEST}" in result.output
     assert flask(app, "init-db").exit_code == 0
-    with app.app_context(), db.connection_context():
+    with in_app(app):
         assert migrations.current_version(db.obj) == migrations.LATEST
 
 

@@ -7,9 +7,8 @@ import pytest
 import requests
 
 from cabinet import accounts, acquirer, refunds
-from cabinet.db import db
 from cabinet.models import AuditEntry, Contract, LedgerEntry, Refund, Transaction
-from tests.helpers import DECLINE_CARD, pay_by_card
+from tests.helpers import DECLINE_CARD, in_app, pay_by_card
 
 ADMIN = ("admin", "admin-password")
 
@@ -19,7 +18,7 @@ def paid_500(world):
     """A 500 ₽ card payment, paid and credited, callbacks all delivered."""
     order_id, _, _ = pay_by_card(world, "500")
     world.settle()
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         accounts.add_operator(*ADMIN, admin=True)
         assert Transaction.by_order_id(order_id).status == "paid"
     return order_id
@@ -32,7 +31,7 @@ class Look:
         self.world, self.order_id = world, order_id
 
     def __call__(self):
-        with self.world.app.app_context(), db.connection_context():
+        with in_app(self.world):
             transaction = Transaction.by_order_id(self.order_id)
             kinds = sorted(
                 e.kind
@@ -62,7 +61,7 @@ def refund(world, order_id, amount=None):
     """Refund through the service, as the admin."""
     from cabinet.models import Operator
 
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         return refunds.start_refund(
             Transaction.by_order_id(order_id),
             amount,
@@ -103,7 +102,7 @@ def test_over_refund_and_uncredited_orders_are_refused(world, paid_500):
     with pytest.raises(refunds.RefundRefused) as refused:
         refund(world, declined)
     assert refused.value.message == "not_credited"
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         assert Refund.select().count() == 1
 
 
@@ -113,12 +112,12 @@ def test_a_canceled_callback_after_a_partial_refund_reverses_only_the_rest(
     """Someone refunds the rest in Uniteller's cabinet: its callback takes back 300."""
     look = Look(world, paid_500)
     refund(world, paid_500, 20000)
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         transaction = Transaction.by_order_id(paid_500)
         acquirer.client_for(transaction.configuration).unblock(transaction.bill_number)
     world.settle()
     assert look() == ("canceled", 0, ["credit", "refund", "reversal"])
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         reversal = LedgerEntry.get(LedgerEntry.kind == "reversal")
         assert reversal.amount == -30000
 
@@ -126,7 +125,7 @@ def test_a_canceled_callback_after_a_partial_refund_reverses_only_the_rest(
 def test_already_canceled_at_uniteller_rechecks_the_status(world, paid_500):
     look = Look(world, paid_500)
     world.faults(drop_callbacks=True)  # we never hear of that cancel
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         transaction = Transaction.by_order_id(paid_500)
         acquirer.client_for(transaction.configuration).unblock(transaction.bill_number)
     made = refund(world, paid_500)
@@ -157,7 +156,7 @@ def test_a_timed_out_refund_stays_pending_until_a_recheck(world, paid_500, monke
     client.post("/console/login", data={"login": ADMIN[0], "password": ADMIN[1]})
     client.post(f"/console/transactions/{paid_500}/check")
     assert look() == ("paid", 30000, ["credit", "refund"])
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         assert Refund.get().status == "done"
 
 
@@ -178,7 +177,7 @@ def wait_for_sandbox_balance(world, order_id, kopecks, timeout=10):
 
 def test_a_young_pending_refund_is_not_judged_failed(world, paid_500):
     """Uniteller may still be working on it: only a later re-check may fail it."""
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         transaction = Transaction.by_order_id(paid_500)
         pending = Refund.create(transaction=transaction, amount=10000)
         assert refunds.recheck(transaction)["Balance"] == "500.00"
@@ -206,7 +205,7 @@ def test_refund_from_the_console_is_audited(world, paid_500):
         follow_redirects=True,
     )
     assert "Возврат 100,00 ₽ выполнен" in done.get_data(as_text=True)
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         entry = AuditEntry.get(AuditEntry.action == "transaction.refund")
         assert entry.before == {"status": "paid", "refundable": 50000}
         assert entry.after["refund_status"] == "done" and entry.after["amount"] == 10000

@@ -1200,7 +1200,10 @@ def test_error_rate_is_seeded_and_latency_applies(client):
     first = draws()
     assert set(first) == {200, 500}
     assert draws() == first
-    assert client.post("/unblock/").status_code in (200, 500)
+    # The same seeded draws decide every operation: the 25th of seed 7 is an error.
+    assert client.post("/unblock/").status_code == 500
+    set_faults(client, error_rate=0.5, seed=7, latency_ms=1)
+    assert [results(client).status_code for _ in range(12)] == first
 
 
 def test_ping(client):

@@ -15,15 +15,12 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
 from cabinet import accounts, configurations, create_app
-from cabinet.db import db
 from cabinet.models import (
     AutopayCharge,
     Contract,
@@ -31,8 +28,14 @@ from cabinet.models import (
     TaskRun,
     Transaction,
 )
-from tests.conftest import TEST_REDIS_URL
-from tests.helpers import bind_autopay, pay_by_card, signed_callback
+from tests.helpers import (
+    bind_autopay,
+    in_app,
+    isp_today,
+    pay_by_card,
+    redis_url,
+    signed_callback,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = (
@@ -189,7 +192,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
     env.update(
         {
             "DATABASE_URL": postgres_schema,
-            "REDIS_URL": TEST_REDIS_URL,
+            "REDIS_URL": redis_url(redis),
             "SECRET_KEY": "scaleout-secret-key",
             "INSTANCE_DIR": str(tmp_path),
             # One public address, as behind a load balancer; either server answers.
@@ -234,12 +237,12 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
     app = create_app(
         {
             "DATABASE_URL": postgres_schema,
-            "REDIS_URL": TEST_REDIS_URL,
+            "REDIS_URL": redis_url(redis),
             "SECRET_KEY": "scaleout-secret-key",
             "TESTING": True,
         }
     )
-    with app.app_context(), db.connection_context():
+    with in_app(app):
         instance = configurations.add_instance("isp", "ISP")
         configurations.add_configuration(
             instance,
@@ -302,7 +305,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
 
         # Two autopays due today, then four runs at once on the two workers:
         # two cron ticks (two schedulers) and two runs by hand.
-        weekday = datetime.now(ZoneInfo(app.config["TIMEZONE"])).weekday()
+        weekday = isp_today(app).weekday()
         for index, number in enumerate(AUTOPAYERS):
             bind_autopay(
                 Site(web[index % 2], sandbox_app, sandbox.url, number),
@@ -318,7 +321,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
 
         def charged():
             processes.check_alive()
-            with app.app_context(), db.connection_context():
+            with in_app(app):
                 done = (
                     AutopayCharge.select()
                     .where(AutopayCharge.status == "succeeded")
@@ -334,7 +337,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
         assert sandbox_app.extensions["sandbox"].wait_idle(20)
         time.sleep(0.5)  # a last duplicate in flight, if any, lands now
 
-        with app.app_context(), db.connection_context():
+        with in_app(app):
             for number in PAYERS:
                 contract = Contract.by_number(number)
                 payments_ = list(contract.transactions)
@@ -395,7 +398,7 @@ def test_the_gunicorn_config_serves_and_logs_no_query_string(tmp_path, redis):
     env.update(
         {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'cabinet.sqlite3'}",
-            "REDIS_URL": TEST_REDIS_URL,
+            "REDIS_URL": redis_url(redis),
             "SECRET_KEY": "k",
             "INSTANCE_DIR": str(tmp_path),
             "LOG_FORMAT": "json",

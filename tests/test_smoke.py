@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import login
+from tests.helpers import login
 
 
 def test_login_and_index(client, demo):

@@ -1,26 +1,25 @@
 """The status check, the status request and reconciliation, against the sandbox."""
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import requests
 
 from cabinet import jobs, payments, status_check, tasks
-from cabinet.db import db
 from cabinet.models import Contract, TaskRun, Transaction, utcnow
 from cabinet.reconcile import reconcile
-from tests.helpers import DECLINE_CARD, SUCCESS_CARD, pay_by_card
+from tests.helpers import DECLINE_CARD, SUCCESS_CARD, in_app, isp_today, pay_by_card
 
 
 def fresh(world, order_id):
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         transaction = Transaction.by_order_id(order_id)
         return transaction, Contract.get_by_id(transaction.contract_id).balance
 
 
 def run_task(world, name="status-check", **kwargs):
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         return tasks.run_task(name, **kwargs)
 
 
@@ -46,7 +45,7 @@ def test_declined_order_is_marked_failed_with_uniteller_code(world):
 
 
 def test_unknown_order_backs_off_then_expires(world):
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         contract = Contract.by_number("1001")
         transaction, _ = payments.start_payment(contract, 10000, "u", "u")
         start = utcnow()
@@ -73,6 +72,7 @@ def test_gateway_failures_change_nothing_and_are_counted(make_world):
     assert fresh(world, order_id)[0].status == "failed"
 
 
+@pytest.mark.serial  # concurrency: not beside another busy worker
 def test_two_workers_at_once_keep_to_the_request_limit(make_world):
     """The sandbox answers 429 to a request sooner than its interval: none happen."""
     world = make_world(
@@ -83,7 +83,7 @@ def test_two_workers_at_once_keep_to_the_request_limit(make_world):
     ids = [fresh(world, o)[0].id for o in orders]
 
     def one_worker(_):
-        with world.app.app_context(), db.connection_context():
+        with in_app(world):
             stats = status_check.run()
             for transaction_id in ids:
                 stats.errors += status_check.check_order(transaction_id).errors
@@ -95,11 +95,11 @@ def test_two_workers_at_once_keep_to_the_request_limit(make_world):
 
 
 def test_two_cron_processes_produce_one_run_per_tick(world, redis):
-    with world.app.app_context():
+    with in_app(world):
         first = jobs.run_scheduled_task("status-check")
         second = jobs.run_scheduled_task("status-check")
     assert first is not None and second is None
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         assert TaskRun.select().count() == 1
 
 
@@ -128,7 +128,7 @@ def test_status_request_answers_from_our_records(world):
     assert ask(paid) == "PAID"
     assert ask(paid, upoint="99999999") == "NEW"
     assert ask("no-such-order") == "NEW"
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         payments.apply_status(paid, "canceled", source="callback")
     assert ask(paid) == "CANCELLED"
 
@@ -137,8 +137,8 @@ def test_reconcile_finds_and_fixes_a_missing_credit(world):
     world.faults(drop_callbacks=True)
     missing, _, _ = pay_by_card(world, "500", SUCCESS_CARD)
     world.settle()
-    today = date.today()
-    with world.app.app_context(), db.connection_context():
+    today = isp_today(world.app)
+    with in_app(world):
         instance = Transaction.by_order_id(missing).instance
         report = reconcile(
             instance, today - timedelta(days=1), today + timedelta(days=1)
@@ -199,7 +199,7 @@ def test_reconcile_cli(world):
     pay_by_card(world, "500", SUCCESS_CARD)
     world.settle()
     runner = world.app.test_cli_runner()
-    today = datetime.now().date().isoformat()
+    today = isp_today(world.app).isoformat()
     result = runner.invoke(args=["reconcile", "isp", "--from", today, "--to", today])
     assert result.exit_code == 1 and "missing_credit" in result.output
     result = runner.invoke(

@@ -3,8 +3,7 @@
 import re
 
 from cabinet import payments
-from tests.conftest import login
-from tests.helpers import new_payment
+from tests.helpers import in_app, login, new_payment
 
 
 def test_wrong_password_is_refused_and_right_one_logs_in(client, demo):
@@ -118,7 +117,7 @@ def test_another_contracts_order_is_404(client, demo):
 def test_history_filters_paginates_and_serves_a_fragment(make_app, demo):
     app = make_app(PAGE_SIZE=2)
     client = app.test_client()
-    with app.app_context():
+    with in_app(app):
         made = [new_payment(demo["contract"], 1000 * (i + 1)) for i in range(3)]
         payments.apply_status(made[0].order_id, "paid", source="callback")
     login(client)

@@ -3,10 +3,8 @@
 import pytest
 
 from cabinet import accounts
-from cabinet.db import db
 from cabinet.models import Contract
-from tests.e2e.test_newcomer import page, shot  # noqa: F401
-from tests.helpers import pay_by_card
+from tests.helpers import in_app, pay_by_card, shot
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +13,7 @@ def test_operator_finds_a_payment_refunds_part_and_watches_the_monitor(page, wor
     order_id, _, _ = pay_by_card(world, "500")
     pay_by_card(world, "300")
     world.settle()
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         accounts.add_operator("admin", "admin-password", admin=True)
     page.goto(f"{world.url}/console/contracts")
     page.wait_for_selector("#login")
@@ -38,7 +36,7 @@ def test_operator_finds_a_payment_refunds_part_and_watches_the_monitor(page, wor
     page.click("#refund-form button[type=submit]")
     page.wait_for_selector("text=Возврат 150,00 ₽ выполнен")
     shot(page, "console-4-transaction")
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         assert Contract.by_number("1001").balance == 65000
     page.click("text=Монитор транзакций")
     page.wait_for_selector("#paid-chart")

@@ -1,55 +1,15 @@
 """A newcomer's first payment in a real browser (headless Chromium via Playwright)."""
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-from cabinet.db import db
 from cabinet.models import Contract
+from tests.helpers import in_app, shot
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
-
-
-@pytest.fixture
-def page():
-    """A fresh Chromium page; screenshots go to test-artifacts/."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed (.ci/run installs it)")
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(
-            viewport={"width": 1100, "height": 800}, locale="ru-RU"
-        )
-        yield context.new_page()
-        browser.close()
-
-
-def shot(page, name):
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
 
 def balance(world):
-    with world.app.app_context(), db.connection_context():
+    with in_app(world):
         return Contract.by_number("1001").balance
 
 

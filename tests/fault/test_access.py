@@ -8,9 +8,8 @@ import pytest
 
 from cabinet import accounts, configurations, payments
 from cabinet.models import Autopay, Contract, ModuleConfiguration, Transaction
-from tests.conftest import login
-from tests.fault.conftest import InApp
 from tests.fault.tools import snapshot
+from tests.helpers import in_app, login
 
 pytestmark = pytest.mark.fault
 
@@ -23,7 +22,7 @@ def people(make_app):
 
     def build(**settings):
         app = make_app(**settings)
-        with InApp(app):
+        with in_app(app):
             instance = configurations.add_instance("isp", "Test ISP")
             configurations.add_configuration(
                 instance,
@@ -90,7 +89,7 @@ def test_15_nobody_sees_or_changes_what_is_not_theirs(people, figure):
             leaks.append(("subscriber 1002", url, answer.status_code))
     urls = console_urls(app)
     assert len(urls) >= 15
-    with InApp(app):
+    with in_app(app):
         before = snapshot()
     for method, url in urls:
         for who, client in (("anonymous", anonymous), ("subscriber", stranger)):
@@ -105,7 +104,7 @@ def test_15_nobody_sees_or_changes_what_is_not_theirs(people, figure):
             )
             if not refused:
                 leaks.append((who, method, url, answer.status_code))
-    with InApp(app):
+    with in_app(app):
         changed = snapshot() != before
     figure(
         15, "URLs tried (subscriber + console)", len(subscriber_urls) + 2 * len(urls)
@@ -174,25 +173,25 @@ def test_16_state_changing_forms_refuse_missing_and_foreign_tokens_and_get(
             ("foreign token", {**FORM, "csrf_token": foreign}, "POST"),
             ("GET", FORM, "GET"),
         ):
-            with InApp(app):
+            with in_app(app):
                 before = snapshot()
             if method == "GET":
                 answer = client.get(url, query_string=data)
             else:
                 answer = client.post(url, data=data)
             tries += 1
-            with InApp(app):
+            with in_app(app):
                 if snapshot() != before:
                     changes.append((attempt, url, answer.status_code))
             if method == "POST" and answer.status_code != 400:
                 changes.append((attempt, url, answer.status_code, "not refused"))
     # The same form with the session's own token does change state.
-    with InApp(app):
+    with in_app(app):
         created = Transaction.select().count()
     subscriber.post(
         "/pay", data={"amount": "500", "csrf_token": csrf_token(subscriber, "/pay")}
     )
-    with InApp(app):
+    with in_app(app):
         assert Transaction.select().count() == created + 1
     figure(16, "forms x (no token, foreign token, GET)", tries)
     count = figure(16, "state changes", len(changes), 0)
@@ -305,7 +304,7 @@ def test_18_brute_force_fixation_and_re_authentication(people, redis, figure):
         and victim.get("/").status_code == 200
     )
 
-    with InApp(app):
+    with in_app(app):
         before = snapshot()
     answers = [
         victim.post(
@@ -325,13 +324,13 @@ def test_18_brute_force_fixation_and_re_authentication(people, redis, figure):
             "/autopay/card", data={"amount": "300", "password": "wrong"}
         ).status_code
     )
-    with InApp(app):
+    with in_app(app):
         unchanged = snapshot() == before and Autopay.select().count() == 0
     results["autopay needs the password again"] = unchanged and answers[:2] == [
         400,
         400,
     ]
-    with InApp(app):
+    with in_app(app):
         assert Contract.select().count() == 2
     for check, passed in results.items():
         figure(18, check, "pass" if passed else "FAIL", "pass")

@@ -16,9 +16,8 @@ from cabinet import autopay, clock
 from cabinet.extensions import QUEUE_NAME
 from cabinet.models import AutopayCharge, Contract
 from cabinet.uniteller.client import OperationRefused, UnitellerClient, UnitellerError
-from tests.fault.conftest import WATCH, InApp, scaled
-from tests.fault.tools import age_charges, sandbox_orders
-from tests.helpers import bind_autopay
+from tests.fault.tools import WATCH, age_charges, sandbox_orders, scaled
+from tests.helpers import bind_autopay, in_app, redis_url
 
 pytestmark = pytest.mark.fault
 
@@ -36,7 +35,7 @@ def weekly_world(make_world):
 
 def due_wednesday(world):
     """The next Wednesday (today included) at 07:00 Moscow, as naive UTC."""
-    with InApp(world.app):
+    with in_app(world.app):
         today = clock.local_today()
     day = today + timedelta(days=(2 - today.weekday()) % 7)
     return datetime(day.year, day.month, day.day, 4)
@@ -118,33 +117,31 @@ def wait_for(condition, timeout=60):
 def test_9_a_worker_killed_around_a_charge_never_charges_twice(
     weekly_world, database_url, redis, tmp_path, figure, point
 ):
-    from tests.conftest import TEST_REDIS_URL
-
     world = weekly_world
     bind_autopay(world, "weekly", "300", weekday=2)
     world.faults(drop_callbacks=True)  # only the worker's own answer could settle it
     rounds = scaled(5, 1)
     for round_ in range(rounds):
-        with InApp(world.app):
+        with in_app(world.app):
             # A period per round: the same autopay, a later week each time.
             autopay.run(now=due_wednesday(world) + timedelta(weeks=round_))
             charge = AutopayCharge.select().order_by(AutopayCharge.id.desc()).get()
-        doomed = Worker(world, database_url, TEST_REDIS_URL, tmp_path, kill_at=point)
+        doomed = Worker(world, database_url, redis_url(redis), tmp_path, kill_at=point)
         failed = FailedJobRegistry(queue=Queue(QUEUE_NAME, connection=redis))
         died = wait_for(lambda n=round_ + 1, failed=failed: failed.count >= n)
         doomed.kill()
         assert died, f"the job did not die at {point}"
-        with InApp(world.app):
+        with in_app(world.app):
             assert AutopayCharge.get_by_id(charge.id).status == "sending"
         age_charges(world, 11)  # the daily run finds the charge stuck
-        with InApp(world.app):
+        with in_app(world.app):
             autopay.run(now=due_wednesday(world) + timedelta(weeks=round_))
-        restarted = Worker(world, database_url, TEST_REDIS_URL, tmp_path)
+        restarted = Worker(world, database_url, redis_url(redis), tmp_path)
         try:
 
             def settled(charge_id=charge.id):
                 move_scheduled_jobs(redis)
-                with InApp(world.app):
+                with in_app(world.app):
                     return AutopayCharge.get_by_id(charge_id).status == "succeeded"
 
             assert wait_for(settled), f"charge not settled after a kill {point}"
@@ -155,7 +152,7 @@ def test_9_a_worker_killed_around_a_charge_never_charges_twice(
         9, f"double charges ({point})", sum(n - 1 for n in charged.values()), 0
     )
     assert doubles == 0 and len(charged) == rounds
-    with InApp(world.app):
+    with in_app(world.app):
         assert Contract.by_number("1001").balance == 30000 * (1 + rounds)
 
 
@@ -211,7 +208,7 @@ def test_11_unknown_gateway_answers_are_resolved_before_any_retry(
         world.faults(operation_failed=True)
     rounds = scaled(5, 1)
     for round_ in range(rounds):
-        with InApp(world.app):
+        with in_app(world.app):
             autopay.run(now=due_wednesday(world) + timedelta(weeks=round_))
             charge = AutopayCharge.select().order_by(AutopayCharge.id.desc()).get()
         run_jobs(world.app)  # the try, whose answer is unknown
@@ -222,10 +219,10 @@ def test_11_unknown_gateway_answers_are_resolved_before_any_retry(
             move_scheduled_jobs(redis)
             run_jobs(world.app)
             world.settle()
-            with InApp(world.app):
+            with in_app(world.app):
                 if AutopayCharge.get_by_id(charge.id).status == "succeeded":
                     break
-        with InApp(world.app):
+        with in_app(world.app):
             assert AutopayCharge.get_by_id(charge.id).status == "succeeded", calls
         if fault == "timeout":
             world.faults(latency_ms=800)

@@ -6,8 +6,6 @@ import pytest
 
 from cabinet import accounts, configurations
 from cabinet.models import Transaction, TransactionEvent
-from cabinet.uniteller.signatures import callback_signature
-from tests.fault.conftest import InApp, scaled
 from tests.fault.tools import (
     callback,
     changes_between,
@@ -15,7 +13,9 @@ from tests.fault.tools import (
     money_state,
     open_orders,
     post_all,
+    scaled,
 )
+from tests.helpers import in_app, sign_callback
 
 pytestmark = pytest.mark.fault
 
@@ -54,7 +54,7 @@ def test_2_replays_change_nothing_and_a_late_paid_is_illegal(world, shop, figure
     paid, canceled = orders[::2], orders[1::2]
     post_all(notify_url(world), [callback(shop, o, "paid") for o in orders])
     post_all(notify_url(world), [callback(shop, o, "canceled") for o in canceled])
-    with InApp(world.app):
+    with in_app(world.app):
         # "A day later": nothing in a replay tells its age, so age the orders.
         for transaction in Transaction.select():
             Transaction.update(
@@ -66,7 +66,7 @@ def test_2_replays_change_nothing_and_a_late_paid_is_illegal(world, shop, figure
     answers = post_all(notify_url(world), replays + replays)
     after = money_state(world)
     changes = figure(2, "state changes", changes_between(before, after), 0)
-    with InApp(world.app):
+    with in_app(world.app):
         illegal = (
             TransactionEvent.select()
             .where(
@@ -93,8 +93,7 @@ def _forgeries(shop, order_id):
     empty = dict(good, Signature="")
     other_order = dict(good, Order_ID=order_id + "X")
     raised_total = dict(good, Total="5000.00")
-    extra = [good["BillNumber"], good["ApprovalCode"], good["Total"]]
-    no_password = dict(good, Signature=callback_signature("", order_id, "paid", extra))
+    no_password = dict(good, Signature=sign_callback(good, ""))
     return [flipped, lower, missing, empty, other_order, raised_total, no_password]
 
 
@@ -105,7 +104,7 @@ def test_3_bad_signatures_are_refused_and_change_nothing(world, shop, figure):
     answers = post_all(notify_url(world), bodies)
     # The shop's password is gone from the configuration: nothing verifies, so
     # nothing is accepted (an empty password must not become a valid key).
-    with InApp(world.app):
+    with in_app(world.app):
         instance = configurations.get_instance("isp")
         configuration = instance.active_configuration()
         configuration.params = {
@@ -135,13 +134,13 @@ def test_4_unknown_orders_with_valid_signatures_are_kept_as_orphans(
     sent = [f"NOT-OURS-{n}" for n in range(scaled(100, 2))]
     before = money_state(world)
     answers = post_all(notify_url(world), [callback(shop, o, "paid") for o in sent])
-    with InApp(world.app):
+    with in_app(world.app):
         orphans = {
             e.order_id
             for e in TransactionEvent.select().where(TransactionEvent.kind == "orphan")
         }
     console = world.app.test_client()
-    with InApp(world.app):
+    with in_app(world.app):
         accounts.add_operator("watcher", "watcher-password")
     console.post(
         "/console/login", data={"login": "watcher", "password": "watcher-password"}
@@ -168,7 +167,7 @@ def test_5_a_total_other_than_the_orders_amount_credits_nothing(world, shop, fig
     before = money_state(world)
     answers = post_all(notify_url(world), bodies)
     after = money_state(world)
-    with InApp(world.app):
+    with in_app(world.app):
         flagged = (
             Transaction.select()
             .where(
@@ -221,7 +220,7 @@ def test_6_order_and_spelling_of_statuses_end_in_the_right_state(world, shop, fi
             ],
         )
     state = money_state(world)
-    with InApp(world.app):
+    with in_app(world.app):
         held = {
             t.order_id: sum(e.amount for e in t.ledger)
             for t in Transaction.select().where(Transaction.order_id.in_(orders))

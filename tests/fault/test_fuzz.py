@@ -8,10 +8,8 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from cabinet import accounts, api_tokens
-from cabinet.uniteller.signatures import callback_signature
-from tests.conftest import login
-from tests.fault.conftest import InApp, scaled
-from tests.fault.tools import open_orders, snapshot
+from tests.fault.tools import open_orders, scaled, snapshot
+from tests.helpers import in_app, login, sign_callback
 
 pytestmark = pytest.mark.fault
 
@@ -90,7 +88,7 @@ def fuzz(check):
 def fuzz_world(make_world):
     """The live pair, a subscriber logged in, an operator, an API token, an order."""
     world = make_world(config=("autopay_weekly=yes", "autopay_automatic=yes"))
-    with InApp(world.app):
+    with in_app(world.app):
         accounts.add_operator("admin", "admin-password", admin=True)
         _, world.token = api_tokens.create_token("fuzz")
     world.order_id = open_orders(world, 1)[0][0]
@@ -119,7 +117,7 @@ def test_14_fuzzed_input_never_fails_the_server_or_changes_state(
         if snapshot() != before:
             changed.append((path, kwargs))
 
-    with InApp(world.app):
+    with in_app(world.app):
 
         @fuzz
         @given(fields(["number", "password", "next"]))
@@ -174,17 +172,11 @@ def test_14_fuzzed_input_never_fails_the_server_or_changes_state(
         )
         def callback(data, sign, how):
             data.setdefault("Order_ID", world.order_id)
-            extra = [data.get(k, "") for k in ("BillNumber", "ApprovalCode", "Total")]
             if sign:
                 data.pop("Signature", None)
                 data.add(
                     "Signature",
-                    callback_signature(
-                        shop["password"],
-                        data["Order_ID"],
-                        data.get("Status", ""),
-                        extra,
-                    ),
+                    sign_callback(data, shop["password"]),
                 )
             kwargs = {
                 "form": {"data": data},

@@ -6,9 +6,8 @@ import pytest
 
 from cabinet import accounts, configurations, payments
 from cabinet.models import ModuleConfiguration
-from tests.fault.conftest import SECRET_KEY, SHOP, WATCH, InApp
-from tests.fault.tools import callback, open_orders, post_all
-from tests.helpers import SUCCESS_CARD, bind_autopay, pay_by_card
+from tests.fault.tools import SECRET_KEY, SHOP, WATCH, callback, open_orders, post_all
+from tests.helpers import SUCCESS_CARD, bind_autopay, in_app, pay_by_card
 
 pytestmark = pytest.mark.fault
 
@@ -29,7 +28,7 @@ def test_19_no_secret_in_any_log_or_page_after_the_suite(make_world, figure):
             {**leaky, "Signature": "0" * 32, "Login": SHOP["login"]},
         ],
     )
-    with InApp(world.app):
+    with in_app(world.app):
         accounts.add_operator("admin", "admin-password", admin=True)
         configurations = list(ModuleConfiguration.select())
     console = world.app.test_client()
@@ -111,7 +110,7 @@ def _checks(answer, https):
 def test_20_security_headers_and_cookies(make_app, figure, public_url):
     https = public_url.startswith("https")
     app = make_app(PUBLIC_URL=public_url)
-    with InApp(app):
+    with in_app(app):
         instance = configurations.add_instance("isp", "Test ISP")
         configurations.add_configuration(
             instance,

@@ -13,8 +13,8 @@ import requests
 from cabinet import accounts, configurations, payments
 from cabinet.models import Contract, LedgerEntry
 from cabinet.money import parse_amount
-from tests.fault.conftest import InApp, scaled, scaled_seconds
-from tests.fault.tools import callback, open_orders
+from tests.fault.tools import callback, open_orders, scaled, scaled_seconds
+from tests.helpers import in_app
 
 pytestmark = pytest.mark.fault
 
@@ -83,7 +83,7 @@ def test_12_sqlite_under_200_callbacks_a_second_and_page_reads(world, shop, figu
     )
     assert failures == 0, {a for a in answers if a != 200}
     assert page_answers and set(page_answers) == {200}
-    with InApp(world.app):
+    with in_app(world.app):
         assert Contract.by_number("1001").balance == 50000 * len(orders)
 
 
@@ -120,7 +120,7 @@ def test_13_random_kopeck_amounts_credited_and_reversed_match_a_decimal_oracle(
     count = scaled(100_000, 200)
     rng = random.Random(13)
     wire = re.compile(r"\d+\.\d{2}")
-    with InApp(app):
+    with in_app(app):
         instance = configurations.add_instance("isp", "Test ISP")
         configurations.add_configuration(
             instance,

@@ -12,7 +12,6 @@ import requests
 from cabinet import autopay, clock, status_check
 from cabinet.models import AutopayCharge, Contract, Transaction
 from cabinet.uniteller.client import UnitellerClient
-from tests.fault.conftest import InApp, scaled
 from tests.fault.tools import (
     age_charges,
     callback,
@@ -20,8 +19,9 @@ from tests.fault.tools import (
     open_orders,
     pay_at_sandbox,
     sandbox_orders,
+    scaled,
 )
-from tests.helpers import bind_autopay
+from tests.helpers import bind_autopay, in_app
 
 pytestmark = pytest.mark.fault
 
@@ -38,7 +38,7 @@ def test_7_callbacks_racing_the_status_task_credit_each_order_once(world, shop, 
     delivering.set()
 
     def status_task():
-        with InApp(world.app):
+        with in_app(world.app):
             while delivering.is_set():
                 status_check.run()
             status_check.run()
@@ -68,7 +68,7 @@ def test_7_callbacks_racing_the_status_task_credit_each_order_once(world, shop, 
     lost = figure(7, "lost (not credited)", sum(n == 0 for n in credits.values()), 0)
     assert answers == [200] * len(order_ids)
     assert duplicates == 0 and lost == 0
-    with InApp(world.app):
+    with in_app(world.app):
         assert Contract.by_number("1001").balance == 50000 * len(order_ids)
 
 
@@ -98,7 +98,7 @@ def test_8_with_every_callback_dropped_the_status_task_credits_within_its_interv
             paid_on_tick[order_id] = tick
 
         def cron(_):
-            with InApp(world.app):
+            with in_app(world.app):
                 return status_check.run().errors
 
         # Two cron processes fire on the same tick; the shared limiter spaces them.
@@ -126,7 +126,7 @@ def test_10_redis_flushed_mid_run_the_database_rebuilds_the_due_work(
     contracts = [f"20{n:02d}" for n in range(scaled(20, 3))]
     from cabinet import accounts, configurations
 
-    with InApp(world.app):
+    with in_app(world.app):
         instance = configurations.get_instance("isp")
         for number in contracts:
             accounts.add_contract(number, "Подписчик", "demo-pass", None, instance)
@@ -139,7 +139,7 @@ def test_10_redis_flushed_mid_run_the_database_rebuilds_the_due_work(
     open_payments = open_orders(world, scaled(20, 3))
     for _, form in open_payments:
         pay_at_sandbox(world, form)
-    with InApp(world.app):
+    with in_app(world.app):
         today = clock.local_today()
         due_day = today + timedelta(days=(2 - today.weekday()) % 7)
         autopay.run(now=_moscow_morning(due_day))
@@ -149,18 +149,18 @@ def test_10_redis_flushed_mid_run_the_database_rebuilds_the_due_work(
 
     from cabinet.extensions import QUEUE_NAME
 
-    with world.app.app_context():
+    with in_app(world):
         SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis).work(
             burst=True, max_jobs=max(1, planned // 2)
         )
     redis.flushdb()
     age_charges(world, 11)
-    with InApp(world.app):
+    with in_app(world.app):
         notes = autopay.run(now=_moscow_morning(due_day)).notes
         status_check.run()
     run_jobs(world.app)
     world.settle()
-    with InApp(world.app):
+    with in_app(world.app):
         done = AutopayCharge.select().where(AutopayCharge.status == "succeeded").count()
         still_open = (
             Transaction.select()
