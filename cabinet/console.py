@@ -56,7 +56,6 @@ from .models import (
 )
 from .money import AmountError, format_human, format_wire, parse_amount
 from .reconcile import reconcile
-from .subscriber import AMOUNT_ERRORS, WEEKDAYS, out_of_range
 from .uniteller.client import UnitellerError
 from .web import (
     local_midnight_utc,
@@ -67,6 +66,7 @@ from .web import (
     parse_period,
     wants_fragment,
 )
+from .wording import AMOUNT_ERRORS, WEEKDAYS, out_of_range
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 bp.record_once(
