@@ -326,8 +326,10 @@ def test_admin_adds_tests_activates_and_rolls_back_a_configuration(world):
 
 
 def test_versions_and_their_diff_show_a_password_change_but_never_the_password(
-    client, staff, shop
-):  # noqa: F811
+    client,
+    staff,  # noqa: F811
+    shop,
+):
     console_login(client)
     main = staff["instance"].active_configuration()
     form = {
