@@ -40,15 +40,10 @@ from .models import (
 from .money import AmountError, format_human, parse_amount
 from .pages import page_or_fragment, parse_period
 from .prepared import Prepared
+from .wording import AMOUNT_ERRORS, WEEKDAYS, out_of_range
 
 bp = Blueprint("subscriber", __name__)
 
-AMOUNT_ERRORS = {
-    "empty": _l("Enter an amount."),
-    "not_a_number": _l("Enter an amount in roubles, for example 500 or 500,50."),
-    "too_many_decimals": _l("An amount has at most two digits after the comma."),
-    "not_positive": _l("The amount must be greater than zero."),
-}
 UNAVAILABLE = {
     "not_linked": _l(
         "Card payment is not available for your contract. Please contact your provider."
@@ -61,15 +56,6 @@ UNAVAILABLE = {
     ),
 }
 HISTORY_FILTERS = ("success", *STATUSES)
-
-
-def out_of_range(exc):
-    """Say which amounts are allowed, from an error carrying `low` and `high`."""
-    return _l(
-        "The amount must be from %(low)s to %(high)s ₽.",
-        low=format_human(exc.details["low"]),
-        high=format_human(exc.details["high"]),
-    )
 
 
 def contract_required(view):
@@ -251,15 +237,6 @@ def history():
     )
 
 
-WEEKDAYS = [
-    _l("Monday"),
-    _l("Tuesday"),
-    _l("Wednesday"),
-    _l("Thursday"),
-    _l("Friday"),
-    _l("Saturday"),
-    _l("Sunday"),
-]
 AUTOPAY_ERRORS = {
     "mode_not_allowed": _l("This mode is not available."),
     "bad_weekday": _l("Choose a day of the week."),

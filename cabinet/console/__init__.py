@@ -1,0 +1,20 @@
+"""The operator console: one module per section, all on the one blueprint `bp`."""
+
+# Importing the sections registers their routes on bp.
+from . import (  # noqa: F401
+    access,
+    audit,
+    autopay,
+    configurations,
+    contracts,
+    instances,
+    monitor,
+    orphans,
+    reconcile,
+    session,
+    tasks,
+    transactions,
+)
+from .blueprint import bp
+
+__all__ = ["bp"]

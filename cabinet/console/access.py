@@ -1,0 +1,51 @@
+"""Who may use the console (operators; some views admins only); template helpers."""
+
+from functools import wraps
+
+from flask import abort
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from .. import params as module_params
+from .blueprint import bp
+from .labels import KIND_LABELS, PARAM_LABELS, REFUND_STATUSES, VERSION_ACTIONS
+
+
+def operator_required(admin=False):
+    """Let only operators in (only admins with admin=True); others get 403."""
+
+    def decorate(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not getattr(current_user, "is_operator", False):
+                abort(403, _("The console is for the provider's staff only."))
+            if admin and current_operator().role != "admin":
+                abort(403, _("Only an administrator may do this."))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def current_operator():
+    """Return the logged-in operator (the view must require an operator)."""
+    return current_user.operator
+
+
+@bp.context_processor
+def console_helpers():
+    """Give console templates the operator's role and the wording of codes."""
+    is_admin = bool(
+        getattr(current_user, "is_operator", False)
+        and current_user.operator.role == "admin"
+    )
+    return {
+        "is_admin": is_admin,
+        "refund_statuses": REFUND_STATUSES,
+        "secret_params": module_params.SECRET_PARAMS,
+        "param_labels": PARAM_LABELS,
+        "kind_labels": KIND_LABELS,
+        "version_actions": VERSION_ACTIONS,
+    }

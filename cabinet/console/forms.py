@@ -1,0 +1,129 @@
+"""The console's forms, and the check that a posted button's form is still fresh."""
+
+from functools import wraps
+
+from flask import abort, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from .. import params as module_params
+from ..models import ModuleInstance
+from .labels import PARAM_LABELS
+
+FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic")
+
+
+class OperatorLoginForm(FlaskForm):
+    """An operator's login and password."""
+
+    login = StringField(_l("Login"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(
+        _l("Password"), validators=[DataRequired(), Length(max=200)]
+    )
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token travels."""
+
+
+def fresh_form_required(view):
+    """Answer 400 to a POST whose button form has expired (its CSRF token is stale)."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        # A GET only shows the page; the same view may take the POST that acts.
+        if request.method == "POST" and not ActionForm().validate_on_submit():
+            abort(400, _("The form has expired. Reload the page and try again."))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+class LinkForm(FlaskForm):
+    """The module instance a contract pays through."""
+
+    instance = SelectField(_l("Module instance"), validators=[Optional()])
+
+    @classmethod
+    def of(cls, contract, formdata=None):
+        """A form offering every instance, the contract's own chosen."""
+        form = cls(
+            formdata=formdata,
+            instance=contract.instance.code if contract.instance_id else "",
+        )
+        form.instance.choices = [("", _("— not linked —"))] + [
+            (i.code, f"{i.name} ({i.code})")
+            for i in ModuleInstance.select().order_by(ModuleInstance.code)
+        ]
+        return form
+
+
+class RefundForm(FlaskForm):
+    """How much to refund; empty is all that is left."""
+
+    amount = StringField(_l("Amount, ₽"), validators=[Optional(), Length(max=20)])
+
+
+class InstanceForm(FlaskForm):
+    """A new module instance: its code (in URLs) and its name."""
+
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=64)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+
+
+class ConfigurationForm(FlaskForm):
+    """A configuration: its name and parameters; password and login are write-only."""
+
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
+    shop_id = StringField(PARAM_LABELS["shop_id"], validators=[DataRequired()])
+    login = PasswordField(PARAM_LABELS["login"])  # secret: never sent back
+    password = PasswordField(PARAM_LABELS["password"])
+    gateway_url = StringField(PARAM_LABELS["gateway_url"])
+    callback_fields = StringField(PARAM_LABELS["callback_fields"])
+    lifetime = StringField(PARAM_LABELS["lifetime"])
+    min_amount = StringField(PARAM_LABELS["min_amount"])
+    max_amount = StringField(PARAM_LABELS["max_amount"])
+    autopay_weekly = BooleanField(PARAM_LABELS["autopay_weekly"])
+    autopay_monthly = BooleanField(PARAM_LABELS["autopay_monthly"])
+    autopay_automatic = BooleanField(PARAM_LABELS["autopay_automatic"])
+    autopay_retry_days = StringField(PARAM_LABELS["autopay_retry_days"])
+    auto_threshold = StringField(PARAM_LABELS["auto_threshold"])
+    auto_target = StringField(PARAM_LABELS["auto_target"])
+
+    @classmethod
+    def filled(cls, configuration, **values):
+        """A form holding a configuration's parameters, never its secrets."""
+        params = {
+            k: v
+            for k, v in configuration.params.items()
+            if k in PARAM_LABELS and k not in module_params.SECRET_PARAMS
+        }
+        params.update({k: params.get(k) == "yes" for k in FLAG_PARAMS})
+        return cls(**params, **values)
+
+    def params(self):
+        """Return the typed parameters; empty fields fall back to their defaults."""
+        values = {key: "yes" if self[key].data else "no" for key in FLAG_PARAMS}
+        values.update(
+            {
+                key: self[key].data.strip()
+                for key in PARAM_LABELS
+                if key not in FLAG_PARAMS and (self[key].data or "").strip()
+            }
+        )
+        return values
+
+    def show_error(self, error):
+        """Put a cabinet.params message, translated, under its field (or the name's)."""
+        target = self[error.key] if error.key in PARAM_LABELS else self.name
+        target.errors = [*target.errors, _(error.message, **error.values)]
+
+
+class AutopayChargeForm(FlaskForm):
+    """A manual charge in automatic mode: how much and why."""
+
+    amount = StringField(_l("Amount, ₽"), validators=[DataRequired(), Length(max=20)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])

@@ -1,0 +1,57 @@
+"""The console's wording of codes: refusals, kinds, refund states, parameters."""
+
+from flask_babel import lazy_gettext as _l
+
+REFUSALS = {
+    "not_credited": _l(
+        "Only a credited (authorized or paid) transaction can be refunded."
+    ),
+    "no_bill_number": _l(
+        "Uniteller has not told us this payment's bill number yet: "
+        "re-check its status first."
+    ),
+    "pending": _l(
+        "A refund of this transaction is in progress: re-check its status "
+        "to learn how it ended."
+    ),
+    "not_positive": _l("The amount must be greater than zero."),
+}
+KIND_LABELS = {
+    "payment": _l("Card payment"),
+    "bind": _l("Autopay binding"),
+    "recurrent": _l("Autopay charge"),
+}
+REFUND_STATUSES = {
+    "pending": _l("In progress"),
+    "done": _l("Done"),
+    "failed": _l("Refused"),
+}
+DIFFERENCES = {
+    "missing_credit": _l("paid at Uniteller, not credited here"),
+    "not_successful_there": _l("credited here, not successful at Uniteller"),
+    "amount_mismatch": _l("amounts differ"),
+    "unknown_here": _l("unknown here"),
+}
+PARAM_LABELS = {
+    "shop_id": _l("Shop ID (Shop_IDP)"),
+    "login": _l("Login"),
+    "password": _l("Password"),
+    "gateway_url": _l("Uniteller address"),
+    "callback_fields": _l("Callback fields"),
+    "lifetime": _l("Payment form lifetime, s"),
+    "min_amount": _l("Minimum payment, ₽"),
+    "max_amount": _l("Maximum payment, ₽"),
+    "autopay_weekly": _l("Weekly payments"),
+    "autopay_monthly": _l("Monthly payments"),
+    "autopay_automatic": _l("Automatic mode"),
+    "autopay_retry_days": _l("Retry a softly declined charge, days"),
+    "auto_threshold": _l("Automatic mode: top up when the balance is below, ₽"),
+    "auto_target": _l("Automatic mode: top up to, ₽"),
+}
+VERSION_ACTIONS = {
+    "create": _l("created"),
+    "edit": _l("edited"),
+    "copy": _l("copied"),
+    "activate": _l("activated"),
+    "rollback": _l("rolled back to"),
+}

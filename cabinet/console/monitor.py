@@ -1,0 +1,173 @@
+"""The transaction monitor: an instance's transactions, their totals, CSV export."""
+
+from datetime import timedelta
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    make_response,
+    render_template,
+    request,
+    stream_with_context,
+)
+from flask_babel import gettext as _
+
+from .. import monitor
+from ..clock import local_midnight_utc, local_timezone, local_today
+from ..pages import page_or_fragment, parse_date, wants_fragment
+from . import args
+from .access import operator_required
+from .blueprint import bp
+
+MONITOR_DAYS = 7
+LONGEST_PERIOD = timedelta(days=366)
+
+# The monitor's queries call SQL functions the database must know first.
+bp.record_once(
+    lambda state: monitor.register_functions(state.app.extensions["database"])
+)
+
+
+def _period():
+    """Read ?from= and ?to=: the last 7 days by default, at most a year."""
+    today = local_today()
+    first = parse_date(request.args, "from") or today - timedelta(days=MONITOR_DAYS - 1)
+    last = parse_date(request.args, "to") or today
+    if last < first:
+        abort(400, _("The period ends before it starts."))
+    if last - first > LONGEST_PERIOD:
+        abort(400, _("The period is at most a year."))
+    return first, last
+
+
+def _filters():
+    """Read the monitor's filters: the query's, those the page shows, the period."""
+    first, last = _period()
+    status = args.status_filter()
+    kind = request.args.get("kind", "")
+    if kind and kind not in monitor.KINDS:
+        abort(400, "unknown kind")
+    filters = monitor.Filters(
+        start=local_midnight_utc(first),
+        end=local_midnight_utc(last + timedelta(1)),
+        search=request.args.get("q", "").strip()[:100],
+        status=status,
+        kind=kind,
+    )
+    shown = {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "q": filters.search,
+        "status": status,
+        "kind": kind,
+    }
+    return filters, shown, first, last
+
+
+def _rows_context(instance):
+    """Read the filters and fetch one keyset page of the instance's transactions."""
+    filters, shown, _first, _last = _filters()
+    shown["instance"] = instance.code
+    rows, following = monitor.page(
+        monitor.selection(instance, filters),
+        current_app.config["PAGE_SIZE"],
+        args.cursor(),
+    )
+    return {
+        "rows": rows,
+        "following": following,
+        "filters": shown,
+        "after": request.args.get("after", ""),
+    }
+
+
+def _rows_only(context):
+    """Answer only the rows (paging): the totals and the chart above stay."""
+    response = make_response(render_template("console/_monitor-rows.html", **context))
+    response.vary.update(("HX-Request", "HX-Target"))
+    return response
+
+
+@bp.route("/monitor")
+@operator_required()
+def monitor_page():
+    """Show an instance's transactions of a period: filters and keyset pages."""
+    instance = args.chosen_instance(request.args)
+    if instance is None:
+        return args.choose_instance("console.monitor_page")
+    context = _rows_context(instance)
+    if wants_fragment() and request.headers.get("HX-Target") == "monitor-rows":
+        return _rows_only(context)
+    # The totals and the chart come by a request of their own once the page is
+    # shown (console.monitor_summary): counting a year of a big instance can
+    # take longer than the rows, and the operator need not wait for it.
+    response = page_or_fragment(
+        "console/monitor.html",
+        "console/_monitor-table.html",
+        instance=instance,
+        instances=args.instances(),
+        statuses=args.STATUS_FILTERS,
+        kinds=monitor.KINDS,
+        **context,
+    )
+    response.vary.add("HX-Target")
+    return response
+
+
+@bp.route("/monitor/summary")
+@operator_required()
+def monitor_summary():
+    """Count the monitor's filtered set per status and chart its paid sums per day."""
+    instance = args.chosen_instance(request.args)
+    if instance is None:
+        abort(400, "which instance: ?instance=")
+    filters, shown, first, last = _filters()
+    shown["instance"] = instance.code
+    per_status, series = monitor.summary(
+        instance, filters, monitor.local_days(first, last, local_midnight_utc)
+    )
+    return page_or_fragment(
+        "console/monitor-summary.html",
+        "console/_monitor-summary.html",
+        instance=instance,
+        filters=shown,
+        totals=per_status,
+        total_count=sum(c for _, c, _ in per_status),
+        total_sum=sum(s for _, _, s in per_status),
+        chart=monitor.chart(series),
+    )
+
+
+def _csv_header():
+    """Name the CSV's columns in the operator's language."""
+    return [
+        _("Date"),
+        _("Order"),
+        _("Contract"),
+        _("Name"),
+        _("Kind"),
+        _("Status"),
+        _("Amount"),
+        _("Bill number"),
+        _("Approval code"),
+        _("Response code"),
+        _("Message"),
+    ]
+
+
+@bp.route("/monitor.csv")
+@operator_required()
+def monitor_csv():
+    """Stream the monitor's filtered set as CSV (UTF-8 with BOM, ';')."""
+    instance = args.chosen_instance(request.args)
+    if instance is None:
+        abort(400, _("Choose a module instance."))
+    filters, shown, _first, _last = _filters()
+    lines = monitor.csv_chunks(instance, filters, local_timezone(), _csv_header())
+    name = f"transactions-{instance.code}-{shown['from']}-{shown['to']}.csv"
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,31 @@
+"""Wording both the subscriber's cabinet and the console show: amounts, weekdays."""
+
+from flask_babel import lazy_gettext as _l
+
+from .money import format_human
+
+# The codes cabinet.money.parse_amount raises, as a person reads them.
+AMOUNT_ERRORS = {
+    "empty": _l("Enter an amount."),
+    "not_a_number": _l("Enter an amount in roubles, for example 500 or 500,50."),
+    "too_many_decimals": _l("An amount has at most two digits after the comma."),
+    "not_positive": _l("The amount must be greater than zero."),
+}
+WEEKDAYS = [
+    _l("Monday"),
+    _l("Tuesday"),
+    _l("Wednesday"),
+    _l("Thursday"),
+    _l("Friday"),
+    _l("Saturday"),
+    _l("Sunday"),
+]
+
+
+def out_of_range(exc):
+    """Say which amounts are allowed, from an error carrying `low` and `high`."""
+    return _l(
+        "The amount must be from %(low)s to %(high)s ₽.",
+        low=format_human(exc.details["low"]),
+        high=format_human(exc.details["high"]),
+    )
