@@ -1,0 +1,144 @@
+"""Autopay in the cabinet: set it up or change it, a new card, turn it off."""
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from werkzeug.security import check_password_hash
+
+from .. import autopay
+from ..auth import current_contract
+from ..errors import AmountOutOfRange
+from ..models import AUTOPAY_MODE_LABELS, Notice
+from ..money import AmountError, format_human, parse_amount
+from ..wording import AMOUNT_ERRORS, WEEKDAYS, out_of_range
+from .blueprint import availability, bp, contract_required
+from .forms import AUTOPAY_ERRORS, AutopayForm, ConfirmForm, choices
+from .paying import return_urls
+
+
+def _autopay_page(contract, form, status=200):
+    """Render the autopay page with its current state."""
+    configuration, unavailable = availability(contract)
+    modes = autopay.allowed_modes(configuration)
+    form.mode.choices = choices((m, AUTOPAY_MODE_LABELS[m]) for m in modes)
+    notices = list(contract.notices.order_by(Notice.id.desc()).limit(5))
+    return render_template(
+        "subscriber/autopay.html",
+        form=form,
+        modes=modes,
+        **autopay.summary(contract),
+        notices=notices,
+        weekdays=WEEKDAYS,
+        unavailable=unavailable,
+        terms_version=autopay.TERMS_VERSION,
+    ), status
+
+
+def _filled_form(contract):
+    """Return the autopay form showing the contract's current settings."""
+    current = autopay.autopay_of(contract)
+    form = AutopayForm(obj=current)
+    if current and current.amount:
+        form.amount.data = format_human(current.amount).replace("\u00a0", "")
+    return form
+
+
+def _configure(contract, form):
+    """Save a valid form's settings: (amount, needs a card); None, errors on it."""
+    try:
+        amount = parse_amount(form.amount.data)
+        return amount, autopay.configure(
+            contract,
+            form.mode.data,
+            amount,
+            weekday=form.weekday.data,
+            day_of_month=form.day_of_month.data,
+            ip=request.remote_addr or "",
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+    except AmountError as exc:
+        form.amount.errors.append(AMOUNT_ERRORS[str(exc)])
+    except autopay.AutopayError as exc:
+        if exc.message == "amount_out_of_range":
+            form.amount.errors.append(out_of_range(exc))
+        else:
+            form.mode.errors.append(AUTOPAY_ERRORS[exc.message])
+    return None
+
+
+@bp.route("/autopay", methods=["GET", "POST"])
+@contract_required
+def autopay_settings():
+    """Show autopay; on POST set it up or change it (a card payment if needed)."""
+    contract = current_contract()
+    if request.method == "GET":
+        return _autopay_page(contract, _filled_form(contract))
+    form = AutopayForm()
+    configuration, unavailable = availability(contract)
+    form.mode.choices = choices(
+        (m, AUTOPAY_MODE_LABELS[m]) for m in autopay.allowed_modes(configuration)
+    )
+    if unavailable or not form.validate_on_submit():
+        return _autopay_page(contract, form, 409 if unavailable else 400)
+    if not check_password_hash(contract.password_hash, form.password.data):
+        form.password.errors.append(_l("Wrong password."))
+        return _autopay_page(contract, form, 400)
+    saved = _configure(contract, form)
+    if saved is None:
+        return _autopay_page(contract, form, 400)
+    amount, needs_card = saved
+    if not needs_card:
+        flash(_l("Autopay settings saved."), "info")
+        return redirect(url_for("subscriber.autopay_settings"))
+    return _bind_card(contract, amount)
+
+
+def _bind_card(contract, amount):
+    """Answer the auto-submitting form of the payment that binds the card."""
+    try:
+        transaction, pay_form = autopay.start_binding(
+            contract,
+            amount,
+            language=str(get_locale() or "ru"),
+            **return_urls(),
+        )
+    except AmountOutOfRange as exc:
+        flash(out_of_range(exc), "error")
+        return redirect(url_for("subscriber.autopay_settings"))
+    return render_template(
+        "subscriber/redirect.html", transaction=transaction, pay_form=pay_form
+    )
+
+
+@bp.route("/autopay/card", methods=["POST"])
+@contract_required
+def autopay_change_card():
+    """Pay once with a new card; when it succeeds it becomes the autopay's card."""
+    contract = current_contract()
+    current = autopay.autopay_of(contract)
+    if current is None or current.state == "off":
+        abort(409, "set up autopay first")
+    form = ConfirmForm()
+    if not form.validate_on_submit() or not check_password_hash(
+        contract.password_hash, form.password.data
+    ):
+        flash(_l("Wrong password."), "error")
+        return redirect(url_for("subscriber.autopay_settings"))
+    try:
+        amount = parse_amount(form.amount.data)
+    except AmountError as exc:
+        flash(AMOUNT_ERRORS[str(exc)], "error")
+        return redirect(url_for("subscriber.autopay_settings"))
+    return _bind_card(contract, amount)
+
+
+@bp.route("/autopay/off", methods=["POST"])
+@contract_required
+def autopay_off():
+    """Turn autopay off at once."""
+    contract = current_contract()
+    if autopay.autopay_of(contract) is None:
+        abort(404, "no autopay")
+    autopay.turn_off(contract)
+    flash(_l("Autopay is off. No further charges will be made."), "info")
+    return redirect(url_for("subscriber.autopay_settings"))

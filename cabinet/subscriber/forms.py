@@ -1,0 +1,75 @@
+"""The subscriber's forms: the amount to pay, autopay's settings, a confirmation."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, NumberRange, Optional
+
+from ..models import AUTOPAY_MODE_LABELS
+from ..wording import WEEKDAYS
+
+
+class PayForm(FlaskForm):
+    """The amount to pay."""
+
+    amount = StringField(
+        _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
+    )
+
+
+AUTOPAY_ERRORS = {
+    "mode_not_allowed": _l("This mode is not available."),
+    "bad_weekday": _l("Choose a day of the week."),
+    "bad_day": _l("Choose a day of the month from 1 to 31."),
+}
+
+
+def choices(pairs):
+    """Build WTForms choices from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class AutopayForm(FlaskForm):
+    """Autopay's mode and parameters, the password again, and consent."""
+
+    mode = RadioField(
+        _l("Mode"),
+        choices=choices(AUTOPAY_MODE_LABELS.items()),
+        validators=[DataRequired(_l("Choose a mode."))],
+    )
+    weekday = SelectField(
+        _l("Day of the week"),
+        coerce=int,
+        choices=choices(enumerate(WEEKDAYS)),
+        default=0,
+    )
+    day_of_month = IntegerField(
+        _l("Day of the month"), default=1, validators=[Optional(), NumberRange(1, 31)]
+    )
+    amount = StringField(
+        _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
+    )
+    password = PasswordField(
+        _l("Your password, to confirm"),
+        validators=[DataRequired(_l("Enter your password."))],
+    )
+    consent = BooleanField(
+        validators=[
+            DataRequired(_l("Autopay needs your consent to recurring charges."))
+        ]
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """The password again, and the amount of the payment with the new card."""
+
+    password = PasswordField(validators=[DataRequired()])
+    amount = StringField(validators=[DataRequired()])

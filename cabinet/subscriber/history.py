@@ -1,0 +1,80 @@
+"""The subscriber's payment history: filtered by status and period, paged."""
+
+from flask import abort, current_app, request
+
+from ..auth import current_contract
+from ..models import STATUSES, Transaction
+from ..pages import page_or_fragment, parse_period
+from ..prepared import Prepared
+from .blueprint import bp, contract_required
+
+HISTORY_FILTERS = ("success", *STATUSES)
+
+
+# The columns a history row shows: a page reads no more than it prints.
+HISTORY_COLUMNS = (
+    Transaction.id,
+    Transaction.created_at,
+    Transaction.order_id,
+    Transaction.amount,
+    Transaction.status,
+)
+_HISTORY_QUERIES = {}
+
+
+def _history_query(status, since, until):
+    """Return the prepared history query for a combination of filters."""
+    key = (status, since, until)
+    if key not in _HISTORY_QUERIES:
+        _HISTORY_QUERIES[key] = Prepared(
+            lambda slot: (
+                Transaction.history(
+                    slot("contract"),
+                    status,
+                    slot("start", Transaction.created_at) if since else None,
+                    slot("end", Transaction.created_at) if until else None,
+                )
+                .select(*HISTORY_COLUMNS)
+                .limit(slot("limit"))
+                .offset(slot("offset"))
+            )
+        )
+    return _HISTORY_QUERIES[key]
+
+
+def _page_number():
+    """Read ?page= (1 and up); 400 if it is not a positive number."""
+    page = request.args.get("page", "1")
+    if not page.isdigit() or int(page) < 1:
+        abort(400, "page must be a positive number")
+    return int(page)
+
+
+@bp.route("/payments")
+@contract_required
+def history():
+    """List the subscriber's payments, filtered by status and period, paginated."""
+    status = request.args.get("status", "")
+    if status and status not in HISTORY_FILTERS:
+        abort(400, "unknown status")
+    start, end = parse_period(request.args)
+    page = _page_number()
+    size = current_app.config["PAGE_SIZE"]
+    # One row more than a page tells whether there is a next page.
+    rows = _history_query(status or None, start is not None, end is not None).all(
+        contract=current_contract().id,
+        start=start,
+        end=end,
+        limit=size + 1,
+        offset=(page - 1) * size,
+    )
+    context = {
+        "rows": rows[:size],
+        "has_next": len(rows) > size,
+        "page": page,
+        "filters": {k: request.args.get(k, "") for k in ("status", "from", "to")},
+        "statuses": HISTORY_FILTERS,
+    }
+    return page_or_fragment(
+        "subscriber/history.html", "subscriber/_payment-table.html", **context
+    )

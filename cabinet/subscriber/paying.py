@@ -1,0 +1,89 @@
+"""Paying by card: the amount, the way to Uniteller, the way back, the status."""
+
+from flask import abort, render_template, request
+from flask_babel import get_locale
+
+from .. import acquirer, payments, status_check
+from ..auth import current_contract
+from ..errors import AmountOutOfRange
+from ..money import AmountError, parse_amount
+from ..wording import AMOUNT_ERRORS, out_of_range
+from .blueprint import availability, bp, contract_required, public_url
+from .forms import PayForm
+
+
+def return_urls():
+    """Return the ok and no URLs Uniteller sends the subscriber back to."""
+    return {
+        "url_ok": public_url("subscriber.payment_return", outcome="ok"),
+        "url_no": public_url("subscriber.payment_return", outcome="no"),
+    }
+
+
+def _start(contract, form):
+    """Create the order of a valid pay form; None (errors on the form) if refused."""
+    try:
+        return payments.start_payment(
+            contract,
+            parse_amount(form.amount.data),
+            language=str(get_locale() or "ru"),
+            **return_urls(),
+        )
+    except AmountError as exc:
+        form.amount.errors.append(AMOUNT_ERRORS[str(exc)])
+    except AmountOutOfRange as exc:
+        form.amount.errors.append(out_of_range(exc))
+    return None
+
+
+@bp.route("/pay", methods=["GET", "POST"])
+@contract_required
+def pay():
+    """Ask for an amount; on POST create the order and send the browser to Uniteller."""
+    contract = current_contract()
+    configuration, unavailable = availability(contract)
+    form = PayForm()
+    if unavailable:
+        return render_template(
+            "subscriber/pay.html", form=form, unavailable=unavailable, limits=None
+        ), 409 if request.method == "POST" else 200
+    started = _start(contract, form) if form.validate_on_submit() else None
+    if started:
+        transaction, pay_form = started
+        return render_template(
+            "subscriber/redirect.html", transaction=transaction, pay_form=pay_form
+        )
+    limits = acquirer.amount_limits(configuration)
+    return render_template(
+        "subscriber/pay.html", form=form, unavailable=None, limits=limits
+    ), 400 if form.errors else 200
+
+
+@bp.route("/pay/return/<any(ok, no):outcome>")
+@contract_required
+def payment_return(outcome):
+    """Show where a payment stands after Uniteller sent the subscriber back."""
+    order_id = request.args.get("Order_ID", "")
+    if not order_id:
+        abort(400, "Order_ID is missing")
+    transaction = payments.transaction_of(current_contract(), order_id)
+    # The page turns final even if the callback is late or lost.
+    status_check.request_order_check(transaction, "return")
+    return render_template(
+        "subscriber/return.html", transaction=transaction, outcome=outcome
+    )
+
+
+@bp.route("/pay/status/<path:order_id>")
+@contract_required
+def payment_status(order_id):
+    """Answer the payment status fragment; it polls itself until final."""
+    transaction = payments.transaction_of(current_contract(), order_id)
+    outcome = (
+        request.args.get("outcome")
+        if request.args.get("outcome") in ("ok", "no")
+        else None
+    )
+    return render_template(
+        "subscriber/_payment-status.html", transaction=transaction, outcome=outcome
+    )
