@@ -159,7 +159,7 @@ def register_template_helpers(app):
 
     from flask_babel import get_locale
 
-    from . import i18n, models
+    from . import i18n, labels
     from .money import format_human
 
     zone = ZoneInfo(app.config["TIMEZONE"])
@@ -178,10 +178,10 @@ def register_template_helpers(app):
 
     app.jinja_env.filters["money"] = format_human
     app.jinja_env.filters["when"] = when
-    app.jinja_env.filters["status_label"] = labeller(models.STATUS_LABELS)
-    app.jinja_env.filters["autopay_mode"] = labeller(models.AUTOPAY_MODE_LABELS)
-    app.jinja_env.filters["autopay_state"] = labeller(models.AUTOPAY_STATE_LABELS)
-    app.jinja_env.filters["charge_status"] = labeller(models.CHARGE_STATUS_LABELS)
+    app.jinja_env.filters["status_label"] = labeller(labels.STATUS_LABELS)
+    app.jinja_env.filters["autopay_mode"] = labeller(labels.AUTOPAY_MODE_LABELS)
+    app.jinja_env.filters["autopay_state"] = labeller(labels.AUTOPAY_STATE_LABELS)
+    app.jinja_env.filters["charge_status"] = labeller(labels.CHARGE_STATUS_LABELS)
     app.jinja_env.globals["get_locale"] = get_locale
 
 

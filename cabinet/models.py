@@ -2,7 +2,6 @@
 
 import json
 
-from flask_babel import lazy_gettext as _l
 from peewee import (
     SQL,
     BigIntegerField,
@@ -212,44 +211,6 @@ CREDITED_STATUSES = ("authorized", "paid")
 FINAL_STATUSES = ("authorized", "paid", "canceled", "failed", "expired")
 # Filters a person uses: "successful" covers both ways Uniteller says it.
 STATUS_GROUPS = {"success": CREDITED_STATUSES}
-STATUS_LABELS = {
-    "success": _l("Successful"),
-    "new": _l("New"),
-    "waiting": _l("Waiting"),
-    "authorized": _l("Authorized"),
-    "paid": _l("Paid"),
-    "canceled": _l("Canceled"),
-    "failed": _l("Failed"),
-    "expired": _l("Expired"),
-}
-
-
-def status_label(status):
-    """Name a status in the reader's language."""
-    return STATUS_LABELS.get(status, status)
-
-
-AUTOPAY_MODE_LABELS = {
-    "weekly": _l("Weekly"),
-    "monthly": _l("Monthly"),
-    "automatic": _l("Automatic (decided by the provider)"),
-}
-AUTOPAY_STATE_LABELS = {
-    "binding": _l("Waiting for the card payment"),
-    "active": _l("On"),
-    "suspended": _l("Paused: a new card is needed"),
-    "off": _l("Off"),
-}
-CHARGE_STATUS_LABELS = {
-    "due": _l("Due"),
-    "sending": _l("In progress"),
-    "resend": _l("In progress"),
-    "succeeded": _l("Charged"),
-    "retry": _l("Declined, will retry"),
-    "failed": _l("Declined"),
-    "skipped": _l("Skipped"),
-    "canceled": _l("Canceled"),
-}
 
 
 class TransactionEvent(BaseModel):

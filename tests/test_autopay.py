@@ -11,8 +11,8 @@ import requests
 
 from cabinet import acquirer, autopay, clock, events
 from cabinet.autopay import charging, states
+from cabinet.labels import CHARGE_STATUS_LABELS
 from cabinet.models import (
-    CHARGE_STATUS_LABELS,
     Autopay,
     AutopayCharge,
     AutopayConsent,

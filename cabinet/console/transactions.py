@@ -5,7 +5,8 @@ from flask_babel import gettext as _
 
 from .. import audit, payments, refunds, status_check
 from ..db import write_unit
-from ..models import Refund, Transaction, TransactionEvent, status_label
+from ..labels import status_label
+from ..models import Refund, Transaction, TransactionEvent
 from ..money import AmountError, format_human, parse_amount
 from ..uniteller.client import UnitellerError
 from ..wording import AMOUNT_ERRORS

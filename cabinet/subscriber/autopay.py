@@ -8,7 +8,8 @@ from werkzeug.security import check_password_hash
 from .. import autopay
 from ..auth import current_contract
 from ..errors import AmountOutOfRange
-from ..models import AUTOPAY_MODE_LABELS, Notice
+from ..labels import AUTOPAY_MODE_LABELS
+from ..models import Notice
 from ..money import AmountError, format_human, parse_amount
 from ..wording import AMOUNT_ERRORS, WEEKDAYS, out_of_range
 from .blueprint import availability, bp, contract_required

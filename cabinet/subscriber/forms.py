@@ -13,7 +13,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, NumberRange, Optional
 
-from ..models import AUTOPAY_MODE_LABELS
+from ..labels import AUTOPAY_MODE_LABELS
 from ..wording import WEEKDAYS
 
 
