@@ -402,9 +402,8 @@ class Bench:
 
     def monitor_filters(self):
         """Period, status and name: at least 100 pages of 20 rows match."""
-        from cabinet.web import local_midnight_utc, local_today
-
         from cabinet import monitor
+        from cabinet.clock import local_midnight_utc, local_today
 
         per_day = TRANSACTIONS * 0.05 * 0.83 / 365  # Ivanovs' successful payments
         days = min(365, max(30, int(2500 / per_day) + 1))
@@ -425,9 +424,8 @@ class Bench:
         return filters, args, first, last
 
     def bench_monitor(self):
-        from cabinet.web import local_midnight_utc
-
         from cabinet import monitor
+        from cabinet.clock import local_midnight_utc
         from cabinet.models import ModuleInstance
 
         size = self.app.config["PAGE_SIZE"]
@@ -513,9 +511,8 @@ class Bench:
     # -- 4: the CSV export --------------------------------------------------------
 
     def bench_csv(self):
-        from cabinet.web import local_midnight_utc, local_today
-
         from cabinet import monitor
+        from cabinet.clock import local_midnight_utc, local_today
         from cabinet.models import ModuleInstance
 
         with self.app.app_context(), db.connection_context():

@@ -9,8 +9,9 @@ from datetime import UTC, timedelta
 from werkzeug.security import generate_password_hash
 
 from cabinet import accounts, configurations
+from cabinet.clock import utcnow
 from cabinet.db import db
-from cabinet.models import Autopay, Contract, Transaction, utcnow
+from cabinet.models import Autopay, Contract, Transaction
 from cabinet.uniteller import signatures
 
 from . import SHOP

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import secrets
 
+from .clock import utcnow
 from .models import ApiToken
 
 
@@ -17,6 +18,15 @@ def create_token(name):
     token = "cab_" + secrets.token_urlsafe(32)
     row = ApiToken.create(name=name, token_hash=hash_token(token))
     return row, token
+
+
+def revoke_token(name):
+    """Revoke the active token NAME; False if there is none."""
+    return bool(
+        ApiToken.update(revoked_at=utcnow())
+        .where(ApiToken.name == name, ApiToken.revoked_at.is_null())
+        .execute()
+    )
 
 
 def token_is_valid(token):

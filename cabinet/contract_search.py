@@ -9,7 +9,8 @@ import logging
 
 from peewee import DatabaseError, SqliteDatabase
 
-log = logging.getLogger(__name__)
+# The warning keeps the logger name of the migration that first logged it.
+log = logging.getLogger("cabinet.migrations.m0005_monitor_search")
 
 # The search index; Contract.create_table() and migration m0005 both build it
 # through create_search(), so a new database and an upgraded one agree.

@@ -18,6 +18,14 @@ def parse_date(args, name):
         abort(400, f"{name}: expected a date YYYY-MM-DD")
 
 
+def page_number():
+    """Read ?page= (1 and up); 400 otherwise."""
+    page = request.args.get("page", "1")
+    if not page.isdigit() or int(page) < 1:
+        abort(400, "page must be a positive number")
+    return int(page)
+
+
 def parse_period(args):
     """Read the period filter (local dates, inclusive) as naive UTC [start, end)."""
     start, end = parse_date(args, "from"), parse_date(args, "to")

@@ -20,7 +20,7 @@ def job_path(name):
     return f"{JOBS_MODULE}.{name}"
 
 
-def enqueue(name, *args, delay=None, timeout=600):
+def enqueue(name, *args, delay=None, timeout=None):
     """Enqueue job `name` with `args` once the current unit commits."""
 
     def send():
@@ -35,7 +35,7 @@ def enqueue(name, *args, delay=None, timeout=600):
     on_commit(send)
 
 
-def enqueue_many(name, args_list, timeout=600):
+def enqueue_many(name, args_list, timeout=None):
     """Enqueue job `name` once per argument tuple, in one round trip, after commit."""
 
     def send():

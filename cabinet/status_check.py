@@ -117,19 +117,6 @@ def check_order(transaction_id, now=None):
     return stats
 
 
-def ask(client, spacing, stats, **query):
-    """Send one /results/ request when the shared limiter allows it."""
-    # Uniteller holds an early request up to 100 s and then answers 429, so
-    # waiting our turn here costs nothing it would not cost there.
-    if not spacing.acquire(timeout=max(30, spacing.interval_ms / 1000 * 3)):
-        raise UnitellerError("results: no turn within the limit, try later")
-    try:
-        stats.requests += 1
-        return client.results(**query)
-    finally:
-        spacing.release()
-
-
 def _apply(batch, rows, now, stats):
     """Apply the rows Uniteller returned to our orders, and plan their next checks."""
     by_order = {row.get("OrderNumber"): row for row in rows}
@@ -163,7 +150,7 @@ def request_order_check(transaction, reason):
     # One job per order for a while: a page refresh must not multiply requests.
     if not get_redis().set(key, reason, nx=True, ex=max(600, delay * 2)):
         return False
-    enqueue("check_order", transaction.id, delay=delay)
+    enqueue("check_order", transaction.id, delay=delay, timeout=600)
     return True
 
 

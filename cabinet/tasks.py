@@ -19,7 +19,8 @@ from .clock import utcnow
 from .db import db
 from .models import TaskRun
 
-log = logging.getLogger(__name__)
+# Logged under the name the task list had before it moved here.
+log = logging.getLogger("cabinet.schedule")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from ..task_stats import TaskStats
 from ..uniteller.client import OperationRefused, UnitellerError
 from . import notices, states
 
-log = logging.getLogger(__name__)
+# The package's one logger name, as before it was a package.
+log = logging.getLogger("cabinet.autopay")
 
 # Jobs of a charge try: a try waits up to a minute for a slot, then the request.
 CHARGE_JOB_TIMEOUT = 600
@@ -182,7 +183,7 @@ def _back_to_due(charge_id, why):
     """Return a claimed charge to the queue (nothing was sent)."""
     with write_unit():
         states.move(states.RESEND, AutopayCharge.id == charge_id, result_message=why)
-        on_commit(lambda: enqueue_charges([charge_id], delay=30))
+        enqueue_charges([charge_id], delay=30)
 
 
 def _refused(charge_id, transaction, exc):

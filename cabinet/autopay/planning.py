@@ -12,7 +12,7 @@ from peewee import IntegrityError
 from .. import acquirer, events
 from .. import params as module_params
 from ..clock import local_date, local_today, utcnow
-from ..db import db, on_commit, write_unit
+from ..db import db, write_unit
 from ..errors import CabinetError, NotFound
 from ..models import Autopay, AutopayCharge, Contract, ModuleConfiguration
 from ..money import format_human, to_kopecks
@@ -23,7 +23,8 @@ from .calendar import charged, due_on, period_of
 from .charging import enqueue_charges, enqueue_resolve
 from .setup import AutopayError, allowed_modes, autopay_of
 
-log = logging.getLogger(__name__)
+# The package's one logger name, as before it was a package.
+log = logging.getLogger("cabinet.autopay")
 
 STUCK_AFTER = timedelta(minutes=10)
 PLAN_BATCH = 1000  # charges inserted (and jobs enqueued) at a time by the daily run
@@ -76,7 +77,7 @@ def _create_charge(autopay, period, day, amount, reason, source, status=states.D
     except IntegrityError:
         return None
     if status == states.DUE:
-        on_commit(lambda: enqueue_charges([charge.id]))
+        enqueue_charges([charge.id])
     return charge
 
 
@@ -180,7 +181,7 @@ def _plan_scheduled(window, stats):
         with write_unit():
             created = _insert_charges(rows)
             queued = [pk for pk, status in created if status == states.DUE]
-            on_commit(lambda queued=queued: enqueue_charges(queued))
+            enqueue_charges(queued)
         planned += len(created)
     return planned
 
@@ -326,7 +327,7 @@ def _retry_due(today):
     for charge_id in ids:
         with write_unit():
             if states.move(states.DUE, AutopayCharge.id == charge_id):
-                on_commit(lambda charge_id=charge_id: enqueue_charges([charge_id]))
+                enqueue_charges([charge_id])
     return len(ids)
 
 

@@ -57,7 +57,7 @@ def _print_tasks():
 
 @tasks_cli.command("run")
 @click.argument("name")
-def taskscall_service(name):
+def tasks_run(name):
     """Run task NAME now and print what it did."""
     from ..tasks import TASKS, run_task
 

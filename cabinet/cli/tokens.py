@@ -29,14 +29,10 @@ def token_add(name):
 @click.argument("name")
 def token_revoke(name):
     """Revoke API token NAME."""
-    from ..models import ApiToken, utcnow
+    from ..api_tokens import revoke_token
 
     def revoke():
-        if (
-            not ApiToken.update(revoked_at=utcnow())
-            .where(ApiToken.name == name, ApiToken.revoked_at.is_null())
-            .execute()
-        ):
+        if not revoke_token(name):
             fail(f"no active token {name!r}")
 
     call_service(revoke)

@@ -8,14 +8,6 @@ from ..models import STATUSES, ModuleInstance
 STATUS_FILTERS = ("success", *STATUSES)
 
 
-def page_number():
-    """Read ?page= (1 and up); 400 otherwise."""
-    page = request.args.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
-        abort(400, "page must be a positive number")
-    return int(page)
-
-
 def cursor():
     """Read ?after= (a keyset cursor); 400 if it is not one."""
     after = request.args.get("after", "")

@@ -4,8 +4,7 @@ from flask import current_app, request
 
 from .. import audit
 from ..models import AuditEntry, Operator
-from ..pages import page_or_fragment, parse_period
-from . import args
+from ..pages import page_number, page_or_fragment, parse_period
 from .access import operator_required
 from .blueprint import bp
 
@@ -33,7 +32,7 @@ def audit_log():
     """List the audit log, filtered by operator, action, object and period."""
     start, end = parse_period(request.args)
     filters = {k: request.args.get(k, "").strip()[:64] for k in FILTERS}
-    page = args.page_number()
+    page = page_number()
     rows = _entries(filters, start, end, page)
     size = current_app.config["PAGE_SIZE"]
     return page_or_fragment(

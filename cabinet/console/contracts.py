@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from .. import accounts, audit, autopay, configurations, monitor, payments
 from ..db import write_unit
 from ..models import Contract, Transaction
-from ..pages import page_or_fragment, parse_period
+from ..pages import page_number, page_or_fragment, parse_period
 from ..wording import WEEKDAYS
 from . import args
 from .access import current_operator, operator_required
@@ -27,7 +27,7 @@ def contracts():
     """List contracts, searched by number or name, paginated."""
     search = request.args.get("q", "").strip()[:100]
     query = monitor.contracts_matching(search) if search else Contract.select()
-    page = args.page_number()
+    page = page_number()
     size = current_app.config["PAGE_SIZE"]
     rows = list(
         query.order_by(Contract.number).limit(size + 1).offset((page - 1) * size)

@@ -10,12 +10,11 @@ from .history import record_event
 from .ledger import book_refund, ledger_balance
 from .orders import create_recurrent, new_order_id, start_payment, transaction_of
 from .signals import transaction_changed
-from .states import CHECKED_STATUSES, CREDITING, TRANSITIONS, may_move
+from .states import CHECKED_STATUSES, TRANSITIONS
 from .status import Outcome, apply_status, expire_unseen, flag_for_review
 
 __all__ = [
     "CHECKED_STATUSES",
-    "CREDITING",
     "TRANSITIONS",
     "Outcome",
     "apply_status",
@@ -24,7 +23,6 @@ __all__ = [
     "expire_unseen",
     "flag_for_review",
     "ledger_balance",
-    "may_move",
     "new_order_id",
     "receive_callback",
     "record_event",

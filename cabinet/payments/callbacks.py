@@ -56,8 +56,6 @@ def receive_callback(instance_code, fields):
 
 
 # An instance's order with its configuration, instance and contract.
-
-
 _CALLBACK_ORDER = Prepared(
     lambda slot: (
         Transaction.select(Transaction, ModuleConfiguration, ModuleInstance, Contract)
@@ -71,7 +69,6 @@ _CALLBACK_ORDER = Prepared(
         .limit(1)
     )
 )
-# An order with its contract.
 
 
 def _callback_order(instance_code, order_id):

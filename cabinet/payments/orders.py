@@ -19,11 +19,6 @@ from .history import record_event
 log = logging.getLogger("cabinet.payments")
 
 
-def _about(transaction):
-    """Name a transaction's order and contract for a log line's `extra`."""
-    return {"order_id": transaction.order_id, "contract": transaction.contract.number}
-
-
 def new_order_id(contract, prefix="P"):
     """Make a fresh order id: readable, unique, ASCII, well under 127 characters."""
     number = re.sub(r"[^A-Za-z0-9]", "", contract.number)[:40] or "C"

@@ -6,6 +6,8 @@ resolves it (paid, failed, or expired after the form's lifetime) before anything
 is retried; nothing is ever charged again on a guess.
 """
 
+from ..models import CREDITED_STATUSES
+
 # The statuses a payment may move to, each with the statuses it may move from:
 # the conditions of the compare-and-set (a status not listed as a target is
 # never set by a report from Uniteller).
@@ -15,16 +17,11 @@ TRANSITIONS = {
     "waiting": ("new",),
     "failed": ("new", "waiting", "expired"),
     "canceled": ("new", "waiting", "authorized", "paid", "failed", "expired"),
-    # Ours alone: Uniteller never saw the order within its lifetime.
-    "expired": ("new",),
 }
+# Ours alone, never reported: an order Uniteller did not see within its lifetime.
+EXPIRES_FROM = ("new",)
 # The statuses that credit the contract, and the one that takes it back.
-CREDITING = ("authorized", "paid")
+CREDITING = CREDITED_STATUSES
 REVERSING = "canceled"
 # The statuses the status check asks Uniteller about (not final yet).
 CHECKED_STATUSES = ("new", "waiting", "authorized", "failed")
-
-
-def may_move(old, new):
-    """True if a payment in status `old` may move to `new`."""
-    return old in TRANSITIONS.get(new, ())

@@ -15,7 +15,7 @@ from ..uniteller.client import normalize_status
 from . import ledger
 from .history import event, insert_events, record_event, record_orphan, unstored_removed
 from .signals import transaction_changed
-from .states import CREDITING, REVERSING, TRANSITIONS
+from .states import CREDITING, EXPIRES_FROM, REVERSING, TRANSITIONS
 
 # The package's one logger name, whichever of its modules writes.
 log = logging.getLogger("cabinet.payments")
@@ -208,7 +208,7 @@ def expire_unseen(transaction):
         Transaction.update(status="expired", updated_at=utcnow())
         .where(
             Transaction.id == transaction.id,
-            Transaction.status.in_(TRANSITIONS["expired"]),
+            Transaction.status.in_(EXPIRES_FROM),
         )
         .execute()
     )

@@ -4,7 +4,7 @@ from flask import abort, current_app, request
 
 from ..auth import current_contract
 from ..models import STATUSES, Transaction
-from ..pages import page_or_fragment, parse_period
+from ..pages import page_number, page_or_fragment, parse_period
 from ..prepared import Prepared
 from .blueprint import bp, contract_required
 
@@ -42,14 +42,6 @@ def _history_query(status, since, until):
     return _HISTORY_QUERIES[key]
 
 
-def _page_number():
-    """Read ?page= (1 and up); 400 if it is not a positive number."""
-    page = request.args.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
-        abort(400, "page must be a positive number")
-    return int(page)
-
-
 @bp.route("/payments")
 @contract_required
 def history():
@@ -58,7 +50,7 @@ def history():
     if status and status not in HISTORY_FILTERS:
         abort(400, "unknown status")
     start, end = parse_period(request.args)
-    page = _page_number()
+    page = page_number()
     size = current_app.config["PAGE_SIZE"]
     # One row more than a page tells whether there is a next page.
     rows = _history_query(status or None, start is not None, end is not None).all(
