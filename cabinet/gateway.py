@@ -39,7 +39,9 @@ def status_request(code):
         instance is not None
         and transaction is not None
         and transaction.instance_id == instance.id
-        and transaction.configuration.params.get("shop_id") == upoint_id
+        # Shop_IDP is case-insensitive at Uniteller.
+        and str(transaction.configuration.params.get("shop_id", "")).lower()
+        == upoint_id.lower()
     ):
         if transaction.is_credited:
             answer = "PAID"

@@ -102,6 +102,11 @@ def _amount(value):
     return format_wire(kopecks)
 
 
+# Uniteller refuses a longer CallbackFields on its payment page (v1.43, Table 2
+# #16): "BillNumber ApprovalCode Total", the default, is exactly this long.
+CALLBACK_FIELDS_MAX = 29
+
+
 def _callback_fields(value):
     names = value.split()
     unknown = [n for n in names if n not in CALLBACK_FIELD_NAMES]
@@ -111,7 +116,13 @@ def _callback_fields(value):
             field=repr(unknown[0]),
             known=", ".join(sorted(CALLBACK_FIELD_NAMES)),
         )
-    return " ".join(names)
+    joined = " ".join(names)
+    if len(joined) > CALLBACK_FIELDS_MAX:
+        raise ParamError(
+            N_("at most %(limit)d characters with the spaces (Uniteller's limit)"),
+            limit=CALLBACK_FIELDS_MAX,
+        )
+    return joined
 
 
 def _flag(value):

@@ -124,11 +124,10 @@ def start_refund(transaction, amount, operator):
             note=f"refund #{refund.id} of {amount} kopecks asked",
         )
     client = acquirer.client_for(transaction.configuration)
-    full = amount == transaction.amount - refunded(transaction)
     try:
-        # The whole of what is left goes without Subtotal_P: acquirers that
-        # refund only in full accept that.
-        answer = client.unblock(transaction.bill_number, None if full else amount)
+        # Always with Subtotal_P: the spec defines it as the amount to refund, and
+        # a final refund after a partial one without it would ask for the whole.
+        answer = client.unblock(transaction.bill_number, amount)
     except GatewayUnavailable as exc:
         return _still_pending(refund, f"no answer from Uniteller ({exc}); re-check")
     except OperationRefused as exc:

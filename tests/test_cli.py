@@ -185,6 +185,18 @@ def test_balance_in_contract_show_follows_credits(cli, app, demo):
             ("config", "add", "isp", "x", "--set", "callback_fields=Nope"),
             "unknown field",
         ),
+        (
+            # 37 characters: Uniteller refuses more than 29 (v1.43, Table 2 #16).
+            (
+                "config",
+                "add",
+                "isp",
+                "x",
+                "--set",
+                "callback_fields=BillNumber ApprovalCode Total Balance",
+            ),
+            "at most 29 characters",
+        ),
         (("config", "add", "isp", "x", "--set", "shop_id"), "expected KEY=VALUE"),
         (("config", "add", "nowhere", "x"), "no instance 'nowhere'"),
         (("config", "activate", "isp", "missing"), "no configuration 'missing'"),

@@ -8,6 +8,7 @@ import requests
 
 from cabinet import accounts, acquirer, refunds
 from cabinet.models import AuditEntry, Contract, LedgerEntry, Refund, Transaction
+from cabinet.uniteller.client import UnitellerClient
 from tests.helpers import DECLINE_CARD, in_app, pay_by_card
 
 ADMIN = ("admin", "admin-password")
@@ -87,6 +88,23 @@ def test_partial_refunds_twice_then_the_rest(world, paid_500):
     assert (last.status, last.amount) == ("done", 24950)
     world.settle()
     assert_taken_back_once(look(), 3)
+
+
+def test_the_final_refund_after_a_partial_one_names_its_amount(
+    world, paid_500, monkeypatch
+):
+    """Subtotal_P goes with every refund, the last one too (v1.43 defines it)."""
+    asked = []
+    unblock = UnitellerClient.unblock
+
+    def recorded(self, bill_number, amount_kopecks=None):
+        asked.append(amount_kopecks)
+        return unblock(self, bill_number, amount_kopecks)
+
+    monkeypatch.setattr(UnitellerClient, "unblock", recorded)
+    refund(world, paid_500, 10000)
+    refund(world, paid_500)
+    assert asked == [10000, 40000]
 
 
 def test_over_refund_and_uncredited_orders_are_refused(world, paid_500):

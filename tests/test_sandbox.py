@@ -316,6 +316,11 @@ LONG_URL = "http://shop.test/" + "x" * 250
         ({"Lifetime": "abc"}, "Lifetime must be a valid positive integer number"),
         ({"Lifetime": "-1"}, "Lifetime must be a valid positive integer number"),
         ({"CallbackFields": "BillNumber Bogus"}, "CallbackFields is not valid"),
+        # Known fields, but over Uniteller's 29 characters (v1.43, Table 2 #16).
+        (
+            {"CallbackFields": "BillNumber ApprovalCode Total Balance"},
+            "CallbackFields is not valid",
+        ),
         ({"Order_IDP": "x" * 128}, "Order_IDP is too long"),
         ({"Customer_IDP": "c" * 65}, "Customer_IDP is too long"),
         ({"PT_Code": "p" * 11}, "PT_Code is too long"),

@@ -7,7 +7,8 @@ import pytest
 import requests
 
 from cabinet import jobs, payments, status_check, tasks
-from cabinet.models import Contract, TaskRun, Transaction, utcnow
+from cabinet.clock import utcnow
+from cabinet.models import Contract, ModuleConfiguration, TaskRun, Transaction
 from cabinet.reconcile import reconcile
 from tests.helpers import DECLINE_CARD, SUCCESS_CARD, in_app, isp_today, pay_by_card
 
@@ -131,6 +132,23 @@ def test_status_request_answers_from_our_records(world):
     with in_app(world):
         payments.apply_status(paid, "canceled", source="callback")
     assert ask(paid) == "CANCELLED"
+
+
+def test_status_request_reads_the_shop_id_case_insensitively(world):
+    """Shop_IDP is case-insensitive at Uniteller, so upoint_id is too (v1.43)."""
+    paid, _, _ = pay_by_card(world, "500", SUCCESS_CARD)
+    world.settle()
+    with in_app(world):
+        configuration = Transaction.by_order_id(paid).configuration
+        ModuleConfiguration.update(
+            params={**configuration.params, "shop_id": "Shop-A1"}
+        ).where(ModuleConfiguration.id == configuration.id).execute()
+    answer = requests.post(
+        f"{world.url}/uniteller/isp/status",
+        data={"order_id": paid, "upoint_id": "SHOP-a1"},
+        timeout=5,
+    )
+    assert answer.text == "PAID"
 
 
 def test_reconcile_finds_and_fixes_a_missing_credit(world):

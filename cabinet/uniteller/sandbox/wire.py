@@ -108,9 +108,15 @@ CALLBACK_FIELDS = frozenset(
 )
 
 
+# Uniteller's limit on CallbackFields (v1.43, Table 2 #16).
+CALLBACK_FIELDS_MAX = 29
+
+
 def valid_callback_fields(text: str) -> bool:
-    """Tell whether a space-separated CallbackFields value names only known fields."""
-    return all(name in CALLBACK_FIELDS for name in text.split())
+    """Tell whether CallbackFields fits Uniteller's limit and names known fields."""
+    return len(text) <= CALLBACK_FIELDS_MAX and all(
+        name in CALLBACK_FIELDS for name in text.split()
+    )
 
 
 def parse_field_list(text: str) -> list[str]:
