@@ -80,3 +80,15 @@ def test_paid_before_authorized_ends_paid_and_credits_once(world):
     assert (
         kinds.count("state") == 2
     )  # created, new -> paid; the late authorized is a no-op
+
+
+def test_an_e_mail_longer_than_uniteller_takes_stays_off_the_pay_form(world):
+    """Uniteller refuses an Email over 64 characters (v1.43): the payer types one."""
+    with in_app(world):
+        Contract.update(email="a" * 60 + "@isp.test").where(
+            Contract.number == "1001"
+        ).execute()
+    order_id, location, _ = pay_by_card(world, "500", SUCCESS_CARD)
+    world.settle()
+    assert "/pay/return/ok" in location
+    assert read(world)[1][order_id] == "paid"

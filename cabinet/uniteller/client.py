@@ -45,6 +45,8 @@ RESULT_FIELDS = (
     "Message",
     "Date",
 )
+# The longest Email Uniteller's payment page accepts (v1.43, Table 2).
+EMAIL_MAX = 64
 # Uniteller keeps its clock, and reads the period we ask for, in Moscow time.
 UNITELLER_TIMEZONE = ZoneInfo("Europe/Moscow")
 
@@ -146,7 +148,8 @@ class UnitellerClient:
         fields["URL_RETURN_NO"] = url_no
         if language:
             fields["Language"] = language
-        if email:
+        # Longer than Uniteller takes, the payer types one on its page instead.
+        if email and len(email) <= EMAIL_MAX:
             fields["Email"] = email
         if callback_fields:
             fields["CallbackFields"] = " ".join(callback_fields)
