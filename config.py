@@ -58,6 +58,8 @@ def from_env(environ=None):
         "STATUS_CHECK_EXPIRE_MARGIN": int(
             env.get("STATUS_CHECK_EXPIRE_MARGIN", "3600")
         ),
+        # The timezone Uniteller reads a /results/ period in (its clock's).
+        "UNITELLER_TIMEZONE": env.get("UNITELLER_TIMEZONE", "Europe/Moscow"),
         "RESULTS_MIN_INTERVAL": float(env.get("RESULTS_MIN_INTERVAL", "5")),
         "RETURN_CHECK_DELAY": int(env.get("RETURN_CHECK_DELAY", "10")),
         "AUTOPAY_CRON": env.get("AUTOPAY_CRON", "0 6 * * *"),

@@ -13,7 +13,13 @@ from .uniteller.client import UnitellerClient, UnitellerError
 def client_for(configuration):
     """Build the Uniteller client of a module configuration."""
     p = module_params.effective(configuration.params)
-    return UnitellerClient(p["gateway_url"], p["shop_id"], p["password"], p["login"])
+    return UnitellerClient(
+        p["gateway_url"],
+        p["shop_id"],
+        p["password"],
+        p["login"],
+        timezone=current_app.config["UNITELLER_TIMEZONE"],
+    )
 
 
 def payment_gateway(contract):

@@ -1,15 +1,17 @@
 """The status check, the status request and reconciliation, against the sandbox."""
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
-from cabinet import jobs, payments, status_check, tasks
+from cabinet import acquirer, jobs, payments, status_check, tasks
 from cabinet.clock import utcnow
 from cabinet.models import Contract, ModuleConfiguration, TaskRun, Transaction
 from cabinet.reconcile import reconcile
+from cabinet.uniteller.client import period_fields
 from tests.helpers import DECLINE_CARD, SUCCESS_CARD, in_app, isp_today, pay_by_card
 
 
@@ -228,3 +230,32 @@ def test_reconcile_cli(world):
         args=["reconcile", "isp", "--from", today, "--to", "2000-01-01"]
     )
     assert bad.exit_code == 2
+
+
+def test_a_results_period_is_spelled_in_uniteller_s_timezone_across_midnight():
+    """21:30 UTC on 1 December is 00:30 on 2 December on Uniteller's Moscow clock."""
+    start = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)
+    end = datetime(2026, 12, 1, 23, 59, tzinfo=UTC)
+    fields = period_fields(start, end, ZoneInfo("Europe/Moscow"))
+    assert [fields[f"Start{k}"] for k in ("Year", "Month", "Day", "Hour", "Min")] == [
+        "2026",
+        "12",
+        "2",
+        "0",
+        "30",
+    ]
+    assert (fields["EndDay"], fields["EndHour"], fields["EndMin"]) == ("2", "2", "59")
+    in_utc = period_fields(start, None, ZoneInfo("UTC"))
+    assert (in_utc["StartDay"], in_utc["StartHour"]) == ("1", "21")
+    assert "EndDay" not in in_utc
+
+
+def test_the_results_timezone_is_a_setting(make_app, shop):
+    """UNITELLER_TIMEZONE reaches the client; Moscow unless set otherwise."""
+    configuration = ModuleConfiguration(params={"shop_id": shop["shop_id"]})
+    for settings, zone in (
+        ({}, "Europe/Moscow"),
+        ({"UNITELLER_TIMEZONE": "UTC"}, "UTC"),
+    ):
+        with make_app(**settings).app_context():
+            assert acquirer.client_for(configuration).timezone.key == zone

@@ -47,8 +47,27 @@ RESULT_FIELDS = (
 )
 # The longest Email Uniteller's payment page accepts (v1.43, Table 2).
 EMAIL_MAX = 64
-# Uniteller keeps its clock, and reads the period we ask for, in Moscow time.
+# Uniteller keeps its clock, and reads the period we ask for, in Moscow time: the
+# default of the UNITELLER_TIMEZONE setting (the spec does not name a zone).
 UNITELLER_TIMEZONE = ZoneInfo("Europe/Moscow")
+
+
+def period_fields(start, end, timezone=UNITELLER_TIMEZONE):
+    """Spell a /results/ period (aware datetimes) in Uniteller's timezone."""
+    fields = {}
+    for prefix, moment in (("Start", start), ("End", end)):
+        if moment is not None:
+            local = moment.astimezone(timezone)
+            fields.update(
+                {
+                    f"{prefix}Day": str(local.day),
+                    f"{prefix}Month": str(local.month),
+                    f"{prefix}Year": str(local.year),
+                    f"{prefix}Hour": str(local.hour),
+                    f"{prefix}Min": str(local.minute),
+                }
+            )
+    return fields
 
 
 class UnitellerError(Exception):
@@ -102,12 +121,21 @@ class PayForm:
 class UnitellerClient:
     """Uniteller for one shop: its gateway URL and credentials."""
 
-    def __init__(self, gateway_url, shop_id, password, login="", timeout=30):
+    def __init__(
+        self,
+        gateway_url,
+        shop_id,
+        password,
+        login="",
+        timeout=30,
+        timezone=UNITELLER_TIMEZONE,
+    ):
         self.gateway_url = (gateway_url or DEFAULT_GATEWAY_URL).rstrip("/")
         self.shop_id = shop_id
         self.login = login
         self._password = password
         self.timeout = timeout
+        self.timezone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
 
     def __repr__(self):
         # Never show the password, even in a traceback.
@@ -190,18 +218,7 @@ class UnitellerClient:
         }
         if order_id is not None:
             data["ShopOrderNumber"] = order_id
-        for prefix, moment in (("Start", start), ("End", end)):
-            if moment is not None:
-                local = moment.astimezone(UNITELLER_TIMEZONE)
-                data.update(
-                    {
-                        f"{prefix}Day": str(local.day),
-                        f"{prefix}Month": str(local.month),
-                        f"{prefix}Year": str(local.year),
-                        f"{prefix}Hour": str(local.hour),
-                        f"{prefix}Min": str(local.minute),
-                    }
-                )
+        data.update(period_fields(start, end, self.timezone))
         text = self._post("/results/", data)
         rows = csv.reader(io.StringIO(text), delimiter=";")
         return [
