@@ -1,6 +1,9 @@
 """The payment path end to end: our live app and the live sandbox, no mocks."""
 
+from urllib.parse import urlsplit
+
 import pytest
+import requests
 
 from cabinet.db import db
 from cabinet.models import Contract, Transaction
@@ -92,3 +95,14 @@ def test_an_e_mail_longer_than_uniteller_takes_stays_off_the_pay_form(world):
     world.settle()
     assert "/pay/return/ok" in location
     assert read(world)[1][order_id] == "paid"
+
+
+def test_the_failure_return_names_the_order_itself(world):
+    """Uniteller promises Order_ID only on URL_RETURN_OK (v1.43): our URL names it."""
+    order_id, location, _ = pay_by_card(world, "500", DECLINE_CARD)
+    path = urlsplit(location).path
+    assert path.endswith(f"/pay/return/no/{order_id}")
+    session = requests.Session()
+    session.post(f"{world.url}/login", data={"number": "1001", "password": "demo-pass"})
+    page = session.get(f"{world.url}{path}")  # no Order_ID in the query
+    assert page.status_code == 200 and order_id in page.text

@@ -25,13 +25,19 @@ def new_order_id(contract, prefix="P"):
     return f"{prefix}{number}-{secrets.token_hex(6)}"
 
 
+def _for_order(url, order_id):
+    """Return a return URL, built for the order if it is a function of its id."""
+    return url(order_id) if callable(url) else url
+
+
 def start_payment(
     contract, amount, url_ok, url_no, language="ru", source="cabinet", kind="payment"
 ):
     """Create a `new` card payment and return it with its signed pay form.
 
     kind "bind" is the first payment of an autopay: Uniteller keeps the card
-    for recurrent charges (IsRecurrentStart=1).
+    for recurrent charges (IsRecurrentStart=1). A return URL may be a function of
+    the new order id, so the URL itself can name the order.
     """
     instance, configuration = acquirer.payment_gateway(contract)
     low, high = acquirer.amount_limits(configuration)
@@ -58,8 +64,8 @@ def start_payment(
     form = acquirer.client_for(configuration).pay_form(
         transaction.order_id,
         amount,
-        url_ok,
-        url_no,
+        _for_order(url_ok, transaction.order_id),
+        _for_order(url_no, transaction.order_id),
         customer_id=contract.number,
         lifetime=p["lifetime"],
         email=contract.email or "",

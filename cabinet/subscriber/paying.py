@@ -13,10 +13,16 @@ from .forms import PayForm
 
 
 def return_urls():
-    """Return the ok and no URLs Uniteller sends the subscriber back to."""
+    """Return the ok and no URLs Uniteller sends the subscriber back to.
+
+    Uniteller promises Order_ID only on the way back from a success (v1.43), so
+    the failure URL names the order in its path.
+    """
     return {
         "url_ok": public_url("subscriber.payment_return", outcome="ok"),
-        "url_no": public_url("subscriber.payment_return", outcome="no"),
+        "url_no": lambda order_id: public_url(
+            "subscriber.payment_return", outcome="no", order=order_id
+        ),
     }
 
 
@@ -60,10 +66,11 @@ def pay():
 
 
 @bp.route("/pay/return/<any(ok, no):outcome>")
+@bp.route("/pay/return/<any(ok, no):outcome>/<path:order>")
 @contract_required
-def payment_return(outcome):
+def payment_return(outcome, order=None):
     """Show where a payment stands after Uniteller sent the subscriber back."""
-    order_id = request.args.get("Order_ID", "")
+    order_id = request.args.get("Order_ID") or order
     if not order_id:
         abort(400, "Order_ID is missing")
     transaction = payments.transaction_of(current_contract(), order_id)
