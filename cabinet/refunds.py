@@ -115,14 +115,7 @@ def start_refund(transaction, amount, operator):
             )
         except IntegrityError:  # another operator's refund got in first
             raise RefundRefused("pending") from None
-        payments.record_event(
-            transaction,
-            "refund",
-            "refund",
-            transaction.status,
-            transaction.status,
-            note=f"refund #{refund.id} of {amount} kopecks asked",
-        )
+        _note(transaction, f"refund #{refund.id} of {amount} kopecks asked")
     client = acquirer.client_for(transaction.configuration)
     try:
         # Always with Subtotal_P: the spec defines it as the amount to refund, and
@@ -194,20 +187,26 @@ def _settle_from_balance(transaction, refund, row):
         _failed(refund, "", "Uniteller made no refund (status re-check)")
 
 
-def _still_pending(refund, note):
-    """Leave a refund pending with a note: its outcome is unknown until a re-check."""
-    Refund.update(note=note[:500], updated_at=utcnow()).where(
-        Refund.id == refund.id
-    ).execute()
-    transaction = refund.transaction
+def _note(transaction, text, fields=None):
+    """Keep a refund's step in the transaction's history (its status unchanged)."""
     payments.record_event(
         transaction,
         "refund",
         "refund",
         transaction.status,
         transaction.status,
-        note=f"refund #{refund.id}: {note}"[:500],
+        fields=fields,
+        note=text,
     )
+
+
+def _still_pending(refund, note):
+    """Leave a refund pending with a note: its outcome is unknown until a re-check."""
+    Refund.update(note=note[:500], updated_at=utcnow()).where(
+        Refund.id == refund.id
+    ).execute()
+    transaction = refund.transaction
+    _note(transaction, f"refund #{refund.id}: {note}"[:500])
     log.warning("refund #%d of %s pending: %s", refund.id, transaction.order_id, note)
     return Refund.get_by_id(refund.id)
 
@@ -229,14 +228,7 @@ def _failed(refund, code, message):
         )
         if changed:
             transaction = Transaction.get_by_id(refund.transaction_id)
-            payments.record_event(
-                transaction,
-                "refund",
-                "refund",
-                transaction.status,
-                transaction.status,
-                note=f"refund #{refund.id} refused: {code} {message}"[:500],
-            )
+            _note(transaction, f"refund #{refund.id} refused: {code} {message}"[:500])
     log.warning("refund #%d refused: %s %s", refund.id, code, message)
 
 
@@ -260,15 +252,11 @@ def _done(refund, fields, note=None):
             return
         transaction = Transaction.get_by_id(refund.transaction_id)
         taken = payments.book_refund(transaction, refund.id, refund.amount)
-        payments.record_event(
+        _note(
             transaction,
-            "refund",
-            "refund",
-            transaction.status,
-            transaction.status,
-            fields=fields,
-            note=f"refund #{refund.id} of {refund.amount} kopecks done"
+            f"refund #{refund.id} of {refund.amount} kopecks done"
             + ("" if taken == refund.amount else f", {taken} taken off the balance"),
+            fields=fields,
         )
     log.info(
         "refund #%d of %s done: %d", refund.id, transaction.order_id, refund.amount
