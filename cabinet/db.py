@@ -1,11 +1,12 @@
 """The database: late binding, per-request connections, write units."""
 
+import random
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from flask import request
-from peewee import DatabaseProxy, SqliteDatabase
+from peewee import DatabaseProxy, OperationalError, SqliteDatabase
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -103,6 +104,32 @@ def init_app(app):
 
 
 _unit = threading.local()
+# How long an outermost SQLite unit keeps asking for the write lock when BEGIN
+# answers "database is locked" at once (it can, under load, without waiting out
+# the busy timeout): nothing of the unit has run yet, so asking again is safe.
+BEGIN_RETRY_SECONDS = 10
+
+
+def _begin(stack):
+    """Open the unit's transaction on `stack`; on SQLite take the write lock at once."""
+    if not isinstance(db.obj, SqliteDatabase):
+        stack.enter_context(db.atomic())
+        return
+    # A deferred SQLite transaction that upgrades to a writer fails with
+    # "database is locked" instead of waiting; IMMEDIATE queues at BEGIN.
+    deadline = time.monotonic() + BEGIN_RETRY_SECONDS
+    while True:
+        try:
+            stack.enter_context(db.atomic("IMMEDIATE"))
+            return
+        except OperationalError as exc:
+            if (
+                db.in_transaction()
+                or "locked" not in str(exc)
+                or time.monotonic() >= deadline
+            ):
+                raise
+        time.sleep(0.005 + random.random() * 0.02)
 
 
 @contextmanager
@@ -117,13 +144,8 @@ def write_unit():
         _unit.callbacks = []
     _unit.depth = depth + 1
     try:
-        # A deferred SQLite transaction that upgrades to a writer fails with
-        # "database is locked" instead of waiting; IMMEDIATE queues at BEGIN.
-        if isinstance(db.obj, SqliteDatabase):
-            transaction = db.atomic("IMMEDIATE")
-        else:
-            transaction = db.atomic()
-        with transaction:
+        with ExitStack() as stack:
+            _begin(stack)
             yield
     except BaseException:
         if depth == 0:

@@ -1,9 +1,13 @@
-"""The database layer: pooled PostgreSQL connections are checked when it matters."""
+"""The database layer: pooled connections checked when it matters; write units."""
+
+import sqlite3
+import threading
 
 import psycopg2
 import pytest
 
-from cabinet.db import RecentlyUsedPool, db, open_database
+from cabinet.db import RecentlyUsedPool, db, open_database, write_unit
+from cabinet.models import Contract
 
 
 def backend_pid():
@@ -47,3 +51,21 @@ def test_a_worker_builds_every_prepared_query_before_it_forks(app):
         Prepared.build_all()
         built = list(Prepared._every)
         assert built and all(p._compiled[0] is db.obj for p in built)
+
+
+@pytest.mark.sqlite_only
+def test_a_unit_whose_begin_is_refused_at_once_asks_again(app):
+    """BEGIN may answer "database is locked" without waiting: the unit asks again."""
+    with app.app_context(), db.connection_context():
+        other = sqlite3.connect(
+            db.obj.database, isolation_level=None, check_same_thread=False
+        )
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        db.execute_sql("PRAGMA busy_timeout = 0")  # so BEGIN is refused at once
+        try:
+            threading.Timer(0.3, other.execute, ["COMMIT"]).start()
+            with write_unit():
+                assert Contract.select().count() == 0
+        finally:
+            db.execute_sql("PRAGMA busy_timeout = 10000")
+            other.close()
