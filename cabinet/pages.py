@@ -26,6 +26,14 @@ def page_number():
     return int(page)
 
 
+def page_of(rows, page, size):
+    """Describe one page of a list fetched with one row more than a page.
+
+    The extra row only tells whether there is a next page.
+    """
+    return {"rows": rows[:size], "has_next": len(rows) > size, "page": page}
+
+
 def parse_period(args):
     """Read the period filter (local dates, inclusive) as naive UTC [start, end)."""
     start, end = parse_date(args, "from"), parse_date(args, "to")

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 
 from .. import params as module_params
 from .blueprint import bp
-from .labels import KIND_LABELS, PARAM_LABELS, REFUND_STATUSES, VERSION_ACTIONS
+from .wording import KIND_LABELS, PARAM_LABELS, REFUND_STATUSES, VERSION_ACTIONS
 
 
 def operator_required(admin=False):

@@ -4,7 +4,7 @@ from flask import current_app, request
 
 from .. import audit
 from ..models import AuditEntry, Operator
-from ..pages import page_number, page_or_fragment, parse_period
+from ..pages import page_number, page_of, page_or_fragment, parse_period
 from .access import operator_required
 from .blueprint import bp
 
@@ -38,9 +38,7 @@ def audit_log():
     return page_or_fragment(
         "console/audit.html",
         "console/_audit-table.html",
-        rows=rows[:size],
-        has_next=len(rows) > size,
-        page=page,
+        **page_of(rows, page, size),
         filters=filters,
         actions=_actions(),
         operators=[o.login for o in Operator.select().order_by(Operator.login)],

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from .. import accounts, audit, autopay, configurations, monitor, payments
 from ..db import write_unit
 from ..models import Contract, Transaction
-from ..pages import page_number, page_or_fragment, parse_period
+from ..pages import page_number, page_of, page_or_fragment, parse_period
 from ..wording import WEEKDAYS
 from . import args
 from .access import current_operator, operator_required
@@ -35,9 +35,7 @@ def contracts():
     return page_or_fragment(
         "console/contracts.html",
         "console/_contract-list.html",
-        rows=rows[:size],
-        has_next=len(rows) > size,
-        page=page,
+        **page_of(rows, page, size),
         search=search,
     )
 

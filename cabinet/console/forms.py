@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from .. import params as module_params
 from ..models import ModuleInstance
-from .labels import PARAM_LABELS
+from .wording import PARAM_LABELS
 
 FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic")
 

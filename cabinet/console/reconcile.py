@@ -15,7 +15,7 @@ from . import args
 from .access import current_operator, operator_required
 from .blueprint import bp
 from .forms import ActionForm, fresh_form_required
-from .labels import DIFFERENCES
+from .wording import DIFFERENCES
 
 
 def _record_fix(instance, first, last, report):

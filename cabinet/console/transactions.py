@@ -13,7 +13,7 @@ from ..wording import AMOUNT_ERRORS
 from .access import current_operator, operator_required
 from .blueprint import bp
 from .forms import ActionForm, RefundForm, fresh_form_required
-from .labels import REFUSALS
+from .wording import REFUSALS
 
 
 def _transaction(order_id):

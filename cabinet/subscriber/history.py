@@ -4,7 +4,7 @@ from flask import abort, current_app, request
 
 from ..auth import current_contract
 from ..models import STATUSES, Transaction
-from ..pages import page_number, page_or_fragment, parse_period
+from ..pages import page_number, page_of, page_or_fragment, parse_period
 from ..prepared import Prepared
 from .blueprint import bp, contract_required
 
@@ -52,7 +52,6 @@ def history():
     start, end = parse_period(request.args)
     page = page_number()
     size = current_app.config["PAGE_SIZE"]
-    # One row more than a page tells whether there is a next page.
     rows = _history_query(status or None, start is not None, end is not None).all(
         contract=current_contract().id,
         start=start,
@@ -60,13 +59,10 @@ def history():
         limit=size + 1,
         offset=(page - 1) * size,
     )
-    context = {
-        "rows": rows[:size],
-        "has_next": len(rows) > size,
-        "page": page,
-        "filters": {k: request.args.get(k, "") for k in ("status", "from", "to")},
-        "statuses": HISTORY_FILTERS,
-    }
     return page_or_fragment(
-        "subscriber/history.html", "subscriber/_payment-table.html", **context
+        "subscriber/history.html",
+        "subscriber/_payment-table.html",
+        **page_of(rows, page, size),
+        filters={k: request.args.get(k, "") for k in ("status", "from", "to")},
+        statuses=HISTORY_FILTERS,
     )
