@@ -7,7 +7,7 @@ from .errors import PaymentUnavailable
 from .extensions import get_redis
 from .money import to_kopecks
 from .pacing import ConcurrencySlots, RequestSpacing
-from .uniteller.client import UnitellerClient, UnitellerError
+from .uniteller.client import RateLimited, UnitellerClient
 
 
 def client_for(configuration):
@@ -68,7 +68,8 @@ def ask_results(client, spacing, stats, **query):
     # Uniteller holds an early request up to 100 s and then answers 429, so
     # waiting our turn here costs nothing it would not cost there.
     if not spacing.acquire(timeout=max(30, spacing.interval_ms / 1000 * 3)):
-        raise UnitellerError("results: no turn within the limit, try later")
+        # Not an error: other requests of this shop had the turns; wait.
+        raise RateLimited("results: no turn within the limit, try later")
     try:
         stats.requests += 1
         return client.results(**query)

@@ -1,7 +1,6 @@
 """A client of Uniteller's merchant API: builds signed forms, talks to the server."""
 
-import csv
-import io
+import logging
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -10,7 +9,14 @@ import requests
 from ..money import format_wire
 from . import signatures
 
+log = logging.getLogger(__name__)
+
 DEFAULT_GATEWAY_URL = "https://wpay.uniteller.ru"
+# Seconds to connect, then to wait for each answer (v1.43 §4.6.3: an early
+# /results/ request is held up to 100 s before its 429; the spec's own examples
+# give the operations 60 s).
+CONNECT_TIMEOUT = 10
+READ_TIMEOUTS = {"/results/": 110, "/recurrent/": 60, "/unblock/": 60}
 
 # Statuses as Uniteller spells them in callbacks and /results/, mapped to ours.
 _STATUS_WORDS = {
@@ -34,7 +40,9 @@ def normalize_status(word):
     return _STATUS_WORDS.get(" ".join(word.strip().lower().split()))
 
 
-# What the status check asks /results/ for, in this column order.
+# What the status check asks /results/ for, in this column order (v1.43 §8.1).
+# Uniteller's CSV is not quoted: a free-text field goes last, where a ";" inside
+# it can only lengthen the row, and the row is read back whole.
 RESULT_FIELDS = (
     "OrderNumber",
     "Status",
@@ -42,9 +50,26 @@ RESULT_FIELDS = (
     "BillNumber",
     "ApprovalCode",
     "Response_Code",
-    "Message",
+    "Error_Code",
     "Date",
+    "Message",
 )
+# Every name /results/ takes in S_FIELDS (v1.43 §8.1), exactly so spelt; any other
+# is an error answer. Balance, say, is a callback field only.
+RESULTS_S_FIELDS = frozenset(
+    "Address ApprovalCode BankName BillNumber bookingcom_id bookingcom_pincode "
+    "Card_IDP CardHolder CardNumber CardType Comment Currency CVC2 Date Email "
+    "EMoneyType EOrderData Error_Code Error_Comment FirstName gds_payment_purpose_id "
+    "IData IPAddress LastName LkOrderUrl LoanID Message MiddleName need_confirm "
+    "OrderNumber parent_order_number PaymentType Phone PT_Code QrcId Receipt "
+    "Recommendation Response_Code SberOrderId Sum Status Token_IDP Total "
+    "tpayRequestId AcquirerID CardSubType Country IsOtherCard PacketDate "
+    "ProcessingName ProtocolTypeName Rate".split()
+)
+FREE_TEXT_FIELDS = frozenset({"Message", "Recommendation", "Comment", "Error_Comment"})
+# PaymentsResults=3: the order's last attempt plus one row per refund made, each
+# with Status "Refund" and its own Total (v1.43 Table 34 #7).
+WITH_REFUNDS = "3"
 # The longest Email Uniteller's payment page accepts (v1.43, Table 2).
 EMAIL_MAX = 64
 # Uniteller keeps its clock, and reads the period we ask for, in Moscow time: the
@@ -95,19 +120,88 @@ class OperationRefused(UnitellerError):
         self.message = message
 
 
+class Results(list):
+    """The rows of a /results/ answer; `unreadable` names the rows that did not parse.
+
+    Each unreadable row is named by its order number when it has one ("" if not),
+    so that no one takes an order that was answered for one Uniteller does not know.
+    """
+
+    def __init__(self, rows=(), unreadable=()):
+        super().__init__(rows)
+        self.unreadable = list(unreadable)
+
+    def names_unreadable(self, order_id):
+        """Tell whether the answer may hold a row of this order that did not parse."""
+        return order_id in self.unreadable or "" in self.unreadable
+
+
+def fit_row(fields, values):
+    """Pair a row's values with its fields; a free-text value may hold ";" itself.
+
+    The fields before the free-text ones are read from the left, those after them
+    from the right. Returns None if the row has too few values, or a surplus that
+    no single run of free-text fields can have caused.
+    """
+    fields, surplus = list(fields), len(values) - len(fields)
+    if surplus == 0:
+        return dict(zip(fields, values, strict=True))
+    free = [i for i, name in enumerate(fields) if name in FREE_TEXT_FIELDS]
+    if surplus < 0 or not free or free != list(range(free[0], free[-1] + 1)):
+        return None
+    last = free[-1]
+    # The last free-text field takes the surplus: nothing tells which of a run
+    # held it, and every other field is where it belongs.
+    merged = [
+        *values[:last],
+        ";".join(values[last : last + surplus + 1]),
+        *values[last + surplus + 1 :],
+    ]
+    return dict(zip(fields, merged, strict=True))
+
+
+def parse_results(text, fields):
+    """Read a CSV /results/ answer (`;`, CRLF rows, no quoting) into Results."""
+    rows, unreadable = [], []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        values = line.split(";")
+        row = fit_row(fields, values)
+        if row is not None:
+            rows.append(row)
+            continue
+        order = values[0] if fields[0] == "OrderNumber" and len(values) > 1 else ""
+        unreadable.append(order)
+        # Only the shape and the order number: a row may hold personal data.
+        log.warning(
+            "/results/: a row of %d columns where %d were asked (order=%r)",
+            len(values),
+            len(fields),
+            order[:127],
+        )
+    return Results(rows, unreadable)
+
+
 def parse_operation_answer(path, text):
     """Parse a header line + value line answer into a dict; raise on ErrorCode."""
     lines = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
     if len(lines) < 2:
         raise GatewayUnavailable(f"{path}: answer of {len(lines)} lines")
     header = lines[0].split(";")
-    values = next(csv.reader([lines[1]], delimiter=";"))
+    values = lines[1].split(";")
     if header[:2] == ["ErrorCode", "ErrorMessage"]:
         code = values[0].strip() if values else ""
         raise OperationRefused(
             path, int(code) if code.isdigit() else code, ";".join(values[1:]).strip()
         )
-    return dict(zip(header, values, strict=False))
+    answer = fit_row(header, values)
+    if answer is None:
+        # Not the answer's shape: what Uniteller did is unknown, not refused.
+        raise GatewayUnavailable(
+            f"{path}: a value line of {len(values)} columns under {len(header)}"
+        )
+    return answer
 
 
 @dataclass(frozen=True)
@@ -127,14 +221,14 @@ class UnitellerClient:
         shop_id,
         password,
         login="",
-        timeout=30,
+        timeouts=None,
         timezone=UNITELLER_TIMEZONE,
     ):
         self.gateway_url = (gateway_url or DEFAULT_GATEWAY_URL).rstrip("/")
         self.shop_id = shop_id
         self.login = login
         self._password = password
-        self.timeout = timeout
+        self.timeouts = {**READ_TIMEOUTS, **(timeouts or {})}
         self.timezone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
 
     def __repr__(self):
@@ -188,8 +282,18 @@ class UnitellerClient:
         fields = {k: v for k, v in fields.items() if v != ""}
         return PayForm(action=f"{self.gateway_url}/pay/", fields=fields)
 
+    @property
+    def timeout(self):
+        """The longest a request of this client may take (connect and answer)."""
+        return CONNECT_TIMEOUT + max(self.timeouts.values())
+
     def callback_is_authentic(self, fields, callback_fields=()):
-        """Check a callback's signature: fields in the listed CallbackFields order."""
+        """Check a callback's signature, in CallbackFields order or the fiscal one.
+
+        A shop switched to fiscal payments at Uniteller signs ApprovalCode,
+        BillNumber and Total first, in that order (fiscal 02.1.18 §3.15); the
+        switch is made in Uniteller's cabinet, so both orders are accepted.
+        """
         order_id = fields.get("Order_ID")
         status = fields.get("Status")
         if (
@@ -198,17 +302,31 @@ class UnitellerClient:
             or not isinstance(status, str)
         ):
             return False
-        extra = []
-        for name in callback_fields:
-            value = fields.get(name, "")
-            extra.append(value if isinstance(value, str) else str(value))
-        expected = signatures.callback_signature(
-            self._password, order_id, status, extra
-        )
-        return signatures.signatures_match(expected, fields.get("Signature"))
+        given = fields.get("Signature")
+        for order in _signing_orders(callback_fields):
+            extra = []
+            for name in order:
+                value = fields.get(name, "")
+                extra.append(value if isinstance(value, str) else str(value))
+            expected = signatures.callback_signature(
+                self._password, order_id, status, extra
+            )
+            if signatures.signatures_match(expected, given):
+                return True
+        return False
 
-    def results(self, order_id=None, start=None, end=None, fields=RESULT_FIELDS):
-        """Ask /results/ for one order and/or a period; return one dict per order."""
+    def results(
+        self,
+        order_id=None,
+        start=None,
+        end=None,
+        fields=RESULT_FIELDS,
+        payments_results=None,
+    ):
+        """Ask /results/ for one order and/or a period; return Results (dicts)."""
+        unknown = [name for name in fields if name not in RESULTS_S_FIELDS]
+        if unknown:
+            raise ValueError(f"not a /results/ field: {', '.join(unknown)}")
         data = {
             "Shop_ID": self.shop_id,
             "Login": self.login,
@@ -218,14 +336,10 @@ class UnitellerClient:
         }
         if order_id is not None:
             data["ShopOrderNumber"] = order_id
+        if payments_results is not None:
+            data["PaymentsResults"] = payments_results
         data.update(period_fields(start, end, self.timezone))
-        text = self._post("/results/", data)
-        rows = csv.reader(io.StringIO(text), delimiter=";")
-        return [
-            dict(zip(fields, row, strict=True))
-            for row in rows
-            if len(row) == len(fields)
-        ]
+        return parse_results(self._post("/results/", data), fields)
 
     def unblock(self, bill_number, amount_kopecks=None):
         """Refund (or reverse) a payment by its BillNumber, in full or in part."""
@@ -244,14 +358,18 @@ class UnitellerClient:
         """POST a server-to-server request (credentials in the body, never the URL)."""
         try:
             response = requests.post(
-                self.gateway_url + path, data=data, timeout=self.timeout
+                self.gateway_url + path,
+                data=data,
+                timeout=(CONNECT_TIMEOUT, self.timeouts[path]),
             )
         except requests.RequestException as exc:
             # The exception text names the URL only; the body with the password
             # is not in it.
             raise GatewayUnavailable(f"{path}: {type(exc).__name__}") from None
         if response.status_code == 429:
-            raise RateLimited(f"{path}: HTTP 429")
+            # Uniteller held the request as long as it holds any, then refused:
+            # our turn has not come, nothing is wrong with the request.
+            raise RateLimited(f"{path}: HTTP 429, asked to wait")
         if response.status_code >= 400:
             raise GatewayUnavailable(f"{path}: HTTP {response.status_code}")
         text = response.content.decode("utf-8", "replace")
@@ -289,3 +407,16 @@ class UnitellerClient:
             # An answer we cannot trust is no answer: /results/ decides.
             raise GatewayUnavailable("/recurrent/: the answer's signature is wrong")
         return answer
+
+
+# Fiscal shops sign these callback fields first, in this order (fiscal §3.15).
+_FISCAL_FIRST = ("ApprovalCode", "BillNumber", "Total")
+
+
+def _signing_orders(callback_fields):
+    """The field orders a callback may be signed in: as listed, then the fiscal one."""
+    listed = tuple(callback_fields)
+    fiscal = tuple(name for name in _FISCAL_FIRST if name in listed) + tuple(
+        name for name in listed if name not in _FISCAL_FIRST
+    )
+    return (listed,) if fiscal == listed else (listed, fiscal)

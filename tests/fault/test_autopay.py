@@ -250,6 +250,6 @@ def _short_timeout(seconds):
 
     def short(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        self.timeout = seconds
+        self.timeouts = dict.fromkeys(self.timeouts, seconds)
 
     return short
