@@ -13,8 +13,10 @@ from .models import CREDITED_STATUSES, Refund, Transaction
 from .money import AmountError, to_kopecks
 from .task_stats import TaskStats
 from .uniteller.client import (
+    WITH_REFUNDS,
     GatewayUnavailable,
     OperationRefused,
+    RateLimited,
     UnitellerError,
     normalize_status,
 )
@@ -34,19 +36,6 @@ _KEPT_ANSWER_FIELDS = (
     "Error_Comment",
     "Date",
 )
-# The /results/ fields a re-check asks for: with Balance, what is left after refunds.
-# TODO: Uniteller's spec lists Balance among the callback fields; confirm with
-# Uniteller that /results/ accepts it in S_FIELDS (the sandbox does).
-_RECHECK_FIELDS = (
-    "OrderNumber",
-    "Status",
-    "Total",
-    "Balance",
-    "BillNumber",
-    "ApprovalCode",
-    "Response_Code",
-    "Message",
-)
 ALREADY_CANCELED = 16
 # The refund state machine as data: each status with the statuses it may follow.
 # `pending` is the unknown outcome: asked of Uniteller, its answer not (yet)
@@ -59,6 +48,11 @@ REFUND_TRANSITIONS = {
 # A refund whose request may still be under way at Uniteller is not judged failed
 # by a re-check before this long (well beyond the client's timeout).
 SETTLE_AFTER = timedelta(minutes=10)
+# The pending refunds one run of the refund check asks about, oldest first, and
+# how old one is before it is asked about (its own answer may still come).
+RECHECK_BATCH = 50
+RECHECK_AFTER = timedelta(minutes=1)
+APPROVED = "AS000"
 
 
 class RefundRefused(CabinetError):
@@ -137,14 +131,46 @@ def start_refund(transaction, amount, operator):
     except UnitellerError as exc:
         _failed(refund, "", str(exc))
         return Refund.get_by_id(refund.id)
-    _done(refund, {k: answer[k] for k in _KEPT_ANSWER_FIELDS if k in answer})
+    kept = {k: answer[k] for k in _KEPT_ANSWER_FIELDS if k in answer}
+    verdict, why = judge_answer(transaction, answer)
+    if verdict == "done":
+        _done(refund, kept)
+    elif verdict == "failed":
+        _failed(refund, answer.get("Response_Code", ""), why)
+    else:
+        _still_pending(refund, why)
+        # Accepted and not final in the answer (a partial refund of a card): its
+        # refund row in /results/ says at once whether it was made.
+        try:
+            recheck(transaction)
+        except UnitellerError as exc:
+            log.warning("re-check of %s failed: %s", transaction.order_id, exc)
     return Refund.get_by_id(refund.id)
+
+
+def judge_answer(transaction, answer):
+    """Read an /unblock/ answer as the spec's example does: (verdict, why).
+
+    The row is the order's own (v1.43 §8.3.2.1): a refused refund has a response
+    code other than AS000, a full refund ends the order canceled; anything else
+    (a partial refund of a card leaves it paid, an SBP refund is asynchronous)
+    is settled by the refund check from /results/' refund rows.
+    """
+    if answer.get("OrderNumber", transaction.order_id) != transaction.order_id:
+        return "pending", "the answer names another order; re-check"
+    code = answer.get("Response_Code", "").strip().upper()
+    if code and code != APPROVED:
+        return "failed", (answer.get("Message") or code).strip()
+    status = normalize_status(answer.get("Status"))
+    if status in ("canceled", "partly_canceled"):
+        return "done", ""
+    return "pending", f"Uniteller answered {status or 'no status'}; re-check"
 
 
 def recheck(transaction):
     """Ask Uniteller where an order stands; settle a pending refund and the status.
 
-    Returns the /results/ row, or None if Uniteller does not know the order.
+    Returns the order's /results/ row, or None if Uniteller does not know it.
     """
     transaction = Transaction.get_by_id(transaction.id)
     configuration = transaction.configuration
@@ -153,14 +179,16 @@ def recheck(transaction):
         acquirer.results_spacing(configuration),
         TaskStats(),
         order_id=transaction.order_id,
-        fields=_RECHECK_FIELDS,
+        payments_results=WITH_REFUNDS,
     )
-    row = next((r for r in rows if r.get("OrderNumber") == transaction.order_id), None)
+    mine = [r for r in rows if r.get("OrderNumber") == transaction.order_id]
+    refund_rows = [r for r in mine if _is_refund_row(r)]
+    row = next((r for r in mine if not _is_refund_row(r)), None)
     if row is None:
         return None
     refund = pending_refund(transaction)
-    if refund is not None:
-        _settle_from_balance(transaction, refund, row)
+    if refund is not None and not rows.names_unreadable(transaction.order_id):
+        _settle_from_rows(transaction, refund, row, refund_rows)
     if normalize_status(row.get("Status")) == "canceled":
         payments.apply_status(
             transaction.order_id,
@@ -172,18 +200,54 @@ def recheck(transaction):
     return row
 
 
-def _settle_from_balance(transaction, refund, row):
-    """Decide a pending refund from what Uniteller says is left on the order."""
+def recheck_pending(now=None):
+    """Re-check the refunds left pending (a lost or not yet final /unblock/ answer)."""
+    now = now or utcnow()
+    stats = TaskStats()
+    pending = (
+        Refund.select()
+        .where(Refund.status == "pending", Refund.created_at <= now - RECHECK_AFTER)
+        .order_by(Refund.created_at)
+        .limit(RECHECK_BATCH)
+    )
+    for refund in pending:
+        stats.looked_at += 1
+        try:
+            recheck(refund.transaction)
+        except RateLimited as exc:
+            stats.notes.append(f"asked to wait: {exc}")
+            break  # the next run goes on where this one stopped
+        except UnitellerError as exc:
+            stats.errors += 1
+            stats.notes.append(f"refund #{refund.id}: {exc}")
+            log.warning("re-check of refund #%d failed: %s", refund.id, exc)
+            continue
+        stats.changed += Refund.get_by_id(refund.id).status != "pending"
+    return stats
+
+
+def _is_refund_row(row):
+    """Tell a refund row of PaymentsResults=3 (Status "Refund") from the order's."""
+    return (row.get("Status") or "").strip().lower() == "refund"
+
+
+def _settle_from_rows(transaction, refund, row, refund_rows):
+    """Decide a pending refund from the refunds Uniteller lists for the order."""
     try:
-        left_there = to_kopecks(row.get("Balance", "").replace(",", "."))
+        refunded_there = sum(
+            to_kopecks(r.get("Total", "").replace(",", ".")) for r in refund_rows
+        )
     except AmountError:
-        if normalize_status(row.get("Status")) == "canceled":
-            _done(refund, row, note="Uniteller reports the order canceled")
-        return
-    left_here = transaction.amount - refunded(transaction)
-    if left_there <= left_here - refund.amount:
+        return  # a refund row we cannot read decides nothing
+    refunded_here = refunded(transaction)
+    if refunded_there >= refunded_here + refund.amount:
         _done(refund, row, note="confirmed by a status re-check")
-    elif left_there == left_here and utcnow() - refund.created_at >= SETTLE_AFTER:
+    elif normalize_status(row.get("Status")) == "canceled":
+        # A reversal before capture, or an SBP refund: no refund rows for it.
+        _done(refund, row, note="Uniteller reports the order canceled")
+    elif (
+        refunded_there <= refunded_here and utcnow() - refund.created_at >= SETTLE_AFTER
+    ):
         _failed(refund, "", "Uniteller made no refund (status re-check)")
 
 

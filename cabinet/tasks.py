@@ -14,7 +14,7 @@ from croniter import croniter
 from flask import current_app
 from peewee import IntegrityError
 
-from . import autopay, retention, status_check
+from . import autopay, refunds, retention, status_check
 from .clock import utcnow
 from .db import db
 from .models import TaskRun
@@ -41,6 +41,12 @@ TASKS = {
             status_check.run,
             "STATUS_CHECK_CRON",
             "asks Uniteller about orders no callback has finished",
+        ),
+        Task(
+            "refund-check",
+            refunds.recheck_pending,
+            "STATUS_CHECK_CRON",
+            "settles refunds whose /unblock/ answer was lost or not final",
         ),
         Task(
             "autopay",

@@ -7,7 +7,9 @@ import pytest
 import requests
 
 from cabinet import accounts, acquirer, refunds
+from cabinet.clock import utcnow
 from cabinet.models import AuditEntry, Contract, LedgerEntry, Refund, Transaction
+from cabinet.uniteller import client as uniteller_client
 from cabinet.uniteller.client import UnitellerClient
 from tests.helpers import DECLINE_CARD, in_app, pay_by_card
 
@@ -157,7 +159,7 @@ def test_a_timed_out_refund_stays_pending_until_a_recheck(world, paid_500, monke
 
     def impatient(configuration):
         client = client_for(configuration)
-        client.timeout = 0.3
+        client.timeouts["/unblock/"] = 0.3
         return client
 
     monkeypatch.setattr(acquirer, "client_for", impatient)
@@ -193,12 +195,45 @@ def wait_for_sandbox_balance(world, order_id, kopecks, timeout=10):
     raise AssertionError("the sandbox never made the refund")
 
 
+def test_a_refund_the_answer_declines_is_not_booked(world, paid_500, monkeypatch):
+    """v1.43 §8.5.4 reads the answer's status: a declined one is no refund."""
+    post = UnitellerClient._post
+
+    def declined(self, path, data):
+        if path != "/unblock/":
+            return post(self, path, data)
+        header = "OrderNumber;Response_Code;Message;Total;Status;BillNumber"
+        row = f"{paid_500};AS100;Отказ;500.00;Paid;{data['Billnumber']}"
+        return f"{header}\r\n{row}\r\n"
+
+    monkeypatch.setattr(UnitellerClient, "_post", declined)
+    made = refund(world, paid_500, 20000)
+    assert (made.status, made.error_code) == ("failed", "AS100")
+    assert Look(world, paid_500)() == ("paid", 50000, ["credit"])
+
+
+def test_the_refund_check_settles_a_refund_whose_answer_was_lost(
+    world, paid_500, monkeypatch
+):
+    world.faults(latency_ms=1000)  # Uniteller refunds after we gave up waiting
+    monkeypatch.setitem(uniteller_client.READ_TIMEOUTS, "/unblock/", 0.3)
+    assert refund(world, paid_500, 20000).status == "pending"
+    world.faults(latency_ms=0)
+    wait_for_sandbox_balance(world, paid_500, 30000)
+    with in_app(world):
+        assert refunds.recheck_pending().looked_at == 0  # its answer may yet come
+        stats = refunds.recheck_pending(now=utcnow() + refunds.RECHECK_AFTER)
+        assert (stats.looked_at, stats.changed, stats.errors) == (1, 1, 0)
+        assert Refund.get().status == "done"
+    assert Look(world, paid_500)() == ("paid", 30000, ["credit", "refund"])
+
+
 def test_a_young_pending_refund_is_not_judged_failed(world, paid_500):
     """Uniteller may still be working on it: only a later re-check may fail it."""
     with in_app(world):
         transaction = Transaction.by_order_id(paid_500)
         pending = Refund.create(transaction=transaction, amount=10000)
-        assert refunds.recheck(transaction)["Balance"] == "500.00"
+        assert refunds.recheck(transaction)["Status"] == "Paid"
         assert Refund.get_by_id(pending.id).status == "pending"
         Refund.update(created_at=pending.created_at - refunds.SETTLE_AFTER).execute()
         refunds.recheck(transaction)
