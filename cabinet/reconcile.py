@@ -19,7 +19,9 @@ SKEW = timedelta(minutes=10)
 class Difference:
     """One way our records and Uniteller's disagree about an order."""
 
-    kind: str  # missing_credit | not_successful_there | amount_mismatch | unknown_here
+    # missing_credit | not_successful_there | amount_mismatch | unknown_here |
+    # unreadable_there (Uniteller's row for it did not parse: nothing is judged)
+    kind: str
     order_id: str
     ours: str = ""
     theirs: str = ""
@@ -34,6 +36,8 @@ class Report:
     theirs: int = 0
     requests: int = 0
     differences: list = field(default_factory=list)
+    # Order numbers ("" when a row had none) of Uniteller's rows that did not parse.
+    unreadable: list = field(default_factory=list)
 
     def count(self, kind):
         """Count the differences of one kind."""
@@ -79,10 +83,12 @@ def _fetch(configuration, start, end, report):
     cursor, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
     while cursor < end:
         window_end = min(cursor + WINDOW, end)
-        for row in acquirer.ask_results(
+        answer = acquirer.ask_results(
             client, spacing, stats, start=cursor, end=window_end
-        ):
+        )
+        for row in answer:
             rows[row.get("OrderNumber")] = row
+        report.unreadable += answer.unreadable
         cursor = window_end
     report.requests += stats.requests
     return rows
@@ -93,6 +99,16 @@ def _compare(ours, theirs, report, fix, who):
     known = {t.order_id: t for t in ours}
     for transaction in ours:
         row = theirs.get(transaction.order_id)
+        if row is None and transaction.order_id in report.unreadable:
+            report.differences.append(
+                Difference(
+                    "unreadable_there",
+                    transaction.order_id,
+                    transaction.status,
+                    "the row did not parse",
+                )
+            )
+            continue
         there = normalize_status(row.get("Status")) if row else None
         credited = transaction.status in CREDITED_STATUSES
         if there in SUCCESS_THERE and not credited:
@@ -130,6 +146,13 @@ def _compare(ours, theirs, report, fix, who):
                     row["Total"],
                 )
             )
+    nameless = report.unreadable.count("")
+    if nameless:
+        report.differences.append(
+            Difference(
+                "unreadable_there", "", "", f"{nameless} row(s) without an order"
+            )
+        )
     for order_id, row in theirs.items():
         if order_id not in known and Transaction.by_order_id(order_id) is None:
             report.differences.append(

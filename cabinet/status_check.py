@@ -14,7 +14,7 @@ from .extensions import get_redis
 from .models import ModuleConfiguration, ModuleInstance, Transaction
 from .queueing import enqueue
 from .task_stats import TaskStats
-from .uniteller.client import UnitellerError
+from .uniteller.client import RateLimited, UnitellerError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,11 @@ def run(now=None):
                 rows = acquirer.ask_results(
                     client, spacing, stats, start=start, end=end
                 )
+            except RateLimited as exc:
+                # Uniteller's pacing, not a fault: the next run asks again.
+                stats.notes.append(f"asked to wait: {exc}")
+                log.info("status check: shop %s: %s", client.shop_id, exc)
+                break
             except UnitellerError as exc:
                 # Nothing changes; the next run asks again.
                 stats.errors += 1
@@ -108,6 +113,11 @@ def check_order(transaction_id, now=None):
             stats,
             order_id=transaction.order_id,
         )
+    except RateLimited as exc:
+        # Not an error: the periodic check asks about this order again.
+        stats.notes.append(f"asked to wait: {exc}")
+        log.info("order check %s: %s", transaction.order_id, exc)
+        return stats
     except UnitellerError as exc:
         stats.errors += 1
         stats.notes.append(str(exc))
@@ -120,9 +130,15 @@ def check_order(transaction_id, now=None):
 def _apply(batch, rows, now, stats):
     """Apply the rows Uniteller returned to our orders, and plan their next checks."""
     by_order = {row.get("OrderNumber"): row for row in rows}
+    unreadable = rows.unreadable
+    if unreadable:
+        stats.errors += len(unreadable)
+        stats.notes.append(f"{len(unreadable)} result row(s) did not parse")
     for transaction in batch:
         stats.looked_at += 1
         row = by_order.get(transaction.order_id)
+        # A row that did not parse may be this order's: it is not unknown there.
+        found = row is not None or rows.names_unreadable(transaction.order_id)
         try:
             if row is not None:
                 outcome = payments.apply_status(
@@ -133,7 +149,7 @@ def _apply(batch, rows, now, stats):
                     instance=transaction.instance,
                 )
                 stats.changed += outcome.result in CHANGES
-            planned = plan_next_check(transaction.id, row is not None, now)
+            planned = plan_next_check(transaction.id, found, now)
             stats.changed += planned == "expired"
         except Exception as exc:  # one bad row must not stop the run
             stats.errors += 1

@@ -11,7 +11,7 @@ from cabinet import acquirer, jobs, payments, status_check, tasks
 from cabinet.clock import utcnow
 from cabinet.models import Contract, ModuleConfiguration, TaskRun, Transaction
 from cabinet.reconcile import reconcile
-from cabinet.uniteller.client import period_fields
+from cabinet.uniteller.client import RateLimited, UnitellerClient, period_fields
 from tests.helpers import DECLINE_CARD, SUCCESS_CARD, in_app, isp_today, pay_by_card
 
 
@@ -60,6 +60,57 @@ def test_unknown_order_backs_off_then_expires(world):
         later = start + timedelta(hours=2)
         assert status_check.run(now=later).changed == 1
         assert Transaction.get_by_id(transaction.id).status == "expired"
+
+
+def answer_results_with(monkeypatch, answer):
+    """Make Uniteller's /results/ answer `answer` (a text, or an exception)."""
+    post = UnitellerClient._post
+
+    def _post(self, path, data):
+        if path != "/results/":
+            return post(self, path, data)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(UnitellerClient, "_post", _post)
+
+
+def test_an_order_whose_row_does_not_parse_is_not_taken_for_unknown(world, monkeypatch):
+    with in_app(world):
+        contract = Contract.by_number("1001")
+        transaction, _ = payments.start_payment(contract, 10000, "u", "u")
+    # A row of this order in a shape we cannot read (a column short).
+    answer_results_with(monkeypatch, f"{transaction.order_id};Paid;100.00\r\n")
+    with in_app(world):
+        stats = status_check.run(now=utcnow() + timedelta(hours=2))
+        assert Transaction.get_by_id(transaction.id).status == "new"
+        assert stats.errors == 1 and "did not parse" in " ".join(stats.notes)
+
+
+def test_a_429_is_a_wait_not_an_error(world, monkeypatch):
+    with in_app(world):
+        contract = Contract.by_number("1001")
+        transaction, _ = payments.start_payment(contract, 10000, "u", "u")
+    answer_results_with(monkeypatch, RateLimited("/results/: HTTP 429"))
+    with in_app(world):
+        stats = status_check.run(now=utcnow() + timedelta(hours=2))
+        assert stats.errors == 0 and "wait" in " ".join(stats.notes)
+        assert Transaction.get_by_id(transaction.id).status == "new"
+
+
+def test_reconcile_reports_a_row_it_cannot_read(world, monkeypatch):
+    order_id, _, _ = pay_by_card(world, "500", SUCCESS_CARD)
+    world.settle()
+    answer_results_with(monkeypatch, f"{order_id};Paid\r\n;;\r\n")
+    today = isp_today(world.app)
+    with in_app(world):
+        instance = Transaction.by_order_id(order_id).instance
+        report = reconcile(
+            instance, today - timedelta(days=1), today + timedelta(days=1)
+        )
+    kinds = [(d.kind, d.order_id) for d in report.differences]
+    assert kinds == [("unreadable_there", order_id), ("unreadable_there", "")]
 
 
 def test_gateway_failures_change_nothing_and_are_counted(make_world):

@@ -31,6 +31,7 @@ DIFFERENCES = {
     "not_successful_there": _l("credited here, not successful at Uniteller"),
     "amount_mismatch": _l("amounts differ"),
     "unknown_here": _l("unknown here"),
+    "unreadable_there": _l("Uniteller's row did not parse"),
 }
 PARAM_LABELS = {
     "shop_id": _l("Shop ID (Shop_IDP)"),
