@@ -154,6 +154,8 @@ class Transaction(BaseModel):
     bill_number = CharField(max_length=32, null=True)
     approval_code = CharField(max_length=32, null=True)
     response_code = CharField(max_length=16, null=True)
+    # The processing centre's code (/results/ and /recurrent/ Error_Code), e.g. F01.
+    error_code = CharField(max_length=32, null=True)
     message = CharField(max_length=500, null=True)
     needs_review = BooleanField(default=False)
     review_reason = CharField(max_length=500, null=True)

@@ -16,7 +16,7 @@ from ..errors import CabinetError
 from ..models import Autopay, AutopayCharge, Transaction
 from ..queueing import enqueue, enqueue_many
 from ..task_stats import TaskStats
-from ..uniteller.client import OperationRefused, UnitellerError
+from ..uniteller.client import OperationRefused, RateLimited, UnitellerError
 from . import notices, states
 
 # The package's one logger name, as before it was a package.
@@ -217,12 +217,23 @@ def resolve(charge_id):
     transaction = charge.transaction
     if transaction.status == "new":
         client = acquirer.client_for(transaction.configuration)
-        rows = acquirer.ask_results(
-            client,
-            acquirer.results_spacing(transaction.configuration),
-            TaskStats(),
-            order_id=transaction.order_id,
-        )
+        try:
+            rows = acquirer.ask_results(
+                client,
+                acquirer.results_spacing(transaction.configuration),
+                TaskStats(),
+                order_id=transaction.order_id,
+            )
+        except RateLimited:
+            _resolve_later(charge_id)  # Uniteller's pacing: ask again later
+            return charge.status
+        if rows.names_unreadable(transaction.order_id):
+            # Uniteller answered about it, unreadably: never send it again on
+            # that; the status check reports the row and settles the order.
+            log.warning(
+                "resolve %s: its result row did not parse", transaction.order_id
+            )
+            return charge.status
         row = next(
             (r for r in rows if r.get("OrderNumber") == transaction.order_id), None
         )
@@ -261,7 +272,7 @@ def settle_try(transaction):
         return
     code = (transaction.response_code or "").upper()
     message = transaction.message or ""
-    hard = states.is_hard_decline(code, message)
+    hard = states.is_hard_decline(code, message, transaction.error_code)
     retry_days = int(
         module_params.effective(transaction.configuration.params)["autopay_retry_days"]
     )

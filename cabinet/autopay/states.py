@@ -45,6 +45,8 @@ WAITING = (DUE, RETRY)
 # bad card, fraud, Uniteller's stop code, and recurrent refusals about the parent.
 HARD_RESPONSE_CODES = {"AS101", "AS104", "AS108"}
 HARD_ERRORS = {22, 23, 25, 26, 27}
+# The acquirer's "stop the series" code (with AS998), wherever Uniteller puts it.
+STOP_SERIES = "F01"
 # Answers that say nothing of the outcome: ask /results/ before sending again.
 UNKNOWN_ERRORS = {15, 24, 28}
 # Uniteller refuses more failed recurrent charges of one card per day.
@@ -73,13 +75,18 @@ def move(target, *where, among=None, **values):
     )
 
 
-def is_hard_decline(code, message):
-    """Return True if a decline says the card will not pay, whatever the day."""
+def is_hard_decline(code, message, error_code=""):
+    """Return True if a decline says the card will not pay, whatever the day.
+
+    Uniteller's stop code F01 (v1.43 §4.3.2) comes as the processing centre's
+    Error_Code, or inside AS998's message: wherever it appears, the series stops.
+    """
     code = (code or "").upper()
     number = code.lstrip("E")
     return (
         code in HARD_RESPONSE_CODES
-        or "F01" in (message or "").upper()
+        or STOP_SERIES in (error_code or "").upper()
+        or STOP_SERIES in (message or "").upper()
         or number.isdigit()
         and int(number) in HARD_ERRORS
     )

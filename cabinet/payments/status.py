@@ -24,6 +24,7 @@ _KEPT_FIELDS = (
     (Transaction.bill_number, "billnumber"),
     (Transaction.approval_code, "approvalcode"),
     (Transaction.response_code, "response_code"),
+    (Transaction.error_code, "error_code"),
     (Transaction.message, "message"),
 )
 
