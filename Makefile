@@ -37,9 +37,12 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The last pass: the spec_mode tests again, the sandbox as Uniteller's virtual
+# acquirer (its test cards and 10-100 roubles only).
 test-sqlite: venv
 	$(PYTEST) -m "not serial" $(PARALLEL)
 	$(PYTEST) -m serial
+	SANDBOX_MODE=spec $(PYTEST) -m spec_mode $(PARALLEL)
 
 # The database-facing tests again on PostgreSQL (skipped with a note if it is down,
 # except under CI, where it must be up).

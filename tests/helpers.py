@@ -184,10 +184,11 @@ def _card(session, world, action, fields, card):
         data={
             "token": token,
             "card_number": card,
-            "exp_month": "12",
+            # The virtual acquirer's own test values (v1.43 §3.3.1): any mode.
+            "exp_month": "01",
             "exp_year": "35",
             "cvc": "123",
-            "holder": "IVAN IVANOV",
+            "holder": "UNITELLER TEST",
         },
     )
     return answer.headers["Location"]
