@@ -45,6 +45,7 @@ def from_env(environ=None):
         "PAGE_SIZE": int(env.get("PAGE_SIZE", "20")),
         "LOGIN_ATTEMPTS": int(env.get("LOGIN_ATTEMPTS", "10")),
         "LOGIN_LOCKOUT_SECONDS": int(env.get("LOGIN_LOCKOUT_SECONDS", "900")),
+        "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES", "30")),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),

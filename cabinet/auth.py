@@ -1,5 +1,6 @@
-"""Log subscribers in and out (contract number and password); pick the language."""
+"""Log subscribers in and out (revocable sessions); pick the language."""
 
+import time
 from urllib.parse import urlparse
 
 from flask import (
@@ -15,10 +16,10 @@ from flask import (
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from werkzeug.security import check_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from . import accounts
 from .extensions import get_redis, htmx
 from .models import Contract, Operator
 from .prepared import Prepared
@@ -26,7 +27,13 @@ from .prepared import Prepared
 bp = Blueprint("auth", __name__)
 # Every page a subscriber opens loads the contract: its SQL is built once.
 _CONTRACT_BY_ID = Prepared(
-    lambda slot: Contract.select().where(Contract.id == slot("id")).limit(1)
+    lambda slot: (
+        Contract.select()
+        .where(
+            Contract.id == slot("id"), Contract.session_generation == slot("generation")
+        )
+        .limit(1)
+    )
 )
 
 
@@ -40,10 +47,12 @@ class ContractUser:
     is_operator = False
 
     def __init__(self, contract):
-        self.contract = contract
+        self.contract = self.account = contract
 
     def get_id(self):
-        return f"c:{self.contract.id}"
+        # The generation in the id: raising it (logout, a new password) makes
+        # every session that holds the old one load nobody.
+        return f"c:{self.contract.id}:{self.contract.session_generation}"
 
 
 class OperatorUser:
@@ -55,11 +64,43 @@ class OperatorUser:
     is_operator = True
 
     def __init__(self, operator):
-        self.operator = operator
+        self.operator = self.account = operator
         self.is_active = operator.is_active
 
     def get_id(self):
-        return f"o:{self.operator.id}"
+        return f"o:{self.operator.id}:{self.operator.session_generation}"
+
+
+def _load_user(user_id):
+    """Return the user a session's id names, if that session is still theirs."""
+    kind, pk, generation = (user_id.split(":") + ["", ""])[:3]
+    if not (pk.isdigit() and generation.isdigit()):
+        return None
+    if kind == "c":
+        contract = _CONTRACT_BY_ID.first(id=int(pk), generation=int(generation))
+        return ContractUser(contract) if contract else None
+    if kind == "o":
+        operator = Operator.get_or_none(
+            Operator.id == int(pk),
+            Operator.session_generation == int(generation),
+            Operator.is_active == True,  # noqa: E712
+        )
+        return OperatorUser(operator) if operator else None
+    return None
+
+
+def _recently_seen():
+    """True unless the session was idle longer than SESSION_IDLE_MINUTES; touch it."""
+    idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
+    now = int(time.time())
+    seen = session.get("seen")
+    known = isinstance(seen, int)
+    if idle and not (known and now - seen <= idle):
+        return False
+    # Stamped at most once a minute: not every request need send a new cookie.
+    if not known or now - seen >= 60:
+        session["seen"] = now
+    return True
 
 
 def init_login(login_manager):
@@ -69,16 +110,11 @@ def init_login(login_manager):
 
     @login_manager.user_loader
     def load_user(user_id):
-        kind, _, pk = user_id.partition(":")
-        if not pk.isdigit():
+        user = _load_user(user_id)
+        if user is None or not _recently_seen():
+            _fresh_session()  # revoked or idle: forget it, keep the language
             return None
-        if kind == "c":
-            contract = _CONTRACT_BY_ID.first(id=int(pk))
-            return ContractUser(contract) if contract else None
-        if kind == "o":
-            operator = Operator.get_or_none(Operator.id == int(pk))
-            return OperatorUser(operator) if operator else None
-        return None
+        return user
 
     @login_manager.unauthorized_handler
     def unauthorized():
@@ -173,7 +209,7 @@ def login():
             form.number.errors.append(throttle.lockout_message())
             return render_template("auth/login.html", form=form), 429
         contract = Contract.by_number(number)
-        if contract and check_password_hash(contract.password_hash, form.password.data):
+        if accounts.password_matches(contract, form.password.data):
             throttle.succeeded()
             next_path = own_path(request.args.get("next"))
             start_session(ContractUser(contract))
@@ -192,7 +228,9 @@ def logout():
 
 
 def end_session():
-    """Log whoever it is out and forget the session, but keep the language."""
+    """Log whoever it is out, ending all their sessions; keep the language."""
+    if current_user.is_authenticated:
+        accounts.end_sessions(current_user.account)
     logout_user()
     _fresh_session()
 
@@ -201,6 +239,7 @@ def start_session(user):
     """Log a user in on a new session (no fixation), keeping the language."""
     _fresh_session()
     login_user(user)
+    session["seen"] = int(time.time())
 
 
 def _fresh_session():
