@@ -407,6 +407,64 @@ def test_18_a_session_ends_at_logout_new_password_deactivation_and_idleness(
     assert all(results.values()), results
 
 
+def from_address(client, address):
+    """Make every request of a test client come from this address."""
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_18_failures_from_one_address_never_lock_the_owner_out(people, figure):
+    app = people(LOGIN_ATTEMPTS=5, LOGIN_ACCOUNT_ATTEMPTS=12)
+    results = {}
+    for who, path, good, bad in (
+        (
+            "subscriber",
+            "/login",
+            {"number": "1001", "password": "demo-pass"},
+            {"number": "1001", "password": "guess"},
+        ),
+        (
+            "admin",
+            "/console/login",
+            {"login": "admin", "password": "admin-password"},
+            {"login": "admin", "password": "guess"},
+        ),
+    ):
+        attacker = from_address(app.test_client(), "203.0.113.7")
+        answers = [attacker.post(path, data=bad).status_code for _ in range(8)]
+        # Past the limit the right password waits too: guessing stays bounded.
+        answers.append(attacker.post(path, data=good).status_code)
+        owner = from_address(app.test_client(), "198.51.100.20")
+        results[f"{who}: a guesser waits after 5 failures"] = (
+            answers == [401] * 5 + [429] * 4
+        )
+        results[f"{who}: the owner elsewhere gets in"] = (
+            owner.post(path, data=good).status_code == 302
+        )
+
+    # Guessing from many addresses: past LOGIN_ACCOUNT_ATTEMPTS failures of the
+    # account, each address waits after one failure; a clean address does not.
+    bad = {"number": "1002", "password": "guess"}
+    good = {"number": "1002", "password": "other-pass"}
+    for n in range(12):
+        bot = from_address(app.test_client(), f"192.0.2.{n}")
+        assert bot.post("/login", data=bad).status_code == 401
+    bot = from_address(app.test_client(), "192.0.2.100")
+    first, second = (bot.post("/login", data=bad) for _ in range(2))
+    results["many addresses: each waits after a failure"] = (
+        first.status_code == 401
+        and second.status_code == 429
+        and "с разных адресов" in second.get_data(as_text=True)
+    )
+    owner = from_address(app.test_client(), "198.51.100.21")
+    results["many addresses: the owner still gets in"] = (
+        owner.post("/login", data=good).status_code == 302
+    )
+    for check, passed in results.items():
+        figure(18, check, "pass" if passed else "FAIL", "pass")
+    assert all(results.values()), results
+
+
 def count_password_hashes(monkeypatch):
     """Count password hash computations (werkzeug's scrypt) from now on."""
     import hashlib
