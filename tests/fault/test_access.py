@@ -6,7 +6,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from cabinet import accounts, configurations, payments
+from cabinet import accounts, autopay, configurations, payments
 from cabinet.models import (
     Autopay,
     Contract,
@@ -502,3 +502,36 @@ def test_18_a_login_costs_one_password_hash_whether_or_not_the_account_exists(
         assert answer.status_code == 401
         hashes[what] = figure(18, f"password hashes: {what}", len(counted), 1)
     assert set(hashes.values()) == {1}, hashes
+
+
+def test_18_the_autopay_password_is_throttled_like_the_login(people, figure):
+    app = people(LOGIN_ATTEMPTS=5)
+    with in_app(app):
+        autopay.configure(Contract.by_number("1001"), "weekly", 30000, weekday=2)
+        before = snapshot()
+    subscriber = app.test_client()
+    login(subscriber)
+    settings = {"mode": "weekly", "weekday": "2", "amount": "300", "consent": "y"}
+
+    def change_settings(password):
+        return subscriber.post("/autopay", data={**settings, "password": password})
+
+    def change_card(password):
+        return subscriber.post(
+            "/autopay/card", data={"amount": "300", "password": password}
+        )
+
+    wrong = [change_settings("guess").status_code for _ in range(3)]
+    wrong += [change_card("guess").status_code for _ in range(2)]
+    right = [change_settings("demo-pass"), change_card("demo-pass")]
+    with in_app(app):
+        unchanged = snapshot() == before
+    results = {
+        "wrong autopay passwords count": wrong == [400] * 3 + [302] * 2,
+        "after 5 the right one waits too": [a.status_code for a in right] == [429, 429],
+        "and changes nothing": unchanged,
+        "nor does the login let more guesses in": login(subscriber).status_code == 429,
+    }
+    for check, passed in results.items():
+        figure(18, check, "pass" if passed else "FAIL", "pass")
+    assert all(results.values()), results
