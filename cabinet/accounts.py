@@ -1,9 +1,11 @@
 """Subscribers' contracts and console operators: create, find, link."""
 
+import functools
 import re
+import secrets
 
 from peewee import IntegrityError
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import db
 from .errors import CabinetError, Conflict, NotFound
@@ -31,6 +33,16 @@ def valid_email(email):
     )
 
 
+def _valid_contract_password(password):
+    if len(password) < 4:
+        raise CabinetError("password: at least 4 characters")
+
+
+def _valid_operator_password(password):
+    if len(password) < 8:
+        raise CabinetError("operator password: at least 8 characters")
+
+
 def add_contract(number, name, password, email=None, instance=None):
     """Create a subscriber's contract."""
     number = number.strip()
@@ -38,8 +50,7 @@ def add_contract(number, name, password, email=None, instance=None):
         raise CabinetError("contract number: letters, digits and / _ . - (up to 64)")
     if not name.strip():
         raise CabinetError("contract name must not be empty")
-    if len(password) < 4:
-        raise CabinetError("password: at least 4 characters")
+    _valid_contract_password(password)
     if email and not valid_email(email):
         raise CabinetError(f"not an e-mail address: {email[:80]!r}")
     try:
@@ -67,8 +78,7 @@ def add_operator(login, password, admin=False):
     """Create a console operator (role admin or operator)."""
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", login):
         raise CabinetError("operator login: letters, digits and _ . @ - (up to 64)")
-    if len(password) < 8:
-        raise CabinetError("operator password: at least 8 characters")
+    _valid_operator_password(password)
     try:
         with db.atomic():
             return Operator.create(
@@ -78,3 +88,69 @@ def add_operator(login, password, admin=False):
             )
     except IntegrityError:
         raise Conflict(f"operator {login!r} exists already") from None
+
+
+def get_operator(login):
+    """Return an operator by login or raise NotFound."""
+    operator = Operator.get_or_none(Operator.login == login)
+    if operator is None:
+        raise NotFound(f"no operator {login!r}")
+    return operator
+
+
+@functools.cache
+def _dummy_hash():
+    """Return a hash of a random password, made like the accounts' own."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
+def password_matches(account, password):
+    """True if an active account's password is this one; as slow for any account.
+
+    An unknown or inactive account is checked against a dummy hash, so the
+    answer takes as long as for a real one and timing tells nobody which exist.
+    """
+    if account is None or not getattr(account, "is_active", True):
+        check_password_hash(_dummy_hash(), password)
+        return False
+    return check_password_hash(account.password_hash, password)
+
+
+def end_sessions(account):
+    """End every session of a contract or an operator (they are refused from now on)."""
+    model = type(account)
+    model.update(session_generation=model.session_generation + 1).where(
+        model.id == account.id
+    ).execute()
+
+
+def set_contract_password(number, password):
+    """Give a contract a new password; its sessions end."""
+    _valid_contract_password(password)
+    contract = get_contract(number)
+    Contract.update(
+        password_hash=generate_password_hash(password),
+        session_generation=Contract.session_generation + 1,
+    ).where(Contract.id == contract.id).execute()
+    return contract
+
+
+def set_operator_password(login, password):
+    """Give an operator a new password; their sessions end."""
+    _valid_operator_password(password)
+    operator = get_operator(login)
+    Operator.update(
+        password_hash=generate_password_hash(password),
+        session_generation=Operator.session_generation + 1,
+    ).where(Operator.id == operator.id).execute()
+    return operator
+
+
+def set_operator_active(login, active):
+    """Let an operator in again, or shut them out (their sessions end at once)."""
+    operator = get_operator(login)
+    changes = {Operator.is_active: active}
+    if not active:
+        changes[Operator.session_generation] = Operator.session_generation + 1
+    Operator.update(changes).where(Operator.id == operator.id).execute()
+    return Operator.get_by_id(operator.id)

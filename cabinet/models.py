@@ -109,6 +109,8 @@ class Contract(BaseModel):
     password_hash = CharField(max_length=255)
     balance = BigIntegerField(default=0)  # kopecks; always the sum of the ledger
     instance = ForeignKeyField(ModuleInstance, null=True, backref="contracts")
+    # Raised on logout and password change: older sessions no longer load.
+    session_generation = IntegerField(default=0)
     created_at = DateTimeField(default=utcnow)
 
     @classmethod
@@ -138,6 +140,9 @@ class Operator(BaseModel):
     password_hash = CharField(max_length=255)
     role = CharField(max_length=16, default="operator")  # admin | operator
     is_active = BooleanField(default=True)
+    # Raised on logout, password change and deactivation: older sessions no
+    # longer load.
+    session_generation = IntegerField(default=0)
     created_at = DateTimeField(default=utcnow)
 
 

@@ -263,6 +263,10 @@ def test_balance_in_contract_show_follows_credits(cli, app, demo):
         (("instance", "add", "isp"), "exists"),
         (("instance", "add", "Bad Code"), "instance code"),
         (("operator", "add", "op", "--password", "short"), "at least 8"),
+        (("contract", "password", "1001", "--password", "pw"), "at least 4"),
+        (("contract", "password", "9999", "--password", "pw-pw"), "no contract"),
+        (("operator", "password", "nobody", "--password", "long-pw!"), "no operator"),
+        (("operator", "deactivate", "nobody"), "no operator 'nobody'"),
     ],
 )
 def test_bad_input_is_refused_with_a_message_and_exit_code_2(

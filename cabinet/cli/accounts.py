@@ -64,3 +64,37 @@ def operator_add(login, password, admin):
     """Create console operator LOGIN."""
     operator = call_service(accounts.add_operator, login, password, admin)
     click.echo(f"Operator {operator.login} ({operator.role}) created.")
+
+
+@contract_cli.command("password")
+@click.argument("number")
+@click.option("--password", required=True)
+def contract_password(number, password):
+    """Give contract NUMBER a new password; its sessions end."""
+    contract = call_service(accounts.set_contract_password, number, password)
+    click.echo(f"Contract {contract.number}: new password set, sessions ended.")
+
+
+@operator_cli.command("password")
+@click.argument("login")
+@click.option("--password", required=True)
+def operator_password(login, password):
+    """Give operator LOGIN a new password; their sessions end."""
+    operator = call_service(accounts.set_operator_password, login, password)
+    click.echo(f"Operator {operator.login}: new password set, sessions ended.")
+
+
+@operator_cli.command("deactivate")
+@click.argument("login")
+def operator_deactivate(login):
+    """Shut operator LOGIN out of the console; their sessions end at once."""
+    operator = call_service(accounts.set_operator_active, login, False)
+    click.echo(f"Operator {operator.login} deactivated, sessions ended.")
+
+
+@operator_cli.command("activate")
+@click.argument("login")
+def operator_activate(login):
+    """Let operator LOGIN log in again (no earlier session comes back)."""
+    operator = call_service(accounts.set_operator_active, login, True)
+    click.echo(f"Operator {operator.login} active.")

@@ -2,8 +2,8 @@
 
 from flask import redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from werkzeug.security import check_password_hash
 
+from .. import accounts
 from ..auth import LoginThrottle, OperatorUser, end_session, own_path, start_session
 from ..models import Operator
 from .blueprint import bp
@@ -13,13 +13,7 @@ from .forms import OperatorLoginForm
 def _operator(login, password):
     """Return the active operator with this login and password, else None."""
     operator = Operator.get_or_none(Operator.login == login)
-    if (
-        operator
-        and operator.is_active
-        and check_password_hash(operator.password_hash, password)
-    ):
-        return operator
-    return None
+    return operator if accounts.password_matches(operator, password) else None
 
 
 @bp.route("/login", methods=["GET", "POST"])

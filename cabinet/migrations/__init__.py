@@ -165,13 +165,24 @@ def schema_of(database):
     return described
 
 
+def _columns(database):
+    """Return each table's column names, the contract search's own tables aside."""
+    # SQLite keeps the search in FTS5 tables, PostgreSQL in an index: the
+    # scratch SQLite database has tables a PostgreSQL one never will.
+    return {
+        table: set(described["columns"])
+        for table, described in schema_of(database).items()
+        if not table.startswith("contract_search")
+    }
+
+
 def infer_version(database):
     """Name the migration a database made before versions were kept corresponds to."""
-    found = {t: set(d["columns"]) for t, d in schema_of(database).items()}
+    found = _columns(database)
     for number in reversed(MIGRATIONS):
         scratch = SqliteDatabase(":memory:")
         upgrade(scratch, target=number)
-        expected = {t: set(d["columns"]) for t, d in schema_of(scratch).items()}
+        expected = _columns(scratch)
         scratch.close()
         if expected == found:
             return number

@@ -3,10 +3,9 @@
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from werkzeug.security import check_password_hash
 
-from .. import autopay
-from ..auth import current_contract
+from .. import accounts, autopay
+from ..auth import LoginThrottle, current_contract
 from ..errors import AmountOutOfRange
 from ..labels import AUTOPAY_MODE_LABELS
 from ..models import Notice
@@ -42,6 +41,19 @@ def _filled_form(contract):
     if current and current.amount:
         form.amount.data = format_human(current.amount).replace("\u00a0", "")
     return form
+
+
+def _password_refused(contract, password):
+    """Check the password again, throttled like the login: None, or (error, status)."""
+    # The login's own counters: a session does not buy more guesses.
+    throttle = LoginThrottle("n", contract.number)
+    if throttle.blocked():
+        return throttle.lockout_message(), 429
+    if not accounts.password_matches(contract, password):
+        throttle.failed()
+        return _l("Wrong password."), 400
+    throttle.succeeded()
+    return None
 
 
 def _configure(contract, form):
@@ -81,9 +93,10 @@ def autopay_settings():
     )
     if unavailable or not form.validate_on_submit():
         return _autopay_page(contract, form, 409 if unavailable else 400)
-    if not check_password_hash(contract.password_hash, form.password.data):
-        form.password.errors.append(_l("Wrong password."))
-        return _autopay_page(contract, form, 400)
+    refused = _password_refused(contract, form.password.data)
+    if refused:
+        form.password.errors.append(refused[0])
+        return _autopay_page(contract, form, refused[1])
     saved = _configure(contract, form)
     if saved is None:
         return _autopay_page(contract, form, 400)
@@ -120,10 +133,15 @@ def autopay_change_card():
     if current is None or current.state == "off":
         abort(409, "set up autopay first")
     form = ConfirmForm()
-    if not form.validate_on_submit() or not check_password_hash(
-        contract.password_hash, form.password.data
-    ):
-        flash(_l("Wrong password."), "error")
+    refused = (
+        _password_refused(contract, form.password.data)
+        if form.validate_on_submit()
+        else (_l("Wrong password."), 400)
+    )
+    if refused:
+        flash(refused[0], "error")
+        if refused[1] == 429:
+            return _autopay_page(contract, _filled_form(contract), 429)
         return redirect(url_for("subscriber.autopay_settings"))
     try:
         amount = parse_amount(form.amount.data)

@@ -6,10 +6,16 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from cabinet import accounts, configurations, payments
-from cabinet.models import Autopay, Contract, ModuleConfiguration, Transaction
+from cabinet import accounts, autopay, configurations, payments
+from cabinet.models import (
+    Autopay,
+    Contract,
+    ModuleConfiguration,
+    Operator,
+    Transaction,
+)
 from tests.fault.tools import snapshot
-from tests.helpers import in_app, login
+from tests.helpers import console_login, in_app, login
 
 pytestmark = pytest.mark.fault
 
@@ -332,6 +338,200 @@ def test_18_brute_force_fixation_and_re_authentication(people, redis, figure):
     ]
     with in_app(app):
         assert Contract.select().count() == 2
+    for check, passed in results.items():
+        figure(18, check, "pass" if passed else "FAIL", "pass")
+    assert all(results.values()), results
+
+
+def test_18_a_session_ends_at_logout_new_password_deactivation_and_idleness(
+    people, figure
+):
+    app = people(SESSION_IDLE_MINUTES=30)
+    cli = app.test_cli_runner()
+    results = {}
+
+    client = app.test_client()
+    login(client)
+    stolen = client.get_cookie("session").value
+    client.post("/logout")
+    replayed = app.test_client()
+    replayed.set_cookie("session", stolen)
+    results["a cookie replayed after logout is refused"] = (
+        replayed.get("/").status_code == 302
+    )
+
+    client = app.test_client()
+    login(client)
+    changed = cli.invoke(
+        args=["contract", "password", "1001", "--password", "new-pass"]
+    )
+    results["a new password ends the old sessions"] = (
+        changed.exit_code == 0
+        and client.get("/").status_code == 302
+        and login(app.test_client(), password="new-pass").status_code == 302
+    )
+
+    admin = app.test_client()
+    console_login(admin)
+    assert admin.get("/console/contracts").status_code == 200
+    deactivated = cli.invoke(args=["operator", "deactivate", "admin"])
+    with in_app(app):
+        before = snapshot()
+    unlink = admin.post("/console/contracts/1001/instance", data={"instance": ""})
+    with in_app(app):
+        unchanged = snapshot() == before
+    results["a deactivated operator's session does nothing"] = (
+        deactivated.exit_code == 0
+        and unchanged
+        and unlink.headers.get("Location", "").startswith("/console/login")
+        and admin.get("/console/contracts").status_code == 302
+        and console_login(app.test_client()).status_code == 401
+    )
+    cli.invoke(args=["operator", "activate", "admin"])
+    results["nor comes back when the operator is let in"] = (
+        admin.get("/console/contracts").status_code == 302
+        and console_login(app.test_client()).status_code == 302
+    )
+
+    def idle_for(minutes):
+        client = app.test_client()
+        login(client, password="new-pass")
+        with client.session_transaction() as session:
+            session["seen"] = int(time.time()) - minutes * 60
+        return client.get("/").status_code
+
+    results["a session idle past SESSION_IDLE_MINUTES ends"] = idle_for(31) == 302
+    results["a session used within it goes on"] = idle_for(29) == 200
+    for check, passed in results.items():
+        figure(18, check, "pass" if passed else "FAIL", "pass")
+    assert all(results.values()), results
+
+
+def from_address(client, address):
+    """Make every request of a test client come from this address."""
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_18_failures_from_one_address_never_lock_the_owner_out(people, figure):
+    app = people(LOGIN_ATTEMPTS=5, LOGIN_ACCOUNT_ATTEMPTS=12)
+    results = {}
+    for who, path, good, bad in (
+        (
+            "subscriber",
+            "/login",
+            {"number": "1001", "password": "demo-pass"},
+            {"number": "1001", "password": "guess"},
+        ),
+        (
+            "admin",
+            "/console/login",
+            {"login": "admin", "password": "admin-password"},
+            {"login": "admin", "password": "guess"},
+        ),
+    ):
+        attacker = from_address(app.test_client(), "203.0.113.7")
+        answers = [attacker.post(path, data=bad).status_code for _ in range(8)]
+        # Past the limit the right password waits too: guessing stays bounded.
+        answers.append(attacker.post(path, data=good).status_code)
+        owner = from_address(app.test_client(), "198.51.100.20")
+        results[f"{who}: a guesser waits after 5 failures"] = (
+            answers == [401] * 5 + [429] * 4
+        )
+        results[f"{who}: the owner elsewhere gets in"] = (
+            owner.post(path, data=good).status_code == 302
+        )
+
+    # Guessing from many addresses: past LOGIN_ACCOUNT_ATTEMPTS failures of the
+    # account, each address waits after one failure; a clean address does not.
+    bad = {"number": "1002", "password": "guess"}
+    good = {"number": "1002", "password": "other-pass"}
+    for n in range(12):
+        bot = from_address(app.test_client(), f"192.0.2.{n}")
+        assert bot.post("/login", data=bad).status_code == 401
+    bot = from_address(app.test_client(), "192.0.2.100")
+    first, second = (bot.post("/login", data=bad) for _ in range(2))
+    results["many addresses: each waits after a failure"] = (
+        first.status_code == 401
+        and second.status_code == 429
+        and "с разных адресов" in second.get_data(as_text=True)
+    )
+    owner = from_address(app.test_client(), "198.51.100.21")
+    results["many addresses: the owner still gets in"] = (
+        owner.post("/login", data=good).status_code == 302
+    )
+    for check, passed in results.items():
+        figure(18, check, "pass" if passed else "FAIL", "pass")
+    assert all(results.values()), results
+
+
+def count_password_hashes(monkeypatch):
+    """Count password hash computations (werkzeug's scrypt) from now on."""
+    import hashlib
+
+    counted = []
+    scrypt = hashlib.scrypt
+
+    def counting(*args, **kwargs):
+        counted.append(1)
+        return scrypt(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return counted
+
+
+def test_18_a_login_costs_one_password_hash_whether_or_not_the_account_exists(
+    people, monkeypatch, figure
+):
+    app = people()
+    with in_app(app):
+        former = accounts.add_operator("former", "former-password")
+        Operator.update(is_active=False).where(Operator.id == former.id).execute()
+    counted = count_password_hashes(monkeypatch)
+    attempts = {
+        "subscriber, wrong password": ("/login", {"number": "1001"}),
+        "subscriber, no such contract": ("/login", {"number": "9999"}),
+        "operator, wrong password": ("/console/login", {"login": "admin"}),
+        "operator, no such login": ("/console/login", {"login": "nobody"}),
+        "operator, deactivated": ("/console/login", {"login": "former"}),
+    }
+    hashes = {}
+    for what, (path, data) in attempts.items():
+        counted.clear()
+        answer = app.test_client().post(path, data={**data, "password": "guess"})
+        assert answer.status_code == 401
+        hashes[what] = figure(18, f"password hashes: {what}", len(counted), 1)
+    assert set(hashes.values()) == {1}, hashes
+
+
+def test_18_the_autopay_password_is_throttled_like_the_login(people, figure):
+    app = people(LOGIN_ATTEMPTS=5)
+    with in_app(app):
+        autopay.configure(Contract.by_number("1001"), "weekly", 30000, weekday=2)
+        before = snapshot()
+    subscriber = app.test_client()
+    login(subscriber)
+    settings = {"mode": "weekly", "weekday": "2", "amount": "300", "consent": "y"}
+
+    def change_settings(password):
+        return subscriber.post("/autopay", data={**settings, "password": password})
+
+    def change_card(password):
+        return subscriber.post(
+            "/autopay/card", data={"amount": "300", "password": password}
+        )
+
+    wrong = [change_settings("guess").status_code for _ in range(3)]
+    wrong += [change_card("guess").status_code for _ in range(2)]
+    right = [change_settings("demo-pass"), change_card("demo-pass")]
+    with in_app(app):
+        unchanged = snapshot() == before
+    results = {
+        "wrong autopay passwords count": wrong == [400] * 3 + [302] * 2,
+        "after 5 the right one waits too": [a.status_code for a in right] == [429, 429],
+        "and changes nothing": unchanged,
+        "nor does the login let more guesses in": login(subscriber).status_code == 429,
+    }
     for check, passed in results.items():
         figure(18, check, "pass" if passed else "FAIL", "pass")
     assert all(results.values()), results
