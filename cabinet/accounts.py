@@ -1,6 +1,5 @@
 """Subscribers' contracts and console operators: create, find, link."""
 
-import functools
 import re
 import secrets
 
@@ -98,10 +97,9 @@ def get_operator(login):
     return operator
 
 
-@functools.cache
-def _dummy_hash():
-    """Return a hash of a random password, made like the accounts' own."""
-    return generate_password_hash(secrets.token_hex(16))
+# A hash of a random password, made like the accounts' own, once at import: made
+# on first use, the first unknown login of a process would cost two hashes.
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
 
 
 def password_matches(account, password):
@@ -111,7 +109,7 @@ def password_matches(account, password):
     answer takes as long as for a real one and timing tells nobody which exist.
     """
     if account is None or not getattr(account, "is_active", True):
-        check_password_hash(_dummy_hash(), password)
+        check_password_hash(_DUMMY_HASH, password)
         return False
     return check_password_hash(account.password_hash, password)
 
