@@ -1,6 +1,7 @@
 """Scenario 14: fuzzed forms, callbacks, status requests and API calls (Hypothesis)."""
 
 import json
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from cabinet import accounts, api_tokens
 from tests.fault.tools import open_orders, scaled, snapshot
-from tests.helpers import in_app, login, sign_callback
+from tests.helpers import console_login, in_app, login, sign_callback
 
 pytestmark = pytest.mark.fault
 
@@ -251,3 +252,65 @@ def test_14_fuzzed_input_never_fails_the_server_or_changes_state(
     figure(14, "state changes on refused input", len(changed), 0)
     assert errors == 0, failures[:5]
     assert changed == [], changed[:5]
+
+
+# The finding's amount: 400,000 nines cost 6 s of CPU where int() met Decimal.
+LONG_AMOUNT = "9" * 400_000
+# A refusal that costs more CPU than this has converted the number it refuses.
+REFUSAL_CPU_SECONDS = 0.5
+
+
+def test_14_long_and_non_ascii_amounts_are_refused_before_they_are_parsed(
+    fuzz_world, figure
+):
+    world = fuzz_world
+    subscriber, operator = world.app.test_client(), world.app.test_client()
+    assert login(subscriber).status_code == 302
+    assert console_login(operator).status_code == 302
+    cli = world.app.test_cli_runner()
+    token = {"Authorization": f"Bearer {world.token}"}
+    attempts = {
+        "/pay": lambda a: subscriber.post("/pay", data={"amount": a}),
+        "/autopay": lambda a: subscriber.post(
+            "/autopay",
+            data={"mode": "automatic", "amount": a, "password": "demo-pass"},
+        ),
+        "/autopay/card": lambda a: subscriber.post(
+            "/autopay/card", data={"amount": a, "password": "demo-pass"}
+        ),
+        "/api/autopay/charge": lambda a: subscriber.post(
+            "/api/autopay/charge",
+            json={"contract": "1001", "amount": a},
+            headers=token,
+        ),
+        "flask autopay charge": lambda a: cli.invoke(
+            args=["autopay", "charge", "1001", a]
+        ),
+        "flask config add": lambda a: cli.invoke(
+            args=["config", "add", "isp", "huge", "--set", f"max_amount={a}"]
+        ),
+    }
+    slow, accepted = [], []
+    with in_app(world.app):
+        before = snapshot()
+    for where, attempt in attempts.items():
+        for amount in (LONG_AMOUNT, "１０", "٥٠٠", "1" + "0" * 13):
+            # The test client runs the app in this thread: its CPU time is the
+            # request's, however busy the machine is.
+            started = time.thread_time()
+            answer = attempt(amount)
+            spent = time.thread_time() - started
+            if spent > REFUSAL_CPU_SECONDS:
+                slow.append((where, len(amount), round(spent, 2)))
+            refused = (
+                answer.exit_code == 2
+                if hasattr(answer, "exit_code")
+                else b'id="pay-form"' not in answer.data and answer.status_code < 500
+            )
+            if not refused:
+                accepted.append((where, amount[:20]))
+    with in_app(world.app):
+        changed = snapshot() != before
+    figure(14, "long/non-ASCII amounts refused slowly", len(slow), 0)
+    figure(14, "long/non-ASCII amounts accepted", len(accepted) + changed, 0)
+    assert slow == [] and accepted == [] and not changed
