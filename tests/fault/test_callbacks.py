@@ -1,10 +1,13 @@
 """Scenarios 1-6: callbacks duplicated, replayed, forged, orphaned, mis-totalled."""
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
 
 from cabinet import accounts, configurations
+from cabinet.logs import JsonFormatter, TextFormatter
 from cabinet.models import Transaction, TransactionEvent
 from tests.fault.tools import (
     callback,
@@ -18,6 +21,10 @@ from tests.fault.tools import (
 from tests.helpers import in_app, sign_callback
 
 pytestmark = pytest.mark.fault
+
+# A character that ends or rewrites a line where a log is read (C0, DEL, C1,
+# Unicode separators, bidi overrides).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def notify_url(world):
@@ -126,6 +133,39 @@ def test_3_bad_signatures_are_refused_and_change_nothing(world, shop, figure):
     assert changes == 0
     assert answers == [403] * len(bodies)
     assert unconfigured == [403] * len(unconfigured)
+
+
+# A forged line a CR would start in a text log, and other ways out of a line.
+FORGED_LINE = (
+    "\r2026-01-01 00:00:00,000 INFO cabinet.payments: credited order=P1001-x"
+    " contract=1001 amount=99999999"
+)
+LINE_BREAKERS = "\r\n\x0b\x0c\x1b[2K\x1c\x85\u2028\u2029\u202e\x7f"
+
+
+def test_3_control_characters_of_a_refused_callback_stay_inside_its_log_line(
+    world, shop, figure, caplog
+):
+    order_id = open_orders(world, 1)[0][0]
+    forged = dict(
+        callback(shop, order_id, "paid"),
+        Order_ID=order_id + LINE_BREAKERS + FORGED_LINE,
+        Signature="0" * 32,
+    )
+    answers = post_all(notify_url(world), [forged, {**forged, "Status": "\rpaid"}])
+    refused = [r for r in caplog.records if "callback refused" in r.getMessage()]
+    lines = [
+        formatter.format(record)
+        for record in refused
+        for formatter in (TextFormatter(), JsonFormatter())
+    ]
+    breaking = [
+        line for line in lines if len(line.splitlines()) != 1 or CONTROL.search(line)
+    ]
+    figure(3, "log lines a refused callback could break", len(breaking), 0)
+    assert answers == [403, 403] and len(refused) == 2
+    assert breaking == [], breaking[:2]
+    assert all(json.loads(line) for line in lines[1::2])
 
 
 def test_4_unknown_orders_with_valid_signatures_are_kept_as_orphans(
