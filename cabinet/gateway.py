@@ -9,15 +9,19 @@ bp = Blueprint("gateway", __name__, url_prefix="/uniteller")
 
 
 def _callback_fields():
-    """Collect a callback's fields: query string, then form or JSON body on top."""
-    fields = request.args.to_dict()
+    """Collect a callback's fields as (name, value) pairs: query string, then body.
+
+    Every pair, repeats included: the payments core refuses a name given twice
+    unless both are the same (Uniteller repeats its fields in the query string).
+    """
+    pairs = list(request.args.items(multi=True))
     if request.is_json:
         body = request.get_json(silent=True)
         if isinstance(body, dict):
-            fields.update({str(k): v for k, v in body.items()})
+            pairs += [(str(k), v) for k, v in body.items()]
     else:
-        fields.update(request.form.to_dict())
-    return fields
+        pairs += list(request.form.items(multi=True))
+    return pairs
 
 
 @bp.route("/<code>/notify", methods=["POST"])

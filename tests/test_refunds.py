@@ -156,8 +156,15 @@ def test_a_timed_out_refund_stays_pending_until_a_recheck(world, paid_500, monke
     client_for = acquirer.client_for
 
     def impatient(configuration):
+        """A client that gives up on /unblock/ (the bill number check waits)."""
         client = client_for(configuration)
-        client.timeout = 0.3
+        unblock = client.unblock
+
+        def hasty_unblock(*args, **kwargs):
+            client.timeout = 0.3
+            return unblock(*args, **kwargs)
+
+        client.unblock = hasty_unblock
         return client
 
     monkeypatch.setattr(acquirer, "client_for", impatient)

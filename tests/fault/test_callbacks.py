@@ -5,10 +5,11 @@ import re
 from datetime import timedelta
 
 import pytest
+import requests
 
-from cabinet import accounts, configurations
+from cabinet import accounts, configurations, refunds
 from cabinet.logs import JsonFormatter, TextFormatter
-from cabinet.models import Transaction, TransactionEvent
+from cabinet.models import Operator, Transaction, TransactionEvent
 from tests.fault.tools import (
     callback,
     changes_between,
@@ -16,9 +17,10 @@ from tests.fault.tools import (
     money_state,
     open_orders,
     post_all,
+    sandbox_orders,
     scaled,
 )
-from tests.helpers import in_app, sign_callback
+from tests.helpers import in_app, pay_by_card, sign_callback
 
 pytestmark = pytest.mark.fault
 
@@ -133,6 +135,74 @@ def test_3_bad_signatures_are_refused_and_change_nothing(world, shop, figure):
     assert changes == 0
     assert answers == [403] * len(bodies)
     assert unconfigured == [403] * len(unconfigured)
+
+
+def test_3_an_unsigned_copy_of_a_signed_field_changes_nothing_nor_a_refund(
+    world, shop, figure
+):
+    mine, other = pay_by_card(world, "500")[0], pay_by_card(world, "300")[0]
+    world.settle()
+    with in_app(world.app):
+        accounts.add_operator("admin", "admin-password", admin=True)
+        bills = {o: Transaction.by_order_id(o).bill_number for o in (mine, other)}
+        before = Transaction.by_order_id(mine)
+    genuine = callback(shop, mine, "paid")  # signed over BillNumber, Total, …
+    genuine = {**genuine, "BillNumber": bills[mine]}
+    genuine["Signature"] = sign_callback(genuine, shop["password"])
+    url = notify_url(world)
+    # Each added copy is unsigned; the signature still holds for the rest.
+    repeated = [
+        ({**genuine, "billnumber": bills[other]}, None),
+        ({**genuine, "TOTAL": "5000.00"}, None),
+        ({**genuine, "status": "canceled"}, None),
+        (genuine, {"BillNumber": bills[other]}),  # the query string disagrees
+        (genuine, {"billnumber": bills[other]}),
+    ]
+    answers = [
+        requests.post(url, data=body, params=query, timeout=30).status_code
+        for body, query in repeated
+    ]
+    # Uniteller's own repeats in the query string are the same values: one field.
+    same = requests.post(url, data=genuine, params=genuine, timeout=30).status_code
+    unsigned = {**genuine, "Response_Code": "FORGED", "Message": "forged"}
+    unsigned_answer = requests.post(url, data=unsigned, timeout=30).status_code
+    with in_app(world.app):
+        after = Transaction.by_order_id(mine)
+        kept = [e.fields or {} for e in after.events]
+        # A bill number left on an order by any report is checked with
+        # /results/ before /unblock/ is asked to refund it.
+        Transaction.update(bill_number=bills[other]).where(
+            Transaction.id == after.id
+        ).execute()
+        refund = refunds.start_refund(
+            Transaction.by_order_id(mine), 10000, Operator.get(login="admin")
+        )
+    balances = {o["order_id"]: o["balance"] for o in sandbox_orders(world)}
+    changed = [
+        name
+        for name in (
+            "status",
+            "bill_number",
+            "response_code",
+            "message",
+            "needs_review",
+        )
+        if getattr(after, name) != getattr(before, name)
+    ]
+    accepted = figure(
+        3, "callbacks with a repeated field accepted", sum(a != 400 for a in answers), 0
+    )
+    figure(3, "unsigned values taken by the transaction", len(changed), 0)
+    wrong_refunds = figure(
+        3,
+        "refunds of another order's bill number",
+        (balances[other] != 30000) + (refund.status != "failed"),
+        0,
+    )
+    assert accepted == 0 and answers == [400] * len(repeated)
+    assert same == 200 and unsigned_answer == 200
+    assert changed == [] and any(f.get("Message") == "forged" for f in kept)
+    assert wrong_refunds == 0 and balances[mine] == 50000
 
 
 # A forged line a CR would start in a text log, and other ways out of a line.
