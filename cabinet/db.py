@@ -16,6 +16,9 @@ db = DatabaseProxy()
 POOL_SIZE = 32
 POOL_STALE_SECONDS = 300
 POOL_WAIT_SECONDS = 30
+# How long an SQLite statement waits for another writer's lock before "database
+# is locked": far beyond any unit of ours (they write in batches).
+SQLITE_BUSY_MS = 10000
 
 
 def open_database(url):
@@ -31,7 +34,7 @@ def open_database(url):
             path,
             pragmas={
                 "journal_mode": "wal",
-                "busy_timeout": 10000,
+                "busy_timeout": SQLITE_BUSY_MS,
                 "foreign_keys": 1,
                 "synchronous": "normal",
             },
@@ -130,6 +133,33 @@ def _begin(stack):
             ):
                 raise
         time.sleep(0.005 + random.random() * 0.02)
+
+
+# How long retrying() runs a unit again from the top while the database says it
+# is locked (SQLite, once the busy timeout and the BEGIN retry are spent) or that
+# the unit lost a deadlock or a serialization conflict (PostgreSQL).
+UNIT_RETRY_SECONDS = 20
+_TRANSIENT = ("database is locked", "deadlock detected", "could not serialize")
+
+
+def retrying(unit, *args, **kwargs):
+    """Call `unit` (a function that opens its own write unit), again while locked.
+
+    A unit that failed this way rolled back whole, so running it again is safe;
+    inside another unit nothing is retried (the outer one would be half done).
+    """
+    deadline = time.monotonic() + UNIT_RETRY_SECONDS
+    while True:
+        try:
+            return unit(*args, **kwargs)
+        except OperationalError as exc:
+            if (
+                getattr(_unit, "depth", 0)
+                or not any(text in str(exc) for text in _TRANSIENT)
+                or time.monotonic() >= deadline
+            ):
+                raise
+        time.sleep(0.01 + random.random() * 0.04)
 
 
 @contextmanager

@@ -12,6 +12,12 @@ class CabinetError(Exception):
         self.details = details
 
 
+class BadRequest(CabinetError):
+    """The request is malformed (a field given twice, say): it changes nothing."""
+
+    status_code = 400
+
+
 class NotFound(CabinetError):
     """The thing asked for does not exist, or is not the asker's to see."""
 

@@ -1,30 +1,65 @@
 """Uniteller's calls to us: payment callbacks (signed, CSRF-exempt)."""
 
+import logging
+
 from flask import Blueprint, request
+from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 
 from . import payments, status_check
+from .db import retrying
 from .models import ModuleInstance, Transaction
 
 bp = Blueprint("gateway", __name__, url_prefix="/uniteller")
+log = logging.getLogger(__name__)
+# When Uniteller may send a callback again that found the database unavailable.
+RETRY_AFTER_SECONDS = 60
 
 
 def _callback_fields():
-    """Collect a callback's fields: query string, then form or JSON body on top."""
-    fields = request.args.to_dict()
+    """Collect a callback's fields as (name, value) pairs: query string, then body.
+
+    Every pair, repeats included: the payments core refuses a name given twice
+    unless both are the same (Uniteller repeats its fields in the query string).
+    """
+    pairs = list(request.args.items(multi=True))
     if request.is_json:
         body = request.get_json(silent=True)
         if isinstance(body, dict):
-            fields.update({str(k): v for k, v in body.items()})
+            pairs += [(str(k), v) for k, v in body.items()]
     else:
-        fields.update(request.form.to_dict())
-    return fields
+        pairs += list(request.form.items(multi=True))
+    return pairs
 
 
 @bp.route("/<code>/notify", methods=["POST"])
 def notify(code):
     """Receive a payment callback: verify, apply once, answer 200 quickly."""
-    outcome = payments.receive_callback(code, _callback_fields())
+    # A lock outlasting the busy timeout is waited out here, not answered 500.
+    outcome = retrying(payments.receive_callback, code, _callback_fields())
     return outcome.result, 200, {"Content-Type": "text/plain"}
+
+
+@bp.errorhandler(OperationalError)
+@bp.errorhandler(InterfaceError)
+@bp.errorhandler(MaxConnectionsExceeded)
+def database_unavailable(exc):
+    """Answer 503 when the database cannot take a call now: Uniteller sends it again.
+
+    Locked past every wait, refusing connections, or down: nothing was written,
+    and a warning says so, not an error of ours with a traceback.
+    """
+    said = str(exc).strip().splitlines()
+    log.warning(
+        "%s deferred (503): database unavailable: %s",
+        request.path,
+        said[0][:200] if said else type(exc).__name__,
+    )
+    return (
+        "database busy, send again later",
+        503,
+        {"Content-Type": "text/plain", "Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 @bp.route("/<code>/status", methods=["GET", "POST"])

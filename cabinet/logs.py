@@ -7,6 +7,32 @@ from datetime import UTC, datetime
 # The attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
+# Characters that could end a line or rewrite one where a log is read: C0 and C1
+# controls (CR, LF, ESC, NEL, …), DEL, the Unicode line and paragraph separators,
+# and the bidi overrides that reorder what a terminal shows. A callback's
+# Order_ID is the sender's text: with a raw CR in it, it could write a line of
+# its own into our log.
+_CONTROLS = [
+    *range(0x20),
+    *range(0x7F, 0xA0),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+]
+_SHORT = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+# Text logs spell each as Python would (\r, \x1b, \u2028); JSON spells the ones
+# json.dumps leaves raw (it escapes C0 itself) as \uXXXX, still valid JSON.
+_TEXT_ESCAPES = {
+    c: _SHORT.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _CONTROLS
+}
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in _CONTROLS if c >= 0x20}
+
+
+def escape_controls(text):
+    """Spell every control character of `text` as an escape, so it stays one line."""
+    return text.translate(_TEXT_ESCAPES)
+
 
 def _extras(record):
     """Return the fields a log call added with `extra=` (order_id, contract, …)."""
@@ -32,7 +58,9 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, ensure_ascii=False, default=str).translate(
+            _JSON_ESCAPES
+        )
 
 
 class TextFormatter(logging.Formatter):
@@ -45,8 +73,9 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         line = f"{line} [{extras}]" if extras else line
-        # A traceback stays one event: grep and log shippers see one line.
-        return line.replace("\n", "\\n")
+        # One event, one line: a traceback, and a sender's text in the message,
+        # its arguments or the extras, cannot start a line of its own.
+        return escape_controls(line)
 
 
 def formatter(log_format):

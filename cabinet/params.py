@@ -5,7 +5,7 @@ import re
 from decimal import Decimal
 from urllib.parse import urlparse
 
-from .money import AmountError, format_wire, to_kopecks
+from .money import AmountError, format_wire, parse_amount
 from .uniteller.client import DEFAULT_GATEWAY_URL
 
 CALLBACK_FIELD_NAMES = {
@@ -94,11 +94,11 @@ def _seconds(value):
 
 def _amount(value):
     try:
-        kopecks = to_kopecks(Decimal(value.strip().replace(",", ".")))
-    except (AmountError, ArithmeticError) as exc:
+        kopecks = parse_amount(value)
+    except AmountError as exc:
+        if str(exc) == "not_positive":
+            raise ParamError(N_("must be greater than 0")) from None
         raise ParamError(N_("an amount in roubles, e.g. 100.00")) from exc
-    if kopecks <= 0:
-        raise ParamError(N_("must be greater than 0"))
     return format_wire(kopecks)
 
 

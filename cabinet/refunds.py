@@ -111,6 +111,11 @@ def start_refund(transaction, amount, operator):
             raise RefundRefused("pending") from None
         _note(transaction, f"refund #{refund.id} of {amount} kopecks asked")
     client = acquirer.client_for(transaction.configuration)
+    mismatch = _bill_number_mismatch(client, transaction)
+    if mismatch:
+        # Nothing was asked of /unblock/: the refund is refused, not pending.
+        _failed(refund, "", mismatch)
+        return Refund.get_by_id(refund.id)
     try:
         # Always with Subtotal_P: the spec defines it as the amount to refund, and
         # a final refund after a partial one without it would ask for the whole.
@@ -165,6 +170,35 @@ def judge_answer(transaction, answer):
     if status in ("canceled", "partly_canceled"):
         return "done", ""
     return "pending", f"Uniteller answered {status or 'no status'}; re-check"
+
+
+def _bill_number_mismatch(client, transaction):
+    """Say why the stored BillNumber may not be refunded, or "" if /results/ agrees.
+
+    /unblock/ refunds whatever payment a BillNumber names: it must be the one
+    Uniteller gives for this order, never one a report about another order held.
+    """
+    try:
+        rows = acquirer.ask_results(
+            client,
+            acquirer.results_spacing(transaction.configuration),
+            TaskStats(),
+            order_id=transaction.order_id,
+        )
+    except UnitellerError as exc:
+        return f"the bill number could not be confirmed ({exc}); try again"
+    row = next((r for r in rows if r.get("OrderNumber") == transaction.order_id), None)
+    if row is None:
+        return "Uniteller does not know this order; nothing refunded"
+    if row.get("BillNumber") != transaction.bill_number:
+        log.warning(
+            "refund of %s refused: bill number %s is not Uniteller's %s",
+            transaction.order_id,
+            transaction.bill_number,
+            row.get("BillNumber"),
+        )
+        return "the bill number is not the one Uniteller gives this order"
+    return ""
 
 
 def recheck(transaction):

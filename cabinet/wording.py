@@ -10,6 +10,7 @@ AMOUNT_ERRORS = {
     "not_a_number": _l("Enter an amount in roubles, for example 500 or 500,50."),
     "too_many_decimals": _l("An amount has at most two digits after the comma."),
     "not_positive": _l("The amount must be greater than zero."),
+    "too_long": _l("An amount has at most 12 digits before the comma."),
 }
 WEEKDAYS = [
     _l("Monday"),

@@ -8,6 +8,7 @@ import os
 import pkgutil
 import sys
 import threading
+import weakref
 
 import pytest
 import redis as redis_lib
@@ -167,10 +168,30 @@ def database_url(postgres_url, tmp_path):
     return postgres_url or f"sqlite:///{tmp_path / 'cabinet.sqlite3'}"
 
 
+# Every database (connection pool) a test's app opened: each must have let go of
+# its connections before the next test starts.
+_DATABASES = weakref.WeakSet()
+
+
+def _holding(database):
+    """Count the connections a pool still holds, idle or in use."""
+    # peewee's pool has no public count; these are its two lists.
+    return len(database._connections) + len(database._in_use)
+
+
 @pytest.fixture
 def make_app(database_url, redis, redis_server_url, tmp_path):
-    """Build an app on the test database; keyword settings override."""
+    """Build an app on the test database; keyword settings override.
+
+    The pools of the apps it built are closed when the test ends: left open, a
+    run's tests pile up PostgreSQL connections (up to POOL_SIZE an app) until the
+    server refuses new ones ("too many clients") and a later test's requests
+    answer 500.
+    """
+    left = sum(_holding(database) for database in _DATABASES)
+    assert left == 0, f"earlier tests left {left} database connections open"
     schema_ready = []
+    built = []
 
     def make(**overrides):
         settings = {
@@ -183,6 +204,8 @@ def make_app(database_url, redis, redis_server_url, tmp_path):
         }
         settings.update(overrides)
         app = create_app(settings)
+        built.append(app.extensions["database"])
+        _DATABASES.add(app.extensions["database"])
         if schema_ready:
             return app
         schema_ready.append(True)
@@ -194,7 +217,9 @@ def make_app(database_url, redis, redis_server_url, tmp_path):
             db.create_tables(MODELS)
         return app
 
-    return make
+    yield make
+    for database in built:
+        database.close_all()
 
 
 @pytest.fixture

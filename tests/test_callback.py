@@ -4,6 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from peewee import OperationalError
 
 from tests.helpers import balance, credits, events, new_payment, signed_callback, status
 
@@ -152,3 +153,22 @@ def test_one_callback_is_a_handful_of_statements(client, demo, shop):
     assert response.data == b"credited" and balance(demo["contract"]) == 50000
     # Read order+configuration+instance+contract, update, events, ledger, balance.
     assert len(statements) <= 6, statements
+
+
+def test_a_database_refusing_connections_answers_503_so_uniteller_sends_again(
+    app, demo, shop, monkeypatch
+):
+    transaction = new_payment(demo["contract"])
+    fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")
+
+    def refused(*args, **kwargs):
+        raise OperationalError("FATAL:  sorry, too many clients already")
+
+    database = app.extensions["database"]
+    with monkeypatch.context() as patch:
+        patch.setattr(database, "connect", refused)
+        answer = app.test_client().post("/uniteller/isp/notify", data=fields)
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    assert status(transaction) == "new"
+    again = app.test_client().post("/uniteller/isp/notify", data=fields)
+    assert again.status_code == 200 and status(transaction) == "paid"

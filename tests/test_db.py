@@ -5,8 +5,9 @@ import threading
 
 import psycopg2
 import pytest
+from peewee import OperationalError
 
-from cabinet.db import RecentlyUsedPool, db, open_database, write_unit
+from cabinet.db import RecentlyUsedPool, db, open_database, retrying, write_unit
 from cabinet.models import Contract
 
 
@@ -69,3 +70,31 @@ def test_a_unit_whose_begin_is_refused_at_once_asks_again(app):
         finally:
             db.execute_sql("PRAGMA busy_timeout = 10000")
             other.close()
+
+
+def test_a_locked_unit_runs_again_from_the_top_but_never_inside_another(app):
+    """retrying() starts a unit over on "database is locked", not a nested one."""
+    calls = []
+
+    def unit(fail_times):
+        calls.append(1)
+        with write_unit():
+            if len(calls) <= fail_times:
+                raise OperationalError("database is locked")
+            return Contract.select().count()
+
+    with app.app_context(), db.connection_context():
+        assert retrying(unit, 2) == 0 and len(calls) == 3
+        calls.clear()
+        with write_unit(), pytest.raises(OperationalError):
+            retrying(unit, 1)
+        assert len(calls) == 1
+
+    def broken():
+        calls.append(1)
+        raise OperationalError("no such table: contract")
+
+    calls.clear()
+    with pytest.raises(OperationalError):
+        retrying(broken)  # not a lock: not tried again
+    assert len(calls) == 1

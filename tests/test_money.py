@@ -8,6 +8,7 @@ from cabinet.money import (
     format_wire,
     parse_amount,
     to_decimal,
+    to_kopecks,
 )
 
 pytestmark = pytest.mark.nodb
@@ -46,12 +47,32 @@ def test_typed_amounts_become_exact_kopecks(typed, kopecks):
         ("NaN", "not_a_number"),
         ("Infinity", "not_a_number"),
         ("1.2.3", "not_a_number"),
+        ("１０", "not_a_number"),
+        ("٥", "not_a_number"),
+        ("1" + "0" * 12, "too_long"),
+        ("9" * 400_000, "too_long"),
     ],
 )
 def test_bad_amounts_are_refused_with_a_reason(typed, reason):
     with pytest.raises(AmountError) as exc:
         parse_amount(typed)
     assert str(exc.value) == reason
+
+
+@pytest.mark.parametrize(
+    "wire, kopecks",
+    [("500.00", 50000), ("-500.00", -50000), ("500.000", 50000), (Decimal("1.5"), 150)],
+)
+def test_wire_amounts_become_exact_kopecks(wire, kopecks):
+    assert to_kopecks(wire) == kopecks
+
+
+@pytest.mark.parametrize(
+    "wire", ["1e3", "500.001", "１０", "9" * 4000, Decimal("1E+999999999"), None]
+)
+def test_wire_amounts_that_are_no_sum_of_ours_are_refused(wire):
+    with pytest.raises(AmountError):
+        to_kopecks(wire)
 
 
 def test_wire_format_is_always_two_decimals():

@@ -158,6 +158,7 @@ def test_a_timed_out_refund_stays_pending_until_a_recheck(world, paid_500, monke
     client_for = acquirer.client_for
 
     def impatient(configuration):
+        """A client that gives up on /unblock/ (the bill number check waits)."""
         client = client_for(configuration)
         client.timeouts["/unblock/"] = 0.3
         return client

@@ -25,7 +25,7 @@ def autopay_charge(contract, amount, reason, key):
     try:
         kopecks = parse_amount(amount)
     except AmountError as exc:
-        fail(f"amount {amount!r}: {exc}")
+        fail(f"amount {amount[:40]!r}: {exc}")  # not all of a 400,000-digit one
     charge = call_service(autopay.request_charge, contract, kopecks, reason, "cli", key)
     click.echo(
         f"Charge {charge.id} ({charge.period}) of {format_signed(charge.amount)} "

@@ -5,7 +5,7 @@ import logging
 from .. import acquirer
 from .. import params as module_params
 from ..db import write_unit
-from ..errors import Forbidden, NotFound
+from ..errors import BadRequest, Forbidden, NotFound
 from ..models import Contract, ModuleConfiguration, ModuleInstance, Transaction
 from ..prepared import Prepared
 from ..uniteller.client import normalize_status
@@ -17,7 +17,14 @@ log = logging.getLogger("cabinet.payments")
 
 
 def receive_callback(instance_code, fields):
-    """Verify a Uniteller callback and apply its status; raise NotFound/Forbidden."""
+    """Verify a Uniteller callback and apply its status; raise NotFound/Forbidden.
+
+    `fields`: a dict, or the (name, value) pairs as they came (query string, then
+    body). Only the signed fields (Order_ID, Status and the configuration's
+    CallbackFields, by their exact names) reach the transaction; the others are
+    kept in the callback's event row and nowhere else.
+    """
+    fields = merge_fields(fields.items() if isinstance(fields, dict) else fields)
     order_id = fields.get("Order_ID")
     status = normalize_status(fields.get("Status"))
     kept = unstored_removed(fields)
@@ -40,9 +47,8 @@ def receive_callback(instance_code, fields):
             )
             raise Forbidden("no_configuration")
         p = module_params.effective(configuration.params)
-        if not acquirer.client_for(configuration).callback_is_authentic(
-            fields, p["callback_fields"].split()
-        ):
+        signed = p["callback_fields"].split()
+        if not acquirer.client_for(configuration).callback_is_authentic(fields, signed):
             log.warning(
                 "callback refused: bad signature instance=%s order=%s",
                 instance.code,
@@ -52,7 +58,29 @@ def receive_callback(instance_code, fields):
             raise Forbidden("bad_signature")
         if transaction is None:
             return keep_orphan(order_id, status, "callback", kept, instance)
-        return apply_loaded(transaction, status, fields.get("Status"), kept, "callback")
+        applied = {name: fields[name] for name in signed if name in fields}
+        return apply_loaded(
+            transaction, status, fields.get("Status"), kept, "callback", applied
+        )
+
+
+def merge_fields(pairs):
+    """Merge a callback's (name, value) pairs into one dict; refuse a name given twice.
+
+    Uniteller repeats its fields in the query string: the same name with the same
+    value is one field. A name again in another spelling or with another value
+    is not Uniteller's (the signature covers one of them at most): refused.
+    """
+    fields, seen = {}, {}
+    for name, value in pairs:
+        name = str(name)
+        key = name.lower()
+        if key in seen and seen[key] != (name, value):
+            log.warning("callback refused: field %s repeated", name[:64])
+            raise BadRequest("repeated_field")
+        seen[key] = (name, value)
+        fields[name] = value
+    return fields
 
 
 # An instance's order with its configuration, instance and contract.

@@ -94,8 +94,13 @@ def keep_orphan(order_id, status, source, kept, instance):
     return Outcome("orphan")
 
 
-def apply_loaded(transaction, status, status_word, kept, source):
-    """Record what was received about a loaded order, then apply it (in a unit)."""
+def apply_loaded(transaction, status, status_word, kept, source, applied=None):
+    """Record what was received about a loaded order, then apply it (in a unit).
+
+    `kept` goes into the event row; `applied` (default: all of `kept`) are the
+    fields whose values the transaction takes (BillNumber, Total, …): for a
+    callback, the signed ones only.
+    """
     received = event(transaction, source, "received", transaction.status, status, kept)
     if status is None:
         insert_events(
@@ -110,7 +115,8 @@ def apply_loaded(transaction, status, status_word, kept, source):
             ),
         )
         return Outcome("ignored", transaction)
-    return _transition(transaction, status, kept, source, received)
+    applied = kept if applied is None else applied
+    return _transition(transaction, status, applied, source, received)
 
 
 def _transition(transaction, status, fields, source, received):

@@ -1,11 +1,15 @@
 """Scenarios 1-6: callbacks duplicated, replayed, forged, orphaned, mis-totalled."""
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
+import requests
 
-from cabinet import accounts, configurations
-from cabinet.models import Transaction, TransactionEvent
+from cabinet import accounts, configurations, refunds
+from cabinet.logs import JsonFormatter, TextFormatter
+from cabinet.models import Operator, Transaction, TransactionEvent
 from tests.fault.tools import (
     callback,
     changes_between,
@@ -13,11 +17,16 @@ from tests.fault.tools import (
     money_state,
     open_orders,
     post_all,
+    sandbox_orders,
     scaled,
 )
-from tests.helpers import in_app, sign_callback
+from tests.helpers import in_app, pay_by_card, sign_callback
 
 pytestmark = pytest.mark.fault
+
+# A character that ends or rewrites a line where a log is read (C0, DEL, C1,
+# Unicode separators, bidi overrides).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def notify_url(world):
@@ -128,6 +137,107 @@ def test_3_bad_signatures_are_refused_and_change_nothing(world, shop, figure):
     assert unconfigured == [403] * len(unconfigured)
 
 
+def test_3_an_unsigned_copy_of_a_signed_field_changes_nothing_nor_a_refund(
+    world, shop, figure
+):
+    mine, other = pay_by_card(world, "500")[0], pay_by_card(world, "300")[0]
+    world.settle()
+    with in_app(world.app):
+        accounts.add_operator("admin", "admin-password", admin=True)
+        bills = {o: Transaction.by_order_id(o).bill_number for o in (mine, other)}
+        before = Transaction.by_order_id(mine)
+    genuine = callback(shop, mine, "paid")  # signed over BillNumber, Total, …
+    genuine = {**genuine, "BillNumber": bills[mine]}
+    genuine["Signature"] = sign_callback(genuine, shop["password"])
+    url = notify_url(world)
+    # Each added copy is unsigned; the signature still holds for the rest.
+    repeated = [
+        ({**genuine, "billnumber": bills[other]}, None),
+        ({**genuine, "TOTAL": "5000.00"}, None),
+        ({**genuine, "status": "canceled"}, None),
+        (genuine, {"BillNumber": bills[other]}),  # the query string disagrees
+        (genuine, {"billnumber": bills[other]}),
+    ]
+    answers = [
+        requests.post(url, data=body, params=query, timeout=30).status_code
+        for body, query in repeated
+    ]
+    # Uniteller's own repeats in the query string are the same values: one field.
+    same = requests.post(url, data=genuine, params=genuine, timeout=30).status_code
+    unsigned = {**genuine, "Response_Code": "FORGED", "Message": "forged"}
+    unsigned_answer = requests.post(url, data=unsigned, timeout=30).status_code
+    with in_app(world.app):
+        after = Transaction.by_order_id(mine)
+        kept = [e.fields or {} for e in after.events]
+        # A bill number left on an order by any report is checked with
+        # /results/ before /unblock/ is asked to refund it.
+        Transaction.update(bill_number=bills[other]).where(
+            Transaction.id == after.id
+        ).execute()
+        refund = refunds.start_refund(
+            Transaction.by_order_id(mine), 10000, Operator.get(login="admin")
+        )
+    balances = {o["order_id"]: o["balance"] for o in sandbox_orders(world)}
+    changed = [
+        name
+        for name in (
+            "status",
+            "bill_number",
+            "response_code",
+            "message",
+            "needs_review",
+        )
+        if getattr(after, name) != getattr(before, name)
+    ]
+    accepted = figure(
+        3, "callbacks with a repeated field accepted", sum(a != 400 for a in answers), 0
+    )
+    figure(3, "unsigned values taken by the transaction", len(changed), 0)
+    wrong_refunds = figure(
+        3,
+        "refunds of another order's bill number",
+        (balances[other] != 30000) + (refund.status != "failed"),
+        0,
+    )
+    assert accepted == 0 and answers == [400] * len(repeated)
+    assert same == 200 and unsigned_answer == 200
+    assert changed == [] and any(f.get("Message") == "forged" for f in kept)
+    assert wrong_refunds == 0 and balances[mine] == 50000
+
+
+# A forged line a CR would start in a text log, and other ways out of a line.
+FORGED_LINE = (
+    "\r2026-01-01 00:00:00,000 INFO cabinet.payments: credited order=P1001-x"
+    " contract=1001 amount=99999999"
+)
+LINE_BREAKERS = "\r\n\x0b\x0c\x1b[2K\x1c\x85\u2028\u2029\u202e\x7f"
+
+
+def test_3_control_characters_of_a_refused_callback_stay_inside_its_log_line(
+    world, shop, figure, caplog
+):
+    order_id = open_orders(world, 1)[0][0]
+    forged = dict(
+        callback(shop, order_id, "paid"),
+        Order_ID=order_id + LINE_BREAKERS + FORGED_LINE,
+        Signature="0" * 32,
+    )
+    answers = post_all(notify_url(world), [forged, {**forged, "Status": "\rpaid"}])
+    refused = [r for r in caplog.records if "callback refused" in r.getMessage()]
+    lines = [
+        formatter.format(record)
+        for record in refused
+        for formatter in (TextFormatter(), JsonFormatter())
+    ]
+    breaking = [
+        line for line in lines if len(line.splitlines()) != 1 or CONTROL.search(line)
+    ]
+    figure(3, "log lines a refused callback could break", len(breaking), 0)
+    assert answers == [403, 403] and len(refused) == 2
+    assert breaking == [], breaking[:2]
+    assert all(json.loads(line) for line in lines[1::2])
+
+
 def test_4_unknown_orders_with_valid_signatures_are_kept_as_orphans(
     world, shop, figure
 ):
@@ -210,8 +320,9 @@ def test_6_order_and_spelling_of_statuses_end_in_the_right_state(world, shop, fi
     ]
     orders = [o for o, _ in open_orders(world, len(cases))]
     # Each order's statuses arrive in its own order; the orders run concurrently.
+    answers = []
     for step in range(max(len(c[0]) for c in cases)):
-        post_all(
+        answers += post_all(
             notify_url(world),
             [
                 callback(shop, o, c[0][step])
@@ -219,6 +330,9 @@ def test_6_order_and_spelling_of_statuses_end_in_the_right_state(world, shop, fi
                 if step < len(c[0])
             ],
         )
+    # A callback not answered 200 was not applied (Uniteller would send it again):
+    # counted apart, so it is never mistaken for a status applied out of order.
+    failed = figure(6, "non-200 answers", len(answers) - answers.count(200), 0)
     state = money_state(world)
     with in_app(world.app):
         held = {
@@ -231,4 +345,5 @@ def test_6_order_and_spelling_of_statuses_end_in_the_right_state(world, shop, fi
         if state["statuses"][o] != c[1] or held[o] != c[2] * 50000
     ]
     figure(6, "wrong states", len(wrong), 0)
+    assert failed == 0, {a for a in answers if a != 200}
     assert wrong == []

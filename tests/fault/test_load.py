@@ -1,5 +1,6 @@
 """Scenarios 12 and 13: SQLite under sustained callbacks, and kopeck-exact money."""
 
+import logging
 import random
 import re
 import threading
@@ -11,9 +12,18 @@ import pytest
 import requests
 
 from cabinet import accounts, configurations, payments
+from cabinet import db as db_module
 from cabinet.models import Contract, LedgerEntry
 from cabinet.money import parse_amount
-from tests.fault.tools import callback, open_orders, scaled, scaled_seconds
+from tests.fault.tools import (
+    callback,
+    credits_per_order,
+    open_orders,
+    post_all,
+    scaled,
+    scaled_seconds,
+    write_lock_held,
+)
 from tests.helpers import in_app
 
 pytestmark = pytest.mark.fault
@@ -171,3 +181,65 @@ def test_13_random_kopeck_amounts_credited_and_reversed_match_a_decimal_oracle(
     figure(13, "Subtotal_P not %d.%02d or not exact", bad_wire, 0)
     figure(13, "amounts", count)
     assert drift == 0 and bad_wire == 0
+
+
+@pytest.fixture
+def impatient_sqlite(monkeypatch):
+    """SQLite's own waits cut to 0.3 s: a lock of seconds then outlasts them, as a
+    write longer than the real 10 s would (the unit's retry must cover it)."""
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_MS", 300)
+    monkeypatch.setattr(db_module, "BEGIN_RETRY_SECONDS", 0.3)
+
+
+def test_12_callbacks_wait_out_a_held_write_lock_and_never_answer_5xx(
+    impatient_sqlite, make_world, database_url, shop, figure, caplog
+):
+    world = make_world()
+    orders = [o for o, _ in open_orders(world, scaled(200, 20))]
+    held = scaled_seconds(10, 3)
+    url = f"{world.url}/uniteller/isp/notify"
+    with write_lock_held(database_url) as release:
+        threading.Timer(held, release).start()
+        started = time.monotonic()
+        answers = post_all(url, [callback(shop, o, "paid") for o in orders], 16)
+        waited = time.monotonic() - started
+    failures = figure(
+        12,
+        "non-200 answers while a write lock was held",
+        len(answers) - answers.count(200),
+        0,
+    )
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    figure(12, "errors logged while a write lock was held", len(errors), 0)
+    assert waited >= held * 0.9  # the callbacks did wait for the lock
+    assert failures == 0, {a for a in answers if a != 200}
+    assert errors == [], errors[:2]
+    assert set(credits_per_order(world, orders).values()) == {1}
+
+
+@pytest.mark.sqlite_only
+def test_12_a_lock_longer_than_every_wait_answers_503_and_the_resent_callback_credits(
+    impatient_sqlite, make_world, database_url, shop, figure, caplog, monkeypatch
+):
+    monkeypatch.setattr(db_module, "UNIT_RETRY_SECONDS", 0.5)
+    world = make_world()
+    orders = [o for o, _ in open_orders(world, scaled(100, 10))]
+    url = f"{world.url}/uniteller/isp/notify"
+    bodies = [callback(shop, o, "paid") for o in orders]
+    with write_lock_held(database_url):
+        with requests.Session() as session:
+            deferred = [session.post(url, data=body, timeout=60) for body in bodies]
+    # Uniteller sends a callback again until it is answered 200.
+    resent = post_all(url, bodies, 16)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    figure(
+        12,
+        "non-503 answers, a lock past every wait",
+        sum(a.status_code != 503 for a in deferred),
+        0,
+    )
+    assert [a.status_code for a in deferred] == [503] * len(bodies)
+    assert all(a.headers.get("Retry-After") for a in deferred)
+    assert errors == [], errors[:2]
+    assert resent == [200] * len(bodies)
+    assert set(credits_per_order(world, orders).values()) == {1}

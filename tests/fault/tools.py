@@ -3,8 +3,10 @@ orders in bulk, concurrent delivery, money counts."""
 
 import os
 import re
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import requests
 from peewee import fn
@@ -167,6 +169,39 @@ def post_all(url, bodies, workers=50):
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(post, bodies))
+
+
+@contextmanager
+def write_lock_held(database_url):
+    """Hold the database's write lock from a connection of our own; yield release().
+
+    On SQLite the write lock itself (BEGIN IMMEDIATE), as another process's long
+    write would; on PostgreSQL an exclusive lock on the tables a callback writes
+    (reads go on, writes wait).
+    """
+    if database_url.startswith("sqlite"):
+        connection = sqlite3.connect(
+            database_url.split(":///", 1)[1],
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        connection.execute("BEGIN IMMEDIATE")
+    else:
+        import psycopg2
+
+        connection = psycopg2.connect(database_url)
+        connection.cursor().execute('LOCK TABLE "transaction" IN EXCLUSIVE MODE')
+    released = threading.Lock()
+
+    def release():
+        if released.acquire(blocking=False):
+            connection.rollback()
+            connection.close()
+
+    try:
+        yield release
+    finally:
+        release()
 
 
 def credits_per_order(world, order_ids):
