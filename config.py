@@ -74,4 +74,6 @@ def from_env(environ=None):
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
         "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS", "0")),
         "MAIL_FROM": env.get("MAIL_FROM", "cabinet@localhost"),
+        # Gateway origins beyond Uniteller's own (the sandbox, a merchant domain).
+        "UNITELLER_EXTRA_GATEWAYS": env.get("UNITELLER_EXTRA_GATEWAYS", ""),
     }

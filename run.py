@@ -35,6 +35,9 @@ def environment(redis_url):
     # A demo should not make a newcomer wait two minutes for the "delayed" band.
     env.setdefault("SANDBOX_DELAYED_SUCCESS_SECONDS", "20")
     env.setdefault("SANDBOX_STATUS_CHECK_DELAY", "60")
+    # The demo's configuration sends payments to the sandbox: allow its address.
+    extra = [env.get("UNITELLER_EXTRA_GATEWAYS", ""), f"http://{HOST}:{SANDBOX_PORT}"]
+    env["UNITELLER_EXTRA_GATEWAYS"] = ",".join(e for e in extra if e)
     env["REDIS_URL"] = redis_url
     env["PYTHONUNBUFFERED"] = "1"
     return env

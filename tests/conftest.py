@@ -74,6 +74,8 @@ def _own_postgres_schema(url):
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
+# The gateway of configurations no test talks to: allowed by every test app.
+TEST_GATEWAY = "http://gateway.test"
 SHOP = {"shop_id": "00000001", "login": "1001", "password": "shop-secret-password"}
 
 
@@ -180,6 +182,8 @@ def make_app(database_url, redis, redis_server_url, tmp_path):
             "REDIS_URL": redis_server_url,
             "PUBLIC_URL": "http://cabinet.test",
             "WTF_CSRF_ENABLED": False,
+            # The tests' gateway names (the live sandbox adds its own address).
+            "UNITELLER_EXTRA_GATEWAYS": TEST_GATEWAY,
         }
         settings.update(overrides)
         app = create_app(settings)
@@ -321,6 +325,7 @@ def make_world(make_app, tmp_path, shop):
                 "RESULTS_MIN_INTERVAL": 0.05,
                 "STATUS_CHECK_GRACE": 0,
                 "RETURN_CHECK_DELAY": 0,
+                "UNITELLER_EXTRA_GATEWAYS": f"{TEST_GATEWAY},{sandbox_server.url}",
                 **(app_settings or {}),
             }
         )

@@ -152,7 +152,11 @@ ACTIONS = {
     ),
     "configuration.copy": (
         "console.configuration_copy",
-        lambda w: ("/console/instances/isp/configs/1/copy", {**FORM, "password": ""}),
+        # The password is copied unseen: the gateway stays the source's.
+        lambda w: (
+            "/console/instances/isp/configs/1/copy",
+            {**FORM, "password": "", "gateway_url": w.sandbox_url},
+        ),
     ),
     "configuration.activate": (
         "console.configuration_activate",

@@ -240,6 +240,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
             "REDIS_URL": redis_url(redis),
             "SECRET_KEY": "scaleout-secret-key",
             "TESTING": True,
+            "UNITELLER_EXTRA_GATEWAYS": sandbox.url,
         }
     )
     with in_app(app):

@@ -86,6 +86,10 @@ class GatewayRefused(UnitellerError):
     """Uniteller answered "ERROR: …" (bad credentials, bad parameters)."""
 
 
+class UnexpectedAnswer(UnitellerError):
+    """HTTP 200 with a body that is not Uniteller's format: nothing of it is used."""
+
+
 class OperationRefused(UnitellerError):
     """An `ErrorCode;ErrorMessage` answer of /recurrent/, /unblock/ or /confirm/."""
 
@@ -220,12 +224,15 @@ class UnitellerClient:
             data["ShopOrderNumber"] = order_id
         data.update(period_fields(start, end, self.timezone))
         text = self._post("/results/", data)
-        rows = csv.reader(io.StringIO(text), delimiter=";")
-        return [
+        rows = [
             dict(zip(fields, row, strict=True))
-            for row in rows
+            for row in csv.reader(io.StringIO(text), delimiter=";")
             if len(row) == len(fields)
         ]
+        if text.strip() and not rows:
+            # Not "no orders" (an empty answer): something else answered.
+            raise UnexpectedAnswer("/results/: HTTP 200, not Uniteller's format")
+        return rows
 
     def unblock(self, bill_number, amount_kopecks=None):
         """Refund (or reverse) a payment by its BillNumber, in full or in part."""

@@ -39,6 +39,8 @@ SCENARIOS = {
     18: "brute force, fixation, re-authentication",
     19: "secrets in logs and pages",
     20: "security headers and cookies",
+    # Issue 22's findings, numbered 100 + the finding.
+    102: "gateway address: bare Uniteller origins only",
 }
 
 # Secrets of the suite's shop and app, distinctive so a leak cannot hide among
