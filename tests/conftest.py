@@ -377,19 +377,20 @@ def run_jobs(redis):
     from rq import Queue, SimpleWorker
     from rq.registry import ScheduledJobRegistry
 
-    from cabinet.extensions import QUEUE_NAME
+    from cabinet.extensions import QUEUE_NAMES
 
     def run(app):
-        queue = Queue(QUEUE_NAME, connection=redis)
-        # Delayed jobs (enqueue_in) are due at once in tests: move them over.
-        registry = ScheduledJobRegistry(queue=queue)
-        for job_id in registry.get_job_ids():
-            registry.remove(job_id)
-            queue.enqueue_job(queue.fetch_job(job_id))
+        queues = [Queue(name, connection=redis) for name in QUEUE_NAMES]
+        for queue in queues:
+            # Delayed jobs (enqueue_in) are due at once in tests: move them over.
+            registry = ScheduledJobRegistry(queue=queue)
+            for job_id in registry.get_job_ids():
+                registry.remove(job_id)
+                queue.enqueue_job(queue.fetch_job(job_id))
         # Jobs open and close their own connections: a bare app context here.
         with app.app_context():
-            SimpleWorker([queue], connection=redis).work(burst=True)
-        return queue
+            SimpleWorker(queues, connection=redis).work(burst=True)
+        return queues[0]
 
     return run
 
