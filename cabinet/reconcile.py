@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 
 from . import acquirer, payments
-from .clock import local_period_utc
+from .clock import EARLIEST_DAY, LATEST_DAY, day_in_range, local_period_utc
+from .errors import CabinetError
 from .models import CREDITED_STATUSES, Transaction
 from .money import AmountError, format_wire, to_kopecks
 from .task_stats import TaskStats
@@ -40,10 +41,17 @@ class Report:
         return sum(1 for d in self.differences if d.kind == kind)
 
 
+def check_period(day_from, day_to):
+    """Refuse (CabinetError) a period that is not one to compare."""
+    if not (day_in_range(day_from) and day_in_range(day_to)):
+        raise CabinetError(f"a date from {EARLIEST_DAY} to {LATEST_DAY}")
+    if day_to < day_from:
+        raise CabinetError("the period ends before it starts")
+
+
 def reconcile(instance, day_from, day_to, fix=False, who="cli"):
     """Report (and with fix, credit) the differences for an instance and a period."""
-    if day_to < day_from:
-        raise ValueError("the period ends before it starts")
+    check_period(day_from, day_to)
     start, end = local_period_utc(day_from, day_to)
     ours = list(
         Transaction.select().where(

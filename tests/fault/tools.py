@@ -42,6 +42,7 @@ SCENARIOS = {
     # Issue 22's findings, numbered 100 + the finding.
     102: "gateway address: bare Uniteller origins only",
     103: "unauthenticated work: limits, queues, order ids",
+    110: "extreme dates and pages",
 }
 
 # Secrets of the suite's shop and app, distinctive so a leak cannot hide among
