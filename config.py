@@ -82,4 +82,6 @@ def from_env(environ=None):
         "OPEN_ORDERS_MAX": int(env.get("OPEN_ORDERS_MAX", "5")),
         # Orders a contract may start per minute on /pay.
         "PAY_RATE_LIMIT": int(env.get("PAY_RATE_LIMIT", "10")),
+        # The longest period one reconciliation compares.
+        "RECONCILE_MAX_DAYS": int(env.get("RECONCILE_MAX_DAYS", "31")),
     }

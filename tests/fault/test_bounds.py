@@ -86,3 +86,49 @@ def test_110_the_reconcile_command_refuses_extreme_dates(shop_app):
     assert result.exit_code == 2 and "a date from 2000-01-01" in result.output
     with in_app(app):
         assert snapshot() == before
+
+
+def test_109_reconciliation_is_a_bounded_job_started_by_post(
+    make_world, run_jobs, monkeypatch, figure
+):
+    from datetime import timedelta
+
+    from cabinet import acquirer
+    from cabinet.models import ReconcileRun
+    from tests.helpers import isp_today
+
+    world = make_world()
+    with in_app(world.app):
+        accounts.add_operator(*ADMIN, admin=True)
+    asked = []
+    ask = acquirer.ask_results
+    monkeypatch.setattr(
+        acquirer, "ask_results", lambda *a, **k: asked.append(k) or ask(*a, **k)
+    )
+    admin = world.app.test_client()
+    console_login(admin, ADMIN)
+    last = isp_today(world.app)
+    month = {"instance": "isp", "from": str(last - timedelta(days=30)), "to": str(last)}
+    longer = {**month, "from": str(last - timedelta(days=31))}
+    years = {**month, "from": "2000-01-01"}
+
+    shown = admin.get("/console/reconcile", query_string=month)
+    refused = [admin.post("/console/reconcile", data=p) for p in (longer, years)]
+    command = ["reconcile", "isp", "--from", longer["from"], "--to", longer["to"]]
+    cli = world.app.test_cli_runner().invoke(args=command)
+    started = admin.post("/console/reconcile", data=month)
+    asked_before_the_job = len(asked)
+    figure(109, "/results/ requests made by a GET or a refused period", len(asked), 0)
+    assert shown.status_code == 200 and asked_before_the_job == 0
+    assert [r.status_code for r in refused] == [400, 400]
+    assert "не длиннее 31 дн." in refused[0].get_data(as_text=True)
+    assert cli.exit_code == 2 and "at most 31 days" in cli.output
+    assert started.status_code == 302
+
+    run_jobs(world.app)
+    with in_app(world.app):
+        (run,) = ReconcileRun.select()
+    figure(109, "requests of a 31-day run (7-day windows)", len(asked), 5)
+    assert run.status == "done" and run.report["requests"] == len(asked) == 5
+    page = admin.get(started.headers["Location"]).get_data(as_text=True)
+    assert 'id="reconcile-report"' in page

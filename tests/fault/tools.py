@@ -42,6 +42,7 @@ SCENARIOS = {
     # Issue 22's findings, numbered 100 + the finding.
     102: "gateway address: bare Uniteller origins only",
     103: "unauthenticated work: limits, queues, order ids",
+    109: "reconciliation: POST, a job, at most 31 days",
     110: "extreme dates and pages",
 }
 
