@@ -84,4 +84,6 @@ def from_env(environ=None):
         "PAY_RATE_LIMIT": int(env.get("PAY_RATE_LIMIT", "10")),
         # The longest period one reconciliation compares.
         "RECONCILE_MAX_DAYS": int(env.get("RECONCILE_MAX_DAYS", "31")),
+        # Bytes of a request body, refused with 413 before it is read.
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
     }

@@ -74,11 +74,20 @@ def register_security_headers(app):
 
 
 def register_input_guard(app):
-    """Refuse with 400 any request carrying a NUL character, before it reaches SQL."""
-    # PostgreSQL cannot hold NUL in text and raises (a 500) wherever one is
-    # compared or stored; no form, callback or API field has a use for it.
+    """Refuse a body over MAX_CONTENT_LENGTH (413) before it is read, and any
+    request carrying a NUL character (400) before it reaches SQL."""
     from flask import abort
 
+    @app.before_request
+    def _refuse_large_bodies():
+        # Declared too large: refused unread. A body without a length is cut
+        # off at the limit by werkzeug as it reads (also a 413).
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if limit and (request.content_length or 0) > limit:
+            abort(413, f"the request body is larger than {limit} bytes")
+
+    # PostgreSQL cannot hold NUL in text and raises (a 500) wherever one is
+    # compared or stored; no form, callback or API field has a use for it.
     @app.before_request
     def _refuse_nul():
         values = [request.path, *(k + v for k, v in request.args.items(multi=True))]
@@ -145,7 +154,7 @@ def register_errors(app):
     def cabinet_error(exc):
         return render_error(exc.status_code, exc.message)
 
-    for code in (400, 403, 404, 405, 409, 429, 500):
+    for code in (400, 403, 404, 405, 409, 413, 429, 500):
         app.register_error_handler(
             code,
             lambda exc, code=code: render_error(code, getattr(exc, "description", "")),

@@ -132,3 +132,47 @@ def test_109_reconciliation_is_a_bounded_job_started_by_post(
     assert run.status == "done" and run.report["requests"] == len(asked) == 5
     page = admin.get(started.headers["Location"]).get_data(as_text=True)
     assert 'id="reconcile-report"' in page
+
+
+class Unreadable:
+    """A 100 MB request body that counts every attempt to read it."""
+
+    size = 100 * 1024 * 1024
+    reads = 0
+
+    def __init__(self):
+        self.position = 0
+
+    def tell(self):
+        return self.position
+
+    def seek(self, offset, whence=0):
+        # The test client measures the body by seeking to its end.
+        self.position = self.size if whence == 2 else offset
+
+    def read(self, *args):
+        Unreadable.reads += 1
+        raise AssertionError("the body was read")
+
+    readline = readlines = read
+
+
+def test_111_a_body_over_the_limit_is_refused_unread(shop_app, figure):
+    app = shop_app()
+    assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024  # the default
+    client = app.test_client()
+    refused = []
+    for path, kind in (
+        ("/login", "application/x-www-form-urlencoded"),
+        ("/uniteller/isp/notify", "application/x-www-form-urlencoded"),
+        ("/api/autopay/charge", "application/json"),
+        ("/console/login", "multipart/form-data; boundary=x"),
+    ):
+        answer = client.post(path, input_stream=Unreadable(), content_type=kind)
+        refused.append(answer.status_code)
+    figure(111, "100 MB bodies answered 413", refused.count(413), len(refused))
+    figure(111, "reads of a refused body", Unreadable.reads, 0)
+    assert refused == [413] * 4 and Unreadable.reads == 0
+    # Just under the limit is an ordinary (here: wrong) login, not a 413.
+    small = client.post("/login", data={"number": "1001", "password": "x" * 150})
+    assert small.status_code == 401

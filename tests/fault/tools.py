@@ -44,6 +44,7 @@ SCENARIOS = {
     103: "unauthenticated work: limits, queues, order ids",
     109: "reconciliation: POST, a job, at most 31 days",
     110: "extreme dates and pages",
+    111: "request bodies over MAX_CONTENT_LENGTH",
 }
 
 # Secrets of the suite's shop and app, distinctive so a leak cannot hide among
