@@ -55,7 +55,8 @@ CONTENT_SECURITY_POLICY = (
 
 
 def register_security_headers(app):
-    """Send CSP, anti-framing, nosniff, referrer and (behind https) HSTS headers."""
+    """Send CSP, anti-framing, nosniff, referrer, no-store and (behind https)
+    HSTS headers."""
     https = app.config["PUBLIC_URL"].startswith("https://")
 
     @app.after_request
@@ -66,6 +67,10 @@ def register_security_headers(app):
         headers.setdefault("X-Content-Type-Options", "nosniff")
         # Our URLs carry order ids: other sites learn only our origin.
         headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        # Balances, orders, exports and forms with CSRF tokens: no browser or
+        # proxy keeps a copy. Only our static files may be cached.
+        if request.endpoint != "static":
+            headers.setdefault("Cache-Control", "no-store")
         if https:
             headers.setdefault(
                 "Strict-Transport-Security", "max-age=31536000; includeSubDomains"

@@ -1,6 +1,7 @@
 """The parameters of a module configuration: names, defaults, validation, secrecy."""
 
 import hashlib
+import hmac
 import re
 from decimal import Decimal
 
@@ -340,8 +341,10 @@ def fingerprinted(params):
 
 
 def fingerprint(secret):
-    """Name a secret by the first 8 hex digits of its SHA-256: a change shows."""
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]
+    """Name a secret by a keyed hash (HMAC with SECRET_KEY): a change shows, the
+    secret does not (a plain hash of a 4-digit login is found by trying them all)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return "hmac:" + hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def missing_for_payments(params):

@@ -45,6 +45,7 @@ SCENARIOS = {
     109: "reconciliation: POST, a job, at most 31 days",
     110: "extreme dates and pages",
     111: "request bodies over MAX_CONTENT_LENGTH",
+    114: "keys, caching, file modes, fingerprints, instances",
 }
 
 # Secrets of the suite's shop and app, distinctive so a leak cannot hide among
