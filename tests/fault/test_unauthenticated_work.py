@@ -93,8 +93,8 @@ def test_103_one_subscriber_cannot_pile_up_open_orders(make_world, figure):
     figure(103, "open orders one subscriber made of 20 tries", made, 5)
     assert made == 5 and codes[:5] == [200] * 5 and set(codes[5:]) == {429}
     # Five open orders first, then eight tries this minute: the reasons say which.
-    assert "unfinished payments" in answers[5].text
-    assert "Too many payment attempts" in answers[-1].text
+    assert "5 незавершённых оплат" in answers[5].text
+    assert "Слишком много попыток оплаты" in answers[-1].text
 
 
 def test_103_the_open_order_cap_holds_under_concurrent_posts(make_world, figure):
