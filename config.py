@@ -77,4 +77,16 @@ def from_env(environ=None):
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
         "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS", "0")),
         "MAIL_FROM": env.get("MAIL_FROM", "cabinet@localhost"),
+        # Gateway origins beyond Uniteller's own (the sandbox, a merchant domain).
+        "UNITELLER_EXTRA_GATEWAYS": env.get("UNITELLER_EXTRA_GATEWAYS", ""),
+        # Uniteller's status requests one address may make per minute.
+        "STATUS_REQUEST_LIMIT": int(env.get("STATUS_REQUEST_LIMIT", "120")),
+        # A contract's unpaid orders whose forms still live, at most.
+        "OPEN_ORDERS_MAX": int(env.get("OPEN_ORDERS_MAX", "5")),
+        # Orders a contract may start per minute on /pay.
+        "PAY_RATE_LIMIT": int(env.get("PAY_RATE_LIMIT", "10")),
+        # The longest period one reconciliation compares.
+        "RECONCILE_MAX_DAYS": int(env.get("RECONCILE_MAX_DAYS", "31")),
+        # Bytes of a request body, refused with 413 before it is read.
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
     }

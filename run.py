@@ -1,4 +1,10 @@
-"""Run the whole product on one box: Redis, sandbox, web, worker, cron (`make run`)."""
+"""Run the whole product on one box: Redis, sandbox, web, worker, cron (`make run`).
+
+Every process it starts leads a process group of its own, so Ctrl-C (SIGINT to
+the terminal's group) reaches run.py alone; on SIGINT, SIGTERM or SIGHUP it
+stops each group once with SIGTERM, SIGKILLs what is left after STOP_SECONDS,
+then stops the embedded Redis.
+"""
 
 import os
 import signal
@@ -17,6 +23,26 @@ PYTHON = sys.executable
 WEB_PORT = int(os.environ.get("CABINET_PORT", "5000"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "5001"))
 HOST = "127.0.0.1"
+# How long the processes get to stop on SIGTERM before they are killed.
+STOP_SECONDS = 10
+# gunicorn's access log as in deploy/gunicorn.conf.py: the path without its query
+# string (it can carry an order id or a signature), no referrer.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stop(Exception):
+    """A signal asked the demo to stop."""
+
+
+def _stop_on_signal(signum, frame):
+    raise Stop(signal.Signals(signum).name)
+
+
+def _unblock_stop_signals():
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def embedded_redis():
@@ -35,6 +61,9 @@ def environment(redis_url):
     # A demo should not make a newcomer wait two minutes for the "delayed" band.
     env.setdefault("SANDBOX_DELAYED_SUCCESS_SECONDS", "20")
     env.setdefault("SANDBOX_STATUS_CHECK_DELAY", "60")
+    # The demo's configuration sends payments to the sandbox: allow its address.
+    extra = [env.get("UNITELLER_EXTRA_GATEWAYS", ""), f"http://{HOST}:{SANDBOX_PORT}"]
+    env["UNITELLER_EXTRA_GATEWAYS"] = ",".join(e for e in extra if e)
     env["REDIS_URL"] = redis_url
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -94,21 +123,122 @@ def wait_for(url, process, name, timeout=30):
     sys.exit(f"{name} did not answer at {url} within {timeout} s")
 
 
+class Processes:
+    """The demo's processes, each the leader of a process group of its own."""
+
+    def __init__(self, env):
+        self.env = env
+        self.running = {}
+
+    def start(self, name, args):
+        """Start a process in a new session (its own process group)."""
+        # A stop signal is held until the child is recorded (then delivered),
+        # so none can leave a child unknown to stop(); the child unblocks it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self.running[name] = subprocess.Popen(
+                args,
+                env=self.env,
+                cwd=ROOT,
+                start_new_session=True,
+                preexec_fn=_unblock_stop_signals,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return self.running[name]
+
+    def first_dead(self):
+        """Name the processes that exited, if any did."""
+        return [name for name, p in self.running.items() if p.poll() is not None]
+
+    def stop(self, timeout=STOP_SECONDS):
+        """SIGTERM every group once, SIGKILL what is left after `timeout`, reap all."""
+        for process in self.running.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.running.values():
+            try:
+                process.wait(timeout=max(0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        # The leaders are done or stuck; their groups may still hold a worker, a
+        # work horse or a child gunicorn forked: nothing of a group survives.
+        for process in self.running.values():
+            _signal_group(process, signal.SIGKILL)
+        for process in self.running.values():
+            process.wait()
+
+
+def _signal_group(process, signum):
+    """Send a signal to a process's whole group (gone already: nothing to do)."""
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_redis(server, timeout=STOP_SECONDS):
+    """Shut the embedded Redis down (it runs as a daemon, apart from our groups)."""
+    import redis
+
+    pid = server.pid
+    try:
+        server.shutdown(save=True, now=True, force=True)
+    except redis.RedisError:
+        pass
+    deadline = time.monotonic() + timeout
+    while pid and _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid and _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid):
+    """True while a process exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main():
-    """Start everything, print where to go, stop everything on Ctrl-C."""
+    """Start everything, print where to go, stop everything on a signal."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop_on_signal)
     INSTANCE.mkdir(parents=True, exist_ok=True)
     redis_server = None
     redis_url = os.environ.get("REDIS_URL", "")
-    if not redis_url:
-        redis_server, redis_url = embedded_redis()
-    env = environment(redis_url)
+    processes = None
+    try:
+        if not redis_url:
+            redis_server, redis_url = embedded_redis()
+        env = environment(redis_url)
+        processes = Processes(env)
+        serve(env, processes)
+    except (Stop, KeyboardInterrupt):
+        pass
+    finally:
+        # A second Ctrl-C must not cut the stopping short: it is bounded anyway.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        print("Stopping…", file=sys.stderr, flush=True)
+        if processes is not None:
+            processes.stop()
+        if redis_server is not None:
+            stop_redis(redis_server)
+
+
+def serve(env, processes):
+    """Prepare the demo, start its processes and wait until one of them exits."""
     sandbox_url = f"http://{HOST}:{SANDBOX_PORT}"
     flask(env, "init-db")
     flask(env, "seed-demo", "--gateway-url", sandbox_url)
     register_demo_shop(env)
-
-    processes = {}
-    processes["sandbox"] = subprocess.Popen(
+    sandbox = processes.start(
+        "sandbox",
         [
             PYTHON,
             "-m",
@@ -118,10 +248,9 @@ def main():
             "--port",
             str(SANDBOX_PORT),
         ],
-        env=env,
-        cwd=ROOT,
     )
-    processes["web"] = subprocess.Popen(
+    web = processes.start(
+        "web",
         [
             PYTHON,
             "-m",
@@ -134,45 +263,29 @@ def main():
             "4",
             "--access-logfile",
             "-",
+            "--access-logformat",
+            ACCESS_LOG_FORMAT,
             "cabinet:create_app()",
         ],
-        env=env,
-        cwd=ROOT,
     )
-    processes["worker"] = subprocess.Popen([PYTHON, "worker.py"], env=env, cwd=ROOT)
-    processes["cron"] = subprocess.Popen(
-        [PYTHON, "worker.py", "cron"], env=env, cwd=ROOT
-    )
-    try:
-        wait_for(f"{sandbox_url}/ping", processes["sandbox"], "the sandbox")
-        wait_for(f"{env['PUBLIC_URL']}/login", processes["web"], "the web cabinet")
-        print(
-            f"""
+    processes.start("worker", [PYTHON, "worker.py"])
+    processes.start("cron", [PYTHON, "worker.py", "cron"])
+    wait_for(f"{sandbox_url}/ping", sandbox, "the sandbox")
+    wait_for(f"{env['PUBLIC_URL']}/login", web, "the web cabinet")
+    print(
+        f"""
   Cabinet:  {env["PUBLIC_URL"]}/      contract 1001, password demo
   Sandbox:  {sandbox_url}/      (Uniteller emulator: orders, callbacks, faults)
   Test card 4000 0000 0000 2487, any future expiry, CVC 123
   Declined card 4000 0000 0000 2479
   Ctrl-C stops everything.
 """,
-            flush=True,
-        )
-        while all(p.poll() is None for p in processes.values()):
-            time.sleep(0.5)
-        dead = [name for name, p in processes.items() if p.poll() is not None]
-        print(f"Stopped because {', '.join(dead)} exited.", file=sys.stderr)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if redis_server is not None:
-            redis_server.shutdown()
+        flush=True,
+    )
+    while not processes.first_dead():
+        time.sleep(0.5)
+    dead = ", ".join(processes.first_dead())
+    print(f"Stopped because {dead} exited.", file=sys.stderr)
 
 
 if __name__ == "__main__":

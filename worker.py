@@ -7,7 +7,7 @@ from rq import Queue, Worker
 
 from cabinet import create_app, jobs
 from cabinet.db import db
-from cabinet.extensions import QUEUE_NAME
+from cabinet.extensions import QUEUE_NAMES
 
 
 class CabinetWorker(Worker):
@@ -43,12 +43,13 @@ def _warm_up(app):
 
 
 def run_worker(app):
-    """Work the queue, with RQ's scheduler for delayed jobs, until stopped."""
+    """Work every queue (charges first), with RQ's scheduler for delayed jobs."""
     jobs.use_app(app)
     connection = app.extensions["redis"]
     _warm_up(app)
     worker = CabinetWorker(
-        [Queue(QUEUE_NAME, connection=connection)], connection=connection
+        [Queue(name, connection=connection) for name in QUEUE_NAMES],
+        connection=connection,
     )
     worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
 

@@ -128,6 +128,7 @@ class Bench:
                 "PUBLIC_URL": self.base,
                 "RESULTS_MIN_INTERVAL": 0.2,
                 "LOG_LEVEL": "WARNING",
+                "UNITELLER_EXTRA_GATEWAYS": self.sandbox_url,
             }
         )
         with self.app.app_context():

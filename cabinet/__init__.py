@@ -55,7 +55,8 @@ CONTENT_SECURITY_POLICY = (
 
 
 def register_security_headers(app):
-    """Send CSP, anti-framing, nosniff, referrer and (behind https) HSTS headers."""
+    """Send CSP, anti-framing, nosniff, referrer, no-store and (behind https)
+    HSTS headers."""
     https = app.config["PUBLIC_URL"].startswith("https://")
 
     @app.after_request
@@ -66,6 +67,10 @@ def register_security_headers(app):
         headers.setdefault("X-Content-Type-Options", "nosniff")
         # Our URLs carry order ids: other sites learn only our origin.
         headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        # Balances, orders, exports and forms with CSRF tokens: no browser or
+        # proxy keeps a copy. Only our static files may be cached.
+        if request.endpoint != "static":
+            headers.setdefault("Cache-Control", "no-store")
         if https:
             headers.setdefault(
                 "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
@@ -74,11 +79,20 @@ def register_security_headers(app):
 
 
 def register_input_guard(app):
-    """Refuse with 400 any request carrying a NUL character, before it reaches SQL."""
-    # PostgreSQL cannot hold NUL in text and raises (a 500) wherever one is
-    # compared or stored; no form, callback or API field has a use for it.
+    """Refuse a body over MAX_CONTENT_LENGTH (413) before it is read, and any
+    request carrying a NUL character (400) before it reaches SQL."""
     from flask import abort
 
+    @app.before_request
+    def _refuse_large_bodies():
+        # Declared too large: refused unread. A body without a length is cut
+        # off at the limit by werkzeug as it reads (also a 413).
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if limit and (request.content_length or 0) > limit:
+            abort(413, f"the request body is larger than {limit} bytes")
+
+    # PostgreSQL cannot hold NUL in text and raises (a 500) wherever one is
+    # compared or stored; no form, callback or API field has a use for it.
     @app.before_request
     def _refuse_nul():
         values = [request.path, *(k + v for k, v in request.args.items(multi=True))]
@@ -145,7 +159,7 @@ def register_errors(app):
     def cabinet_error(exc):
         return render_error(exc.status_code, exc.message)
 
-    for code in (400, 403, 404, 405, 409, 429, 500):
+    for code in (400, 403, 404, 405, 409, 413, 429, 500):
         app.register_error_handler(
             code,
             lambda exc, code=code: render_error(code, getattr(exc, "description", "")),

@@ -51,6 +51,12 @@ def _charge_refusal(exc):
     """Word a refused charge for the provider's script."""
     if exc.status_code == 404:
         return Refusal(404, "unknown contract")
+    if exc.message == "key_reused":
+        return Refusal(
+            409,
+            "this key was used for another amount or reason",
+            charge=exc.details["charge"],
+        )
     if exc.status_code == 409:
         return Refusal(409, "the contract's autopay is not on in automatic mode")
     if exc.message == "amount_out_of_range":

@@ -1,9 +1,19 @@
 """Time: UTC as the database keeps it, and the ISP's local dates (TIMEZONE)."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+
+# The dates a person may type: wider than any payment's, and far enough from
+# year 1 and 9999 that turning them into UTC cannot overflow.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
+
+
+def day_in_range(day):
+    """True if a typed date is one the cabinet works with (EARLIEST_DAY..LATEST_DAY)."""
+    return EARLIEST_DAY <= day <= LATEST_DAY
 
 
 def utcnow():

@@ -30,6 +30,16 @@ def get_instance(code):
     return instance
 
 
+def get_configuration(instance, name):
+    """Return an instance's configuration by name or raise NotFound."""
+    found = ModuleConfiguration.get_or_none(
+        ModuleConfiguration.instance == instance, ModuleConfiguration.name == name
+    )
+    if found is None:
+        raise NotFound(f"no configuration {name!r} in {instance.code!r}")
+    return found
+
+
 def add_configuration(instance, name, assignments, activate=False, who="cli"):
     """Save a named configuration of an instance, optionally making it active."""
     values = module_params.parse_assignments(assignments)
@@ -122,10 +132,27 @@ def update_configuration(configuration, values, who="cli"):
 
 
 def _keep_secrets(clean, configuration):
-    """Fill the secrets left empty from a configuration's."""
-    for key in module_params.SECRET_PARAMS:
-        if not clean.get(key) and configuration.params.get(key):
-            clean[key] = configuration.params[key]
+    """Fill the secrets left empty from a configuration's, unless the gateway moved.
+
+    A saved secret is sent only to the address it was entered for: whoever points
+    a configuration at another gateway types the password (and login) again.
+    """
+    moved = (
+        module_params.effective(clean)["gateway_url"]
+        != module_params.effective(configuration.params)["gateway_url"]
+    )
+    for key in ("password", "login"):
+        if clean.get(key) or not configuration.params.get(key):
+            continue
+        if moved:
+            raise module_params.ParamError(
+                module_params.N_(
+                    "enter it again: the Uniteller address changed, and a saved "
+                    "secret is never sent to a new address"
+                ),
+                key,
+            )
+        clean[key] = configuration.params[key]
     return clean
 
 

@@ -1,5 +1,6 @@
 """The database: late binding, per-request connections, write units."""
 
+import os
 import random
 import threading
 import time
@@ -26,6 +27,8 @@ def open_database(url):
     if url.startswith("sqlite"):
         # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells it
         path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
+        if path != ":memory:" and not path.startswith("file:"):
+            _create_private(path)
         # WAL lets readers run beside a writer; the busy timeout makes writers
         # queue instead of failing at once.
         # Pooled: a connection per request cost more than the request (opening
@@ -53,6 +56,18 @@ def open_database(url):
         timeout=POOL_WAIT_SECONDS,
         **parse(url),
     )
+
+
+def _create_private(path):
+    """Create a database file readable by its owner only (it holds shop passwords).
+
+    Like instance/secret_key; SQLite gives its -wal and -shm files the same mode.
+    An existing file keeps its mode; a missing folder is SQLite's error to report.
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except FileNotFoundError:
+        pass
 
 
 class RecentlyUsedPool(PooledPostgresqlDatabase):

@@ -40,6 +40,12 @@ class AmountOutOfRange(CabinetError):
     """The amount is outside the configuration's minimum and maximum."""
 
 
+class TooManyRequests(CabinetError):
+    """More of something than a limit allows for now: try again later."""
+
+    status_code = 429
+
+
 class Conflict(CabinetError):
     """The thing exists already."""
 

@@ -10,6 +10,11 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 QUEUE_NAME = "cabinet"
+# One-order status checks anyone can cause (a status request, a return page) wait
+# in a queue of their own, behind charges and tasks: workers take QUEUE_NAMES in
+# this order, so a flood of checks never delays a charge.
+CHECKS_QUEUE_NAME = "cabinet-checks"
+QUEUE_NAMES = (QUEUE_NAME, CHECKS_QUEUE_NAME)
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -54,8 +59,8 @@ def get_redis():
     return current_app.extensions["redis"]
 
 
-def get_queue():
-    """Return the RQ queue of the app's background jobs."""
+def get_queue(name=QUEUE_NAME):
+    """Return an RQ queue of the app's background jobs (by default the main one)."""
     from rq import Queue
 
-    return Queue(QUEUE_NAME, connection=get_redis())
+    return Queue(name, connection=get_redis())

@@ -2,13 +2,15 @@
 
 import logging
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from peewee import InterfaceError, OperationalError
 from playhouse.pool import MaxConnectionsExceeded
 
 from . import payments, status_check
 from .db import retrying
+from .extensions import get_redis
 from .models import ModuleInstance, Transaction
+from .pacing import WindowLimit
 
 bp = Blueprint("gateway", __name__, url_prefix="/uniteller")
 log = logging.getLogger(__name__)
@@ -65,6 +67,19 @@ def database_unavailable(exc):
 @bp.route("/<code>/status", methods=["GET", "POST"])
 def status_request(code):
     """Answer Uniteller's status request with PAID, NEW or CANCELLED, nothing more."""
+    # Anyone can call this: bound what one address may ask (Uniteller retries a
+    # non-200 answer later, so a real status request is delayed, never lost).
+    limit = WindowLimit(
+        get_redis(),
+        f"cabinet:status-request:{request.remote_addr}",
+        current_app.config["STATUS_REQUEST_LIMIT"],
+    )
+    if not limit.hit():
+        return (
+            "too many status requests from this address, try again later",
+            429,
+            {"Content-Type": "text/plain", "Retry-After": str(limit.retry_after())},
+        )
     order_id = request.values.get("order_id", "")
     upoint_id = request.values.get("upoint_id", "")
     instance = ModuleInstance.by_code(code)

@@ -8,7 +8,7 @@ from functools import wraps
 
 from flask import current_app, has_app_context
 
-from . import autopay, mail, status_check, tasks
+from . import autopay, mail, reconcile, status_check, tasks
 from .db import db
 
 _app = None
@@ -66,6 +66,12 @@ def check_order(transaction_id):
         "changed": stats.changed,
         "errors": stats.errors,
     }
+
+
+@_with_app
+def reconcile_run(run_id):
+    """Run a reconciliation the console asked for (once)."""
+    return reconcile.perform_run(run_id)
 
 
 @_with_app

@@ -402,6 +402,22 @@ Refund.add_index(
 )
 
 
+class ReconcileRun(BaseModel):
+    """A reconciliation asked for in the console: its period, progress and report."""
+
+    instance = ForeignKeyField(ModuleInstance, backref="reconcile_runs")
+    day_from = DateField()
+    day_to = DateField()
+    fix = BooleanField(default=False)
+    who = CharField(max_length=100)
+    status = CharField(max_length=16, default="queued")  # queued|running|done|failed
+    report = JSONField(null=True)  # ours, theirs, requests, differences
+    error = CharField(max_length=500, null=True)
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+
+
 MODELS = [
     ModuleInstance,
     ModuleConfiguration,
@@ -419,4 +435,5 @@ MODELS = [
     TaskRun,
     AuditEntry,
     Refund,
+    ReconcileRun,
 ]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from peewee import SQL, Case, NodeList, SqliteDatabase, fn
 
+from .clock import day_in_range
 from .db import db
 from .models import CREDITED_STATUSES, STATUS_GROUPS, Contract, Transaction
 from .money import format_signed
@@ -121,7 +122,11 @@ def encode_cursor(transaction):
 def decode_cursor(cursor):
     """Read a cursor back; ValueError if it is not one of ours."""
     moment, _, pk = cursor.rpartition("_")
-    return datetime.fromisoformat(moment), int(pk)
+    moment, pk = datetime.fromisoformat(moment), int(pk)
+    # Beyond these no row exists, and SQL integers would overflow.
+    if not (day_in_range(moment.date()) and 0 < pk < 2**63):
+        raise ValueError("cursor out of range")
+    return moment, pk
 
 
 def page(query, size, cursor=None):

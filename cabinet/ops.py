@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, jsonify, request
 from peewee import fn
 
 from .db import db
-from .extensions import QUEUE_NAME, get_redis
+from .extensions import QUEUE_NAMES, get_redis
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)
@@ -203,19 +203,19 @@ def _redis_metrics(out):
         "Uniteller callbacks answered, accepted (200) or rejected (403, 404).",
         [({"result": r}, counted.get(r, 0)) for r in ("accepted", "rejected")],
     )
-    queue = Queue(QUEUE_NAME, connection=redis)
-    states = {
-        "queued": queue.count,
-        "started": StartedJobRegistry(queue=queue).count,
-        "scheduled": ScheduledJobRegistry(queue=queue).count,
-        "deferred": DeferredJobRegistry(queue=queue).count,
-        "failed": FailedJobRegistry(queue=queue).count,
-    }
+    samples = []
+    for name in QUEUE_NAMES:
+        queue = Queue(name, connection=redis)
+        states = {
+            "queued": queue.count,
+            "started": StartedJobRegistry(queue=queue).count,
+            "scheduled": ScheduledJobRegistry(queue=queue).count,
+            "deferred": DeferredJobRegistry(queue=queue).count,
+            "failed": FailedJobRegistry(queue=queue).count,
+        }
+        samples.extend(({"queue": name, "state": s}, n) for s, n in states.items())
     out.metric(
-        "cabinet_queue_jobs",
-        "gauge",
-        "RQ jobs of the queue by state.",
-        [({"queue": QUEUE_NAME, "state": s}, n) for s, n in states.items()],
+        "cabinet_queue_jobs", "gauge", "RQ jobs of each queue by state.", samples
     )
 
 

@@ -1,4 +1,5 @@
-"""Uniteller's pacing, shared by every process through Redis: spacing and slots."""
+"""Pacing shared by every process through Redis: Uniteller's spacing and slots,
+and the limits of what others may ask of us."""
 
 import time
 import uuid
@@ -83,3 +84,29 @@ class ConcurrencySlots:
                 self.hold_ms,
             )
         self.held = None
+
+
+class WindowLimit:
+    """At most `limit` hits per key in each window of `seconds` (0: no limit)."""
+
+    def __init__(self, redis, key, limit, seconds=60):
+        self.redis = redis
+        self.key = key
+        self.limit = limit
+        self.seconds = seconds
+
+    def hit(self):
+        """Count one hit; False once the window's limit is passed."""
+        if self.limit <= 0:
+            return True
+        window = int(time.time() // self.seconds)
+        key = f"{self.key}:{window}"
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.seconds * 2)
+        count, _ = pipe.execute()
+        return count <= self.limit
+
+    def retry_after(self):
+        """Seconds until the current window ends."""
+        return self.seconds - int(time.time()) % self.seconds

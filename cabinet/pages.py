@@ -4,25 +4,32 @@ from datetime import date, timedelta
 
 from flask import abort, make_response, render_template, request
 
-from .clock import local_midnight_utc
+from .clock import EARLIEST_DAY, LATEST_DAY, day_in_range, local_midnight_utc
 
 
 def parse_date(args, name):
-    """Read an optional YYYY-MM-DD argument; 400 if it is not a date."""
+    """Read an optional YYYY-MM-DD argument; 400 if it is not a date we work with."""
     value = args.get(name, "").strip()
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         abort(400, f"{name}: expected a date YYYY-MM-DD")
+    if not day_in_range(day):
+        abort(400, f"{name}: a date from {EARLIEST_DAY} to {LATEST_DAY}")
+    return day
+
+
+# Deeper pages than anyone reads; an offset beyond it would overflow SQL integers.
+LAST_PAGE = 100_000
 
 
 def page_number():
-    """Read ?page= (1 and up); 400 otherwise."""
+    """Read ?page= (1 to LAST_PAGE); 400 otherwise."""
     page = request.args.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
-        abort(400, "page must be a positive number")
+    if not page.isdigit() or not 1 <= int(page) <= LAST_PAGE:
+        abort(400, f"page must be a number from 1 to {LAST_PAGE}")
     return int(page)
 
 

@@ -1,9 +1,13 @@
 """The parameters of a module configuration: names, defaults, validation, secrecy."""
 
 import hashlib
+import hmac
 import re
 from decimal import Decimal
-from urllib.parse import urlparse
+
+from flask import current_app, has_app_context
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from .money import AmountError, format_wire, parse_amount
 from .uniteller.client import DEFAULT_GATEWAY_URL
@@ -63,26 +67,94 @@ def _shop_id(value):
     return value
 
 
+# Uniteller's payment hosts (v1.43, 4.1.8): wpay without fiscal receipts, fpay
+# with them, upay for contactless wallets. Anything else (the sandbox, a
+# merchant's own pay.<domain> of 4.1.8) must be named in UNITELLER_EXTRA_GATEWAYS.
+UNITELLER_GATEWAYS = (
+    "https://wpay.uniteller.ru",
+    "https://fpay.uniteller.ru",
+    "https://upay.uniteller.ru",
+)
+
 # Plain http is for the sandbox and tests only: loopback, or a name under the
 # reserved .test and .localhost domains (RFC 6761), which never leave the box.
 LOCAL_HOST = re.compile(
-    r"(localhost|127(\.\d{1,3}){3}|::1|.+\.(test|localhost))", re.IGNORECASE
+    r"(localhost|127(\.\d{1,3}){3}|\[::1\]|.+\.(test|localhost))", re.IGNORECASE
 )
+DEFAULT_PORTS = {"http": 80, "https": 443}
+AN_URL = N_("an http(s) URL, e.g. https://wpay.uniteller.ru")
+BARE_ORIGIN = N_("only scheme://host[:port]: no user name, path, query or fragment")
+
+
+def _bare_origin(value):
+    """Parse a gateway address as requests will; return (scheme, host, origin).
+
+    requests builds its connection from urllib3's parse_url, so that parser, and
+    nothing else, decides what the address means (urlparse reads
+    "http://169.254.169.254\\@x.test" as host x.test; urllib3 connects to
+    169.254.169.254). Only a bare origin passes: no user, path, query or fragment.
+    """
+    value = value.strip()
+    # A backslash, a space or a control character reads differently in each
+    # parser (and in browsers): none belongs in an origin.
+    if not value.isascii() or any(
+        c == "\\" or c.isspace() or not c.isprintable() for c in value
+    ):
+        raise ParamError(BARE_ORIGIN)
+    try:
+        url = parse_url(value)
+    except LocationParseError:
+        raise ParamError(AN_URL) from None
+    if url.scheme not in DEFAULT_PORTS or not url.host:
+        raise ParamError(AN_URL)
+    if (
+        url.auth is not None
+        or url.path not in (None, "", "/")
+        or url.query is not None
+        or url.fragment is not None
+    ):
+        raise ParamError(BARE_ORIGIN)
+    port = "" if url.port in (None, DEFAULT_PORTS[url.scheme]) else f":{url.port}"
+    return url.scheme, url.host, f"{url.scheme}://{url.host}{port}"
+
+
+def gateway_origin(value):
+    """Return a gateway address as the origin requests connects to, or raise."""
+    return _bare_origin(value)[2]
+
+
+def allowed_gateways():
+    """Return the gateway origins allowed: Uniteller's and UNITELLER_EXTRA_GATEWAYS'."""
+    allowed = set(UNITELLER_GATEWAYS)
+    extra = ""
+    if has_app_context():
+        extra = current_app.config.get("UNITELLER_EXTRA_GATEWAYS", "")
+    for item in extra.split(","):
+        try:
+            allowed.add(gateway_origin(item))
+        except ParamError:
+            continue  # not an origin: no gateway address could match it anyway
+    return allowed
 
 
 def _url(value):
-    value = value.strip().rstrip("/")
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ParamError(N_("an http(s) URL, e.g. https://wpay.uniteller.ru"))
-    if parsed.scheme == "http" and not LOCAL_HOST.fullmatch(parsed.hostname or ""):
+    scheme, host, origin = _bare_origin(value)
+    if scheme == "http" and not LOCAL_HOST.fullmatch(host):
         raise ParamError(
             N_(
                 "https is required outside the sandbox (plain http only "
                 "for localhost, 127.0.0.1 or a *.test host)"
             )
         )
-    return value
+    if origin not in allowed_gateways():
+        raise ParamError(
+            N_(
+                "not an address of Uniteller (%(known)s) nor one named in "
+                "UNITELLER_EXTRA_GATEWAYS"
+            ),
+            known=", ".join(UNITELLER_GATEWAYS),
+        )
+    return origin
 
 
 def _seconds(value):
@@ -173,16 +245,20 @@ PARAMS = {
 }
 
 
-def parse_assignments(assignments):
-    """Turn ["key=value", …] into a validated dict; raise ParamError with the reason."""
+def assignments_dict(assignments):
+    """Turn ["key=value", …] into a dict, unvalidated; ParamError if one is not K=V."""
     result = {}
     for item in assignments:
         key, sep, value = item.partition("=")
-        key = key.strip()
         if not sep:
             raise ParamError(N_("%(item)s: expected KEY=VALUE"), item=repr(item))
-        result[key] = value
-    return validate(result)
+        result[key.strip()] = value
+    return result
+
+
+def parse_assignments(assignments):
+    """Turn ["key=value", …] into a validated dict; raise ParamError with the reason."""
+    return validate(assignments_dict(assignments))
 
 
 def validate(params):
@@ -265,8 +341,10 @@ def fingerprinted(params):
 
 
 def fingerprint(secret):
-    """Name a secret by the first 8 hex digits of its SHA-256: a change shows."""
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]
+    """Name a secret by a keyed hash (HMAC with SECRET_KEY): a change shows, the
+    secret does not (a plain hash of a 4-digit login is found by trying them all)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return "hmac:" + hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def missing_for_payments(params):

@@ -10,7 +10,7 @@ from datetime import timedelta
 from rq import Queue
 
 from .db import on_commit
-from .extensions import get_queue
+from .extensions import QUEUE_NAME, get_queue
 
 JOBS_MODULE = "cabinet.jobs"
 
@@ -20,17 +20,17 @@ def job_path(name):
     return f"{JOBS_MODULE}.{name}"
 
 
-def enqueue(name, *args, delay=None, timeout=None):
-    """Enqueue job `name` with `args` once the current unit commits."""
+def enqueue(name, *args, delay=None, timeout=None, queue=QUEUE_NAME):
+    """Enqueue job `name` with `args` on `queue` once the current unit commits."""
 
     def send():
-        queue = get_queue()
+        target = get_queue(queue)
         if delay is not None:
-            queue.enqueue_in(
+            target.enqueue_in(
                 timedelta(seconds=delay), job_path(name), *args, job_timeout=timeout
             )
         else:
-            queue.enqueue(job_path(name), *args, job_timeout=timeout)
+            target.enqueue(job_path(name), *args, job_timeout=timeout)
 
     on_commit(send)
 

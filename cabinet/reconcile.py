@@ -1,14 +1,20 @@
 """Compare our transactions of a period with Uniteller's records; fix the safe way."""
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, timedelta
 
+from flask import current_app
+
 from . import acquirer, payments
-from .clock import local_period_utc
-from .models import CREDITED_STATUSES, Transaction
+from .clock import EARLIEST_DAY, LATEST_DAY, day_in_range, local_period_utc, utcnow
+from .db import write_unit
+from .errors import CabinetError
+from .extensions import CHECKS_QUEUE_NAME
+from .models import CREDITED_STATUSES, ReconcileRun, Transaction
 from .money import AmountError, format_wire, to_kopecks
+from .queueing import enqueue
 from .task_stats import TaskStats
-from .uniteller.client import normalize_status
+from .uniteller.client import UnitellerError, normalize_status
 
 SUCCESS_THERE = {"authorized", "paid"}
 WINDOW = timedelta(days=7) - timedelta(minutes=1)
@@ -43,11 +49,35 @@ class Report:
         """Count the differences of one kind."""
         return sum(1 for d in self.differences if d.kind == kind)
 
+    def as_dict(self):
+        """The report as plain data (what a run keeps)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Read back a report a run kept."""
+        differences = [Difference(**d) for d in data.get("differences", ())]
+        return cls(data["ours"], data["theirs"], data["requests"], differences)
+
+
+def check_period(day_from, day_to):
+    """Refuse (CabinetError) a period that is not one to compare."""
+    if not (day_in_range(day_from) and day_in_range(day_to)):
+        raise CabinetError(f"a date from {EARLIEST_DAY} to {LATEST_DAY}")
+    if day_to < day_from:
+        raise CabinetError("the period ends before it starts")
+    # Each 7 days cost a /results/ request, one per 5 s per shop for everyone.
+    longest = current_app.config["RECONCILE_MAX_DAYS"]
+    if (day_to - day_from).days + 1 > longest:
+        raise CabinetError(
+            f"the period is at most {longest} days (RECONCILE_MAX_DAYS)",
+            longest=longest,
+        )
+
 
 def reconcile(instance, day_from, day_to, fix=False, who="cli"):
     """Report (and with fix, credit) the differences for an instance and a period."""
-    if day_to < day_from:
-        raise ValueError("the period ends before it starts")
+    check_period(day_from, day_to)
     start, end = local_period_utc(day_from, day_to)
     ours = list(
         Transaction.select().where(
@@ -170,3 +200,51 @@ def _kopecks(text):
         return to_kopecks(text.replace(",", "."))
     except AmountError:
         return None
+
+
+# --- a reconciliation run in the background (the console's) ---------------------
+
+
+def start_run(instance, day_from, day_to, fix, who):
+    """Record a reconciliation and enqueue it once committed (CabinetError: refused)."""
+    check_period(day_from, day_to)
+    with write_unit():
+        run = ReconcileRun.create(
+            instance=instance, day_from=day_from, day_to=day_to, fix=fix, who=who
+        )
+        # Behind charges: a month of /results/ takes a while at one per 5 s.
+        enqueue("reconcile_run", run.id, timeout=3600, queue=CHECKS_QUEUE_NAME)
+    return run
+
+
+def perform_run(run_id):
+    """Run a recorded reconciliation once and keep its report on the run."""
+    claimed = (
+        ReconcileRun.update(status="running", started_at=utcnow())
+        .where(ReconcileRun.id == run_id, ReconcileRun.status == "queued")
+        .execute()
+    )
+    if not claimed:
+        return None  # run already, or running elsewhere
+    run = ReconcileRun.get_by_id(run_id)
+    this_run = ReconcileRun.id == run_id
+    try:
+        report = reconcile(
+            run.instance, run.day_from, run.day_to, fix=run.fix, who=run.who
+        )
+    except (UnitellerError, CabinetError) as exc:
+        ReconcileRun.update(
+            status="failed", error=str(exc)[:500], finished_at=utcnow()
+        ).where(this_run).execute()
+        return run_id
+    except Exception as exc:
+        ReconcileRun.update(
+            status="failed",
+            error=f"crashed: {type(exc).__name__}",
+            finished_at=utcnow(),
+        ).where(this_run).execute()
+        raise
+    ReconcileRun.update(
+        status="done", report=report.as_dict(), finished_at=utcnow()
+    ).where(this_run).execute()
+    return run_id

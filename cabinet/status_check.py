@@ -10,7 +10,7 @@ from . import acquirer, payments
 from . import params as module_params
 from .clock import utcnow
 from .db import write_unit
-from .extensions import get_redis
+from .extensions import CHECKS_QUEUE_NAME, get_redis
 from .models import ModuleConfiguration, ModuleInstance, Transaction
 from .queueing import enqueue
 from .task_stats import TaskStats
@@ -166,7 +166,9 @@ def request_order_check(transaction, reason):
     # One job per order for a while: a page refresh must not multiply requests.
     if not get_redis().set(key, reason, nx=True, ex=max(600, delay * 2)):
         return False
-    enqueue("check_order", transaction.id, delay=delay, timeout=600)
+    enqueue(
+        "check_order", transaction.id, delay=delay, timeout=600, queue=CHECKS_QUEUE_NAME
+    )
     return True
 
 

@@ -23,6 +23,20 @@ WEEKDAYS = [
 ]
 
 
+# Asked for more than the limits allow, as the subscriber reads it.
+TOO_MANY_PAY_ATTEMPTS = _l("Too many payment attempts. Try again in a minute.")
+
+
+def too_many_open(exc):
+    """Say how many unfinished payments block a new one, and for how long."""
+    return _l(
+        "You have %(count)d unfinished payments. Finish one of them, "
+        "or try again in %(minutes)d min.",
+        count=exc.details["limit"],
+        minutes=max(1, -(-exc.details["seconds"] // 60)),
+    )
+
+
 def out_of_range(exc):
     """Say which amounts are allowed, from an error carrying `low` and `high`."""
     return _l(

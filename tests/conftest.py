@@ -75,6 +75,8 @@ def _own_postgres_schema(url):
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
+# The gateway of configurations no test talks to: allowed by every test app.
+TEST_GATEWAY = "http://gateway.test"
 SHOP = {"shop_id": "00000001", "login": "1001", "password": "shop-secret-password"}
 
 
@@ -201,6 +203,8 @@ def make_app(database_url, redis, redis_server_url, tmp_path):
             "REDIS_URL": redis_server_url,
             "PUBLIC_URL": "http://cabinet.test",
             "WTF_CSRF_ENABLED": False,
+            # The tests' gateway names (the live sandbox adds its own address).
+            "UNITELLER_EXTRA_GATEWAYS": TEST_GATEWAY,
         }
         settings.update(overrides)
         app = create_app(settings)
@@ -346,6 +350,7 @@ def make_world(make_app, tmp_path, shop):
                 "RESULTS_MIN_INTERVAL": 0.05,
                 "STATUS_CHECK_GRACE": 0,
                 "RETURN_CHECK_DELAY": 0,
+                "UNITELLER_EXTRA_GATEWAYS": f"{TEST_GATEWAY},{sandbox_server.url}",
                 **(app_settings or {}),
             }
         )
@@ -397,19 +402,20 @@ def run_jobs(redis):
     from rq import Queue, SimpleWorker
     from rq.registry import ScheduledJobRegistry
 
-    from cabinet.extensions import QUEUE_NAME
+    from cabinet.extensions import QUEUE_NAMES
 
     def run(app):
-        queue = Queue(QUEUE_NAME, connection=redis)
-        # Delayed jobs (enqueue_in) are due at once in tests: move them over.
-        registry = ScheduledJobRegistry(queue=queue)
-        for job_id in registry.get_job_ids():
-            registry.remove(job_id)
-            queue.enqueue_job(queue.fetch_job(job_id))
+        queues = [Queue(name, connection=redis) for name in QUEUE_NAMES]
+        for queue in queues:
+            # Delayed jobs (enqueue_in) are due at once in tests: move them over.
+            registry = ScheduledJobRegistry(queue=queue)
+            for job_id in registry.get_job_ids():
+                registry.remove(job_id)
+                queue.enqueue_job(queue.fetch_job(job_id))
         # Jobs open and close their own connections: a bare app context here.
         with app.app_context():
-            SimpleWorker([queue], connection=redis).work(burst=True)
-        return queue
+            SimpleWorker(queues, connection=redis).work(burst=True)
+        return queues[0]
 
     return run
 

@@ -5,6 +5,7 @@ suite's own in tests/fault/tools.py). No test imports from another test module
 or from a conftest.
 """
 
+import socket
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -91,6 +92,13 @@ def login(client, number="1001", password="demo-pass"):
 def console_login(client, who=ADMIN):
     """Log an operator in through the console's form."""
     return client.post("/console/login", data={"login": who[0], "password": who[1]})
+
+
+def free_port():
+    """Return a TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def redis_url(connection):

@@ -48,9 +48,12 @@ def test_bad_or_missing_signature_is_refused_and_changes_nothing(client, demo, s
     assert len(events(transaction)) == 1  # only "created"
 
 
-def test_unknown_instance_is_404(client, demo, shop):
+def test_unknown_instance_answers_like_a_bad_signature(client, demo, shop):
     fields = signed_callback("X-1", "paid", shop["password"])
-    assert client.post("/uniteller/nowhere/notify", data=fields).status_code == 404
+    unknown = client.post("/uniteller/nowhere/notify", data=fields)
+    forged = client.post("/uniteller/isp/notify", data={**fields, "Signature": "0"})
+    assert (unknown.status_code, unknown.data) == (forged.status_code, forged.data)
+    assert unknown.status_code == 403
 
 
 def test_unknown_order_with_valid_signature_is_kept_as_orphan(client, demo, shop):

@@ -283,21 +283,28 @@ def test_bad_input_is_refused_with_a_message_and_exit_code_2(
 
 
 @pytest.mark.parametrize(
-    "url",
+    "url, saved",
     [
-        "https://wpay.uniteller.ru",
-        "http://127.0.0.1:5001",
-        "http://localhost:5001",
-        "http://[::1]:5001",
-        "http://gateway.test",
-        "http://sandbox.localhost",
+        ("https://wpay.uniteller.ru", "https://wpay.uniteller.ru"),
+        ("https://FPAY.uniteller.ru:443/", "https://fpay.uniteller.ru"),
+        ("http://127.0.0.1:5001", "http://127.0.0.1:5001"),
+        ("http://localhost:5001", "http://localhost:5001"),
+        ("http://[::1]:5001", "http://[::1]:5001"),
+        ("http://gateway.test", "http://gateway.test"),
+        ("http://sandbox.localhost", "http://sandbox.localhost"),
     ],
 )
-def test_plain_http_is_only_for_the_sandbox_or_loopback(cli, app, demo, url):
-    result = cli(
-        "config", "add", "isp", "x", "--set", "shop_id=1", "--set", f"gateway_url={url}"
+def test_a_gateway_is_uniteller_or_named_in_the_setting(make_app, url, saved):
+    app = make_app(
+        UNITELLER_EXTRA_GATEWAYS="http://127.0.0.1:5001, http://localhost:5001,"
+        "http://[::1]:5001/,http://gateway.test,http://sandbox.localhost"
     )
-    assert result.exit_code == 0, result.output
+    with in_app(app):
+        assert module_params.validate({"gateway_url": url})["gateway_url"] == saved
+    with in_app(make_app(UNITELLER_EXTRA_GATEWAYS="")):
+        if not saved.startswith("https://"):
+            with pytest.raises(module_params.ParamError, match="not an address"):
+                module_params.validate({"gateway_url": url})
 
 
 def test_validation_messages_are_in_the_catalogue(app):
@@ -325,6 +332,8 @@ def test_activating_another_configuration_leaves_exactly_one_active(cli, app, de
 
 
 def test_seed_demo_is_repeatable(cli, app):
+    # make run names the sandbox's address in UNITELLER_EXTRA_GATEWAYS (run.py).
+    app.config["UNITELLER_EXTRA_GATEWAYS"] = "http://127.0.0.1:5001"
     first = cli("seed-demo")
     assert first.exit_code == 0, first.output
     assert "1001" in first.output and "demo" in first.output

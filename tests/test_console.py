@@ -378,27 +378,41 @@ def test_recheck_applies_what_uniteller_says_and_is_audited(world):
         assert entry.after["status"] == "paid"
 
 
-def test_reconciliation_reports_and_fixes_a_missing_credit(world):
+def test_reconciliation_runs_as_a_job_reports_and_fixes_a_missing_credit(
+    world, run_jobs
+):
     world.faults(drop_callbacks=True)
     order_id, _, _ = pay_by_card(world, "500")
     world.settle()
     client = live_admin(world)
     today = isp_today(world.app).isoformat()
+    period = {"instance": "isp", "from": today, "to": today}
     assert "Сверить" in client.get("/console/reconcile?instance=isp").get_data(
         as_text=True
     )
-    report = client.get(f"/console/reconcile?instance=isp&from={today}&to={today}")
-    text = report.get_data(as_text=True)
-    assert "оплачен в Uniteller, не зачислен у нас" in text and order_id in text
-    with in_app(world):
-        assert AuditEntry.select().count() == 0  # looking changes nothing
-    fixed = client.post(
-        "/console/reconcile", data={"instance": "isp", "from": today, "to": today}
+    # A GET only shows the form: nothing is asked of Uniteller.
+    looked = client.get(f"/console/reconcile?instance=isp&from={today}&to={today}")
+    assert 'id="reconcile-run"' not in looked.get_data(as_text=True)
+    compare = client.post("/console/reconcile", data=period)
+    assert compare.status_code == 302
+    run_url = compare.headers["Location"]
+    waiting = client.get(run_url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert (
+        waiting.startswith('<div id="reconcile-run" hx-get=') and "every 2s" in waiting
     )
-    assert fixed.status_code == 200
+    run_jobs(world.app)
+    text = client.get(run_url).get_data(as_text=True)
+    assert "оплачен в Uniteller, не зачислен у нас" in text and order_id in text
+    assert 'hx-trigger="every 2s"' not in text  # done: it stops polling
+    with in_app(world):
+        assert AuditEntry.select().count() == 0  # comparing changes nothing
+    fixed = client.post("/console/reconcile", data={**period, "fix": "1"})
+    assert fixed.status_code == 302
+    run_jobs(world.app)
+    assert "да" in client.get(fixed.headers["Location"]).get_data(as_text=True)
     with in_app(world):
         transaction = Transaction.by_order_id(order_id)
         assert transaction.status == "paid"
         assert Contract.get_by_id(transaction.contract_id).balance == 50000
         (entry,) = audit_entries("reconcile.fix")
-        assert entry.after["fixed"] == [order_id]
+        assert (entry.after["from"], entry.after["to"]) == (today, today)

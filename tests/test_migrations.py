@@ -188,6 +188,9 @@ def test_the_app_refuses_a_schema_newer_than_it_knows(fresh_url, redis):
 
 def test_migrations_apply_to_a_scratch_sqlite_database_step_by_step():
     database = SqliteDatabase(":memory:")
+    # Numbers are handed out to branches in advance: one may be missing here.
+    previous = 0
     for number in migrations.MIGRATIONS:
-        assert migrations.upgrade(database, target=number) == (number - 1, number)
+        assert migrations.upgrade(database, target=number) == (previous, number)
+        previous = number
     assert migrations.upgrade(database) == (migrations.LATEST, migrations.LATEST)

@@ -10,7 +10,6 @@ once. Skipped when PostgreSQL is unreachable, unless CI=true.
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from cabinet.models import (
 )
 from tests.helpers import (
     bind_autopay,
+    free_port,
     in_app,
     isp_today,
     pay_by_card,
@@ -45,13 +45,6 @@ PG_URL = (
 SHOP = {"shop_id": "00000077", "login": "7007", "password": "scaleout-shop-password"}
 PAYERS = ["2001", "2002", "2003", "2004"]
 AUTOPAYERS = ["3001", "3002"]
-
-
-def free_port():
-    """Return a TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout, what):
@@ -240,6 +233,7 @@ def test_two_web_servers_and_two_workers_credit_and_charge_once(
             "REDIS_URL": redis_url(redis),
             "SECRET_KEY": "scaleout-secret-key",
             "TESTING": True,
+            "UNITELLER_EXTRA_GATEWAYS": sandbox.url,
         }
     )
     with in_app(app):

@@ -157,16 +157,21 @@ def test_two_cron_processes_produce_one_run_per_tick(world, redis):
         assert TaskRun.select().count() == 1
 
 
-def test_return_page_enqueues_one_check_per_order(world, run_jobs):
+def test_return_page_enqueues_one_check_per_order(world, run_jobs, redis):
+    from rq import Queue
+
+    from cabinet.extensions import CHECKS_QUEUE_NAME
+
     world.faults(drop_callbacks=True)
     order_id, location, _ = pay_by_card(world, "500", SUCCESS_CARD)
     session = requests.Session()
     session.post(f"{world.url}/login", data={"number": "1001", "password": "demo-pass"})
     for _ in range(3):
         session.get(location)
-    queue = run_jobs(world.app)
+    run_jobs(world.app)
     assert fresh(world, order_id)[0].status == "paid"
-    assert len(queue.finished_job_registry) == 1
+    checks = Queue(CHECKS_QUEUE_NAME, connection=redis)
+    assert len(checks.finished_job_registry) == 1
 
 
 def test_status_request_answers_from_our_records(world):

@@ -2,7 +2,6 @@
 
 import logging
 import os
-import re
 import signal
 
 from flask import current_app
@@ -147,9 +146,7 @@ def _claim(charge_id):
                 )
                 return None
             tries = charge.tries + 1
-            order_id = (
-                f"R{autopay.id}-{re.sub(r'[^A-Za-z0-9]', '', charge.period)}-{tries}"
-            )
+            order_id = payments.recurrent_order_id(autopay.id, charge.period, tries)
             charge.tries = tries
             transaction = payments.create_recurrent(charge, order_id, configuration)
         claimed = states.move(

@@ -13,7 +13,7 @@ from .. import acquirer, events
 from .. import params as module_params
 from ..clock import local_date, local_today, utcnow
 from ..db import db, write_unit
-from ..errors import CabinetError, NotFound
+from ..errors import CabinetError, Conflict, NotFound
 from ..models import Autopay, AutopayCharge, Contract, ModuleConfiguration
 from ..money import format_human, to_kopecks
 from ..prepared import Prepared
@@ -55,9 +55,13 @@ def request_charge(contract, amount, reason="", source="api", key=None):
     with write_unit():
         charge = _create_charge(autopay, period, local_today(), amount, reason, source)
         if charge is None:
-            return AutopayCharge.get(
+            charge = AutopayCharge.get(
                 AutopayCharge.autopay == autopay, AutopayCharge.period == period
             )
+            # The same key is the same request: another amount or reason under
+            # it is a mistake to report, not the old charge to hand back.
+            if (charge.amount, charge.reason) != (amount, (reason or "")[:300] or None):
+                raise Conflict("key_reused", charge=charge.id)
     return charge
 
 

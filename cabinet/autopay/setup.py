@@ -93,13 +93,20 @@ def configure(
     return needs_card
 
 
-def start_binding(contract, amount, url_ok, url_no, language="ru"):
+def start_binding(contract, amount, url_ok, url_no, language="ru", max_open=None):
     """Start the card payment whose order becomes the parent of recurrent charges."""
     autopay = autopay_of(contract)
     if autopay is None:
         raise NotFound("no_autopay")
     transaction, form = payments.start_payment(
-        contract, amount, url_ok, url_no, language, source="autopay", kind="bind"
+        contract,
+        amount,
+        url_ok,
+        url_no,
+        language,
+        source="autopay",
+        kind="bind",
+        max_open=max_open,
     )
     Autopay.update(binding=transaction, updated_at=utcnow()).where(
         Autopay.id == autopay.id

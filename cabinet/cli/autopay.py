@@ -20,13 +20,23 @@ autopay_cli = AppGroup("autopay", help="Autopay.")
 def autopay_charge(contract, amount, reason, key):
     """Charge CONTRACT's card AMOUNT roubles now (automatic mode)."""
     from .. import autopay
+    from ..errors import Conflict
     from ..money import AmountError, parse_amount
 
     try:
         kopecks = parse_amount(amount)
     except AmountError as exc:
         fail(f"amount {amount[:40]!r}: {exc}")  # not all of a 400,000-digit one
-    charge = call_service(autopay.request_charge, contract, kopecks, reason, "cli", key)
+
+    def ask():
+        try:
+            return autopay.request_charge(contract, kopecks, reason, "cli", key)
+        except Conflict as exc:
+            if exc.message != "key_reused":
+                raise
+            fail(f"--key {key!r} was used for another amount or reason")
+
+    charge = call_service(ask)
     click.echo(
         f"Charge {charge.id} ({charge.period}) of {format_signed(charge.amount)} "
         f"for contract {contract}: {charge.status}."

@@ -49,6 +49,38 @@ def config_add(instance, name, assignments, activate):
     click.echo(f"Configuration {name} of {instance} saved{state}.")
 
 
+@config_cli.command("edit")
+@click.argument("instance")
+@click.argument("name")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter to change; repeat for each. The others keep their values.",
+)
+def config_edit(instance, name, assignments):
+    """Change parameters of configuration NAME of INSTANCE (a new version)."""
+
+    def edit():
+        found = configurations.get_configuration(
+            configurations.get_instance(instance), name
+        )
+        # Secrets are kept only when the gateway stays (configurations.py).
+        kept = {
+            k: v
+            for k, v in found.params.items()
+            if k not in module_params.SECRET_PARAMS
+        }
+        changed = module_params.assignments_dict(assignments)
+        return configurations.update_configuration(
+            found, {**kept, **changed}, who="cli"
+        )
+
+    call_service(edit)
+    click.echo(f"Configuration {name} of {instance} saved.")
+
+
 @config_cli.command("activate")
 @click.argument("instance")
 @click.argument("name")

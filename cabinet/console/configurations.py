@@ -14,11 +14,18 @@ from ..errors import CabinetError, Conflict, NotFound
 from ..models import ConfigurationVersion, ModuleConfiguration
 from ..pages import wants_fragment
 from ..task_stats import TaskStats
-from ..uniteller.client import UnitellerError
+from ..uniteller.client import (
+    GatewayRefused,
+    GatewayUnavailable,
+    RateLimited,
+    UnexpectedAnswer,
+    UnitellerError,
+)
 from .access import current_operator, operator_required
 from .blueprint import bp
 from .forms import ConfigurationForm, fresh_form_required
 from .instances import instance_page
+from .wording import CONNECTION_WORDS
 
 
 def _configuration(instance, config_id):
@@ -238,6 +245,16 @@ def configuration_rollback(code):
 # -- connection test --------------------------------------------------------------
 
 
+# What a failed connection test says: our fixed words, never the answer's own
+# (whatever answered may put anything in it, secrets it was sent included).
+CONNECTION_FAILURES = (
+    (GatewayRefused, "refused"),
+    (RateLimited, "rate_limited"),
+    (UnexpectedAnswer, "not_uniteller"),
+    (GatewayUnavailable, "unavailable"),
+)
+
+
 def _connection_test(configuration):
     """Ask /results/ for the last hour with the configuration's credentials."""
     end = utcnow().replace(tzinfo=UTC)
@@ -252,8 +269,11 @@ def _connection_test(configuration):
         )
         test["orders"] = len(rows)
     except UnitellerError as exc:
-        # Our errors name the path and Uniteller's words, never the password.
-        test.update(ok=False, error=str(exc))
+        kind = next((k for cls, k in CONNECTION_FAILURES if isinstance(exc, cls)), "")
+        test.update(ok=False, error=kind or "failed")
+        if kind == "unavailable":
+            # Our own words: the path and an HTTP code or an exception's name.
+            test["detail"] = str(exc)
     return test
 
 
@@ -269,5 +289,7 @@ def configuration_test(code, config_id):
         target = f"{code}/{configuration.name}"
         _record("configuration.test", "configuration", target, None, test)
     if wants_fragment():
-        return render_template("console/_connection-test.html", test=test)
+        return render_template(
+            "console/_connection-test.html", test=test, failures=CONNECTION_WORDS
+        )
     return instance_page(found, test=test)

@@ -12,6 +12,7 @@ from . import args
 from .access import current_operator, operator_required
 from .blueprint import bp
 from .forms import ActionForm, InstanceForm
+from .wording import CONNECTION_WORDS
 
 
 def _create(form):
@@ -62,6 +63,7 @@ def instance_page(instance, status=200, test=None):
         redacted=module_params.redacted,
         action_form=ActionForm(),
         test=test,
+        failures=CONNECTION_WORDS,
         previous=configurations.previous_configuration(instance),
     ), status
 

@@ -33,6 +33,15 @@ DIFFERENCES = {
     "unknown_here": _l("unknown here"),
     "unreadable_there": _l("Uniteller's row did not parse"),
 }
+CONNECTION_WORDS = {
+    "refused": _l(
+        "Uniteller refused the request: check the shop ID, login and password."
+    ),
+    "rate_limited": _l("HTTP 429: too many requests, try again in a few seconds."),
+    "not_uniteller": _l("the address answered HTTP 200, not in Uniteller's format."),
+    "unavailable": _l("no usable answer"),
+    "failed": _l("the request failed."),
+}
 PARAM_LABELS = {
     "shop_id": _l("Shop ID (Shop_IDP)"),
     "login": _l("Login"),

@@ -115,8 +115,9 @@ def upgrade(database, target=None):
         before = infer_version(database) if _ours(database) else 0
         with database.bind_ctx([SchemaVersion]):
             database.create_tables([SchemaVersion])
-        for number in range(1, before + 1):
-            _record(database, number, f"{MIGRATIONS[number].__name__} (found)")
+        for number, module in MIGRATIONS.items():
+            if number <= before:
+                _record(database, number, f"{module.__name__} (found)")
     migrator = SchemaMigrator.from_database(database)
     for number, module in MIGRATIONS.items():
         if number <= before or number > target:

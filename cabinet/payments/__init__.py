@@ -8,7 +8,13 @@ points or listen to `transaction_changed`.
 from .callbacks import receive_callback
 from .history import record_event
 from .ledger import book_refund, ledger_balance
-from .orders import create_recurrent, new_order_id, start_payment, transaction_of
+from .orders import (
+    create_recurrent,
+    new_order_id,
+    recurrent_order_id,
+    start_payment,
+    transaction_of,
+)
 from .signals import transaction_changed
 from .states import CHECKED_STATUSES, TRANSITIONS
 from .status import Outcome, apply_status, expire_unseen, flag_for_review
@@ -25,6 +31,7 @@ __all__ = [
     "ledger_balance",
     "new_order_id",
     "receive_callback",
+    "recurrent_order_id",
     "record_event",
     "start_payment",
     "transaction_changed",

@@ -5,7 +5,7 @@ import logging
 from .. import acquirer
 from .. import params as module_params
 from ..db import write_unit
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, Forbidden
 from ..models import Contract, ModuleConfiguration, ModuleInstance, Transaction
 from ..prepared import Prepared
 from ..uniteller.client import normalize_status
@@ -17,7 +17,7 @@ log = logging.getLogger("cabinet.payments")
 
 
 def receive_callback(instance_code, fields):
-    """Verify a Uniteller callback and apply its status; raise NotFound/Forbidden.
+    """Verify a Uniteller callback and apply its status; raise Forbidden if refused.
 
     `fields`: a dict, or the (name, value) pairs as they came (query string, then
     body). Only the signed fields (Order_ID, Status and the configuration's
@@ -39,13 +39,16 @@ def receive_callback(instance_code, fields):
         else:
             instance = ModuleInstance.by_code(instance_code)
             if instance is None:
-                raise NotFound("unknown_instance")
+                # Answered as a bad signature is: the answer does not tell
+                # which instance codes exist.
+                log.warning("callback refused: unknown instance")
+                raise Forbidden("bad_signature")
             configuration = instance.active_configuration()
         if configuration is None:
             log.warning(
                 "callback refused: instance=%s has no configuration", instance.code
             )
-            raise Forbidden("no_configuration")
+            raise Forbidden("bad_signature")  # alike, as above
         p = module_params.effective(configuration.params)
         signed = p["callback_fields"].split()
         if not acquirer.client_for(configuration).callback_is_authentic(fields, signed):

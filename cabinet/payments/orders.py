@@ -1,5 +1,7 @@
 """New orders: a one-time or binding payment with its pay form, a recurrent try."""
 
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -11,8 +13,8 @@ from .. import acquirer
 from .. import params as module_params
 from ..clock import utcnow
 from ..db import write_unit
-from ..errors import AmountOutOfRange, NotFound
-from ..models import Transaction
+from ..errors import AmountOutOfRange, NotFound, TooManyRequests
+from ..models import Contract, Transaction
 from .history import record_event
 
 # The package's one logger name, whichever of its modules writes.
@@ -25,19 +27,78 @@ def new_order_id(contract, prefix="P"):
     return f"{prefix}{number}-{secrets.token_hex(6)}"
 
 
+def recurrent_order_id(autopay_id, period, try_number):
+    """Name a try of an autopay charge: R<charge token>-<try>, the same every time.
+
+    The token is a keyed hash (HMAC with SECRET_KEY) of the autopay and the
+    period, so two workers claiming one try make the same id (the unique index
+    keeps one), while nobody without the key can name another subscriber's
+    charge and ask our status endpoint whether it was paid.
+    """
+    key = current_app.config["SECRET_KEY"].encode()
+    charge = f"{autopay_id}:{period}".encode()
+    token = hmac.new(key, charge, hashlib.sha256).hexdigest()[:20]
+    return f"R{token}-{try_number}"
+
+
+# Orders a subscriber makes: payments and autopay bindings (charges are ours).
+SUBSCRIBER_KINDS = ("payment", "bind")
+
+
+def _refuse_too_many_open(contract, max_open, lifetime, now):
+    """Refuse a new order while the contract has max_open payable unpaid ones.
+
+    Call inside the unit that creates the order: it holds the contract's row, so
+    two requests at once count one after the other.
+    """
+    # PostgreSQL locks the row here; SQLite's unit holds the write lock already.
+    Contract.update(balance=Contract.balance).where(
+        Contract.id == contract.id
+    ).execute()
+    since = now - lifetime
+    open_orders = list(
+        Transaction.select(Transaction.created_at)
+        .where(
+            Transaction.contract == contract,
+            Transaction.status == "new",
+            Transaction.kind.in_(SUBSCRIBER_KINDS),
+            Transaction.created_at > since,
+        )
+        .order_by(Transaction.created_at)
+        .limit(max_open)
+    )
+    if len(open_orders) >= max_open:
+        # The oldest of them stops counting once its form expires.
+        wait = open_orders[0].created_at - since
+        raise TooManyRequests(
+            "too_many_open_orders",
+            limit=max_open,
+            seconds=max(1, int(wait.total_seconds()) + 1),
+        )
+
+
 def _for_order(url, order_id):
     """Return a return URL, built for the order if it is a function of its id."""
     return url(order_id) if callable(url) else url
 
 
 def start_payment(
-    contract, amount, url_ok, url_no, language="ru", source="cabinet", kind="payment"
+    contract,
+    amount,
+    url_ok,
+    url_no,
+    language="ru",
+    source="cabinet",
+    kind="payment",
+    max_open=None,
 ):
     """Create a `new` card payment and return it with its signed pay form.
 
     kind "bind" is the first payment of an autopay: Uniteller keeps the card
     for recurrent charges (IsRecurrentStart=1). A return URL may be a function of
-    the new order id, so the URL itself can name the order.
+    the new order id, so the URL itself can name the order. With max_open, a
+    contract that has that many unpaid orders whose forms still live is refused
+    (TooManyRequests).
     """
     instance, configuration = acquirer.payment_gateway(contract)
     low, high = acquirer.amount_limits(configuration)
@@ -46,6 +107,9 @@ def start_payment(
     p = module_params.effective(configuration.params)
     now = utcnow()
     with write_unit():
+        if max_open:
+            lifetime = timedelta(seconds=int(p["lifetime"]))
+            _refuse_too_many_open(contract, max_open, lifetime, now)
         transaction = Transaction.create(
             order_id=new_order_id(contract, "B" if kind == "bind" else "P"),
             contract=contract,

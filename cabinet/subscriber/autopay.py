@@ -1,16 +1,24 @@
 """Autopay in the cabinet: set it up or change it, a new card, turn it off."""
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from .. import accounts, autopay
 from ..auth import LoginThrottle, current_contract
-from ..errors import AmountOutOfRange
+from ..errors import AmountOutOfRange, TooManyRequests
 from ..labels import AUTOPAY_MODE_LABELS
 from ..models import Notice
 from ..money import AmountError, format_human, parse_amount
-from ..wording import AMOUNT_ERRORS, WEEKDAYS, out_of_range
+from ..wording import AMOUNT_ERRORS, WEEKDAYS, out_of_range, too_many_open
 from .blueprint import availability, bp, contract_required
 from .forms import AUTOPAY_ERRORS, AutopayForm, ConfirmForm, choices
 from .paying import return_urls
@@ -114,10 +122,14 @@ def _bind_card(contract, amount):
             contract,
             amount,
             language=str(get_locale() or "ru"),
+            max_open=current_app.config["OPEN_ORDERS_MAX"],
             **return_urls(),
         )
     except AmountOutOfRange as exc:
         flash(out_of_range(exc), "error")
+        return redirect(url_for("subscriber.autopay_settings"))
+    except TooManyRequests as exc:
+        flash(too_many_open(exc), "error")
         return redirect(url_for("subscriber.autopay_settings"))
     return render_template(
         "subscriber/redirect.html", transaction=transaction, pay_form=pay_form

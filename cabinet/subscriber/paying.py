@@ -1,13 +1,15 @@
 """Paying by card: the amount, the way to Uniteller, the way back, the status."""
 
-from flask import abort, render_template, request
+from flask import abort, current_app, render_template, request
 from flask_babel import get_locale
 
 from .. import acquirer, payments, status_check
 from ..auth import current_contract
-from ..errors import AmountOutOfRange
+from ..errors import AmountOutOfRange, TooManyRequests
+from ..extensions import get_redis
 from ..money import AmountError, parse_amount
-from ..wording import AMOUNT_ERRORS, out_of_range
+from ..pacing import WindowLimit
+from ..wording import AMOUNT_ERRORS, TOO_MANY_PAY_ATTEMPTS, out_of_range, too_many_open
 from .blueprint import availability, bp, contract_required, public_url
 from .forms import PayForm
 
@@ -27,19 +29,31 @@ def return_urls():
 
 
 def _start(contract, form):
-    """Create the order of a valid pay form; None (errors on the form) if refused."""
+    """Create the order of a valid pay form: ((order, pay form), None), or
+    (None, HTTP status) with the reason on the form."""
+    attempts = WindowLimit(
+        get_redis(), f"cabinet:pay:{contract.id}", current_app.config["PAY_RATE_LIMIT"]
+    )
+    if not attempts.hit():
+        form.amount.errors.append(TOO_MANY_PAY_ATTEMPTS)
+        return None, 429
     try:
-        return payments.start_payment(
+        started = payments.start_payment(
             contract,
             parse_amount(form.amount.data),
             language=str(get_locale() or "ru"),
+            max_open=current_app.config["OPEN_ORDERS_MAX"],
             **return_urls(),
         )
+        return started, None
     except AmountError as exc:
         form.amount.errors.append(AMOUNT_ERRORS[str(exc)])
     except AmountOutOfRange as exc:
         form.amount.errors.append(out_of_range(exc))
-    return None
+    except TooManyRequests as exc:
+        form.amount.errors.append(too_many_open(exc))
+        return None, 429
+    return None, 400
 
 
 @bp.route("/pay", methods=["GET", "POST"])
@@ -53,7 +67,9 @@ def pay():
         return render_template(
             "subscriber/pay.html", form=form, unavailable=unavailable, limits=None
         ), 409 if request.method == "POST" else 200
-    started = _start(contract, form) if form.validate_on_submit() else None
+    started, status = None, 400
+    if form.validate_on_submit():
+        started, status = _start(contract, form)
     if started:
         transaction, pay_form = started
         return render_template(
@@ -62,7 +78,7 @@ def pay():
     limits = acquirer.amount_limits(configuration)
     return render_template(
         "subscriber/pay.html", form=form, unavailable=None, limits=limits
-    ), 400 if form.errors else 200
+    ), (status if form.errors else 200)
 
 
 @bp.route("/pay/return/<any(ok, no):outcome>")

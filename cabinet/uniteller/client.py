@@ -111,6 +111,10 @@ class GatewayRefused(UnitellerError):
     """Uniteller answered "ERROR: …" (bad credentials, bad parameters)."""
 
 
+class UnexpectedAnswer(UnitellerError):
+    """HTTP 200 with a body that is not Uniteller's format: nothing of it is used."""
+
+
 class OperationRefused(UnitellerError):
     """An `ErrorCode;ErrorMessage` answer of /recurrent/, /unblock/ or /confirm/."""
 
@@ -339,7 +343,14 @@ class UnitellerClient:
         if payments_results is not None:
             data["PaymentsResults"] = payments_results
         data.update(period_fields(start, end, self.timezone))
-        return parse_results(self._post("/results/", data), fields)
+        text = self._post("/results/", data)
+        rows = parse_results(text, fields)
+        if not rows and ";" not in text:
+            # Not "no orders" (an empty answer) nor rows of an odd shape (counted
+            # as unreadable): something else answered.
+            if text.strip():
+                raise UnexpectedAnswer("/results/: HTTP 200, not Uniteller's format")
+        return rows
 
     def unblock(self, bill_number, amount_kopecks=None):
         """Refund (or reverse) a payment by its BillNumber, in full or in part."""

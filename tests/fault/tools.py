@@ -41,6 +41,13 @@ SCENARIOS = {
     18: "brute force, fixation, re-authentication",
     19: "secrets in logs and pages",
     20: "security headers and cookies",
+    # Issue 22's findings, numbered 100 + the finding.
+    102: "gateway address: bare Uniteller origins only",
+    103: "unauthenticated work: limits, queues, order ids",
+    109: "reconciliation: POST, a job, at most 31 days",
+    110: "extreme dates and pages",
+    111: "request bodies over MAX_CONTENT_LENGTH",
+    114: "keys, caching, file modes, fingerprints, instances",
 }
 
 # Secrets of the suite's shop and app, distinctive so a leak cannot hide among
@@ -155,11 +162,15 @@ def callback(shop, order_id, status, total="500.00"):
     return signed_callback(order_id, status, shop["password"], total)
 
 
-def post_all(url, bodies, workers=50):
-    """POST every body (form fields) concurrently; return the HTTP status codes."""
+def post_all(url, bodies, workers=50, cookies=None):
+    """POST every body (form fields) concurrently; return the HTTP status codes.
+
+    `cookies` (a logged-in session's, say) go with every request.
+    """
     with requests.Session() as session:
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=workers)
         session.mount("http://", adapter)
+        session.cookies.update(cookies or {})
 
         def post(body):
             try:

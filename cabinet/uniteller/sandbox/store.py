@@ -1,5 +1,6 @@
 """Keep the sandbox state in its own SQLite file (stdlib sqlite3, one connection)."""
 
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -115,6 +116,10 @@ class Store:
 
     def __init__(self, path: str):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path != ":memory:":
+            # Shops' passwords live here: readable by the owner only (SQLite
+            # gives its -wal and -shm files the same mode).
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._lock = threading.RLock()
         self._depth = 0
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
