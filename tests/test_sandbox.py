@@ -3,15 +3,19 @@
 import hashlib
 import json
 import re
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import requests
 from werkzeug.wrappers import Request, Response
 
 from cabinet.uniteller.sandbox import add_shop, create_app, wait_idle
+from cabinet.uniteller.sandbox.pacing import ResultsPacer, TooManyRequests
 from cabinet.uniteller.sandbox.signatures import (
     callback_signature,
     pay_signature,
@@ -40,6 +44,8 @@ class Merchant:
         self.callbacks = []
         self.status_requests = []
         self.answers = []  # HTTP codes for the next callbacks; 200 once empty
+        # Bodies (or (HTTP code, body)) of the next status answers, then this one.
+        self.status_answers = []
         self.status_answer = "PAID"
         self.url = ""
 
@@ -48,7 +54,13 @@ class Merchant:
         with self.lock:
             if request.path == "/status":
                 self.status_requests.append(request.form.to_dict())
-                response = Response(self.status_answer)
+                answer = (
+                    self.status_answers.pop(0)
+                    if self.status_answers
+                    else self.status_answer
+                )
+                code, body = answer if isinstance(answer, tuple) else (200, answer)
+                response = Response(body, code)
             else:
                 self.callbacks.append(
                     {
@@ -165,6 +177,8 @@ def pay(
     subtotal="100.00",
     card=SUCCESS_CARD,
     expiry=("12", "35"),
+    holder="IVAN IVANOV",
+    cvc="123",
     **extra,
 ):
     """Open the form and submit a card; return the response."""
@@ -174,16 +188,24 @@ def pay(
         "card_number": card,
         "exp_month": expiry[0],
         "exp_year": expiry[1],
-        "cvc": "123",
-        "holder": "IVAN IVANOV",
+        "cvc": cvc,
+        "holder": holder,
     }
     return client.post("/pay/card", data=form)
 
 
 def results(client, **params):
     """Ask /results/ with the shop's credentials."""
-    data = {"Shop_ID": SHOP_ID, "Login": LOGIN, "Password": PASSWORD, **params}
-    return client.post("/results/", data=data)
+    data = {
+        "Shop_ID": SHOP_ID,
+        "Login": LOGIN,
+        "Password": PASSWORD,
+        "Format": "1",
+        **params,
+    }
+    environ = data.pop("environ_base", None) or {}
+    data = {name: value for name, value in data.items() if value is not None}
+    return client.post("/results/", data=data, environ_base=environ)
 
 
 def result_row(client, order_id, fields="OrderNumber;Status;Response_Code"):
@@ -277,9 +299,10 @@ LONG_URL = "http://shop.test/" + "x" * 250
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
+        ({"Shop_IDP": None}, "Please specify shop id"),
         (
-            {"Shop_IDP": None},
-            "Mandatory parameter Shop_IDP is not present in the request",
+            {"Signature": None},
+            "Mandatory parameter Signature is not present in the request",
         ),
         (
             {"Order_IDP": ""},
@@ -321,21 +344,121 @@ LONG_URL = "http://shop.test/" + "x" * 250
             {"CallbackFields": "BillNumber ApprovalCode Total Balance"},
             "CallbackFields is not valid",
         ),
-        ({"Order_IDP": "x" * 128}, "Order_IDP is too long"),
-        ({"Customer_IDP": "c" * 65}, "Customer_IDP is too long"),
-        ({"PT_Code": "p" * 11}, "PT_Code is too long"),
-        ({"Comment": "c" * 1025}, "Comment is too long"),
+        # Over-long values: Table 36 names the value, not the parameter.
+        ({"Order_IDP": "x" * 128}, "x" * 128 + " is too long"),
+        ({"Customer_IDP": "c" * 65}, "c" * 65 + " is too long"),
+        ({"PT_Code": "p" * 11}, "p" * 11 + " is too long"),
+        ({"Comment": "c" * 1025}, "c" * 1025 + " is too long"),
+        ({"Order_IDP": "   "}, "Bad Order_IDP parameter value    "),
+        ({"Shop_IDP": "shop_1"}, "Bad Shop_IDP parameter value shop_1"),
+        # Reserved by Uniteller (v1.43 §4.4.3.2); blank is no customer id either.
+        ({"Customer_IDP": "Nobody"}, "Bad Customer_IDP parameter value Nobody"),
+        ({"Customer_IDP": "  "}, "Bad Customer_IDP parameter value   "),
+        ({"Language": "de"}, "Bad Language parameter value de"),
+        ({"Language": "RU"}, "Bad Language parameter value RU"),
+        ({"MeanType": "6"}, "Bad MeanType parameter value 6"),
+        ({"EMoneyType": "2"}, "Bad EMoneyType parameter value 2"),
+        ({"Preauth": "0"}, "Bad Preauth parameter value 0"),
+        ({"IsRecurrentStart": "4"}, "Bad IsRecurrentStart parameter value 4"),
+        ({"IsRecurrentStart": "yes"}, "Bad IsRecurrentStart parameter value yes"),
+        ({"Currency": "GBP"}, "Incorrect currency"),
+        ({"Currency": "rub"}, "Incorrect currency"),
+        ({"BillLifetime": "1081"}, "Bad BillLifetime parameter value 1081"),
+        (
+            {"OrderLifetime": "0"},
+            "OrderLifetime must be a valid positive integer number",
+        ),
+        (
+            {"Comment": "two\r\nlines"},
+            "Parameter Comment contains invalid characters \\r \\n",
+        ),
+        (
+            {"FirstName": "Ivan\n"},
+            "Parameter FirstName contains invalid characters \\r \\n",
+        ),
     ],
 )
 def test_pay_merchant_errors(client, change, reason):
+    assert_merchant_error(client, change, reason)
+
+
+def assert_merchant_error(client, change, reason):
+    """Load /pay/ with a change to a signed request; expect Uniteller's refusal."""
     fields = signed_pay_fields(**{k: v for k, v in change.items() if k == "Shop_IDP"})
     fields.update(change)
     fields = {name: value for name, value in fields.items() if value is not None}
-    if "Shop_IDP" not in change:
+    if "Shop_IDP" not in change and "Signature" not in change:
         fields["Signature"] = pay_signature(fields, PASSWORD)
     page = client.post("/pay/", data=fields)
     assert f"<body><!-- MERCHANT ERROR: {reason} -->" in page.text
     assert 'name="card_number"' not in page.text
+
+
+# Every length limit of v1.43 Tables 1 and 2, written from the spec.
+LIMITS = [
+    ("Shop_IDP", 64, "A"),
+    ("Order_IDP", 127, "o"),
+    ("Email", 64, "e"),
+    ("Customer_IDP", 64, "c"),
+    ("Card_IDP", 128, "k"),
+    ("MerchantOrderId", 256, "m"),
+    ("PT_Code", 10, "p"),
+    ("Token_IDP", 11, "1"),
+    ("BackUrl", 255, "b"),
+    ("DeepLink", 255, "d"),
+    ("EWallet", 64, "w"),
+    ("DestPhoneNum", 12, "7"),
+    ("Comment", 1024, "c"),
+    ("FirstName", 64, "f"),
+    ("LastName", 64, "l"),
+    ("MiddleName", 64, "m"),
+    ("Phone", 64, "9"),
+    ("PhoneVerified", 64, "9"),
+    ("Address", 128, "a"),
+    ("Country", 64, "c"),
+    ("State", 3, "s"),
+    ("City", 64, "c"),
+    ("Zip", 64, "1"),
+]
+
+
+@pytest.mark.parametrize(("name", "limit", "char"), LIMITS)
+def test_pay_refuses_every_value_over_its_length(client, name, limit, char):
+    assert_merchant_error(
+        client, {name: char * (limit + 1)}, char * (limit + 1) + " is too long"
+    )
+
+
+def test_pay_takes_every_value_at_its_length(client):
+    at_limit = {name: char * limit for name, limit, char in LIMITS}
+    at_limit["Shop_IDP"] = SHOP_ID
+    page = client.post("/pay/", data=signed_pay_fields(**at_limit))
+    assert "MERCHANT ERROR" not in page.text and 'name="card_number"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("Language", ["ru", "en"]),
+        ("MeanType", ["0", "1", "2", "3", "4", "5"]),
+        ("EMoneyType", ["0", "1", "13", "18", "19", "29"]),
+        ("IsRecurrentStart", ["1", "2", "3"]),
+        ("Currency", ["RUB", "AZN", "EUR", "KGS", "KZT", "UAH", "USD"]),
+        ("Preauth", ["1"]),
+        ("BillLifetime", ["1", "1080"]),
+    ],
+)
+def test_pay_takes_every_documented_value(client, name, values):
+    for value in values:
+        page = client.post("/pay/", data=signed_pay_fields(**{name: value}))
+        assert "MERCHANT ERROR" not in page.text, (name, value)
+
+
+def test_pay_lower_case_signature_is_not_valid(client):
+    fields = signed_pay_fields()
+    fields["Signature"] = fields["Signature"].lower()
+    page = client.post("/pay/", data=fields)
+    assert "<body><!-- MERCHANT ERROR: Signature is not valid -->" in page.text
 
 
 def test_pay_wrong_signature(client):
@@ -560,6 +683,126 @@ def test_only_the_masked_card_number_is_stored(client, sandbox_app, tmp_path):
     assert "400000******2487" in page and "4000000000002487" not in page
 
 
+# -- specification test mode (SANDBOX_MODE=spec, v1.43 §3.3) --
+
+SPEC_CARDS = [
+    "4000000000002487",
+    "4000000000002420",
+    "4000000000002438",
+    "5000000000002443",
+    "5000000000002450",
+    "2200060300746821",
+]
+SPEC_CARD = {"expiry": ("01", "35"), "holder": "UNITELLER TEST", "cvc": "123"}
+
+
+@pytest.fixture
+def spec_app(make_sandbox):
+    """A sandbox in specification test mode."""
+    return make_sandbox(SANDBOX_MODE="spec")
+
+
+@pytest.mark.parametrize("card", SPEC_CARDS)
+@pytest.mark.parametrize("subtotal", ["10.00", "55.50", "100.00"])
+def test_spec_mode_pays_with_the_virtual_acquirers_test_cards(
+    spec_app, merchant, card, subtotal
+):
+    client = spec_app.test_client()
+    answer = pay(client, "ORD-S", subtotal, card=card, **SPEC_CARD)
+    assert answer.headers["Location"].startswith("http://shop.test/ok?")
+    assert wait_idle(spec_app)
+    assert merchant.statuses() == ["authorized", "paid"]
+    assert result_row(client, "ORD-S") == ["ORD-S", "Paid", "AS000"]
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"card": "4000000000002479"}, "AS100"),  # the one decline card
+        ({"card": "4000000000002488"}, "AS101"),  # v1.29's, not a test card now
+        ({"card": "4405050300000001"}, "AS101"),
+        ({"card": "4111111111111111"}, "AS101"),
+        ({"expiry": ("12", "35")}, "AS104"),  # a valid future date, not 01/35
+        ({"expiry": ("01", "2036")}, "AS104"),
+        ({"holder": "IVAN IVANOV"}, "AS100"),
+        ({"cvc": "321"}, "AS100"),
+        ({"cvc": "1234"}, "AS100"),
+    ],
+)
+def test_spec_mode_declines_anything_but_the_test_card_data(
+    spec_app, merchant, change, code
+):
+    client = spec_app.test_client()
+    card = {"card": SUCCESS_CARD, **SPEC_CARD, **change}
+    answer = pay(client, "ORD-S", "50.00", **card)
+    assert answer.headers["Location"] == "http://shop.test/no?Order_ID=ORD-S"
+    assert wait_idle(spec_app)
+    assert merchant.callbacks == []
+    assert result_row(client, "ORD-S") == ["ORD-S", "Not Authorized", code]
+
+
+def test_spec_mode_reads_the_holder_as_a_card_form_does(spec_app):
+    client = spec_app.test_client()
+    card = {**SPEC_CARD, "holder": " uniteller  test "}
+    assert pay(client, "ORD-S", "50.00", **card).status_code == 302
+    assert wait_idle(spec_app)
+    assert result_row(client, "ORD-S") == ["ORD-S", "Paid", "AS000"]
+
+
+def test_spec_mode_card_form_requires_the_holder(spec_app):
+    client = spec_app.test_client()
+    answer = pay(client, "ORD-S", "50.00", **{**SPEC_CARD, "holder": ""})
+    assert "Укажите имя владельца карты" in answer.text
+    assert 'name="card_number"' in answer.text
+    assert sandbox(spec_app).attempts_of(SHOP_ID, "ORD-S") == []
+
+
+@pytest.mark.parametrize("subtotal", ["9.99", "100.01", "500.00", "0.01"])
+def test_spec_mode_refuses_amounts_outside_10_to_100_roubles(spec_app, subtotal):
+    page = spec_app.test_client().post(
+        "/pay/", data=signed_pay_fields("ORD-S", subtotal)
+    )
+    assert (
+        "<body><!-- MERCHANT ERROR: Subtotal_P must be from 10.00 to 100.00"
+        " in the test environment -->" in page.text
+    )
+    assert 'name="card_number"' not in page.text
+
+
+def test_spec_mode_card_form_lists_the_spec_test_data(spec_app):
+    page = spec_app.test_client().post("/pay/", data=signed_pay_fields("O", "50.00"))
+    for text in ("01/35", "UNITELLER TEST", "CVV 123", "10.00", "100.00"):
+        assert text in page.text
+    assert "4000000000002479" in page.text and "4000000000002488" not in page.text
+    assert "2000.01" not in page.text  # no demo amount bands
+
+
+def test_spec_mode_refund_and_recurrent_charge(spec_app, merchant):
+    client = spec_app.test_client()
+    pay(client, "PARENT", "100.00", IsRecurrentStart="1", **SPEC_CARD)
+    assert wait_idle(spec_app)
+    parent = sandbox(spec_app).attempts_of(SHOP_ID, "PARENT")[-1]
+    assert parent["status"] == "paid"
+    refund = unblock(client, parent["bill_number"], Subtotal_P="40.00")
+    assert answer_row(refund)["Status"] == "Paid"
+    charged = parse_recurrent(recurrent(client, "REC-1", "10.00", "PARENT"))
+    assert (charged["Response_Code"], charged["Status"]) == ("AS000", "Authorized")
+    # Outside 10.00-100.00 the amount is a value out of range: error 5.
+    refused = recurrent(client, "REC-2", "100.01", "PARENT")
+    assert refused.text == (
+        "ErrorCode;ErrorMessage\r\n5;Field Subtotal_P has bad format\r\n"
+    )
+    assert wait_idle(spec_app)
+    assert result_row(client, "REC-1") == ["REC-1", "Paid", "AS000"]
+
+
+def test_unknown_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="SANDBOX_MODE must be one of demo, spec"):
+        create_app(
+            {"SANDBOX_DATABASE": str(tmp_path / "s.sqlite3"), "SANDBOX_MODE": "live"}
+        )
+
+
 # -- callback delivery --
 
 
@@ -662,18 +905,91 @@ def test_restart_resumes_pending_deliveries(make_sandbox, merchant):
         ("PAID", "authorized", ["authorized"]),
         ("NEW", "authorized", ["authorized", "authorized"]),
         ("CANCELLED", "canceled", ["authorized", "canceled"]),
-        ("nonsense", "authorized", ["authorized", "authorized"]),
     ],
 )
 def test_status_check(make_sandbox, merchant, answer, status, callbacks):
-    app = make_sandbox(SANDBOX_STATUS_CHECK_DELAY=50)
+    app = make_sandbox(SANDBOX_STATUS_CHECK_DELAY=50, SANDBOX_STATUS_CHECK_JITTER=0)
     merchant.status_answer = answer
     order = paid_order(app.test_client(), app, Preauth="1")
     assert merchant.status_requests == [{"order_id": "ORD-1", "upoint_id": SHOP_ID}]
     assert order["status"] == status
     assert merchant.statuses() == callbacks
     (check,) = sandbox(app).status_checks_of(order["id"])
-    assert check["answer"] == (answer if answer != "nonsense" else "")
+    assert check["answer"] == answer
+
+
+def status_check_offsets(app, order_ids):
+    """Return when each order's first status request was due, after its block."""
+    offsets = []
+    for order_id in order_ids:
+        order = sandbox(app).attempts_of(SHOP_ID, order_id)[-1]
+        task = sandbox(app).store.one(
+            "SELECT due_at FROM tasks WHERE kind = 'status_check' AND ref = ?"
+            " ORDER BY id",
+            (order["id"],),
+        )
+        offsets.append(task["due_at"] - order["authorized_at"])
+    return offsets
+
+
+def test_status_request_goes_ten_minutes_after_the_block_plus_up_to_five(
+    make_sandbox,
+):
+    # v1.43 §4.7.1: 10 minutes by default, sent within <that + 5 minutes>.
+    app = make_sandbox(SANDBOX_STATUS_CHECK_DELAY=600, SANDBOX_TIME_SCALE=0.001)
+    sandbox(app).stop()
+    client = app.test_client()
+    order_ids = [f"ORD-{n}" for n in range(6)]
+    for order_id in order_ids:
+        pay(client, order_id, Preauth="1")
+    offsets = status_check_offsets(app, order_ids)
+    assert all(0.6 <= offset <= 0.9 for offset in offsets), offsets
+    assert len(set(offsets)) > 1
+
+
+@pytest.mark.parametrize("bad", ["nonsense", "", (500, "PAID"), (404, "NEW")], ids=repr)
+def test_status_request_without_a_valid_answer_is_asked_again_then_counts_as_new(
+    make_sandbox, merchant, bad
+):
+    app = make_sandbox(SANDBOX_STATUS_CHECK_DELAY=50, SANDBOX_STATUS_CHECK_JITTER=0)
+    merchant.status_answer = bad
+    order = paid_order(app.test_client(), app, Preauth="1")
+    checks = sandbox(app).status_checks_of(order["id"])
+    # The first request and 3 more, 300 s (scaled) apart.
+    assert len(checks) == len(merchant.status_requests) == 4
+    assert all(check["answer"] == "" for check in checks)
+    gaps = [b["at"] - a["at"] for a, b in zip(checks, checks[1:], strict=False)]
+    assert all(gap >= 0.3 for gap in gaps), gaps
+    # Then Uniteller takes it that the shop does not know: the callback again.
+    assert merchant.statuses() == ["authorized", "authorized"]
+    assert sandbox(app).order(order["id"])["status"] == "authorized"
+
+
+def test_status_request_answered_on_a_later_try(make_sandbox, merchant):
+    app = make_sandbox(SANDBOX_STATUS_CHECK_DELAY=50, SANDBOX_STATUS_CHECK_JITTER=0)
+    merchant.status_answers = [(503, ""), "CANCELLED"]
+    order = paid_order(app.test_client(), app, Preauth="1")
+    assert [c["answer"] for c in sandbox(app).status_checks_of(order["id"])] == [
+        "",
+        "CANCELLED",
+    ]
+    assert order["status"] == "canceled"
+    assert merchant.statuses() == ["authorized", "canceled"]
+
+
+def test_cancelled_answer_releases_a_captured_payment_too(make_sandbox, merchant):
+    app = make_sandbox(
+        SANDBOX_STATUS_CHECK_DELAY=50,
+        SANDBOX_STATUS_CHECK_JITTER=0,
+        SANDBOX_CAPTURE_DELAY=0,
+    )
+    merchant.status_answer = "CANCELLED"
+    client = app.test_client()
+    order = paid_order(client, app)
+    assert order["status"] == "canceled" and order["balance"] == 0
+    assert merchant.statuses() == ["authorized", "paid", "canceled"]
+    answer = results(client, PaymentsResults="3", S_FIELDS="Status;Total")
+    assert answer.text == "Canceled;100.00\r\nRefund;100.00\r\n"
 
 
 # -- /results/ --
@@ -685,13 +1001,13 @@ def test_results_csv_follows_s_fields_with_header_and_delimiter(client, sandbox_
         client,
         ShopOrderNumber="ORD-1",
         Header1="1",
-        Delimiter="|",
-        S_FIELDS="Total;OrderNumber;billnumber;CardNumber;Status;Date",
+        Delimiter="/",
+        S_FIELDS="Total;OrderNumber;BillNumber;CardNumber;Status;Date",
     )
     assert answer.status_code == 200
     header, row, end = answer.text.split("\r\n")
-    assert header == "Total|OrderNumber|BillNumber|CardNumber|Status|Date"
-    values = row.split("|")
+    assert header == "Total/OrderNumber/BillNumber/CardNumber/Status/Date"
+    values = row.split("/")
     assert values[:5] == [
         "100.00",
         "ORD-1",
@@ -710,19 +1026,64 @@ def test_results_default_columns(client, sandbox_app):
     assert header + ";Signature" == RECURRENT_HEADER
 
 
-def test_results_xml(client, sandbox_app):
+@pytest.mark.parametrize("delimiter", ["|", "\t", ";;", "x"])
+def test_results_other_delimiters_give_the_default(client, sandbox_app, delimiter):
+    paid_order(client, sandbox_app)
+    answer = results(client, Delimiter=delimiter, S_FIELDS="OrderNumber;Status")
+    assert answer.text == "ORD-1;Paid\r\n"
+
+
+def test_results_xml_has_the_request_the_field_names_then_the_orders(
+    client, sandbox_app
+):
     paid_order(client, sandbox_app)
     pay(client, "ORD-<2>", card="4000000000002479")
     answer = results(client, Format="4", S_FIELDS="OrderNumber;Status;Response_Code")
+    assert answer.mimetype == "text/xml"
     assert answer.text.startswith(
         "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>"
-        "<unitellerresult firstcode='' secondcode='' count='2'><orders><order>"
+        "<unitellerresult firstcode='' secondcode='' count='2'><request>"
     )
-    assert (
-        "<order><ordernumber>ORD-1</ordernumber><status>Paid</status>"
-        "<response_code>AS000</response_code></order>"
-    ) in answer.text
+    root = ElementTree.fromstring(answer.text.encode())
+    assert [child.tag for child in root] == ["request", "orders"]
+    assert [child.tag for child in root.find("request")] == [
+        "zipflag",
+        "shopordernumber",
+        "shop_id",
+        "format",
+        "delimiter",
+        "opendelimiter",
+        "closedelimiter",
+        "rowdelimiter",
+        "meantype",
+        "emoneytype",
+        "startdate",
+        "enddate",
+        "success",
+    ]
+    assert root.findtext("request/shop_id") == SHOP_ID
+    assert root.findtext("request/format") == "4"
+    assert re.fullmatch(
+        r"\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d", root.findtext("request/startdate")
+    )
+    orders = root.find("orders")
+    field, *rows = list(orders)
+    assert field.tag == "field" and [row.tag for row in rows] == ["order", "order"]
+    assert [(c.tag, c.text) for c in field] == [
+        ("ordernumber", "OrderNumber"),
+        ("status", "Status"),
+        ("response_code", "Response_Code"),
+    ]
+    assert [[c.text or "" for c in row] for row in rows] == [
+        ["ORD-1", "Paid", "AS000"],
+        ["ORD-<2>", "Not Authorized", "AS100"],
+    ]
     assert "<ordernumber>ORD-&lt;2&gt;</ordernumber>" in answer.text
+
+
+def test_results_xml_refusal_is_an_error_line(client):
+    answer = results(client, Format="4", Password="wrong")
+    assert answer.text == "ERROR: Authentication error"
 
 
 def test_results_filters(client, sandbox_app):
@@ -769,10 +1130,53 @@ def test_results_refund_rows(client, sandbox_app):
         ({"Format": "2"}, "ERROR: Format 2 is not supported"),
         ({"S_FIELDS": "OrderNumber;Bogus"}, "ERROR: Unknown field Bogus in S_FIELDS"),
         ({"Success": "5"}, "ERROR: Success must be one of"),
-        ({"StartDay": "1", "StartMonth": "1"}, "ERROR: Incomplete period"),
+        ({"Format": None}, "ERROR: Mandatory parameter Format"),
+        ({"Format": "7"}, "ERROR: Format must be a number from 1 to 5"),
+        ({"ShopOrderNumber": ""}, "ERROR: ShopOrderNumber must not be empty"),
+        # Names are exact: a wrong case or a callback-only field is an error.
+        ({"S_FIELDS": "OrderNumber;billnumber"}, "ERROR: Unknown field billnumber"),
+        ({"S_FIELDS": "OrderNumber;Balance"}, "ERROR: Unknown field Balance"),
+        ({"S_FIELDS": "ECI"}, "ERROR: Unknown field ECI"),
+        ({"S_FIELDS": "Customer_IDP"}, "ERROR: Unknown field Customer_IDP"),
+        (
+            {"StartDay": "1", "StartMonth": "1"},
+            "ERROR: You need to specify StartYear, StartMonth and StartDay"
+            " to set StartDate.",
+        ),
         (
             {"StartDay": "1", "StartMonth": "1", "StartYear": "2026"},
-            "ERROR: Incomplete period",
+            "ERROR: You need to specify EndYear, EndMonth and EndDay to set EndDate.",
+        ),
+        (
+            {"EndDay": "1", "EndMonth": "1", "EndYear": "2026"},
+            "ERROR: You need to specify StartYear, StartMonth and StartDay"
+            " to set StartDate.",
+        ),
+        (
+            {
+                "StartDay": "1",
+                "StartMonth": "1",
+                "StartYear": "2026",
+                "EndDay": "2",
+                "EndMonth": "1",
+                "EndYear": "2026",
+                "EndHour": "10",
+            },
+            "ERROR: You need to specify EndYear, EndMonth, EndDay, EndHour and EndMin"
+            " to set EndDate with time.",
+        ),
+        (
+            {
+                "StartDay": "1",
+                "StartYear": "2026",
+                "StartHour": "10",
+                "StartMin": "0",
+                "EndDay": "2",
+                "EndMonth": "1",
+                "EndYear": "2026",
+            },
+            "ERROR: You need to specify StartYear, StartMonth, StartDay, StartHour"
+            " and StartMin to set StartDate with time.",
         ),
         (
             {
@@ -795,7 +1199,8 @@ def test_results_refund_rows(client, sandbox_app):
                 "EndMonth": "1",
                 "EndYear": "2026",
             },
-            "ERROR: Incomplete period",
+            "ERROR: You need to specify StartYear, StartMonth, StartDay, StartHour"
+            " and StartMin to set StartDate with time.",
         ),
         (
             {
@@ -813,7 +1218,7 @@ def test_results_refund_rows(client, sandbox_app):
 def test_results_errors(client, params, error):
     answer = results(client, **params)
     assert answer.status_code == 200
-    assert answer.text.startswith(error)
+    assert answer.text.startswith(error), answer.text
 
 
 def test_results_period_of_seven_days_with_hours_is_fine(client):
@@ -833,10 +1238,112 @@ def test_results_period_of_seven_days_with_hours_is_fine(client):
     assert answer.status_code == 200 and answer.text == ""
 
 
-def test_results_rate_limit(make_sandbox):
-    client = make_sandbox(SANDBOX_RESULTS_INTERVAL=60).test_client()
+def test_results_early_request_is_held_until_its_turn(make_sandbox):
+    # v1.43 §4.6.3: one request per 5 s; a sooner one is tried for up to 100 s.
+    app = make_sandbox(SANDBOX_RESULTS_INTERVAL=0.3, SANDBOX_RESULTS_HOLD_SECONDS=5000)
+    client = app.test_client()
+    started = time.monotonic()
+    assert results(client).status_code == 200
+    second = results(client)
+    assert second.status_code == 200 and second.text == ""
+    assert time.monotonic() - started >= 0.3
+
+
+def test_results_request_whose_turn_does_not_come_is_429_after_the_hold(
+    make_sandbox,
+):
+    app = make_sandbox(SANDBOX_RESULTS_INTERVAL=60, SANDBOX_RESULTS_HOLD_SECONDS=200)
+    client = app.test_client()
+    assert results(client).status_code == 200
+    started = time.monotonic()
+    refused = results(client)
+    assert refused.status_code == 429 and refused.text == "Too Many Connections"
+    # Held the whole hold (200 s at the tests' time scale of 0.001) first.
+    assert time.monotonic() - started >= 0.2
+
+
+def test_results_pacing_is_per_shop_and_client_ip(make_sandbox):
+    app = make_sandbox(SANDBOX_RESULTS_INTERVAL=60, SANDBOX_RESULTS_HOLD_SECONDS=0)
+    add_shop(app, "00000002", password="other", login="2")
+    client = app.test_client()
     assert results(client).status_code == 200
     assert results(client).status_code == 429
+    other_ip = {"REMOTE_ADDR": "10.0.0.2"}
+    assert results(client, environ_base=other_ip).status_code == 200
+    assert results(client, environ_base=other_ip).status_code == 429
+    other_shop = results(client, Shop_ID="00000002", Login="2", Password="other")
+    assert other_shop.status_code == 200
+
+
+def pacer_turns(pacer, requests_):
+    """Start requests (order id or None) on a pacer; return entered/release events."""
+    entered = [threading.Event() for _ in requests_]
+    release = threading.Event()
+    refused = []
+
+    def one(index, order_id):
+        try:
+            with pacer.turn(SHOP_ID, "127.0.0.1", order_id):
+                entered[index].set()
+                release.wait(10)
+        except TooManyRequests:
+            refused.append(index)
+
+    threads = [
+        threading.Thread(target=one, args=(index, order_id))
+        for index, order_id in enumerate(requests_)
+    ]
+    for thread in threads:
+        thread.start()
+    return entered, release, refused, threads
+
+
+def test_at_most_one_period_query_at_once_per_shop_and_ip():
+    pacer = ResultsPacer(interval=0, hold=10)
+    entered, release, refused, threads = pacer_turns(pacer, [None])
+    assert entered[0].wait(5)
+    second, release_second, _, more = pacer_turns(pacer, [None])
+    assert not second[0].wait(0.2)  # held while the first runs
+    release.set()
+    assert second[0].wait(5)
+    release_second.set()
+    for thread in threads + more:
+        thread.join(5)
+    assert refused == []
+
+
+def test_at_most_five_queries_at_once_about_one_order():
+    pacer = ResultsPacer(interval=0, hold=10)
+    entered, release, refused, threads = pacer_turns(pacer, ["ORD-1"] * 6)
+    assert all(event.wait(5) for event in entered[:5])
+    assert not entered[5].wait(0.2)
+    # Another order is not held by them.
+    other, release_other, _, more = pacer_turns(pacer, ["ORD-2"])
+    assert other[0].wait(5)
+    release.set()
+    release_other.set()
+    assert entered[5].wait(5)
+    for thread in threads + more:
+        thread.join(5)
+    assert refused == []
+
+
+def test_a_held_request_refused_after_the_hold_frees_its_place():
+    pacer = ResultsPacer(interval=0, hold=0.1)
+    entered, release, refused, threads = pacer_turns(pacer, [None])
+    assert entered[0].wait(5)
+    late, _, late_refused, late_threads = pacer_turns(pacer, [None])
+    for thread in late_threads:
+        thread.join(5)
+    assert late_refused == [0] and not late[0].is_set()
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    after, release_after, _, last = pacer_turns(pacer, [None])
+    assert after[0].wait(5)
+    release_after.set()
+    for thread in last:
+        thread.join(5)
 
 
 # -- /recurrent/ --
@@ -984,6 +1491,69 @@ def test_recurrent_errors(client, sandbox_app, parent, case, code, text):
     assert answer.text == f"ErrorCode;ErrorMessage\r\n{code};{text}\r\n"
 
 
+def md5_joined(values) -> str:
+    """Return UPPER(md5(md5(v1) & md5(v2) & ...)), apart from the sandbox's code."""
+    inner = "&".join(hashlib.md5(v.encode()).hexdigest() for v in values)
+    return md5_upper(inner)
+
+
+def recurrent_fields(order_id="REC-1", subtotal="100.00", parent="ORD-1", **extra):
+    """Return an unsigned /recurrent/ request."""
+    return {
+        "Shop_IDP": SHOP_ID,
+        "Order_IDP": order_id,
+        "Subtotal_P": subtotal,
+        "Parent_Order_IDP": parent,
+        **extra,
+    }
+
+
+def test_recurrent_type_is_signed_after_the_parent_order(client, parent):
+    fields = recurrent_fields(RecurrentType="2")
+    fields["Signature"] = md5_joined(
+        [SHOP_ID, "REC-1", "100.00", "ORD-1", "2", PASSWORD]
+    )
+    answer = parse_recurrent(client.post("/recurrent/", data=fields))
+    assert answer["Response_Code"] == "AS000"
+
+
+@pytest.mark.parametrize(
+    ("extra", "signed", "text"),
+    [
+        # Sent, but left out of the signature (v1.43 Table 13: it takes part).
+        ({"RecurrentType": "1"}, [], "2;Invalid signature"),
+        ({"RecurrentType": "4"}, ["4"], "5;Field RecurrentType has bad format"),
+        ({"Order_IDP": "  "}, [], "5;Field Order_IDP has bad format"),
+    ],
+)
+def test_recurrent_refusals(client, parent, extra, signed, text):
+    fields = recurrent_fields(**extra)
+    fields["Signature"] = md5_joined(
+        [SHOP_ID, fields["Order_IDP"], "100.00", "ORD-1", *signed, PASSWORD]
+    )
+    answer = client.post("/recurrent/", data=fields)
+    assert answer.text == f"ErrorCode;ErrorMessage\r\n{text}\r\n"
+    assert sandbox(client.application).attempts_of(SHOP_ID, "REC-1") == []
+
+
+def test_recurrent_lower_case_signature_is_invalid(client, parent):
+    fields = recurrent_fields()
+    fields["Signature"] = md5_joined(
+        [SHOP_ID, "REC-1", "100.00", "ORD-1", PASSWORD]
+    ).lower()
+    answer = client.post("/recurrent/", data=fields)
+    assert answer.text == "ErrorCode;ErrorMessage\r\n2;Invalid signature\r\n"
+    fields["Signature"] = fields["Signature"].upper()
+    assert parse_recurrent(client.post("/recurrent/", data=fields))["Status"]
+
+
+def test_recurrent_with_callback_format_json(client, sandbox_app, merchant, parent):
+    answer = recurrent(client, CallbackFormat="json")
+    assert parse_recurrent(answer)["Response_Code"] == "AS000"
+    assert wait_idle(sandbox_app)
+    assert [c["json"]["Status"] for c in merchant.callbacks] == ["authorized", "paid"]
+
+
 def test_recurrent_declines_and_daily_cap(client, sandbox_app, merchant, parent):
     first = parse_recurrent(recurrent(client, "REC-1", "1500.00"))
     assert (first["Response_Code"], first["Status"]) == ("AS102", "Not Authorized")
@@ -1067,7 +1637,7 @@ def test_unblock_full_refund(client, sandbox_app, merchant):
     again = unblock(client, order["bill_number"])
     expected = "ErrorCode;ErrorMessage\r\n16;The order has already been cancelled\r\n"
     assert again.text == expected
-    assert result_row(client, "ORD-1", "Status;Balance") == ["Canceled", "0.00"]
+    assert result_row(client, "ORD-1", "Status;Total") == ["Canceled", "100.00"]
 
 
 def test_unblock_partial_then_over_refund(client, sandbox_app, merchant):
@@ -1076,16 +1646,98 @@ def test_unblock_partial_then_over_refund(client, sandbox_app, merchant):
         client,
         order["bill_number"],
         Subtotal_P="40.00",
-        S_FIELDS="OrderNumber;Status;Balance",
+        S_FIELDS="OrderNumber;Status;Total",
     )
-    assert answer.text == "OrderNumber;Status;Balance\r\nORD-1;Paid;60.00\r\n"
+    assert answer.text == "OrderNumber;Status;Total\r\nORD-1;Paid;100.00\r\n"
     over = unblock(client, order["bill_number"], Subtotal_P="60.01")
     assert over.text.startswith("ErrorCode;ErrorMessage\r\n5;")
     assert "exceeds the refundable balance 60.00" in over.text
     rest = answer_row(unblock(client, order["bill_number"], Subtotal_P="60.00"))
     assert rest["Status"] == "Canceled"
     assert wait_idle(sandbox_app)
-    assert merchant.statuses() == ["authorized", "paid", "canceled"]
+    # A partial refund is notified too (v1.43 §4.6.1.1), with the order's status.
+    assert merchant.statuses() == ["authorized", "paid", "paid", "canceled"]
+    partial = merchant.callbacks[2]["form"]
+    assert partial["Total"] == "100.00"
+    assert partial["Signature"] == md5_upper(
+        "ORD-1paid"
+        + partial["BillNumber"]
+        + partial["ApprovalCode"]
+        + "100.00"
+        + PASSWORD
+    )
+
+
+def test_partial_refund_callback_says_partly_canceled_if_the_shop_asks(
+    client, sandbox_app, merchant
+):
+    add_shop(
+        sandbox_app,
+        SHOP_ID,
+        password=PASSWORD,
+        login=LOGIN,
+        notify_url=merchant.url + "/notify",
+        callback_fields="BillNumber ApprovalCode Total",
+        notify_balance=True,
+    )
+    order = paid_order(client, sandbox_app)
+    unblock(client, order["bill_number"], Subtotal_P="40.00")
+    unblock(client, order["bill_number"])
+    assert wait_idle(sandbox_app)
+    assert merchant.statuses() == ["authorized", "paid", "partly canceled", "canceled"]
+
+
+def test_refund_rows_have_their_own_bill_number_amount_and_date(client, sandbox_app):
+    order = paid_order(client, sandbox_app)
+    unblock(client, order["bill_number"], Subtotal_P="30.00")
+    unblock(client, order["bill_number"], Subtotal_P="20.00")
+    answer = results(
+        client, PaymentsResults="3", S_FIELDS="Status;Total;BillNumber;PacketDate"
+    )
+    rows = [line.split(";") for line in answer.text.split("\r\n")[:-1]]
+    assert [row[:2] for row in rows] == [
+        ["Paid", "100.00"],
+        ["Refund", "30.00"],
+        ["Refund", "20.00"],
+    ]
+    bills = [row[2] for row in rows]
+    assert bills[0] == order["bill_number"] and len(set(bills)) == 3
+    assert all(re.fullmatch(r"\d{12}", bill) for bill in bills)
+
+
+def test_show_partly_canceled(client, sandbox_app):
+    order = paid_order(client, sandbox_app)
+    unblock(client, order["bill_number"], Subtotal_P="30.00")
+    assert result_row(client, "ORD-1", "Status") == ["Paid"]
+    answer = results(client, ShowPartlyCanceled="1", S_FIELDS="Status")
+    assert answer.text == "Partly canceled\r\n"
+
+
+def test_status_spellings_callbacks_lower_case_results_capitalised(
+    make_sandbox, merchant
+):
+    # v1.43 §4.6.1.1 note 13: lower case in callbacks, capitalised in /results/.
+    app = make_sandbox(SANDBOX_DELAYED_SUCCESS_SECONDS=100_000)
+    client = app.test_client()
+    paid_order(client, app, "PAID")
+    paid_order(client, app, "HELD", Preauth="1")
+    refunded = paid_order(client, app, "REFUNDED")
+    unblock(client, refunded["bill_number"], Subtotal_P="10.00")
+    unblock(client, refunded["bill_number"])
+    pay(client, "DECLINED", card="4000000000002479")
+    pay(client, "WAITING", "4000.00")
+    rows = results(client, PaymentsResults="3", S_FIELDS="OrderNumber;Status").text
+    assert rows.split("\r\n")[:-1] == [
+        "PAID;Paid",
+        "HELD;Authorized",
+        "REFUNDED;Canceled",
+        "REFUNDED;Refund",
+        "REFUNDED;Refund",
+        "DECLINED;Not Authorized",
+        "WAITING;Waiting",
+    ]
+    sent = sandbox(app).store.all("SELECT DISTINCT status FROM callbacks")
+    assert {row["status"] for row in sent} == {"authorized", "paid", "canceled"}
 
 
 def test_unblock_answers_xml_with_format_3(client, sandbox_app):
@@ -1093,10 +1745,43 @@ def test_unblock_answers_xml_with_format_3(client, sandbox_app):
     answer = unblock(
         client, order["bill_number"], Format="3", S_FIELDS="OrderNumber;Status"
     )
+    assert answer.mimetype == "text/xml"
+    assert answer.text.startswith(
+        '<?xml version="1.0" encoding="utf-8" standalone="yes"?>\n'
+        "<!DOCTYPE unitellerresult ["
+    )
     assert answer.text.endswith(
-        "count='1'><orders><order><ordernumber>ORD-1</ordernumber>"
+        '<unitellerresult firstcode="" secondcode="" count="1">'
+        "<orders><order><ordernumber>ORD-1</ordernumber>"
         "<status>Canceled</status></order></orders></unitellerresult>"
     )
+    root = ElementTree.fromstring(answer.text.encode())
+    assert root.attrib == {"firstcode": "", "secondcode": "", "count": "1"}
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "text"),
+    [
+        ({"Password": "wrong"}, "1", "Authentication error"),
+        ({"Billnumber": "000000000000"}, "4", "Bill not found"),
+        (
+            {"S_FIELDS": "Status;Balance"},
+            "10",
+            "S_FIELDS contains field 'Balance' which is not allowed",
+        ),
+    ],
+)
+def test_unblock_refuses_in_xml_with_format_3(client, sandbox_app, params, code, text):
+    order = paid_order(client, sandbox_app)
+    answer = unblock(client, order["bill_number"], Format="3", **params)
+    assert answer.mimetype == "text/xml"
+    assert answer.text.endswith(
+        f'<unitellerresult firstcode="{code}" secondcode="{text}" count="0">'
+        "<orders></orders></unitellerresult>"
+    )
+    root = ElementTree.fromstring(answer.text.encode())
+    assert root.attrib == {"firstcode": code, "secondcode": text, "count": "0"}
+    assert sandbox(sandbox_app).order(order["id"])["status"] == "paid"
 
 
 def test_unblock_reverses_a_block(client, sandbox_app, merchant):
@@ -1295,6 +1980,63 @@ def test_shops_file_is_loaded(tmp_path):
     )
     try:
         assert [shop["shop_id"] for shop in sandbox(app).shops()] == ["7"]
+    finally:
+        sandbox(app).close()
+
+
+def test_notify_balance_is_a_shop_setting(sandbox_app):
+    client = sandbox_app.test_client()
+    answer = client.post(
+        "/_sandbox/shops",
+        json={
+            "shop_id": "00000009",
+            "password": "p",
+            "login": "9",
+            "notify_balance": True,
+        },
+    )
+    assert answer.status_code == 200 and answer.json["notify_balance"] is True
+    runner = sandbox_app.test_cli_runner()
+    added = runner.invoke(
+        args=[
+            "shop",
+            "add",
+            "00000008",
+            "--password",
+            "p",
+            "--login",
+            "8",
+            "--notify-balance",
+        ]
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(args=["shop", "list"]).output
+    line = next(line for line in listed.splitlines() if line.startswith("00000008"))
+    assert "notify_balance" in line
+    plain = next(line for line in listed.splitlines() if line.startswith(SHOP_ID))
+    assert "notify_balance" not in plain
+
+
+def test_a_database_file_of_an_older_sandbox_gets_the_new_columns(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            "CREATE TABLE shops (shop_id TEXT PRIMARY KEY, password TEXT NOT NULL,"
+            " login TEXT NOT NULL, notify_url TEXT NOT NULL DEFAULT '',"
+            " status_url TEXT NOT NULL DEFAULT '',"
+            " callback_fields TEXT NOT NULL DEFAULT '',"
+            " recurrent_allowed INTEGER NOT NULL DEFAULT 1,"
+            " partial_refund_allowed INTEGER NOT NULL DEFAULT 1);"
+            "INSERT INTO shops (shop_id, password, login) VALUES ('7', 'p', 'l');"
+            "CREATE TABLE refunds (id INTEGER PRIMARY KEY, order_row INTEGER NOT NULL,"
+            " amount INTEGER NOT NULL, created_at REAL NOT NULL);"
+        )
+    old.close()
+    app = create_app({"SANDBOX_DATABASE": str(path)})
+    try:
+        assert sandbox(app).shops()[0]["notify_balance"] is False
+        columns = sandbox(app).store.all("PRAGMA table_info(refunds)")
+        assert "bill_number" in {column["name"] for column in columns}
     finally:
         sandbox(app).close()
 

@@ -1,21 +1,33 @@
 """A local emulator of Uniteller's server (the sandbox), its own Flask app.
 
+It follows Uniteller's specification (v1.43); what it decides where the
+specification is silent, and how its two modes differ, is in docs/sandbox.md.
+
 Settings: keys of the config dict given to `create_app`, else environment
 variables of the same name, else the default.
 
 SANDBOX_DATABASE = instance/sandbox.sqlite3
     the sandbox's SQLite file (a path, relative to the current directory)
+SANDBOX_MODE = demo
+    demo: the sandbox's own rules (test cards with any future expiry, any
+    holder and CVC, amount bands deciding declines, no amount limit);
+    spec: Uniteller's virtual acquirer (v1.43 §3.3): its six test cards and one
+    decline card, expiry 01/35, holder UNITELLER TEST, CVV 123, 10.00-100.00
 SANDBOX_TIME_SCALE = 1.0
     multiplies every delay: callback retries, delayed success, capture,
-    status check (tests use 0.001)
+    status check, the /results/ hold (tests use 0.001)
 SANDBOX_RESULTS_INTERVAL = 5
-    seconds between /results/ requests per shop; a sooner one is HTTP 429
+    seconds between /results/ requests per shop and client IP (not scaled)
+SANDBOX_RESULTS_HOLD_SECONDS = 100
+    how long a /results/ request over a limit waits for its turn before HTTP 429
 SANDBOX_DELAYED_SUCCESS_SECONDS = 110
-    delay of the success of the 3000.01-5000.00 amount band
+    delay of the success of the 3000.01-5000.00 amount band (demo mode)
 SANDBOX_CAPTURE_DELAY = 2
     seconds from the authorized to the paid status (and callback)
 SANDBOX_STATUS_CHECK_DELAY = 600
     seconds from authorization to the request to status_url; <= 0 is off
+SANDBOX_STATUS_CHECK_JITTER = 300
+    up to this many seconds more, at random, before that request
 SANDBOX_TIMEZONE = Europe/Moscow
     timezone of /results/ dates and periods and of the recurrent "day"
 SANDBOX_SHOPS_FILE = (none)
@@ -41,14 +53,17 @@ Python API:
     app = create_app({"SANDBOX_DATABASE": path, "SANDBOX_TIME_SCALE": 0.001})
     add_shop(app, "00000001", password="secret", login="1",
              notify_url="http://...", status_url="", callback_fields="BillNumber",
-             recurrent_allowed=True, partial_refund_allowed=True)
+             recurrent_allowed=True, partial_refund_allowed=True,
+             notify_balance=False)  # True: partial refunds call back
+                                    # "partly canceled"
     wait_idle(app, timeout=10)  # True once no callback or task is pending
     app.extensions["sandbox"]   # the Sandbox: .faults, .store, .close()
     testing.serve_in_thread(app) -> server with .url and .shutdown()
 Command line:
     python -m cabinet.uniteller.sandbox [--host 127.0.0.1] [--port 5001]
     flask --app cabinet.uniteller.sandbox shop add ID --password P --login L \
-        --notify-url U [--status-url U] [--callback-fields "BillNumber Total"]
+        --notify-url U [--status-url U] [--callback-fields "BillNumber Total"] \
+        [--notify-balance]
     flask --app cabinet.uniteller.sandbox shop list
 """
 

@@ -1,4 +1,4 @@
-"""Decide card payments the way Uniteller's virtual acquirer does (reference §12)."""
+"""Decide card payments: the demo's rules, or Uniteller's virtual acquirer (§3.3)."""
 
 from dataclasses import dataclass
 from datetime import date
@@ -14,6 +14,13 @@ SUCCESS_CARDS = frozenset(
     }
 )
 DECLINE_CARDS = frozenset({"4000000000002479", "4000000000002488", "4405050300000001"})
+# The virtual acquirer's one decline card and the card data it takes (v1.43 §3.3.1,
+# §3.3.3): expiry 01/35, holder UNITELLER TEST, CVV 123, 10.00-100.00 roubles.
+SPEC_DECLINE_CARD = "4000000000002479"
+SPEC_EXPIRY = (1, 2035)
+SPEC_HOLDER = "UNITELLER TEST"
+SPEC_CVC = "123"
+SPEC_AMOUNTS = (1000, 10000)
 
 APPROVED = "AS000"
 DECLINED = "AS100"
@@ -76,8 +83,8 @@ def mask(number: str) -> str:
 
 
 def card_type(masked: str) -> str:
-    """Name the payment system from the first digit of a card number."""
-    return {"2": "MIR", "4": "VISA", "5": "MasterCard"}.get(masked[:1], "")
+    """Name the payment system as §8.1 spells CardType (visa, mastercard, mir)."""
+    return {"2": "mir", "4": "visa", "5": "mastercard"}.get(masked[:1], "")
 
 
 def is_expired(exp_month: int, exp_year: int, today: date) -> bool:
@@ -104,3 +111,25 @@ def judge_payment(
     if number in DECLINE_CARDS:
         return Outcome(DECLINED)
     return judge_amount(amount_kopecks)
+
+
+def spec_amount_allowed(amount_kopecks: int) -> bool:
+    """Tell whether the virtual acquirer takes an amount (10.00-100.00 inclusive)."""
+    low, high = SPEC_AMOUNTS
+    return low <= amount_kopecks <= high
+
+
+def judge_spec_payment(
+    number: str, exp_month: int, exp_year: int, holder: str, cvc: str
+) -> Outcome:
+    """Decide a card payment as the virtual acquirer: its test card data only."""
+    if number not in SUCCESS_CARDS and number != SPEC_DECLINE_CARD:
+        return Outcome(BAD_CARD_NUMBER)
+    if (exp_month, exp_year) != SPEC_EXPIRY:
+        return Outcome(BAD_EXPIRY)
+    # Card forms upper-case the holder as it is typed; spaces do not count.
+    if " ".join(holder.upper().split()) != SPEC_HOLDER or cvc != SPEC_CVC:
+        return Outcome(DECLINED)
+    if number == SPEC_DECLINE_CARD:
+        return Outcome(DECLINED)
+    return Outcome(APPROVED)

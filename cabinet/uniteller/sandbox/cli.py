@@ -5,6 +5,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 shop_cli = AppGroup("shop", help="Manage the sandbox's shops.")
+SHOP_FLAGS = ("recurrent_allowed", "partial_refund_allowed", "notify_balance")
 
 
 def _sandbox():
@@ -25,6 +26,11 @@ def _sandbox():
 @click.option(
     "--partial-refund/--no-partial-refund", default=True, help="Allow partial refunds."
 )
+@click.option(
+    "--notify-balance/--no-notify-balance",
+    default=False,
+    help="Send 'partly canceled' callbacks on partial refunds.",
+)
 def add_shop(
     shop_id,
     password,
@@ -34,6 +40,7 @@ def add_shop(
     callback_fields,
     recurrent,
     partial_refund,
+    notify_balance,
 ):
     """Add a shop or replace the one with this id."""
     try:
@@ -46,6 +53,7 @@ def add_shop(
             callback_fields=callback_fields,
             recurrent_allowed=recurrent,
             partial_refund_allowed=partial_refund,
+            notify_balance=notify_balance,
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
@@ -56,11 +64,7 @@ def add_shop(
 def list_shops():
     """List the shops (without passwords)."""
     for shop in _sandbox().shops():
-        flags = [
-            name
-            for name in ("recurrent_allowed", "partial_refund_allowed")
-            if shop[name]
-        ]
+        flags = [name for name in SHOP_FLAGS if shop[name]]
         click.echo(
             f"{shop['shop_id']}\tlogin={shop['login']}\tnotify={shop['notify_url']}"
             f"\tstatus={shop['status_url'] or '-'}"

@@ -14,6 +14,7 @@ SHOP_KEYS = {
     "callback_fields",
     "recurrent_allowed",
     "partial_refund_allowed",
+    "notify_balance",
 }
 CARD_STATES = {"expire-card": "expired", "block-card": "blocked"}
 

@@ -1,28 +1,34 @@
 """Run the emulated Uniteller: shops, orders, operations, callbacks, the queue."""
 
 import json
+import random
 import secrets
 import string
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from . import bank, delivery
 from .faults import Faults
+from .pacing import ResultsPacer
 from .signatures import callback_signature, recurrent_signature
 from .store import Store
 from .wire import FIELDS, parse_amount, valid_callback_fields
 
 # Gaps between the 10 delivery tries of a callback: 12 600 s = 3.5 hours in all.
 RETRY_GAPS = (60, 120, 300, 600, 900, 1500, 2100, 3000, 4020)
+# A status request without a valid answer is asked again this many times, this
+# many seconds apart, before it counts as NEW (v1.43 §4.7.1 gives neither number).
+STATUS_CHECK_RETRIES = 3
+STATUS_CHECK_RETRY_GAP = 300
 CONFIRM_DEADLINE = 5 * 24 * 3600
 FAILED_RECURRENT_PER_DAY = 2
 SUCCESSFUL = ("authorized", "paid", "canceled")
 # An order id in one of these states cannot be paid again.
 LOCKED = ("waiting", *SUCCESSFUL)
 RECURRENT_START_VALUES = ("1", "2", "3")
+RECURRENT_TYPES = ("1", "2", "3")
 
 
 class OperationError(Exception):
@@ -46,6 +52,8 @@ class Card:
     exp_month: int
     exp_year: int
     holder: str
+    # Judged in spec mode, never stored or shown.
+    cvc: str = field(default="", repr=False)
 
 
 class Sandbox:
@@ -53,12 +61,15 @@ class Sandbox:
 
     def __init__(self, settings: dict):
         self.settings = settings
+        self.mode = settings["SANDBOX_MODE"]
         self.tz = ZoneInfo(settings["SANDBOX_TIMEZONE"])
         self.store = Store(settings["SANDBOX_DATABASE"])
         self.faults = Faults()
         self.worker = delivery.Worker(self)
-        self._results_lock = threading.Lock()
-        self._last_results = {}
+        self.results_pacer = ResultsPacer(
+            settings["SANDBOX_RESULTS_INTERVAL"],
+            self.scaled(settings["SANDBOX_RESULTS_HOLD_SECONDS"]),
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -107,21 +118,28 @@ class Sandbox:
         callback_fields: str = "",
         recurrent_allowed: bool = True,
         partial_refund_allowed: bool = True,
+        notify_balance: bool = False,
     ) -> None:
-        """Add a shop or replace the one with this id."""
+        """Add a shop or replace the one with this id.
+
+        notify_balance is the merchant cabinet's "notify about balance changes"
+        flag: a partial refund's callback says `partly canceled`.
+        """
         if not (shop_id and password and login):
             raise ValueError("shop_id, password and login are required")
         if not valid_callback_fields(callback_fields):
             raise ValueError(f"callback_fields has an unknown name: {callback_fields}")
         self.store.run(
             "INSERT INTO shops (shop_id, password, login, notify_url, status_url,"
-            " callback_fields, recurrent_allowed, partial_refund_allowed)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"
+            " callback_fields, recurrent_allowed, partial_refund_allowed,"
+            " notify_balance)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"
             " password = excluded.password, login = excluded.login,"
             " notify_url = excluded.notify_url, status_url = excluded.status_url,"
             " callback_fields = excluded.callback_fields,"
             " recurrent_allowed = excluded.recurrent_allowed,"
-            " partial_refund_allowed = excluded.partial_refund_allowed",
+            " partial_refund_allowed = excluded.partial_refund_allowed,"
+            " notify_balance = excluded.notify_balance",
             (
                 shop_id,
                 password,
@@ -131,6 +149,7 @@ class Sandbox:
                 " ".join(callback_fields.split()),
                 int(recurrent_allowed),
                 int(partial_refund_allowed),
+                int(notify_balance),
             ),
         )
 
@@ -145,6 +164,7 @@ class Sandbox:
             del row["password"]
             row["recurrent_allowed"] = bool(row["recurrent_allowed"])
             row["partial_refund_allowed"] = bool(row["partial_refund_allowed"])
+            row["notify_balance"] = bool(row["notify_balance"])
         return rows
 
     def authenticate(self, shop_id: str, login: str, password: str) -> dict | None:
@@ -157,17 +177,6 @@ class Sandbox:
             shop["password"].encode(), password.encode()
         )
         return shop if login_ok and password_ok else None
-
-    def results_allowed(self, shop_id: str) -> bool:
-        """Apply the /results/ rate limit: one request per interval per shop."""
-        interval = self.settings["SANDBOX_RESULTS_INTERVAL"]
-        now = time.monotonic()
-        with self._results_lock:
-            last = self._last_results.get(shop_id)
-            if last is not None and now - last < interval:
-                return False
-            self._last_results[shop_id] = now
-            return True
 
     # -- orders ----------------------------------------------------------------
 
@@ -222,6 +231,7 @@ class Sandbox:
         period: tuple[float, float] | None,
         success: int,
         mode: int,
+        show_partly_canceled: bool = False,
     ) -> list[dict]:
         """Select the order rows of a /results/ request (refund rows in mode 3)."""
         sql = "SELECT * FROM orders o WHERE shop_id = ?"
@@ -242,6 +252,8 @@ class Sandbox:
             sql += " AND created_at BETWEEN ? AND ?"
             params += period
         orders = self.store.all(sql + " ORDER BY created_at, id", params)
+        if show_partly_canceled:
+            orders = [_partly_canceled(order) for order in orders]
         if mode == 3:
             orders = [row for order in orders for row in self._with_refunds(order)]
         return orders
@@ -253,10 +265,13 @@ class Sandbox:
         rows = [order]
         for refund in refunds:
             moment = refund["created_at"]
+            # A copy of the payment's row with the refund's own RRN, amount and
+            # dates (v1.43 Table 34, PaymentsResults=3).
             rows.append(
                 {
                     **order,
                     "status": "refund",
+                    "bill_number": refund["bill_number"],
                     "amount": refund["amount"],
                     "created_at": moment,
                     "updated_at": moment,
@@ -320,9 +335,7 @@ class Sandbox:
             fields = session["request"]
             shop = self.shop(session["shop_id"])
             amount = parse_amount(fields["Subtotal_P"])
-            outcome = bank.judge_payment(
-                card.number, card.exp_month, card.exp_year, amount, self.today()
-            )
+            outcome = self._judge_payment(card, amount)
             callback_fields = fields.get("CallbackFields", shop["callback_fields"])
             row_id = self._record_attempt(
                 {
@@ -353,6 +366,15 @@ class Sandbox:
                 outcome,
             )
             return self.order(row_id)
+
+    def _judge_payment(self, card: Card, amount: int) -> bank.Outcome:
+        if self.mode == "spec":
+            return bank.judge_spec_payment(
+                card.number, card.exp_month, card.exp_year, card.holder, card.cvc
+            )
+        return bank.judge_payment(
+            card.number, card.exp_month, card.exp_year, amount, self.today()
+        )
 
     def _record_attempt(self, row: dict, outcome: bank.Outcome) -> int:
         """Insert an order attempt with the acquirer's outcome and act on it."""
@@ -403,13 +425,18 @@ class Sandbox:
             check_delay = self.settings["SANDBOX_STATUS_CHECK_DELAY"]
             shop = self.shop(order["shop_id"])
             if check_delay > 0 and shop["status_url"]:
-                self._schedule("status_check", row_id, now + self.scaled(check_delay))
+                # The set delay, then up to the jitter more (v1.43 §4.7.1, note 14).
+                jitter = random.uniform(0, self.settings["SANDBOX_STATUS_CHECK_JITTER"])
+                due = now + self.scaled(check_delay + jitter)
+                self._schedule("status_check", row_id, due)
 
     def _new_bill_number(self) -> str:
         while True:
             bill = "".join(secrets.choice(string.digits) for _ in range(12))
             if not self.store.one(
-                "SELECT id FROM orders WHERE bill_number = ?", (bill,)
+                "SELECT id FROM orders WHERE bill_number = ?"
+                " UNION SELECT id FROM refunds WHERE bill_number = ?",
+                (bill, bill),
             ):
                 return bill
 
@@ -611,7 +638,12 @@ class Sandbox:
             self._authorize(task["ref"])
 
     def _status_check_task(self, task: dict) -> None:
-        """Ask the shop's status URL about an order and act on the answer."""
+        """Ask the shop's status URL about an order and act on the answer.
+
+        PAID: nothing. NEW: send the callback again. CANCELLED: release the
+        funds. No or a bad answer: ask again later, and after the last try act
+        as on NEW (v1.43 §4.7.1).
+        """
         order = self.order(task["ref"])
         shop = self.shop(order["shop_id"])
         if not shop["status_url"]:
@@ -635,20 +667,29 @@ class Sandbox:
             )
             if answer == "CANCELLED":
                 self._cancel(order["id"])
-            elif answer != "PAID":
-                # No or a bad answer counts as NEW: send the callback again.
+            elif answer == "NEW":
                 self.resend_latest_callback(order["id"])
+            elif not answer:
+                self._after_bad_status_answer(order["id"])
+
+    def _after_bad_status_answer(self, row_id: int) -> None:
+        asked = self.store.one(
+            "SELECT COUNT(*) AS n FROM status_checks WHERE order_row = ?", (row_id,)
+        )["n"]
+        if asked <= STATUS_CHECK_RETRIES:
+            due = time.time() + self.scaled(STATUS_CHECK_RETRY_GAP)
+            self._schedule("status_check", row_id, due)
+        else:
+            self.resend_latest_callback(row_id)
 
     def _cancel(self, row_id: int) -> None:
-        """Release a block that the shop called CANCELLED."""
+        """Release the funds of an order the shop called CANCELLED."""
         with self.store.tx():
-            changed = self.store.run(
-                "UPDATE orders SET status = 'canceled', balance = 0, updated_at = ?"
-                " WHERE id = ? AND status = 'authorized'",
-                (time.time(), row_id),
-            ).rowcount
-            if changed:
-                self._queue_callback(self.order(row_id), "canceled")
+            order = self.order(row_id)
+            # The sandbox captures within seconds, Uniteller at the day's close:
+            # a paid order here is refunded in full, as a block would be released.
+            if order["status"] in ("authorized", "paid") and order["balance"] > 0:
+                self._refund(order, order["balance"])
 
     # -- server-to-server operations -------------------------------------------
 
@@ -672,16 +713,22 @@ class Sandbox:
             fields["Parent_Order_IDP"],
             shop["password"],
             parent_shop_id=parent_shop_param,
+            recurrent_type=fields.get("RecurrentType"),
         )
-        if not secrets.compare_digest(expected, fields["Signature"].upper()):
+        # Compared with the upper-case hex as sent: a lower-case one is invalid.
+        if not secrets.compare_digest(expected, fields["Signature"]):
             raise OperationError(2, "Invalid signature")
         amount = parse_amount(fields["Subtotal_P"])
         if amount is None:
             raise OperationError(5, "Field Subtotal_P has bad format")
-        if fields.get("RecurrentType", "1") not in ("1", "2", "3"):
+        if fields.get("RecurrentType", "1") not in RECURRENT_TYPES:
             raise OperationError(5, "Field RecurrentType has bad format")
-        if len(fields["Order_IDP"]) > 127:
-            raise OperationError(5, "Field Order_IDP has bad format")
+        for name in ("Order_IDP", "Parent_Order_IDP"):
+            if len(fields[name]) > 127 or not fields[name].strip():
+                raise OperationError(5, f"Field {name} has bad format")
+        # "Bad format" also covers a value out of the allowed range (Table 14).
+        if self.mode == "spec" and not bank.spec_amount_allowed(amount):
+            raise OperationError(5, "Field Subtotal_P has bad format")
         if not shop["recurrent_allowed"]:
             raise OperationError(22, "Recurrent payment not allowed")
         self._fail_if_injected()
@@ -705,6 +752,7 @@ class Sandbox:
                     "parent_shop_id": parent_shop_id,
                     "parent_order_id": parent["order_id"],
                     "callback_fields": shop["callback_fields"],
+                    "callback_format": _callback_format(fields),
                 },
                 outcome,
             )
@@ -744,6 +792,8 @@ class Sandbox:
         expired = bank.is_expired(month, year, self.today())
         if parent["card_state"] == "expired" or expired:
             return bank.Outcome(bank.BAD_EXPIRY)
+        if self.mode == "spec":
+            return bank.Outcome(bank.APPROVED)
         return bank.judge_amount(amount)
 
     def authenticate_operation(self, fields: dict) -> dict:
@@ -780,17 +830,30 @@ class Sandbox:
             return self.order(order["id"])
 
     def _refund(self, order: dict, amount: int) -> None:
+        """Book a refund (or a released block) and notify the shop of it.
+
+        Uniteller notifies partial refunds too (v1.43 §4.6.1.1): `partly
+        canceled` if the shop asked for balance changes, else the order's status.
+        """
         now = time.time()
         self.store.insert(
-            "refunds", {"order_row": order["id"], "amount": amount, "created_at": now}
+            "refunds",
+            {
+                "order_row": order["id"],
+                "amount": amount,
+                "bill_number": self._new_bill_number(),
+                "created_at": now,
+            },
         )
         balance = order["balance"] - amount
         status = "canceled" if balance == 0 else order["status"]
         self.store.update(
             "orders", order["id"], balance=balance, status=status, updated_at=now
         )
-        if status == "canceled":
-            self._queue_callback(self.order(order["id"]), "canceled")
+        told = status
+        if status != "canceled" and self.shop(order["shop_id"])["notify_balance"]:
+            told = "partly canceled"
+        self._queue_callback(self.order(order["id"]), told)
 
     def confirm(self, shop: dict, fields: dict) -> dict:
         """Capture a Preauth=1 block, fully or for less; return the order."""
@@ -821,6 +884,14 @@ class Sandbox:
     def _fail_if_injected(self) -> None:
         if self.faults["operation_failed"]:
             raise OperationError(15, "The operation failed")
+
+
+def _partly_canceled(order: dict) -> dict:
+    """Name a part-refunded order `partly canceled` (ShowPartlyCanceled=1)."""
+    refunded = order["status"] in ("authorized", "paid") and (
+        0 < order["balance"] < order["amount"]
+    )
+    return {**order, "status": "partly canceled"} if refunded else order
 
 
 def _require(fields: dict, names, template: str) -> None:

@@ -1,26 +1,58 @@
-"""Validate a /pay/ request and a submitted card form like Uniteller's page does."""
+"""Validate a /pay/ request and a submitted card form like Uniteller's page does.
+
+The refusals and their texts are v1.43 Table 36 (§8.4) unless docs/sandbox.md
+names them as the sandbox's own.
+"""
 
 import re
 import secrets
 
+from . import bank
 from .engine import Card
 from .signatures import pay_signature
-from .wire import AMOUNT_PATTERN, valid_callback_fields
+from .wire import AMOUNT_PATTERN, parse_amount, valid_callback_fields
 
-MANDATORY = ("Shop_IDP", "Order_IDP", "Subtotal_P", "Signature")
+MANDATORY = ("Order_IDP", "Subtotal_P", "Signature")
+# The longest value of each parameter, v1.43 Tables 1 and 2 (the return URLs,
+# CallbackFields and Language have refusals of their own).
 MAX_LENGTHS = {
+    "Shop_IDP": 64,
     "Order_IDP": 127,
-    "Customer_IDP": 64,
-    "PT_Code": 10,
-    "PhoneVerified": 64,
-    "MerchantOrderId": 256,
     "Email": 64,
-    "Phone": 64,
+    "Customer_IDP": 64,
+    "Card_IDP": 128,
+    "MerchantOrderId": 256,
+    "PT_Code": 10,
+    "Token_IDP": 11,
+    "BackUrl": 255,
+    "DeepLink": 255,
+    "EWallet": 64,
+    "DestPhoneNum": 12,
+    "Comment": 1024,
     "FirstName": 64,
     "LastName": 64,
     "MiddleName": 64,
-    "Comment": 1024,
+    "Phone": 64,
+    "PhoneVerified": 64,
+    "Address": 128,
+    "Country": 64,
+    "State": 3,
+    "City": 64,
+    "Zip": 64,
 }
+# Parameters with a closed set of values: name -> the values (Tables 1-3, 36).
+VALUE_SETS = {
+    "MeanType": ("0", "1", "2", "3", "4", "5"),
+    "EMoneyType": ("0", "1", "13", "18", "19", "29"),
+    "Language": ("ru", "en"),
+    "Preauth": ("1",),
+    "IsRecurrentStart": ("1", "2", "3"),
+}
+CURRENCIES = ("RUB", "AZN", "EUR", "KGS", "KZT", "UAH", "USD")
+# A Shop_IDP: 1-64 letters and digits, or two groups of them joined by "-".
+SHOP_ID_PATTERN = re.compile(r"[A-Za-z0-9]{1,64}|[A-Za-z0-9]{1,15}-[A-Za-z0-9]{1,11}")
+# Reserved by Uniteller for its own use (v1.43 §4.4.3.2).
+RESERVED_CUSTOMER_ID = "Nobody"
 RETURN_URLS = ("URL_RETURN_OK", "URL_RETURN_NO", "URL_RETURN")
 POSITIVE_INTEGER = re.compile(r"[1-9]\d*")
 AMOUNT_SHAPE = re.compile(r"\d+(\.\d*)?")
@@ -30,8 +62,11 @@ class MerchantError(Exception):
     """A /pay/ request Uniteller refuses; the reason goes into the page's comment."""
 
 
-def validate_pay_request(fields: dict, find_shop) -> dict:
+def validate_pay_request(fields: dict, find_shop, mode: str = "demo") -> dict:
     """Check a /pay/ request; return its shop or raise MerchantError."""
+    _check_characters(fields)
+    if not fields.get("Shop_IDP"):
+        raise MerchantError("Please specify shop id")
     for name in MANDATORY:
         if not fields.get(name):
             raise MerchantError(
@@ -39,7 +74,8 @@ def validate_pay_request(fields: dict, find_shop) -> dict:
             )
     for name, limit in MAX_LENGTHS.items():
         if len(fields.get(name, "")) > limit:
-            raise MerchantError(f"{name} is too long")
+            raise MerchantError(f"{fields[name]} is too long")
+    _check_values(fields)
     _check_subtotal(fields["Subtotal_P"])
     for name in ("Lifetime", "OrderLifetime"):
         if fields.get(name) and not POSITIVE_INTEGER.fullmatch(fields[name]):
@@ -47,13 +83,50 @@ def validate_pay_request(fields: dict, find_shop) -> dict:
     shop = find_shop(fields["Shop_IDP"])
     if shop is None:
         raise MerchantError("Wrong Shop_IDP")
+    # Uniteller compares with its upper-case hex: a lower-case one is not valid.
     expected = pay_signature(fields, shop["password"])
-    if not secrets.compare_digest(expected, fields["Signature"].upper()):
+    if not secrets.compare_digest(expected, fields["Signature"]):
         raise MerchantError("Signature is not valid")
     _check_return_urls(fields)
     if not valid_callback_fields(fields.get("CallbackFields", "")):
         raise MerchantError("CallbackFields is not valid")
+    if mode == "spec" and not bank.spec_amount_allowed(
+        parse_amount(fields["Subtotal_P"])
+    ):
+        # The sandbox's own text: the spec gives none for the test amounts.
+        raise MerchantError(
+            "Subtotal_P must be from 10.00 to 100.00 in the test environment"
+        )
     return shop
+
+
+def _check_characters(fields: dict) -> None:
+    for name, value in fields.items():
+        if "\r" in value or "\n" in value:
+            raise MerchantError(f"Parameter {name} contains invalid characters \\r \\n")
+
+
+def _check_values(fields: dict) -> None:
+    """Refuse values outside the spec's sets; an empty value counts as not sent."""
+    shop_id = fields["Shop_IDP"]
+    if not SHOP_ID_PATTERN.fullmatch(shop_id):
+        raise MerchantError(f"Bad Shop_IDP parameter value {shop_id}")
+    if not fields["Order_IDP"].strip():
+        raise MerchantError(f"Bad Order_IDP parameter value {fields['Order_IDP']}")
+    customer = fields.get("Customer_IDP", "")
+    if customer and (not customer.strip() or customer == RESERVED_CUSTOMER_ID):
+        raise MerchantError(f"Bad Customer_IDP parameter value {customer}")
+    for name, allowed in VALUE_SETS.items():
+        value = fields.get(name, "")
+        if value and value not in allowed:
+            raise MerchantError(f"Bad {name} parameter value {value}")
+    if fields.get("Currency") and fields["Currency"] not in CURRENCIES:
+        raise MerchantError("Incorrect currency")
+    bill_lifetime = fields.get("BillLifetime", "")
+    if bill_lifetime and not (
+        POSITIVE_INTEGER.fullmatch(bill_lifetime) and int(bill_lifetime) <= 1080
+    ):
+        raise MerchantError(f"Bad BillLifetime parameter value {bill_lifetime}")
 
 
 def _check_subtotal(text: str) -> None:
@@ -85,7 +158,7 @@ def _valid_return_url(url: str) -> bool:
     )
 
 
-def read_card(form) -> tuple[Card | None, str]:
+def read_card(form, mode: str = "demo") -> tuple[Card | None, str]:
     """Read the card form; return (Card, '') or (None, what the payer must fix)."""
     number = re.sub(r"[\s-]", "", form.get("card_number", ""))
     if not re.fullmatch(r"\d{12,19}", number):
@@ -95,8 +168,12 @@ def read_card(form) -> tuple[Card | None, str]:
         return None, "Укажите месяц окончания действия карты (01–12)"
     if not re.fullmatch(r"\d{2}|\d{4}", year):
         return None, "Укажите год окончания действия карты (ГГ или ГГГГ)"
-    if not re.fullmatch(r"\d{3,4}", form.get("cvc", "").strip()):
+    cvc = form.get("cvc", "").strip()
+    if not re.fullmatch(r"\d{3,4}", cvc):
         return None, "Укажите CVC2/CVV2: 3 или 4 цифры"
-    full_year = int(year) + (2000 if len(year) == 2 else 0)
     holder = form.get("holder", "").strip()[:64]
-    return Card(number, int(month), full_year, holder), ""
+    # Every field of Uniteller's card form is required (v1.43 §3.3.3).
+    if mode == "spec" and not holder:
+        return None, "Укажите имя владельца карты, как на карте"
+    full_year = int(year) + (2000 if len(year) == 2 else 0)
+    return Card(number, int(month), full_year, holder, cvc), ""

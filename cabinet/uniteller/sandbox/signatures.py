@@ -44,13 +44,21 @@ def recurrent_signature(
     parent_order_id: str,
     password: str,
     parent_shop_id: str | None = None,
+    recurrent_type: str | None = None,
 ) -> str:
-    """Sign a /recurrent/ request; Parent_Shop_IDP has a slot only when sent."""
+    """Sign a /recurrent/ request; Parent_Shop_IDP and RecurrentType only when sent.
+
+    v1.43 Table 13 says a sent RecurrentType takes part in the signature but not
+    where: the sandbox puts it after Parent_Order_IDP, before the password
+    (docs/sandbox.md).
+    """
     values = [shop_id]
     if parent_shop_id is not None:
         values.append(parent_shop_id)
-    values += [order_id, subtotal, parent_order_id, password]
-    return _joined_digest(values)
+    values += [order_id, subtotal, parent_order_id]
+    if recurrent_type is not None:
+        values.append(recurrent_type)
+    return _joined_digest([*values, password])
 
 
 def recurrent_answer_signature(order_number: str, total: str, password: str) -> str:

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS shops (
     status_url TEXT NOT NULL DEFAULT '',
     callback_fields TEXT NOT NULL DEFAULT '',
     recurrent_allowed INTEGER NOT NULL DEFAULT 1,
-    partial_refund_allowed INTEGER NOT NULL DEFAULT 1
+    partial_refund_allowed INTEGER NOT NULL DEFAULT 1,
+    notify_balance INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS pay_sessions (
     token TEXT PRIMARY KEY,
@@ -68,6 +69,7 @@ CREATE TABLE IF NOT EXISTS refunds (
     id INTEGER PRIMARY KEY,
     order_row INTEGER NOT NULL REFERENCES orders (id),
     amount INTEGER NOT NULL,
+    bill_number TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS callbacks (
@@ -109,6 +111,12 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_pending ON tasks (done, due_at);
 """
+# Columns added after a table's first version: (table, column, definition). A
+# database file from an older sandbox gets them on open.
+ADDED_COLUMNS = (
+    ("shops", "notify_balance", "INTEGER NOT NULL DEFAULT 0"),
+    ("refunds", "bill_number", "TEXT NOT NULL DEFAULT ''"),
+)
 
 
 class Store:
@@ -128,6 +136,23 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        # Under the write lock: a CLI and the server opening one old file at once
+        # add each column once.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, definition in ADDED_COLUMNS:
+                rows = self._db.execute(f"PRAGMA table_info({table})")
+                if column not in {row["name"] for row in rows}:
+                    self._db.execute(
+                        f"ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                    )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     @contextmanager
     def tx(self):

@@ -8,23 +8,30 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from . import bank
 from .engine import OperationError, PayPageError
+from .pacing import TooManyRequests
 from .paypage import MerchantError, read_card, validate_pay_request
 from .signatures import recurrent_answer_signature
 from .wire import (
     ANSWER_COLUMNS,
     format_amount,
+    format_time,
     parse_amount,
     parse_field_list,
     parse_period,
     render_csv,
     render_error,
+    render_operation_xml,
+    render_operation_xml_error,
+    render_results_xml,
     render_signed_answer,
-    render_xml,
 )
 
 bp = Blueprint("sandbox", __name__)
 ANY_METHOD = ["GET", "POST"]
 DAY = 24 * 3600
+# The CSV delimiters /results/ takes; any other gives the default ";" (Table 34).
+DELIMITERS = (";", ",", ":", "/")
+RESULTS_MANDATORY = ("Shop_ID", "Login", "Password", "Format")
 
 
 def _sandbox():
@@ -70,7 +77,7 @@ def pay():
     sandbox = _sandbox()
     fields = _fields()
     try:
-        validate_pay_request(fields, sandbox.shop)
+        validate_pay_request(fields, sandbox.shop, sandbox.mode)
     except MerchantError as error:
         return _message("Ошибка в запросе магазина", merchant_error=str(error))
     if sandbox.order_locked(fields["Shop_IDP"], fields["Order_IDP"]):
@@ -87,7 +94,7 @@ def pay_card():
     session = sandbox.session(token)
     if session is None:
         return _message("Платёжная сессия не найдена"), 404
-    card, problem = read_card(request.form)
+    card, problem = read_card(request.form, sandbox.mode)
     if card is None:
         return _card_form(session, problem)
     try:
@@ -99,6 +106,7 @@ def pay_card():
 
 def _card_form(session: dict, problem: str = ""):
     fields = session["request"]
+    spec = _sandbox().mode == "spec"
     return render_template(
         "pay_form.html",
         token=session["token"],
@@ -106,8 +114,9 @@ def _card_form(session: dict, problem: str = ""):
         order_id=session["order_id"],
         amount=format_amount(parse_amount(fields["Subtotal_P"])),
         currency=fields.get("Currency") or "RUB",
+        spec=spec,
         success_cards=sorted(bank.SUCCESS_CARDS),
-        decline_cards=sorted(bank.DECLINE_CARDS),
+        decline_cards=[bank.SPEC_DECLINE_CARD] if spec else sorted(bank.DECLINE_CARDS),
         amount_bands=bank.AMOUNT_BANDS_TEXT,
         problem=problem,
     )
@@ -143,24 +152,39 @@ def with_order_id(url: str, order_id: str) -> str:
 # -- server to server -----------------------------------------------------------
 
 
+def paced(view):
+    """Give a /results/ request its turn per shop and IP; 429 if it did not come."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        fields = _fields()
+        if not fields.get("Shop_ID"):
+            return view(*args, **kwargs)
+        pacer = _sandbox().results_pacer
+        order_id = fields.get("ShopOrderNumber") or None
+        try:
+            with pacer.turn(fields["Shop_ID"], request.remote_addr or "", order_id):
+                return view(*args, **kwargs)
+        except TooManyRequests:
+            return _text("Too Many Connections", 429)
+
+    return wrapper
+
+
 @bp.route("/results/", methods=ANY_METHOD, strict_slashes=False)
+@paced
 @server_to_server
 def results():
     """Report order results as CSV or XML."""
-    sandbox = _sandbox()
-    fields = _fields()
-    shop_id = fields.get("Shop_ID", "")
-    if shop_id and not sandbox.results_allowed(shop_id):
-        return _text("ERROR: Too many requests, at most one per interval", 429)
     try:
-        body, mimetype = _results(sandbox, fields)
+        body, mimetype = _results(_sandbox(), _fields())
     except ValueError as error:
         return _text(f"ERROR: {error}")
     return Response(body, mimetype=mimetype)
 
 
 def _results(sandbox, fields: dict) -> tuple[str, str]:
-    for name in ("Shop_ID", "Login", "Password"):
+    for name in RESULTS_MANDATORY:
         if not fields.get(name):
             raise ValueError(
                 f"Mandatory parameter {name} is not present in the request"
@@ -170,9 +194,15 @@ def _results(sandbox, fields: dict) -> tuple[str, str]:
         is None
     ):
         raise ValueError("Authentication error")
-    fmt = fields.get("Format") or "1"
+    fmt = fields["Format"]
+    if fmt not in ("1", "2", "3", "4", "5"):
+        raise ValueError("Format must be a number from 1 to 5")
     if fmt not in ("1", "4"):
         raise ValueError(f"Format {fmt} is not supported by the sandbox (1 or 4)")
+    if any(name.endswith("OfChange") for name in fields):
+        raise ValueError("The period of change is not supported by the sandbox")
+    if "ShopOrderNumber" in fields and not fields["ShopOrderNumber"]:
+        raise ValueError("ShopOrderNumber must not be empty")
     names = _columns(
         fields, lambda name: ValueError(f"Unknown field {name} in S_FIELDS")
     )
@@ -181,18 +211,42 @@ def _results(sandbox, fields: dict) -> tuple[str, str]:
     if period is None and order_id is None:
         now = time.time()
         period = (now - DAY, now)
+    success = _choice(fields, "Success", "2", "012")
     orders = sandbox.find_orders(
         fields["Shop_ID"],
         order_id,
         period,
-        success=_choice(fields, "Success", "2", "012"),
+        success=success,
         mode=_choice(fields, "PaymentsResults", "0", "0123"),
+        show_partly_canceled=fields.get("ShowPartlyCanceled") == "1",
     )
+    delimiter = fields.get("Delimiter", ";")
+    delimiter = delimiter if delimiter in DELIMITERS else ";"
     if fmt == "4":
-        return render_xml(orders, names, sandbox.tz), "text/xml"
+        echo = _request_block(fields, period, sandbox.tz, delimiter, success)
+        return render_results_xml(orders, names, sandbox.tz, echo), "text/xml"
     header = fields.get("Header1") == "1"
-    delimiter = fields.get("Delimiter") or ";"
     return render_csv(orders, names, sandbox.tz, header, delimiter), "text/plain"
+
+
+def _request_block(fields, period, tz, delimiter, success) -> dict:
+    """Echo a /results/ query in the XML answer's <request> block (§8.3.1.5)."""
+    start, end = period or (None, None)
+    return {
+        "zipflag": fields.get("ZipFlag") or "0",
+        "shopordernumber": fields.get("ShopOrderNumber", ""),
+        "shop_id": fields["Shop_ID"],
+        "format": fields["Format"],
+        "delimiter": delimiter,
+        "opendelimiter": fields.get("OpenDelimiter") or "[",
+        "closedelimiter": fields.get("CloseDelimiter") or "]",
+        "rowdelimiter": fields.get("RowDelimiter") or "13,10",
+        "meantype": fields.get("MeanType", ""),
+        "emoneytype": fields.get("EMoneyType", ""),
+        "startdate": format_time(start, tz),
+        "enddate": format_time(end, tz),
+        "success": str(success),
+    }
 
 
 def _columns(fields: dict, unknown) -> list[str]:
@@ -245,20 +299,25 @@ def _operation(run):
     """Authenticate, validate Format and S_FIELDS, run, answer CSV or XML."""
     sandbox = _sandbox()
     fields = _fields()
+    fmt = fields.get("Format") or "1"
     try:
         shop = sandbox.authenticate_operation(fields)
-        fmt = fields.get("Format") or "1"
         if fmt not in ("1", "3"):
             raise OperationError(5, "Field Format has bad format")
         names = _columns(
             fields,
             lambda name: OperationError(
-                10, f"S_FIELDS contains a field which is not allowed: {name}"
+                10, f"S_FIELDS contains field '{name}' which is not allowed"
             ),
         )
         order = run(shop, fields)
     except OperationError as error:
+        # Format=3 refuses in XML, with the code and text as attributes (§8.3.2.3).
+        if fmt == "3":
+            body = render_operation_xml_error(error.code, error.text)
+            return Response(body, mimetype="text/xml")
         return _text(render_error(error.code, error.text))
     if fmt == "3":
-        return Response(render_xml([order], names, sandbox.tz), mimetype="text/xml")
+        body = render_operation_xml([order], names, sandbox.tz)
+        return Response(body, mimetype="text/xml")
     return _text(render_csv([order], names, sandbox.tz, header=True))

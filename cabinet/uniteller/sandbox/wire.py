@@ -10,13 +10,15 @@ AMOUNT_PATTERN = re.compile(r"\d+(\.\d{1,2})?")
 CRLF = "\r\n"
 MAX_PERIOD = timedelta(days=7)
 
-# Internal lower-case status -> the capitalised name of /results/.
+# Internal lower-case status -> the capitalised name of /results/ (v1.43 §4.6.1.1,
+# note 13: callbacks spell statuses in lower case, /results/ capitalised).
 STATUS_NAMES = {
     "waiting": "Waiting",
     "authorized": "Authorized",
     "paid": "Paid",
     "canceled": "Canceled",
     "not authorized": "Not Authorized",
+    "partly canceled": "Partly canceled",
     "refund": "Refund",
 }
 
@@ -51,7 +53,12 @@ def _failed(order: dict) -> bool:
     return order["status"] == "not authorized"
 
 
-# Field name -> value getter(order, tz); used by /results/, answers and callbacks.
+def _unmodelled(order: dict, tz) -> str:
+    return ""
+
+
+# Field name -> value getter(order, tz): what /results/, the answers and the
+# callbacks report. Names the sandbox does not model report an empty value.
 FIELDS = {
     "OrderNumber": lambda o, tz: o["order_id"],
     "Response_Code": lambda o, tz: o["response_code"],
@@ -60,6 +67,7 @@ FIELDS = {
     "Comment": lambda o, tz: o["comment"],
     "Date": lambda o, tz: format_time(o["created_at"], tz),
     "Total": lambda o, tz: format_amount(o["amount"]),
+    "Sum": lambda o, tz: format_amount(o["amount"]),
     "Balance": lambda o, tz: format_amount(o["balance"]),
     "Currency": lambda o, tz: o["currency"],
     "CardType": lambda o, tz: bank.card_type(o["card_masked"]),
@@ -67,12 +75,11 @@ FIELDS = {
     "LastName": lambda o, tz: o["last_name"],
     "FirstName": lambda o, tz: o["first_name"],
     "MiddleName": lambda o, tz: o["middle_name"],
-    "Address": lambda o, tz: "",
     "Email": lambda o, tz: o["email"],
     "ApprovalCode": lambda o, tz: o["approval_code"],
-    "CVC2": lambda o, tz: "",
+    # A recurrent charge goes without CVC2 (v1.43 §4.3.2).
+    "CVC2": lambda o, tz: "0" if o["kind"] == "recurrent" else "1",
     "CardHolder": lambda o, tz: o["card_holder"],
-    "IPAddress": lambda o, tz: "",
     "BillNumber": lambda o, tz: o["bill_number"],
     "BankName": lambda o, tz: "SANDBOX BANK",
     "Status": lambda o, tz: STATUS_NAMES[o["status"]],
@@ -82,17 +89,27 @@ FIELDS = {
     "PaymentType": lambda o, tz: "1",
     "Phone": lambda o, tz: o["phone"],
     "Customer_IDP": lambda o, tz: o["customer_id"],
-    "Card_IDP": lambda o, tz: "",
     "parent_order_number": lambda o, tz: o["parent_order_id"],
-    "need_confirm": lambda o, tz: "1" if o["preauth"] else "0",
+    # "1" while a Preauth=1 block waits for /confirm/ (v1.43 §8.1).
+    "need_confirm": lambda o, tz: _needs_confirm(o),
     "PT_Code": lambda o, tz: o["pt_code"],
     "EMoneyType": lambda o, tz: o["emoney_type"],
-    "ECI": lambda o, tz: "",
     "AcquirerID": lambda o, tz: "SANDBOX",
     "IssuerName": lambda o, tz: "SANDBOX BANK",
-    "Token_IDP": lambda o, tz: "",
 }
-FIELDS_BY_LOWER_NAME = {name.lower(): name for name in FIELDS}
+
+# The names S_FIELDS may list, spelt exactly as v1.43 §8.1 spells them; any other
+# name (Balance among them: a callback field only) is an error answer.
+S_FIELDS_NAMES = (
+    "Address ApprovalCode BankName BillNumber bookingcom_id bookingcom_pincode "
+    "Card_IDP CardHolder CardNumber CardType Comment Currency CVC2 Date Email "
+    "EMoneyType EOrderData Error_Code Error_Comment FirstName gds_payment_purpose_id "
+    "IData IPAddress LastName LkOrderUrl LoanID Message MiddleName need_confirm "
+    "OrderNumber parent_order_number PaymentType Phone PT_Code QrcId Receipt "
+    "Recommendation Response_Code SberOrderId Sum Status Token_IDP Total "
+    "tpayRequestId AcquirerID CardSubType Country IsOtherCard PacketDate "
+    "ProcessingName ProtocolTypeName Rate"
+).split()
 
 # The columns of the /recurrent/ and /unblock/ answers and the default of /results/.
 ANSWER_COLUMNS = (
@@ -102,6 +119,7 @@ ANSWER_COLUMNS = (
     "PacketDate;PaymentType;Phone"
 ).split(";")
 
+# The names CallbackFields may list (v1.43 §4.6.1.2).
 CALLBACK_FIELDS = frozenset(
     "BillNumber ApprovalCode Total Balance Customer_IDP Card_IDP CardNumber "
     "PaymentType ECI AcquirerID IssuerName EMoneyType Token_IDP".split()
@@ -120,21 +138,29 @@ def valid_callback_fields(text: str) -> bool:
 
 
 def parse_field_list(text: str) -> list[str]:
-    """Resolve a ;-separated S_FIELDS value; raise ValueError naming an unknown one."""
+    """Read a ;-separated S_FIELDS value; raise ValueError naming an unknown one.
+
+    Names are matched exactly: `billnumber` or `Balance` is an error, as at
+    Uniteller.
+    """
     names = []
     for item in text.split(";"):
         item = item.strip()
         if not item:
             continue
-        if item.lower() not in FIELDS_BY_LOWER_NAME:
+        if item not in S_FIELDS_NAMES:
             raise ValueError(item)
-        names.append(FIELDS_BY_LOWER_NAME[item.lower()])
+        names.append(item)
     return names
+
+
+def _needs_confirm(order: dict) -> str:
+    return "1" if order["preauth"] and order["status"] == "authorized" else "0"
 
 
 def field_values(order: dict, names, tz) -> list[str]:
     """Return the order's values of the named fields, in order."""
-    return [FIELDS[name](order, tz) for name in names]
+    return [FIELDS.get(name, _unmodelled)(order, tz) for name in names]
 
 
 def _clean(value: str, delimiter: str) -> str:
@@ -151,21 +177,74 @@ def render_csv(orders, names, tz, header=False, delimiter=";") -> str:
     return "".join(line + CRLF for line in lines)
 
 
-def render_xml(orders, names, tz) -> str:
-    """Render orders in Uniteller's <unitellerresult> XML shape."""
-    parts = [
-        "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>",
-        f"<unitellerresult firstcode='' secondcode='' count='{len(orders)}'>",
-        "<orders>",
-    ]
+def _xml_orders(orders, names, tz) -> list[str]:
+    parts = []
     for order in orders:
         parts.append("<order>")
         for name, value in zip(names, field_values(order, names, tz), strict=True):
             tag = name.lower()
             parts.append(f"<{tag}>{escape(value)}</{tag}>")
         parts.append("</order>")
-    parts.append("</orders></unitellerresult>")
+    return parts
+
+
+def render_results_xml(orders, names, tz, request: dict) -> str:
+    """Render a /results/ answer in Format=4 (v1.43 §8.3.1.5).
+
+    The <request> block echoes the query, <field> names the columns (Header and
+    Header1 are always on in XML, Table 34), then one <order> per row.
+    """
+    parts = [
+        "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>",
+        f"<unitellerresult firstcode='' secondcode='' count='{len(orders)}'>",
+        "<request>",
+        *(f"<{tag}>{escape(value)}</{tag}>" for tag, value in request.items()),
+        "</request>",
+        "<orders>",
+        "<field>",
+        *(f"<{name.lower()}>{escape(name)}</{name.lower()}>" for name in names),
+        "</field>",
+        *_xml_orders(orders, names, tz),
+        "</orders></unitellerresult>",
+    ]
     return "".join(parts)
+
+
+# The head of an /unblock/ XML answer (Format=3), its DTD as v1.43 §8.3.2.3 prints it.
+OPERATION_XML_HEAD = (
+    '<?xml version="1.0" encoding="utf-8" standalone="yes"?>\n'
+    "<!DOCTYPE unitellerresult [\n"
+    "<!ATTLIST unitellerresult firstcode CDATA #REQUIRED"
+    " secondcode CDATA #REQUIRED count CDATA #REQUIRED>\n"
+    "<!ELEMENT result (orders?)>\n"
+    "<!ELEMENT orders (order)>\n"
+    "<!ELEMENT order ("
+    + ", ".join(f"{name.lower()}?" for name in ANSWER_COLUMNS)
+    + ")>\n"
+    + "".join(f"<!ELEMENT {name.lower()} (#PCDATA)>\n" for name in ANSWER_COLUMNS)
+    + "]>\n"
+)
+
+
+def render_operation_xml(orders, names, tz) -> str:
+    """Render an /unblock/ or /confirm/ answer in Format=3 (v1.43 §8.3.2.3.1)."""
+    return (
+        OPERATION_XML_HEAD
+        + f'<unitellerresult firstcode="" secondcode="" count="{len(orders)}">'
+        + "<orders>"
+        + "".join(_xml_orders(orders, names, tz))
+        + "</orders></unitellerresult>"
+    )
+
+
+def render_operation_xml_error(code: int, text: str) -> str:
+    """Render an /unblock/ or /confirm/ refusal in Format=3: codes in attributes."""
+    first, second = escape(str(code), {'"': "&quot;"}), escape(text, {'"': "&quot;"})
+    return (
+        OPERATION_XML_HEAD
+        + f'<unitellerresult firstcode="{first}" secondcode="{second}" count="0">'
+        + "<orders></orders></unitellerresult>"
+    )
 
 
 def render_error(code: int, text: str) -> str:
@@ -173,26 +252,41 @@ def render_error(code: int, text: str) -> str:
     return f"ErrorCode;ErrorMessage{CRLF}{code};{text}{CRLF}"
 
 
+PERIOD_PARTS = ("Day", "Month", "Year", "Hour", "Min")
+
+
+def _date_needed(prefix: str) -> str:
+    # v1.43 Table 34 prints "to setEndDate."; the sandbox keeps the space.
+    return (
+        f"You need to specify {prefix}Year, {prefix}Month and {prefix}Day"
+        f" to set {prefix}Date."
+    )
+
+
+def _time_needed(prefix: str) -> str:
+    return (
+        f"You need to specify {prefix}Year, {prefix}Month, {prefix}Day,"
+        f" {prefix}Hour and {prefix}Min to set {prefix}Date with time."
+    )
+
+
 def _moment(values, prefix: str, tz, end: bool) -> float | None:
-    parts = {
-        k: values.get(prefix + k, "") for k in ("Day", "Month", "Year", "Hour", "Min")
-    }
+    """Read one end of a period: 3 parts (a whole day) or all 5 (to the minute)."""
+    parts = {k: values.get(prefix + k, "") for k in PERIOD_PARTS}
     if not any(parts.values()):
         return None
+    timed = bool(parts["Hour"] or parts["Min"])
+    if timed and not all(parts.values()):
+        raise ValueError(_time_needed(prefix))
     if not all(parts[k] for k in ("Day", "Month", "Year")):
-        raise ValueError(
-            f"Incomplete period: {prefix}Day, {prefix}Month and "
-            f"{prefix}Year are all required"
-        )
-    if parts["Min"] and not parts["Hour"]:
-        raise ValueError(f"Incomplete period: {prefix}Min without {prefix}Hour")
+        raise ValueError(_date_needed(prefix))
     try:
         moment = datetime(
             int(parts["Year"]),
             int(parts["Month"]),
             int(parts["Day"]),
-            int(parts["Hour"] or (23 if end else 0)),
-            int(parts["Min"] or (59 if end else 0)),
+            int(parts["Hour"]) if timed else (23 if end else 0),
+            int(parts["Min"]) if timed else (59 if end else 0),
             59 if end else 0,
             # An inclusive end covers the whole of its last second.
             999999 if end else 0,
@@ -210,7 +304,7 @@ def parse_period(values, tz) -> tuple[float, float] | None:
     if start is None and end is None:
         return None
     if start is None or end is None:
-        raise ValueError("Incomplete period: both its start and its end are required")
+        raise ValueError(_date_needed("Start" if start is None else "End"))
     if end < start:
         raise ValueError("The period ends before it starts")
     if end - start > MAX_PERIOD.total_seconds():
