@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -247,6 +248,20 @@ def chart(series, width=720, height=160, label_every=None):
     return {"width": width, "height": height, "bars": bars, "top": top}
 
 
+# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, -, @,
+# and the tab or carriage return some spreadsheets skip before them.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def spreadsheet_safe(cell):
+    """Quote a text cell that a spreadsheet would run as a formula; numbers stay."""
+    text = "" if cell is None else str(cell)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def csv_chunks(instance, filters, timezone, header):
     """Yield the filtered set as CSV text (BOM first), many lines per chunk.
 
@@ -261,19 +276,22 @@ def csv_chunks(instance, filters, timezone, header):
     for rows in _csv_batches(instance, filters):
         writer.writerows(
             [
-                (
-                    local(created),
-                    order_id,
-                    number,
-                    name,
-                    kind,
-                    status,
-                    format_signed(amount),
-                    bill,
-                    approval,
-                    response,
-                    message,
-                )
+                [
+                    spreadsheet_safe(cell)
+                    for cell in (
+                        local(created),
+                        order_id,
+                        number,
+                        name,
+                        kind,
+                        status,
+                        format_signed(amount),
+                        bill,
+                        approval,
+                        response,
+                        message,
+                    )
+                ]
                 for (
                     created,
                     order_id,

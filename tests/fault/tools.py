@@ -47,6 +47,7 @@ SCENARIOS = {
     109: "reconciliation: POST, a job, at most 31 days",
     110: "extreme dates and pages",
     111: "request bodies over MAX_CONTENT_LENGTH",
+    113: "CSV export: formula cells quoted",
     114: "keys, caching, file modes, fingerprints, instances",
 }
 
