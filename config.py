@@ -77,4 +77,7 @@ def from_env(environ=None):
         "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
         "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS", "0")),
         "MAIL_FROM": env.get("MAIL_FROM", "cabinet@localhost"),
+        # Temporary failures of a billing delivery are retried this long.
+        "BILLING_RETRY_DAYS": float(env.get("BILLING_RETRY_DAYS", "3")),
+        "BILLING_SWEEP_CRON": env.get("BILLING_SWEEP_CRON", "* * * * *"),
     }

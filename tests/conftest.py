@@ -420,3 +420,40 @@ def autopay_world(make_world):
             "autopay_retry_days=2",
         )
     )
+
+
+BILLING_PASSWORD = "emulated-billing-password-4Kd"
+
+
+@pytest.fixture
+def emulated_billing():
+    """An emulated ISP billing (OSMP and webhooks) served live on a port of its own."""
+    from cabinet.uniteller.sandbox.billing import EmulatedBilling
+    from tests.helpers import LiveBilling
+
+    live = LiveBilling(EmulatedBilling("cabinet", BILLING_PASSWORD))
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def osmp_world(world, emulated_billing):
+    """The live pair with an OSMP connector to the emulated billing."""
+    from cabinet import billing
+    from cabinet.models import ModuleInstance
+
+    with in_app(world.app):
+        billing.add_connector(
+            ModuleInstance.by_code("isp"),
+            "books",
+            "osmp",
+            {
+                "url": f"{emulated_billing.url}/osmp",
+                "login": "cabinet",
+                "password": BILLING_PASSWORD,
+                "cancel": "yes",
+                "timeout": "2",
+            },
+        )
+    world.billing = emulated_billing
+    return world

@@ -9,7 +9,7 @@ from .callbacks import receive_callback
 from .history import record_event
 from .ledger import book_refund, ledger_balance
 from .orders import create_recurrent, new_order_id, start_payment, transaction_of
-from .signals import transaction_changed
+from .signals import refund_booked, transaction_changed
 from .states import CHECKED_STATUSES, TRANSITIONS
 from .status import Outcome, apply_status, expire_unseen, flag_for_review
 
@@ -26,6 +26,7 @@ __all__ = [
     "new_order_id",
     "receive_callback",
     "record_event",
+    "refund_booked",
     "start_payment",
     "transaction_changed",
     "transaction_of",

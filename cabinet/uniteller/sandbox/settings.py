@@ -12,6 +12,9 @@ SETTINGS = {
     "SANDBOX_STATUS_CHECK_DELAY": (float, 600.0),
     "SANDBOX_TIMEZONE": (str, "Europe/Moscow"),
     "SANDBOX_SHOPS_FILE": (str, ""),
+    "SANDBOX_BILLING_LOGIN": (str, "cabinet"),
+    "SANDBOX_BILLING_PASSWORD": (str, ""),
+    "SANDBOX_BILLING_WEBHOOK_SECRET": (str, ""),
 }
 
 
