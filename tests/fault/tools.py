@@ -39,6 +39,7 @@ SCENARIOS = {
     18: "brute force, fixation, re-authentication",
     19: "secrets in logs and pages",
     20: "security headers and cookies",
+    21: "billing deliveries: concurrent credits, killed worker",
 }
 
 # Secrets of the suite's shop and app, distinctive so a leak cannot hide among
