@@ -17,7 +17,14 @@ from peewee import PostgresqlDatabase
 from cabinet import create_app
 from cabinet.db import db
 from cabinet.models import MODELS
-from tests.helpers import ADMIN, ALL_MODES, OPERATOR, PASSWORD_HASHES, in_app
+from tests.helpers import (
+    ADMIN,
+    ALL_MODES,
+    BILLING_PASSWORD,
+    OPERATOR,
+    PASSWORD_HASHES,
+    in_app,
+)
 
 
 def _claim_redis_db():
@@ -420,9 +427,6 @@ def autopay_world(make_world):
             "autopay_retry_days=2",
         )
     )
-
-
-BILLING_PASSWORD = "emulated-billing-password-4Kd"
 
 
 @pytest.fixture

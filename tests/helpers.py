@@ -243,6 +243,10 @@ def in_app(app_or_world):
                 db.close()
 
 
+# The emulated billing's OSMP password (the osmp_world fixture's connector).
+BILLING_PASSWORD = "emulated-billing-password-4Kd"
+
+
 class LiveBilling:
     """The emulated ISP billing served alone, stopped and started on one port."""
 

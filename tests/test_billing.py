@@ -1,5 +1,6 @@
 """Deliveries to the ISP's billing: the outbox, OSMP and Standard Webhooks."""
 
+import json
 import re
 import time
 from datetime import timedelta
@@ -9,6 +10,7 @@ from standardwebhooks.webhooks import Webhook
 
 from cabinet import billing, refunds
 from cabinet.clock import utcnow
+from cabinet.db import db
 from cabinet.models import (
     AuditEntry,
     BillingConnector,
@@ -17,6 +19,7 @@ from cabinet.models import (
     Transaction,
 )
 from tests.helpers import (
+    BILLING_PASSWORD,
     billing_deliveries,
     in_app,
     make_deliveries_due,
@@ -344,3 +347,75 @@ def test_a_delivery_is_written_in_the_unit_of_its_credit(osmp_world, monkeypatch
         # No credit without its delivery: the callback's unit rolled back whole.
         assert Transaction.by_order_id(order_id).status == "new"
         assert BillingDelivery.select().count() == 0
+
+
+def run_cli(app, *args):
+    """Run a flask command against the app; close the connection it left open."""
+    result = app.test_cli_runner().invoke(args=list(args))
+    with app.app_context():
+        if not db.is_closed():
+            db.close()
+    return result
+
+
+def test_connectors_from_the_command_line(osmp_world, run_jobs):
+    world = osmp_world
+    app = world.app
+    added = run_cli(
+        app,
+        "billing",
+        "add",
+        "isp",
+        "crm",
+        "--kind",
+        "webhook",
+        "--set",
+        f"url={world.billing.url}/webhook",
+    )
+    assert added.exit_code == 0, added.output
+    assert "whsec_" in added.output  # shown once, for the receiver
+    listed = run_cli(app, "billing", "list")
+    assert "crm webhook" in listed.output and "secret = ***" in listed.output
+    assert BILLING_PASSWORD not in listed.output
+    assert "whsec_" not in listed.output
+    tested = run_cli(app, "billing", "test", "isp", "books", "--account", "1001")
+    assert tested.exit_code == 0 and "result 0" in tested.output
+    pay_by_card(world, "100")
+    world.settle()
+    shown = run_cli(app, "billing", "deliveries", "--state", "pending", "--json")
+    rows = [json.loads(line) for line in shown.output.splitlines()]
+    assert sorted(r["connector"] for r in rows) == ["books", "crm"]
+    assert {r["amount"] for r in rows} == {"100.00"}
+
+
+def test_bad_billing_commands_say_why_and_change_nothing(osmp_world):
+    app = osmp_world.app
+    for args in (
+        ("billing", "add", "isp", "x", "--kind", "osmp", "--set", "url=nowhere"),
+        ("billing", "add", "isp", "x", "--kind", "osmp", "--set", "colour=red"),
+        ("billing", "add", "isp", "x", "--kind", "osmp", "--set", "oops"),
+        ("billing", "add", "nosuch", "x", "--kind", "osmp", "--set", "url=http://b"),
+        ("billing", "add", "isp", "books", "--kind", "osmp", "--set", "url=http://b"),
+        ("billing", "retry", "999"),
+        ("billing", "test", "isp", "books"),
+    ):
+        result = run_cli(app, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Error: " in result.output
+    with in_app(app):
+        assert BillingConnector.select().count() == 1
+
+
+def test_retry_from_the_command_line_sends_it_again(osmp_world, run_jobs):
+    world = osmp_world
+    world.billing.books.set_faults({"final_result": 8})
+    pay_by_card(world, "100")
+    world.settle()
+    run_jobs(world.app)
+    (delivery,) = billing_deliveries(world)
+    assert delivery.state == "failed"
+    world.billing.books.set_faults({"final_result": 0})
+    assert run_cli(world.app, "billing", "retry", str(delivery.id)).exit_code == 0
+    run_jobs(world.app)
+    assert billing_deliveries(world)[0].state == "done"
+    assert run_cli(world.app, "billing", "retry", str(delivery.id)).exit_code == 2
