@@ -35,6 +35,9 @@ def environment(redis_url):
     # A demo should not make a newcomer wait two minutes for the "delayed" band.
     env.setdefault("SANDBOX_DELAYED_SUCCESS_SECONDS", "20")
     env.setdefault("SANDBOX_STATUS_CHECK_DELAY", "60")
+    # The emulated billing the demo's OSMP connector delivers to (seed-demo).
+    env.setdefault("SANDBOX_BILLING_LOGIN", DEMO["billing_login"])
+    env.setdefault("SANDBOX_BILLING_PASSWORD", DEMO["billing_password"])
     env["REDIS_URL"] = redis_url
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -150,6 +153,7 @@ def main():
             f"""
   Cabinet:  {env["PUBLIC_URL"]}/      contract 1001, password demo
   Sandbox:  {sandbox_url}/      (Uniteller emulator: orders, callbacks, faults)
+  Billing:  {sandbox_url}/billing/      (the ISP's billing: payments delivered)
   Test card 4000 0000 0000 2487, any future expiry, CVC 123
   Declined card 4000 0000 0000 2479
   Ctrl-C stops everything.

@@ -419,3 +419,29 @@ def test_retry_from_the_command_line_sends_it_again(osmp_world, run_jobs):
     run_jobs(world.app)
     assert billing_deliveries(world)[0].state == "done"
     assert run_cli(world.app, "billing", "retry", str(delivery.id)).exit_code == 2
+
+
+def test_the_demo_delivers_to_the_sandbox_billing(app, tmp_path):
+    from cabinet.cli import DEMO
+    from cabinet.uniteller.sandbox import create_app as create_sandbox
+    from cabinet.uniteller.sandbox.testing import serve_in_thread
+
+    sandbox_app = create_sandbox(
+        {
+            "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
+            "SANDBOX_BILLING_PASSWORD": DEMO["billing_password"],
+        }
+    )
+    with serve_in_thread(sandbox_app) as sandbox:
+        try:
+            for _ in range(2):  # seed-demo is repeatable: one connector
+                seeded = run_cli(app, "seed-demo", "--gateway-url", sandbox.url)
+                assert seeded.exit_code == 0, seeded.output
+            with in_app(app):
+                assert BillingConnector.select().count() == 1
+            tested = run_cli(
+                app, "billing", "test", "demo", "sandbox-billing", "--account", "1001"
+            )
+            assert tested.exit_code == 0, tested.output
+        finally:
+            sandbox_app.extensions["sandbox"].close()
