@@ -19,8 +19,11 @@ from cabinet.models import (
     Transaction,
 )
 from tests.helpers import (
+    ADMIN,
     BILLING_PASSWORD,
+    OPERATOR,
     billing_deliveries,
+    console_login,
     in_app,
     make_deliveries_due,
     pay_by_card,
@@ -445,3 +448,80 @@ def test_the_demo_delivers_to_the_sandbox_billing(app, tmp_path):
             assert tested.exit_code == 0, tested.output
         finally:
             sandbox_app.extensions["sandbox"].close()
+
+
+def console_of(world):
+    """A test client of the live app with the admin logged into the console."""
+    from cabinet import accounts
+
+    with in_app(world.app):
+        accounts.add_operator(*ADMIN, admin=True)
+        accounts.add_operator(*OPERATOR)
+    client = world.app.test_client()
+    console_login(client)
+    return client
+
+
+def test_an_admin_adds_a_connector_in_the_console(world):
+    client = console_of(world)
+    page = client.post(
+        "/console/instances/isp/billing",
+        data={
+            "name": "books",
+            "kind": "osmp",
+            "url": "https://billing.example/osmp",
+            "login": "cabinet",
+            "password": "console-secret-77",
+            "cancel": "yes",
+        },
+        follow_redirects=True,
+    )
+    assert page.status_code == 200
+    assert "password=***" in page.text and "console-secret-77" not in page.text
+    with in_app(world.app):
+        connector = BillingConnector.get()
+        assert connector.params["password"] == "console-secret-77"
+        entry = AuditEntry.get(AuditEntry.action == "billing_connector_add")
+        assert entry.login == ADMIN[0] and entry.after["password"] == "***"
+    refused = client.post(
+        "/console/instances/isp/billing",
+        data={"name": "other", "kind": "osmp", "url": "gopher://x"},
+    )
+    assert refused.status_code == 400
+    with in_app(world.app):
+        assert BillingConnector.select().count() == 1
+
+
+def test_connectors_are_for_admins_only(world):
+    client = console_of(world)
+    client.post("/console/logout")
+    console_login(client, OPERATOR)
+    assert client.get("/console/instances/isp/billing").status_code == 403
+
+
+def test_the_attention_list_retries_and_marks_done_with_a_comment(osmp_world, run_jobs):
+    world = osmp_world
+    world.billing.books.set_faults({"final_result": 7})
+    order_id, _, _ = pay_by_card(world, "100")
+    world.settle()
+    run_jobs(world.app)
+    (delivery,) = billing_deliveries(world)
+    client = console_of(world)
+    page = client.get("/console/billing/attention")
+    assert f'id="delivery-{delivery.id}"' in page.text and "result 7" in page.text
+    assert BILLING_PASSWORD not in page.text
+    no_comment = client.post(f"/console/billing/deliveries/{delivery.id}/done")
+    assert no_comment.status_code == 400
+    assert billing_deliveries(world)[0].state == "failed"
+    done = client.post(
+        f"/console/billing/deliveries/{delivery.id}/done",
+        data={"comment": "entered in the billing by hand, #5512"},
+    )
+    assert done.status_code == 302
+    assert billing_deliveries(world)[0].state == "done"
+    again = client.post(f"/console/billing/deliveries/{delivery.id}/retry")
+    assert again.status_code == 409  # done is done
+    transaction = client.get(f"/console/transactions/{order_id}")
+    assert 'id="billing-deliveries"' in transaction.text
+    assert delivery.txn_id in transaction.text and "result 7" in transaction.text
+    assert BILLING_PASSWORD not in transaction.text

@@ -19,7 +19,9 @@ from .connectors import (
     update_connector,
 )
 from .outbox import (
+    attempts_of,
     attention,
+    connector_figures,
     deliver,
     deliveries,
     mark_done,
@@ -35,7 +37,9 @@ __all__ = [
     "NEEDS_ATTENTION",
     "ConnectorError",
     "add_connector",
+    "attempts_of",
     "attention",
+    "connector_figures",
     "connectors_of",
     "deliver",
     "deliveries",

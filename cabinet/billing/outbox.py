@@ -344,6 +344,61 @@ def deliveries(state=None, transaction=None, limit=200):
     return query.order_by(BillingDelivery.id.desc()).limit(limit)
 
 
+def connector_figures(instance, now=None):
+    """Each connector of an instance with its last delivery and its error rate.
+
+    The error rate is the share of calls in the last 24 hours that did not end
+    done (temporary failures included).
+    """
+    since = (now or utcnow()) - timedelta(hours=24)
+    figures = []
+    for connector in (
+        BillingConnector.select()
+        .where(BillingConnector.instance == instance)
+        .order_by(BillingConnector.name)
+    ):
+        last = (
+            BillingDelivery.select()
+            .where(BillingDelivery.connector == connector)
+            .order_by(BillingDelivery.id.desc())
+            .first()
+        )
+        outcomes = list(
+            DeliveryAttempt.select(DeliveryAttempt.outcome)
+            .join(BillingDelivery)
+            .where(
+                BillingDelivery.connector == connector,
+                DeliveryAttempt.created_at >= since,
+            )
+            .tuples()
+        )
+        failed = sum(outcome != "done" for (outcome,) in outcomes)
+        figures.append(
+            {
+                "connector": connector,
+                "last": last,
+                "calls": len(outcomes),
+                "error_rate": failed / len(outcomes) if outcomes else None,
+                "waiting": BillingDelivery.select()
+                .where(
+                    BillingDelivery.connector == connector,
+                    BillingDelivery.state.in_(("pending", "sending")),
+                )
+                .count(),
+            }
+        )
+    return figures
+
+
+def attempts_of(delivery):
+    """List a delivery's calls to the billing, oldest first."""
+    return list(
+        DeliveryAttempt.select()
+        .where(DeliveryAttempt.delivery == delivery)
+        .order_by(DeliveryAttempt.id)
+    )
+
+
 def attention(limit=200):
     """Select what needs an operator: final errors, exhausted retries, by-hand cases."""
     return (
