@@ -525,3 +525,19 @@ def test_the_attention_list_retries_and_marks_done_with_a_comment(osmp_world, ru
     assert 'id="billing-deliveries"' in transaction.text
     assert delivery.txn_id in transaction.text and "result 7" in transaction.text
     assert BILLING_PASSWORD not in transaction.text
+
+
+def test_metrics_count_deliveries_and_the_oldest_pending(osmp_world, run_jobs):
+    world = osmp_world
+    world.billing.stop()
+    pay_by_card(world, "100")
+    world.settle()
+    text = world.app.test_client().get("/metrics").text
+    assert 'cabinet_billing_deliveries{connector="isp/books",state="pending"} 1' in text
+    oldest = re.search(r"^cabinet_billing_oldest_pending_seconds (\d+)$", text, re.M)
+    assert oldest and int(oldest.group(1)) < 600
+    world.billing.start()
+    run_jobs(world.app)
+    text = world.app.test_client().get("/metrics").text
+    assert 'cabinet_billing_deliveries{connector="isp/books",state="done"} 1' in text
+    assert "cabinet_billing_oldest_pending_seconds 0" in text

@@ -8,9 +8,10 @@ compare-and-set on the claim's attempt number.
 import logging
 import os
 import signal
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
+from peewee import fn
 
 from ..clock import utcnow
 from ..db import write_unit
@@ -22,6 +23,7 @@ from ..models import (
     BillingDelivery,
     DeliveryAttempt,
     LedgerEntry,
+    ModuleInstance,
 )
 from ..pacing import ConcurrencySlots
 from ..queueing import enqueue, enqueue_many
@@ -388,6 +390,33 @@ def connector_figures(instance, now=None):
             }
         )
     return figures
+
+
+def delivery_counts(now=None):
+    """Count deliveries by connector and state; the oldest pending one's age (s)."""
+    rows = (
+        BillingDelivery.select(
+            ModuleInstance.code,
+            BillingConnector.name,
+            BillingDelivery.state,
+            fn.COUNT(BillingDelivery.id),
+        )
+        .join(BillingConnector)
+        .join(ModuleInstance)
+        .group_by(ModuleInstance.code, BillingConnector.name, BillingDelivery.state)
+        .tuples()
+    )
+    oldest = (
+        BillingDelivery.select(fn.MIN(BillingDelivery.created_at))
+        .where(BillingDelivery.state.in_(("pending", "sending")))
+        .scalar()
+    )
+    if isinstance(oldest, str):  # SQLite's MIN() gives the text back
+        oldest = datetime.fromisoformat(oldest)
+    age = (now or utcnow()) - oldest if oldest else timedelta(0)
+    return [(f"{code}/{name}", state, n) for code, name, state, n in rows], int(
+        age.total_seconds()
+    )
 
 
 def attempts_of(delivery):
