@@ -541,3 +541,23 @@ def test_metrics_count_deliveries_and_the_oldest_pending(osmp_world, run_jobs):
     text = world.app.test_client().get("/metrics").text
     assert 'cabinet_billing_deliveries{connector="isp/books",state="done"} 1' in text
     assert "cabinet_billing_oldest_pending_seconds 0" in text
+
+
+def test_a_connector_switched_off_holds_its_deliveries(osmp_world, run_jobs):
+    world = osmp_world
+    world.billing.stop()
+    pay_by_card(world, "100")
+    world.settle()
+    run_jobs(world.app)
+    with in_app(world.app):
+        connector = BillingConnector.get()
+        billing.update_connector(connector, connector.params, is_active=False)
+    world.billing.start()
+    make_deliveries_due(world)
+    with in_app(world.app):
+        assert billing.sweep().looked_at == 0
+        assert billing.deliver(billing_deliveries(world)[0].id) == "connector off"
+        billing.update_connector(connector, connector.params, is_active=True)
+        assert billing.sweep().looked_at == 1
+    run_jobs(world.app)
+    assert len(world.billing.paid()) == 1

@@ -132,6 +132,8 @@ def _claim(delivery_id):
         if not (due or lapsed):
             return None, delivery.state
         connector = delivery.connector
+        if not connector.is_active:
+            return None, "connector off"  # held until it is switched on again
         if delivery.kind != "credit":
             blocked = _before_its_credit(delivery, connector)
             if blocked:
@@ -311,6 +313,8 @@ def sweep(now=None):
     stats = TaskStats()
     found = (
         BillingDelivery.select(BillingDelivery.id)
+        .join(BillingConnector)
+        .where(BillingConnector.is_active == True)  # noqa: E712
         .where(
             (
                 (BillingDelivery.state == "pending")
