@@ -210,7 +210,7 @@ def test_a_reversal_without_cancel_waits_for_an_operator(osmp_world, run_jobs):
     assert reversal.state == "attention"
     with in_app(world.app):
         billing.mark_done(reversal.id, "cancelled in the billing by hand", who="cli")
-        entry = AuditEntry.get(AuditEntry.action == "billing_delivery_done_by_hand")
+        entry = AuditEntry.get(AuditEntry.action == "billing_delivery.done")
     assert entry.after["note"] == "cancelled in the billing by hand"
     assert billing_deliveries(world, "reversal")[0].state == "done"
 
@@ -328,7 +328,7 @@ def test_connector_secrets_are_written_never_shown(demo):
         "osmp",
         {"url": "https://billing/osmp", "login": "l", "password": "pw-9Zq"},
     )
-    entry = AuditEntry.get(AuditEntry.action == "billing_connector_add")
+    entry = AuditEntry.get(AuditEntry.action == "billing_connector.create")
     assert "pw-9Zq" not in str(entry.after)
     assert billing.shown_params(connector.params)["password"] == "***"
     # An edit that leaves the password out keeps it.
@@ -481,7 +481,7 @@ def test_an_admin_adds_a_connector_in_the_console(world):
     with in_app(world.app):
         connector = BillingConnector.get()
         assert connector.params["password"] == "console-secret-77"
-        entry = AuditEntry.get(AuditEntry.action == "billing_connector_add")
+        entry = AuditEntry.get(AuditEntry.action == "billing_connector.create")
         assert entry.login == ADMIN[0] and entry.after["password"] == "***"
     refused = client.post(
         "/console/instances/isp/billing",

@@ -184,7 +184,7 @@ def add_connector(instance, name, kind, values, who="cli"):
                 params=clean,
                 created_by=str(who),
             )
-            _audit(who, "billing_connector_add", connector, after=clean)
+            _audit(who, "billing_connector.create", connector, after=clean)
     except IntegrityError:
         raise Conflict(f"connector {name!r} exists already") from None
     return connector
@@ -200,7 +200,7 @@ def update_connector(connector, values, who="cli", is_active=None):
         BillingConnector.update(changes).where(
             BillingConnector.id == connector.id
         ).execute()
-        _audit(who, "billing_connector_edit", connector, connector.params, clean)
+        _audit(who, "billing_connector.update", connector, connector.params, clean)
     return BillingConnector.get_by_id(connector.id)
 
 

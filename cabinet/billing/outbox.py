@@ -495,7 +495,7 @@ def retry(delivery_id, who="cli"):
     return _operator_change(
         delivery_id,
         who,
-        "billing_delivery_retry",
+        "billing_delivery.retry",
         "pending",
         NEEDS_ATTENTION,
         next_attempt_at=utcnow(),
@@ -510,7 +510,7 @@ def mark_done(delivery_id, comment, who="cli"):
     return _operator_change(
         delivery_id,
         who,
-        "billing_delivery_done_by_hand",
+        "billing_delivery.done",
         "done",
         NEEDS_ATTENTION,
         done_at=utcnow(),
@@ -526,7 +526,7 @@ def readdress(delivery_id, account, who="cli"):
     return _operator_change(
         delivery_id,
         who,
-        "billing_delivery_readdress",
+        "billing_delivery.readdress",
         "pending",
         NEEDS_ATTENTION,
         account=account,
