@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from cabinet import billing, refunds
+from cabinet import autopay, billing, refunds
 from cabinet.clock import utcnow
 from cabinet.db import db
 from cabinet.models import (
@@ -23,6 +23,7 @@ from tests.helpers import (
     BILLING_PASSWORD,
     OPERATOR,
     billing_deliveries,
+    bind_autopay,
     console_login,
     in_app,
     make_deliveries_due,
@@ -561,3 +562,52 @@ def test_a_connector_switched_off_holds_its_deliveries(osmp_world, run_jobs):
         assert billing.sweep().looked_at == 1
     run_jobs(world.app)
     assert len(world.billing.paid()) == 1
+
+
+def test_an_autopay_charge_is_delivered_as_an_autopay_credit(
+    autopay_world, emulated_billing, run_jobs
+):
+    world = autopay_world
+    with in_app(world.app):
+        connector = billing.add_connector(
+            ModuleInstance.by_code("isp"),
+            "hook",
+            "webhook",
+            {"url": f"{emulated_billing.url}/webhook", "timeout": "2"},
+        )
+    emulated_billing.books.webhook_secret = connector.params["secret"]
+    bind_autopay(world, "automatic", "300")
+    with in_app(world.app):
+        autopay.request_charge("1001", 15000, "test", key="inv-1")
+    for _ in range(3):
+        run_jobs(world.app)
+        world.settle()
+    kinds = sorted(
+        (e["data"]["kind"], e["data"]["amount"])
+        for e in emulated_billing.books.state()["webhooks"].values()
+    )
+    assert kinds == [("autopay", "150.00"), ("payment", "300.00")]
+
+
+def test_a_full_refund_cancels_the_payment_and_a_partial_one_needs_a_person(
+    osmp_world, run_jobs
+):
+    world = osmp_world
+    whole, _, _ = pay_by_card(world, "500")
+    part, _, _ = pay_by_card(world, "600")
+    world.settle()
+    run_jobs(world.app)
+    with in_app(world.app):
+        for order_id, amount in ((whole, None), (part, 10000)):
+            made = refunds.start_refund(Transaction.by_order_id(order_id), amount, None)
+            assert made.status == "done"
+    run_jobs(world.app)
+    refunded = {d.transaction.order_id: d for d in billing_deliveries(world, "refund")}
+    assert set(refunded) == {whole, part}
+    assert refunded[whole].state == "done"
+    assert refunded[part].state == "attention"
+    assert "whole payment" in refunded[part].note
+    (left,) = world.billing.paid()  # the whole refund canceled its payment
+    assert left["sum"] == "600.00"
+    # A full refund then cancels the order: no reversal on top of the refund.
+    assert billing_deliveries(world, "reversal") == []
