@@ -105,7 +105,8 @@ def record_deliveries(transaction, kind, amount, refund_id=None):
                 next_attempt_at=now,
             ).execute()
         )
-    enqueue_many(JOB, [(pk,) for pk in made])
+    if made:
+        enqueue_many(JOB, [(pk,) for pk in made])
     return made
 
 
