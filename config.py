@@ -89,4 +89,7 @@ def from_env(environ=None):
         "RECONCILE_MAX_DAYS": int(env.get("RECONCILE_MAX_DAYS", "31")),
         # Bytes of a request body, refused with 413 before it is read.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
+        # Temporary failures of a billing delivery are retried this long.
+        "BILLING_RETRY_DAYS": float(env.get("BILLING_RETRY_DAYS", "3")),
+        "BILLING_SWEEP_CRON": env.get("BILLING_SWEEP_CRON", "* * * * *"),
     }

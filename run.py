@@ -64,6 +64,9 @@ def environment(redis_url):
     # The demo's configuration sends payments to the sandbox: allow its address.
     extra = [env.get("UNITELLER_EXTRA_GATEWAYS", ""), f"http://{HOST}:{SANDBOX_PORT}"]
     env["UNITELLER_EXTRA_GATEWAYS"] = ",".join(e for e in extra if e)
+    # The emulated billing the demo's OSMP connector delivers to (seed-demo).
+    env.setdefault("SANDBOX_BILLING_LOGIN", DEMO["billing_login"])
+    env.setdefault("SANDBOX_BILLING_PASSWORD", DEMO["billing_password"])
     env["REDIS_URL"] = redis_url
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -276,6 +279,7 @@ def serve(env, processes):
         f"""
   Cabinet:  {env["PUBLIC_URL"]}/      contract 1001, password demo
   Sandbox:  {sandbox_url}/      (Uniteller emulator: orders, callbacks, faults)
+  Billing:  {sandbox_url}/billing/      (the ISP's billing: payments delivered)
   Test card 4000 0000 0000 2487, any future expiry, CVC 123
   Declined card 4000 0000 0000 2479
   Ctrl-C stops everything.

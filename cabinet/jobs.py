@@ -8,7 +8,7 @@ from functools import wraps
 
 from flask import current_app, has_app_context
 
-from . import autopay, mail, reconcile, status_check, tasks
+from . import autopay, billing, mail, reconcile, status_check, tasks
 from .db import db
 
 _app = None
@@ -90,3 +90,9 @@ def resolve_autopay_charge(charge_id):
 def email_notice(notice_id):
     """E-mail a notice to its subscriber (once)."""
     return mail.send_notice(notice_id)
+
+
+@_with_app
+def deliver_billing(delivery_id):
+    """Send one delivery to the ISP's billing and record its answer (idempotent)."""
+    return billing.deliver(delivery_id)

@@ -418,6 +418,75 @@ class ReconcileRun(BaseModel):
     finished_at = DateTimeField(null=True)
 
 
+class BillingConnector(BaseModel):
+    """Where an instance's credits go: the ISP's billing (OSMP) or a webhook."""
+
+    instance = ForeignKeyField(ModuleInstance, backref="connectors")
+    name = CharField(max_length=64)
+    kind = CharField(max_length=16)  # osmp | webhook
+    params = JSONField(default=dict)  # secrets too: never shown, never logged
+    is_active = BooleanField(default=True)
+    created_by = CharField(max_length=100, default="")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("instance", "name"), True),)
+
+
+class BillingDelivery(BaseModel):
+    """One credit, reversal or refund to deliver to one connector (the outbox)."""
+
+    connector = ForeignKeyField(BillingConnector, backref="deliveries")
+    transaction = ForeignKeyField(Transaction, backref="deliveries")
+    refund = ForeignKeyField(Refund, null=True)
+    kind = CharField(max_length=16)  # credit | reversal | refund
+    # "credit:<transaction id>", "refund:<refund id>": one per connector, ever.
+    key = CharField(max_length=64)
+    amount = BigIntegerField()  # kopecks, positive
+    account = CharField(max_length=64)  # the contract number; an operator may fix it
+    # pending | sending | done | failed | attention (DELIVERY_TRANSITIONS)
+    state = CharField(max_length=16, default="pending")
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow)
+    lease_until = DateTimeField(null=True)  # a `sending` claim older than this is dead
+    prv_txn = CharField(max_length=64, null=True)  # the billing's payment id
+    last_answer = TextField(null=True)  # what the billing said last, secrets masked
+    note = CharField(max_length=500, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    done_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("connector", "key"), True),
+            (("state", "next_attempt_at"), False),
+            (("transaction",), False),
+        )
+
+    @property
+    def txn_id(self):
+        """The delivery's id at the billing: 19 digits, the same on every resend.
+
+        The second it was made and its row id: unique while fewer than ten
+        million deliveries are made in one second, and a database restored
+        from a backup makes its next rows at a later second, so a reused row id
+        never meets a txn_id the billing has seen.
+        """
+        return f"{self.created_at:%y%m%d%H%M%S}{self.id % 10**7:07d}"
+
+
+class DeliveryAttempt(BaseModel):
+    """One call to a billing for a delivery: what was asked and what came back."""
+
+    delivery = ForeignKeyField(BillingDelivery, backref="attempt_rows")
+    number = IntegerField()
+    request = TextField()  # the command without credentials
+    answer = TextField(null=True)
+    outcome = CharField(max_length=16)  # done | retry | final | lost
+    created_at = DateTimeField(default=utcnow)
+
+
 MODELS = [
     ModuleInstance,
     ModuleConfiguration,
@@ -436,4 +505,7 @@ MODELS = [
     AuditEntry,
     Refund,
     ReconcileRun,
+    BillingConnector,
+    BillingDelivery,
+    DeliveryAttempt,
 ]

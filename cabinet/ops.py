@@ -175,6 +175,25 @@ def _database_metrics(out):
         "When each task last finished without errors (Unix time; 0: never).",
         [({"task": t}, _unix(last_ok.get(t))) for t in TASKS],
     )
+    _billing_metrics(out)
+
+
+def _billing_metrics(out):
+    from . import billing
+
+    counts, oldest_age = billing.delivery_counts()
+    out.metric(
+        "cabinet_billing_deliveries",
+        "gauge",
+        "Deliveries to the billing by connector (instance/name) and state.",
+        [({"connector": c, "state": s}, n) for c, s, n in counts],
+    )
+    out.metric(
+        "cabinet_billing_oldest_pending_seconds",
+        "gauge",
+        "Age of the oldest delivery not yet delivered (0: none).",
+        [({}, oldest_age)],
+    )
 
 
 def _unix(value):

@@ -14,7 +14,7 @@ from croniter import croniter
 from flask import current_app
 from peewee import IntegrityError
 
-from . import autopay, refunds, retention, status_check
+from . import autopay, billing, refunds, retention, status_check
 from .clock import utcnow
 from .db import db
 from .models import TaskRun
@@ -53,6 +53,12 @@ TASKS = {
             autopay.run,
             "AUTOPAY_CRON",
             "charges weekly, monthly and automatic autopays that are due",
+        ),
+        Task(
+            "billing-sweep",
+            billing.sweep,
+            "BILLING_SWEEP_CRON",
+            "sends billing deliveries no job sent (a flushed Redis, a killed worker)",
         ),
         Task(
             "retention",

@@ -18,7 +18,14 @@ from peewee import PostgresqlDatabase
 from cabinet import create_app
 from cabinet.db import db
 from cabinet.models import MODELS
-from tests.helpers import ADMIN, ALL_MODES, OPERATOR, PASSWORD_HASHES, in_app
+from tests.helpers import (
+    ADMIN,
+    ALL_MODES,
+    BILLING_PASSWORD,
+    OPERATOR,
+    PASSWORD_HASHES,
+    in_app,
+)
 
 
 def _claim_redis_db():
@@ -451,3 +458,37 @@ def autopay_world(make_world):
             "autopay_retry_days=2",
         )
     )
+
+
+@pytest.fixture
+def emulated_billing():
+    """An emulated ISP billing (OSMP and webhooks) served live on a port of its own."""
+    from cabinet.uniteller.sandbox.billing import EmulatedBilling
+    from tests.helpers import LiveBilling
+
+    live = LiveBilling(EmulatedBilling("cabinet", BILLING_PASSWORD))
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def osmp_world(world, emulated_billing):
+    """The live pair with an OSMP connector to the emulated billing."""
+    from cabinet import billing
+    from cabinet.models import ModuleInstance
+
+    with in_app(world.app):
+        billing.add_connector(
+            ModuleInstance.by_code("isp"),
+            "books",
+            "osmp",
+            {
+                "url": f"{emulated_billing.url}/osmp",
+                "login": "cabinet",
+                "password": BILLING_PASSWORD,
+                "cancel": "yes",
+                "timeout": "2",
+            },
+        )
+    world.billing = emulated_billing
+    return world

@@ -251,6 +251,67 @@ def in_app(app_or_world):
                 db.close()
 
 
+# The emulated billing's OSMP password (the osmp_world fixture's connector).
+BILLING_PASSWORD = "emulated-billing-password-4Kd"
+
+
+class LiveBilling:
+    """The emulated ISP billing served alone, stopped and started on one port."""
+
+    def __init__(self, books):
+        self.books = books  # the EmulatedBilling: what it received outlives a stop
+        self.server = None
+        self.port = 0
+        self.start()
+
+    def start(self):
+        """Serve it (again, on the same port once it had one)."""
+        from cabinet.uniteller.sandbox.billing import create_billing_app
+        from cabinet.uniteller.sandbox.testing import serve_in_thread
+
+        self.server = serve_in_thread(create_billing_app(self.books), port=self.port)
+        self.port = int(self.server.url.rsplit(":", 1)[1])
+
+    def stop(self):
+        """Stop serving: connections are refused until start()."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/billing"
+
+    def paid(self):
+        """The payments the billing holds (each txn_id once), by account."""
+        return [p for p in self.books.state()["payments"] if not p["canceled"]]
+
+
+def billing_deliveries(app_or_world, kind=None):
+    """List the billing deliveries (oldest first), read fresh."""
+    from cabinet.models import BillingDelivery
+
+    with in_app(app_or_world):
+        query = BillingDelivery.select().order_by(BillingDelivery.id)
+        if kind:
+            query = query.where(BillingDelivery.kind == kind)
+        return list(query)
+
+
+def make_deliveries_due(app_or_world):
+    """Let time pass for the outbox: every backoff and every claim's lease runs out."""
+    from cabinet.models import BillingDelivery
+
+    long_ago = datetime(2000, 1, 1)
+    with in_app(app_or_world):
+        BillingDelivery.update(next_attempt_at=long_ago).where(
+            BillingDelivery.state == "pending"
+        ).execute()
+        BillingDelivery.update(lease_until=long_ago).where(
+            BillingDelivery.state == "sending"
+        ).execute()
+
+
 # Where the browser tests put their screenshots.
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 

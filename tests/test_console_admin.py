@@ -35,6 +35,7 @@ SAMPLE_ARGUMENTS = {
     "name": "status-check",
     "slot": "manual:x",
     "run_id": 1,
+    "delivery_id": 1,
 }
 PUBLIC = {"console.login", "console.logout"}
 
@@ -119,6 +120,19 @@ def _paid_order(world):
     return order_id
 
 
+def _failed_delivery(world):
+    """A credit whose delivery to the billing was refused: on the attention list."""
+    from cabinet import billing
+    from cabinet.models import BillingDelivery
+
+    billing.add_connector(
+        configurations.get_instance("isp"), "books", "osmp", {"url": "http://b.test"}
+    )
+    _paid_order(world)
+    BillingDelivery.update(state="failed").execute()
+    return BillingDelivery.get().id
+
+
 def _today():
     return isp_today().isoformat()
 
@@ -192,6 +206,31 @@ ACTIONS = {
                 {"amount": "150", "reason": "asked by phone"},
             ),
         )[1],
+    ),
+    "billing_connector.create": (
+        "console.billing_connectors",
+        lambda w: (
+            "/console/instances/isp/billing",
+            {"name": "books", "kind": "osmp", "url": "https://billing.test/osmp"},
+        ),
+    ),
+    "billing_delivery.retry": (
+        "console.billing_retry",
+        lambda w: (f"/console/billing/deliveries/{_failed_delivery(w)}/retry", {}),
+    ),
+    "billing_delivery.done": (
+        "console.billing_done",
+        lambda w: (
+            f"/console/billing/deliveries/{_failed_delivery(w)}/done",
+            {"comment": "entered by hand"},
+        ),
+    ),
+    "billing_delivery.readdress": (
+        "console.billing_readdress",
+        lambda w: (
+            f"/console/billing/deliveries/{_failed_delivery(w)}/readdress",
+            {"account": "1001-1"},
+        ),
     ),
     "autopay.off": (
         "console.autopay_off",

@@ -2,6 +2,7 @@
 
 from .accounts import contract_cli, operator_cli
 from .autopay import autopay_cli
+from .billing import billing_cli
 from .demo import DEMO, seed_demo
 from .instances import config_cli, instance_cli
 from .tasks import reconcile_command, tasks_cli
@@ -22,5 +23,6 @@ def init_app(app):
         reconcile_command,
         autopay_cli,
         token_cli,
+        billing_cli,
     ):
         app.cli.add_command(command)

@@ -3,7 +3,7 @@
 import click
 from flask.cli import with_appcontext
 
-from .. import accounts, configurations
+from .. import accounts, billing, configurations
 from ..migrations import create_tables
 from ..models import Contract, ModuleInstance, Operator
 from .common import call_service
@@ -14,6 +14,9 @@ DEMO = {
     "login": "1001",
     "password": "demo-sandbox-password",
     "gateway_url": "http://127.0.0.1:5001",
+    # The sandbox's emulated billing (SANDBOX_BILLING_PASSWORD in run.py).
+    "billing_login": "cabinet",
+    "billing_password": "demo-billing-password",
 }
 
 
@@ -64,6 +67,20 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
         for number, name, password, email, linked in contracts:
             if Contract.by_number(number) is None:
                 accounts.add_contract(number, name, password, email, linked)
+        if not billing.connectors_of(instance):
+            # The demo's credits arrive in "the billing": the sandbox's emulator.
+            billing.add_connector(
+                instance,
+                "sandbox-billing",
+                "osmp",
+                {
+                    "url": f"{gateway_url.rstrip('/')}/billing/osmp",
+                    "login": DEMO["billing_login"],
+                    "password": DEMO["billing_password"],
+                    "cancel": "yes",
+                },
+                who="seed-demo",
+            )
         if Operator.get_or_none(Operator.login == "admin") is None:
             accounts.add_operator("admin", "demo-admin", admin=True)
 
@@ -74,3 +91,4 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
     )
     click.echo("  operator:   admin / demo-admin")
     click.echo(f"  gateway:    {gateway_url} (shop {shop_id})")
+    click.echo(f"  billing:    {gateway_url.rstrip('/')}/billing/ (OSMP connector)")

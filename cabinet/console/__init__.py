@@ -5,6 +5,7 @@ from . import (  # noqa: F401
     access,
     audit,
     autopay,
+    billing,
     configurations,
     contracts,
     instances,

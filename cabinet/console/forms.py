@@ -127,3 +127,47 @@ class AutopayChargeForm(FlaskForm):
 
     amount = StringField(_l("Amount, ₽"), validators=[DataRequired(), Length(max=20)])
     reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])
+
+
+class ConnectorForm(FlaskForm):
+    """A billing connector: its name, kind and parameters; secrets write-only."""
+
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)])
+    kind = SelectField(
+        _l("Kind"),
+        choices=[("osmp", "OSMP"), ("webhook", "Standard Webhooks")],
+        default="osmp",
+    )
+    url = StringField(_l("URL"), validators=[DataRequired(), Length(max=500)])
+    login = StringField(_l("Login (OSMP)"), validators=[Length(max=200)])
+    password = PasswordField(_l("Password (OSMP)"), validators=[Length(max=200)])
+    check_first = SelectField(
+        _l("Check before pay (OSMP)"),
+        choices=[("no", _l("no")), ("yes", _l("yes"))],
+        default="no",
+    )
+    cancel = SelectField(
+        _l("Cancel reversals (OSMP)"),
+        choices=[("no", _l("no")), ("yes", _l("yes"))],
+        default="no",
+    )
+    secret = PasswordField(_l("Secret whsec_… (webhook)"), validators=[Length(max=200)])
+    events = StringField(_l("Events (webhook)"), validators=[Length(max=200)])
+    timeout = StringField(_l("Timeout, s"), validators=[Length(max=10)])
+    concurrency = StringField(_l("Concurrency"), validators=[Length(max=10)])
+    is_active = BooleanField(_l("Active"), default=True)
+
+
+class DeliveryDoneForm(FlaskForm):
+    """Why a delivery is marked done by hand."""
+
+    comment = StringField(
+        _l("What was done in the billing"),
+        validators=[DataRequired(), Length(max=500)],
+    )
+
+
+class ReaddressForm(FlaskForm):
+    """The corrected account a delivery goes to."""
+
+    account = StringField(_l("Account"), validators=[DataRequired(), Length(max=64)])

@@ -3,7 +3,7 @@
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
-from .. import audit, payments, refunds, status_check
+from .. import audit, billing, payments, refunds, status_check
 from ..db import write_unit
 from ..labels import status_label
 from ..models import Refund, Transaction, TransactionEvent
@@ -42,6 +42,10 @@ def _transaction_page(transaction, refund_form=None, status=200):
         refundable=refunds.refundable(transaction),
         refund_form=refund_form or RefundForm(),
         action_form=ActionForm(),
+        deliveries=[
+            (d, billing.attempts_of(d))
+            for d in billing.deliveries(transaction=transaction)
+        ],
     ), status
 
 

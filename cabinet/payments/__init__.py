@@ -15,7 +15,7 @@ from .orders import (
     start_payment,
     transaction_of,
 )
-from .signals import transaction_changed
+from .signals import refund_booked, transaction_changed
 from .states import CHECKED_STATUSES, TRANSITIONS
 from .status import Outcome, apply_status, expire_unseen, flag_for_review
 
@@ -33,6 +33,7 @@ __all__ = [
     "receive_callback",
     "recurrent_order_id",
     "record_event",
+    "refund_booked",
     "start_payment",
     "transaction_changed",
     "transaction_of",

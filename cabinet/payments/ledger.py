@@ -5,6 +5,7 @@ from peewee import fn
 from ..clock import utcnow
 from ..models import Contract, LedgerEntry
 from ..prepared import Prepared
+from .signals import refund_booked
 
 
 def ledger_balance(contract):
@@ -46,8 +47,10 @@ def book_refund(transaction, refund_id, amount):
     the transaction still holds.
     """
     taken = min(amount, max(held_by(transaction), 0))
-    if taken:
-        _post(transaction, "refund", -taken, key=f"refund:{refund_id}")
+    if taken and _post(transaction, "refund", -taken, key=f"refund:{refund_id}"):
+        # Listeners (billing, …) write in the refund's unit: their rows commit
+        # with the entry.
+        refund_booked.send(transaction, refund_id=refund_id, amount=taken)
     return taken
 
 

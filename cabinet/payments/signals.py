@@ -9,3 +9,8 @@ _signals = Namespace()
 # roll back) with the change. Arguments: the transaction (sender), `old` (its
 # previous status) and `outcome` ("credited", "reversed" or "changed").
 transaction_changed = _signals.signal("transaction-changed")
+
+# A done refund was taken off the balance: sent inside the refund's write unit
+# (book_refund), so a listener's rows commit with the ledger entry. Arguments:
+# the transaction (sender), `refund_id` and `amount` (the kopecks taken, > 0).
+refund_booked = _signals.signal("refund-booked")

@@ -41,6 +41,7 @@ SCENARIOS = {
     18: "brute force, fixation, re-authentication",
     19: "secrets in logs and pages",
     20: "security headers and cookies",
+    21: "billing deliveries: concurrent credits, killed worker",
     # Issue 22's findings, numbered 100 + the finding.
     102: "gateway address: bare Uniteller origins only",
     103: "unauthenticated work: limits, queues, order ids",

@@ -33,6 +33,10 @@ SANDBOX_TIMEZONE = Europe/Moscow
 SANDBOX_SHOPS_FILE = (none)
     JSON file: a list of shop objects with add_shop's keys, loaded at start
 
+The emulated ISP billing (billing.py) answers at /billing/ (OSMP, webhooks),
+with settings SANDBOX_BILLING_LOGIN (cabinet), SANDBOX_BILLING_PASSWORD and
+SANDBOX_BILLING_WEBHOOK_SECRET (random when not set).
+
 Endpoints: /pay/ (card form, POST /pay/card), /results/, /recurrent/,
 /unblock/, /confirm/, /ping; operator view at / and /_sandbox/; control API:
 GET|POST /_sandbox/shops, GET|POST|DELETE /_sandbox/faults,
@@ -73,6 +77,7 @@ from pathlib import Path
 from flask import Flask
 
 from . import cli, control, views
+from .billing import init_billing
 from .engine import Sandbox
 from .settings import load_settings
 
@@ -89,6 +94,7 @@ def create_app(config: dict | None = None) -> Flask:
         load_shops_file(sandbox, settings["SANDBOX_SHOPS_FILE"])
     app.register_blueprint(views.bp)
     app.register_blueprint(control.bp)
+    init_billing(app)
     app.cli.add_command(cli.shop_cli)
     sandbox.start()
     return app
