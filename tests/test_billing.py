@@ -437,6 +437,9 @@ def test_the_demo_delivers_to_the_sandbox_billing(app, tmp_path):
         }
     )
     with serve_in_thread(sandbox_app) as sandbox:
+        # As run.py does: the demo's gateway is the sandbox, named as allowed.
+        extra = app.config.get("UNITELLER_EXTRA_GATEWAYS", "")
+        app.config["UNITELLER_EXTRA_GATEWAYS"] = f"{extra},{sandbox.url}".strip(",")
         try:
             for _ in range(2):  # seed-demo is repeatable: one connector
                 seeded = run_cli(app, "seed-demo", "--gateway-url", sandbox.url)
