@@ -346,6 +346,10 @@ def make_world(make_app, tmp_path, shop):
                 "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
                 "SANDBOX_TIME_SCALE": 0.001,
                 "SANDBOX_RESULTS_INTERVAL": 0.05,
+                # Held up to 20 intervals before a 429, as the service holds 100 s
+                # against its 5 s (scaled by SANDBOX_TIME_SCALE): a request a busy
+                # machine sends a little early waits, as it would at Uniteller.
+                "SANDBOX_RESULTS_HOLD_SECONDS": 1000,
                 "SANDBOX_CAPTURE_DELAY": 0,
                 "SANDBOX_STATUS_CHECK_DELAY": 0,
                 **sandbox_settings,

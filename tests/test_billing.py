@@ -604,13 +604,21 @@ def test_a_full_refund_cancels_the_payment_and_a_partial_one_needs_a_person(
         for order_id, amount in ((whole, None), (part, 10000)):
             made = refunds.start_refund(Transaction.by_order_id(order_id), amount, None)
             assert made.status == "done"
+    world.settle()
     run_jobs(world.app)
-    refunded = {d.transaction.order_id: d for d in billing_deliveries(world, "refund")}
-    assert set(refunded) == {whole, part}
-    assert refunded[whole].state == "done"
-    assert refunded[part].state == "attention"
-    assert "whole payment" in refunded[part].note
+    # Uniteller's `canceled` callback may overtake its answer to the full refund:
+    # then the reversal takes the money back and the refund takes nothing. Either
+    # way one delivery takes it back at the billing, never both.
+    taken_back = billing_deliveries(world, "refund") + billing_deliveries(
+        world, "reversal"
+    )
+    by_order = {}
+    for delivery in taken_back:
+        by_order.setdefault(delivery.transaction.order_id, []).append(delivery)
+    assert sorted(by_order) == sorted([whole, part])
+    assert [d.state for d in by_order[whole]] == ["done"]
+    ((partial,),) = [by_order[part]]
+    assert partial.kind == "refund" and partial.state == "attention"
+    assert "whole payment" in partial.note
     (left,) = world.billing.paid()  # the whole refund canceled its payment
     assert left["sum"] == "600.00"
-    # A full refund then cancels the order: no reversal on top of the refund.
-    assert billing_deliveries(world, "reversal") == []
