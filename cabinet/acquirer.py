@@ -9,6 +9,9 @@ from .money import to_kopecks
 from .pacing import ConcurrencySlots, RequestSpacing
 from .uniteller.client import RateLimited, UnitellerClient
 
+# Seconds a killed worker's /recurrent/ slot stays taken past that request's timeout.
+SLOT_MARGIN = 15
+
 
 def client_for(configuration):
     """Build the Uniteller client of a module configuration."""
@@ -57,9 +60,10 @@ def recurrent_slots(configuration, client):
         get_redis(),
         f"cabinet:recurrent:{shop_id}",
         current_app.config["RECURRENT_CONCURRENCY"],
-        # A worker killed mid-request frees its slot once no request of its
-        # could still be running: the client's timeout and a margin.
-        hold_seconds=client.timeout + 15,
+        # A worker killed mid-request frees its slot once its /recurrent/ could
+        # no longer be running: that request's timeout and a margin, not the
+        # client's longest (/results/, which takes no slot).
+        hold_seconds=client.timeout_of("/recurrent/") + SLOT_MARGIN,
     )
 
 

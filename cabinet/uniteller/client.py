@@ -291,6 +291,10 @@ class UnitellerClient:
         """The longest a request of this client may take (connect and answer)."""
         return CONNECT_TIMEOUT + max(self.timeouts.values())
 
+    def timeout_of(self, path):
+        """The longest a request to `path` (`"/recurrent/"`) may take."""
+        return CONNECT_TIMEOUT + self.timeouts[path]
+
     def callback_is_authentic(self, fields, callback_fields=()):
         """Check a callback's signature, in CallbackFields order or the fiscal one.
 
