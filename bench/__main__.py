@@ -775,12 +775,12 @@ class Bench:
         errors = bad = reused = 0
         try:
             for active, prefix in runs:
-                # wrk stops with requests in flight: let gunicorn answer them
-                # under the state they were sent in.
-                time.sleep(1)
                 with self.app.app_context(), db.connection_context():
                     connector = self.set_connector(connector, active)
                 run = self.wrk(path, bodies=files[prefix], expect="credited")
+                # wrk stops with requests in flight: let gunicorn answer them
+                # under the state they were sent in.
+                time.sleep(1)
                 rates[active].append(run["rate"])
                 order.append((active, run["rate"]))
                 errors, bad = errors + run["errors"], bad + run["bad"]
