@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg2
 import redis as redis_lib
 import requests
+from peewee import fn
 
 from cabinet import clock, create_app
 from cabinet.db import db
@@ -22,9 +23,13 @@ from cabinet.migrations import create_tables
 
 from . import (
     AUTOPAYS,
+    BILLING,
+    BILLING_CONCURRENCY,
+    BILLING_LATENCY_MS,
     CHARGE_SECONDS,
     CONTRACTS,
     DATABASES,
+    DELIVERY_SECONDS,
     DURATION,
     HISTORY,
     JOBS,
@@ -48,6 +53,11 @@ RESULTS = Path(os.environ.get("BENCH_RESULTS") or HERE / "results.json").resolve
 EXPLAIN = RESULTS.with_name("explain.txt")
 CONNECTIONS = 16  # twice gunicorn's 2 workers x 4 threads: always a request waiting
 CHARGE_WORKERS = 8  # RQ workers: more than the 5 slots, so a slot never waits
+# RQ workers of the delivery step: twice the connector's slots, so a slot never
+# waits for a worker.
+DELIVERY_WORKERS = int(
+    os.environ.get("BENCH_DELIVERY_WORKERS") or 2 * BILLING_CONCURRENCY
+)
 
 
 def row(name, database, value, target, met, baseline=None, unit="", note=""):
@@ -162,6 +172,7 @@ class Bench:
             # What autovacuum does after a bulk load: statistics for the planner
             # and the visibility map that lets it read an index alone.
             db.execute_sql("VACUUM ANALYZE")
+        self.seeder = seeder  # the outbox step seeds its own callback orders
         self.seconds_seeding = time.perf_counter() - started
         rates = ", ".join(
             f"{what} {count:,} at {rate:,.0f}/s"
@@ -710,6 +721,233 @@ class Bench:
             f"`python worker.py` after the charges: {self.worker_rss:.0f} MB",
         )
 
+    # -- 8, 9: the billing outbox --------------------------------------------------
+
+    def billing_connector(self, name, concurrency=4):
+        """Add an active OSMP connector to the emulated billing (no check first)."""
+        from cabinet import billing
+        from cabinet.models import ModuleInstance
+
+        return billing.add_connector(
+            ModuleInstance.get_by_id(self.instance_id),
+            name,
+            "osmp",
+            {
+                "url": f"{self.sandbox_url}/billing/osmp",
+                "login": BILLING["login"],
+                "password": BILLING["password"],
+                "timeout": "10",
+                "concurrency": str(concurrency),
+            },
+        )
+
+    @staticmethod
+    def set_connector(connector, active):
+        from cabinet import billing
+
+        return billing.update_connector(connector, connector.params, is_active=active)
+
+    def bench_outbox(self):
+        """Callbacks with an OSMP connector against the same without, alternating.
+
+        No worker runs: the measure is what the outbox adds to the callback itself
+        (the connectors' read, the delivery row, the job's enqueue after commit).
+        """
+        from rq import Queue
+
+        from cabinet.extensions import QUEUE_NAME
+        from cabinet.models import BillingDelivery, Transaction
+
+        path = "/uniteller/isp/notify"
+        # Alternating runs, so the machine's drift falls on both sides alike.
+        runs = [(False, "OA"), (True, "OB"), (False, "OC"), (True, "OD")]
+        files = {}
+        with self.app.app_context(), db.connection_context():
+            for _, prefix in runs:
+                bodies = self.seeder.callbacks(2500 * DURATION, prefix=prefix)
+                files[prefix] = self.workdir / f"callbacks-{prefix}.txt"
+                files[prefix].write_text("\n".join(bodies) + "\n")
+            if self.database != "sqlite":
+                db.execute_sql("ANALYZE")
+            connector = self.set_connector(self.billing_connector("outbox"), False)
+        servers.wrk(f"{self.base}/healthz", 3, CONNECTIONS)  # warm up, as step 1
+        rates, order = {False: [], True: []}, []
+        errors = bad = reused = 0
+        try:
+            for active, prefix in runs:
+                with self.app.app_context(), db.connection_context():
+                    connector = self.set_connector(connector, active)
+                run = self.wrk(path, bodies=files[prefix], expect="credited")
+                # wrk stops with requests in flight: let gunicorn answer them
+                # under the state they were sent in.
+                time.sleep(1)
+                rates[active].append(run["rate"])
+                order.append((active, run["rate"]))
+                errors, bad = errors + run["errors"], bad + run["bad"]
+                reused += run["reused"]
+        finally:
+            with self.app.app_context(), db.connection_context():
+                self.set_connector(connector, False)
+            Queue(QUEUE_NAME, connection=redis_lib.Redis.from_url(REDIS_URL)).empty()
+        with self.app.app_context(), db.connection_context():
+            counts = {}
+            for active, prefix in runs:
+                credited = (
+                    Transaction.select()
+                    .where(
+                        Transaction.order_id.startswith(prefix),
+                        Transaction.status == "paid",
+                    )
+                    .count()
+                )
+                rows = (
+                    BillingDelivery.select()
+                    .join(Transaction)
+                    .where(
+                        Transaction.order_id.startswith(prefix),
+                        BillingDelivery.connector == connector.id,
+                    )
+                    .count()
+                )
+                old = counts.get(active, (0, 0))
+                counts[active] = (old[0] + credited, old[1] + rows)
+        without = sum(rates[False]) / len(rates[False])
+        with_ = sum(rates[True]) / len(rates[True])
+        self.add(
+            "8 outbox: callbacks with a connector",
+            with_,
+            ">= 0.9",
+            with_ >= 0.9 * without,
+            baseline=without,
+            unit="req/s",
+            note="baseline: the same callbacks without a connector; runs "
+            + ", ".join(f"{'with' if a else 'without'} {r:,.0f}" for a, r in order),
+        )
+        (credited, rows), (credited_off, rows_off) = counts[True], counts[False]
+        wrong = abs(rows - credited) + rows_off + errors + bad
+        self.add(
+            "8 outbox: deliveries per credit, errors",
+            wrong,
+            "= 0",
+            wrong == 0 and credited > 0,
+            note=f"with a connector {credited:,} credited, {rows:,} delivery rows; "
+            f"without {credited_off:,} credited, {rows_off:,} rows; errors {errors}, "
+            f"not credited {bad}, bodies reused {reused}",
+        )
+
+    def bench_delivery(self):
+        """Deliveries/s to the billing at a set latency, against slots / latency."""
+        from rq import Queue, Worker
+
+        from cabinet.billing.outbox import record_deliveries
+        from cabinet.db import write_unit
+        from cabinet.extensions import QUEUE_NAMES
+        from cabinet.models import BillingDelivery, Contract, Transaction
+
+        limit = BILLING_CONCURRENCY / (BILLING_LATENCY_MS / 1000)
+        # More than the workers can send in the measured time, warm-up included.
+        count = int(limit * (DELIVERY_SECONDS + 10) * 1.5)
+        connection = redis_lib.Redis.from_url(REDIS_URL)
+        for name in QUEUE_NAMES:  # what earlier steps left must not take workers
+            Queue(name, connection=connection).empty()
+        faults = f"{self.sandbox_url}/billing/_faults"
+        requests.post(faults, json={"delay_ms": BILLING_LATENCY_MS}, timeout=5)
+        with self.app.app_context(), db.connection_context():
+            connector = self.billing_connector("delivery", BILLING_CONCURRENCY)
+            paid = list(
+                Transaction.select(Transaction, Contract)
+                .join(Contract)
+                .where(
+                    Transaction.order_id.startswith("S"), Transaction.status == "paid"
+                )
+                .order_by(Transaction.id)
+                .limit(count)
+            )
+            with write_unit():  # one unit: the jobs are enqueued at its commit
+                for transaction in paid:
+                    record_deliveries(transaction, "credit", transaction.amount)
+
+        def done():
+            with self.app.app_context(), db.connection_context():
+                return (
+                    BillingDelivery.select()
+                    .where(
+                        BillingDelivery.connector == connector.id,
+                        BillingDelivery.state == "done",
+                    )
+                    .count()
+                )
+
+        workers = servers.rq_workers(DELIVERY_WORKERS, self.env, self.workdir)
+        self.processes += workers
+        try:
+            # Each worker builds the app on start, a second or more of CPU: the
+            # measure begins once all of them take jobs.
+            deadline = time.monotonic() + 60
+            while (
+                Worker.count(connection=connection) < DELIVERY_WORKERS
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
+            time.sleep(2)
+            pids = [w.pid for w in workers]
+            sandbox = [self.processes[0].pid]  # started first, in setup
+            cpu = servers.cpu_seconds(pids), servers.cpu_seconds(sandbox)
+            first, started = done(), time.perf_counter()
+            time.sleep(DELIVERY_SECONDS)
+            delivered = done() - first
+            rate = delivered / (time.perf_counter() - started)
+            cpu = (
+                servers.cpu_seconds(pids) - cpu[0],
+                servers.cpu_seconds(sandbox) - cpu[1],
+            )
+        finally:
+            for worker in workers:  # all at once: the others would go on sending
+                worker.popen.terminate()
+            for worker in workers:
+                worker.stop()
+                self.processes.remove(worker)
+            requests.delete(faults, timeout=5)
+            for name in QUEUE_NAMES:
+                Queue(name, connection=connection).empty()
+        peak = requests.get(
+            f"{self.sandbox_url}/_bench/concurrency/billing", timeout=5
+        ).json()
+        state = requests.get(f"{self.sandbox_url}/billing/_state", timeout=30).json()
+        with self.app.app_context(), db.connection_context():
+            self.set_connector(connector, False)
+            states = dict(
+                BillingDelivery.select(BillingDelivery.state, fn.COUNT(1))
+                .where(BillingDelivery.connector == connector.id)
+                .group_by(BillingDelivery.state)
+                .tuples()
+            )
+        repeats = sum(p["repeats"] for p in state["payments"])
+        self.add(
+            f"9 delivery: deliveries/s, {BILLING_LATENCY_MS} ms latency",
+            rate,
+            ">= 0.8",
+            rate >= 0.8 * limit,
+            baseline=limit,
+            unit="deliveries/s",
+            note=f"{delivered:,} in {DELIVERY_SECONDS} s by {DELIVERY_WORKERS} "
+            f"workers; baseline: concurrency {BILLING_CONCURRENCY} / "
+            f"{BILLING_LATENCY_MS} ms; {len(paid):,} written, by state "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(states.items()))
+            + f"; CPU per delivery: workers {cpu[0] / max(delivered, 1) * 1000:.0f} ms,"
+            f" the sandbox {cpu[1] / max(delivered, 1) * 1000:.0f} ms",
+        )
+        failed = states.get("failed", 0) + states.get("attention", 0)
+        self.add(
+            "9 delivery: peak concurrent OSMP calls",
+            peak["peak"],
+            f"<= {BILLING_CONCURRENCY}",
+            peak["peak"] <= BILLING_CONCURRENCY and not failed and not repeats,
+            unit="requests",
+            note=f"{peak['total']:,} calls; {len(state['payments']):,} payments "
+            f"at the billing, {repeats} repeated txn_id; {failed} failed",
+        )
+
     def run(self):
         steps = [
             ("web", self.bench_web),
@@ -718,6 +956,10 @@ class Bench:
             ("status", self.bench_status_check),
             ("autopay", self.bench_autopay),
             ("rqmemory", self.bench_rq_memory),
+            # Last: they add orders, deliveries and connectors the steps above
+            # would otherwise count.
+            ("outbox", self.bench_outbox),
+            ("delivery", self.bench_delivery),
         ]
         steps = [(name, step) for name, step in steps if not ONLY or name in ONLY]
         self.worker_rss = 0

@@ -1,7 +1,8 @@
-"""Serve the Uniteller sandbox for the benchmarks; count concurrent /recurrent/ calls.
+"""Serve the Uniteller sandbox for the benchmarks; count concurrent calls.
 
 python -m bench.sandbox_server PORT DATABASE_FILE
-GET /_bench/concurrency answers the peak of concurrent /recurrent/ requests so far.
+GET /_bench/concurrency answers the peak of concurrent /recurrent/ requests so
+far; GET /_bench/concurrency/billing the same of the emulated billing's OSMP calls.
 """
 
 import json
@@ -12,33 +13,45 @@ from werkzeug.serving import make_server
 
 from cabinet.uniteller.sandbox import create_app
 
+from . import BILLING
+
+# What each counter watches: its name in /_bench/concurrency/NAME and a path prefix.
+WATCHED = {"recurrent": "/recurrent", "billing": "/billing/osmp"}
+
 
 class ConcurrencyCounter:
-    """WSGI middleware: the peak number of /recurrent/ requests in flight at once."""
+    """WSGI middleware: the peak number of requests in flight at once, per prefix."""
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
-        self.current = self.peak = self.total = 0
+        self.counts = {name: {"current": 0, "peak": 0, "total": 0} for name in WATCHED}
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
-        if path == "/_bench/concurrency":
-            body = json.dumps({"peak": self.peak, "total": self.total}).encode()
+        if path.startswith("/_bench/concurrency"):
+            name = path.removeprefix("/_bench/concurrency").strip("/") or "recurrent"
+            counts = self.counts.get(name)
+            if counts is None:
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"no such counter"]
+            body = json.dumps({"peak": counts["peak"], "total": counts["total"]})
             start_response("200 OK", [("Content-Type", "application/json")])
-            return [body]
-        if not path.startswith("/recurrent"):
+            return [body.encode()]
+        name = next((n for n, p in WATCHED.items() if path.startswith(p)), None)
+        if name is None:
             return self.app(environ, start_response)
+        counts = self.counts[name]
         with self.lock:
-            self.current += 1
-            self.total += 1
-            self.peak = max(self.peak, self.current)
+            counts["current"] += 1
+            counts["total"] += 1
+            counts["peak"] = max(counts["peak"], counts["current"])
         try:
             # The answer is short: read it whole so the count covers the work.
             return list(self.app(environ, start_response))
         finally:
             with self.lock:
-                self.current -= 1
+                counts["current"] -= 1
 
 
 def main(port, database):
@@ -49,6 +62,8 @@ def main(port, database):
             "SANDBOX_RESULTS_INTERVAL": 0.2,
             "SANDBOX_CAPTURE_DELAY": 0,
             "SANDBOX_STATUS_CHECK_DELAY": 0,
+            "SANDBOX_BILLING_LOGIN": BILLING["login"],
+            "SANDBOX_BILLING_PASSWORD": BILLING["password"],
         }
     )
     server = make_server("127.0.0.1", int(port), ConcurrencyCounter(app), threaded=True)

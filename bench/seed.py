@@ -193,11 +193,11 @@ class Seeder:
             None,
         )
 
-    def callbacks(self, count, amount=50000):
+    def callbacks(self, count, amount=50000, prefix="CB"):
         """Open orders and their signed `paid` callbacks (form bodies), one each."""
         rows, bodies = [], []
         for n in range(count):
-            order_id = f"CB{n:08d}"
+            order_id = f"{prefix}{n:08d}"
             rows.append(
                 (
                     order_id,
@@ -224,7 +224,7 @@ class Seeder:
                 f"&ApprovalCode={approval}&Total={total}"
                 f"&Signature={signature}"
             )
-        self.insert("callback orders", Transaction, TX_FIELDS, rows)
+        self.insert(f"callback orders {prefix}", Transaction, TX_FIELDS, rows)
         return bodies
 
     def autopays(self, count, today, amount=50000):

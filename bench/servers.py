@@ -154,3 +154,16 @@ def memory_mb(pid, field="VmRSS"):
 def reset_peak(pid):
     """Reset a process's peak resident memory (VmHWM) to its current size."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def cpu_seconds(pids):
+    """CPU time (user + system) of processes and their reaped children, summed."""
+    total = 0
+    for pid in pids:
+        path = Path(f"/proc/{pid}/stat")
+        if path.exists():
+            # After the ")" that ends the command name: utime is field 14 of
+            # stat(5), then stime, cutime, cstime.
+            fields = path.read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
