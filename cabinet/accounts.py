@@ -125,23 +125,23 @@ def end_sessions(account):
 def set_contract_password(number, password):
     """Give a contract a new password; its sessions end."""
     _valid_contract_password(password)
-    contract = get_contract(number)
-    Contract.update(
-        password_hash=generate_password_hash(password),
-        session_generation=Contract.session_generation + 1,
-    ).where(Contract.id == contract.id).execute()
-    return contract
+    return _set_password(get_contract(number), password)
 
 
 def set_operator_password(login, password):
     """Give an operator a new password; their sessions end."""
     _valid_operator_password(password)
-    operator = get_operator(login)
-    Operator.update(
+    return _set_password(get_operator(login), password)
+
+
+def _set_password(account, password):
+    """Store an account's new password hash and end its sessions, in one update."""
+    model = type(account)
+    model.update(
         password_hash=generate_password_hash(password),
-        session_generation=Operator.session_generation + 1,
-    ).where(Operator.id == operator.id).execute()
-    return operator
+        session_generation=model.session_generation + 1,
+    ).where(model.id == account.id).execute()
+    return account
 
 
 def set_operator_active(login, active):
