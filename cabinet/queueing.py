@@ -39,11 +39,17 @@ def enqueue_many(name, args_list, timeout=None):
     """Enqueue job `name` once per argument tuple, in one round trip, after commit."""
 
     def send():
-        get_queue().enqueue_many(
+        queue = get_queue()
+        # No MULTI/EXEC: a job hash left without its queue entry by a dropped
+        # connection runs never, and the work it stood for has a sweep of its own.
+        pipe = queue.connection.pipeline(transaction=False)
+        queue.enqueue_many(
             [
                 Queue.prepare_data(job_path(name), args, timeout=timeout)
                 for args in args_list
-            ]
+            ],
+            pipeline=pipe,
         )
+        pipe.execute()
 
     on_commit(send)
