@@ -201,7 +201,7 @@ def register_template_helpers(app):
 
 def register_event_handlers(app):
     """Connect the payments core's listeners; import the ISP's EVENT_HANDLERS."""
-    from . import autopay, billing  # noqa: F401  (connect their payments listeners)
+    from . import autopay, billing, fiscal  # noqa: F401  (connect their listeners)
     from .events import load_handlers
 
     load_handlers(app.config["EVENT_HANDLERS"])

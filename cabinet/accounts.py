@@ -32,6 +32,42 @@ def valid_email(email):
     )
 
 
+def normalize_phone(text):
+    """Return a phone number as +<digits> (E.164), or None if it is not one.
+
+    A Russian number may be typed as 8XXXXXXXXXX or with spaces, dashes and
+    brackets; it becomes +7XXXXXXXXXX.
+    """
+    if not isinstance(text, str) or len(text) > 32:
+        return None
+    digits = re.sub(r"[\s()-]", "", text.strip())
+    if re.fullmatch(r"8\d{10}", digits):
+        digits = "+7" + digits[1:]
+    elif re.fullmatch(r"7\d{10}", digits):
+        digits = "+" + digits
+    if not re.fullmatch(r"\+[1-9]\d{9,14}", digits):
+        return None
+    return digits
+
+
+def set_contact(contract, email=None, phone=None):
+    """Keep a contract's e-mail and/or phone (where its receipts go); validated."""
+    changes = {}
+    if email is not None:
+        email = email.strip()
+        if email and not valid_email(email):
+            raise CabinetError(f"not an e-mail address: {email[:80]!r}")
+        changes["email"] = email or None
+    if phone is not None:
+        normalized = normalize_phone(phone) if phone.strip() else ""
+        if normalized is None:
+            raise CabinetError(f"not a phone number: {phone[:32]!r}")
+        changes["phone"] = normalized or None
+    if changes:
+        Contract.update(**changes).where(Contract.id == contract.id).execute()
+    return Contract.get_by_id(contract.id)
+
+
 def _valid_contract_password(password):
     if len(password) < 4:
         raise CabinetError("password: at least 4 characters")

@@ -22,7 +22,13 @@ def client_for(configuration):
         p["password"],
         p["login"],
         timezone=current_app.config["UNITELLER_TIMEZONE"],
+        fiscal_gateway_url=p["fiscal_gateway_url"],
     )
+
+
+def is_fiscal(configuration):
+    """Tell whether a configuration sends 54-FZ receipts with its payments."""
+    return module_params.effective(configuration.params)["fiscal"] == "yes"
 
 
 def payment_gateway(contract):

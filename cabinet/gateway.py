@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, request
 from peewee import InterfaceError, OperationalError
 from playhouse.pool import MaxConnectionsExceeded
 
-from . import payments, status_check
+from . import fiscal, payments, status_check
 from .db import retrying
 from .extensions import get_redis
 from .models import ModuleInstance, Transaction
@@ -37,8 +37,22 @@ def _callback_fields():
 @bp.route("/<code>/notify", methods=["POST"])
 def notify(code):
     """Receive a payment callback: verify, apply once, answer 200 quickly."""
+    pairs = _callback_fields()
+    # A shop with one notification URL for both gets its receipts here too.
+    receive = (
+        fiscal.receive_fiscal_callback
+        if fiscal.is_fiscal_callback(pairs)
+        else payments.receive_callback
+    )
     # A lock outlasting the busy timeout is waited out here, not answered 500.
-    outcome = retrying(payments.receive_callback, code, _callback_fields())
+    outcome = retrying(receive, code, pairs)
+    return outcome.result, 200, {"Content-Type": "text/plain"}
+
+
+@bp.route("/<code>/fiscal", methods=["POST"])
+def fiscal_notify(code):
+    """Receive a fiscal notification (fiscal 02.1.18 §3.15): status and receipts."""
+    outcome = retrying(fiscal.receive_fiscal_callback, code, _callback_fields())
     return outcome.result, 200, {"Content-Type": "text/plain"}
 
 

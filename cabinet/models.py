@@ -106,6 +106,8 @@ class Contract(BaseModel):
     number = CharField(max_length=64, unique=True)
     name = CharField(max_length=200)
     email = CharField(max_length=200, null=True)
+    # Where a fiscal receipt goes when there is no e-mail: +7XXXXXXXXXX.
+    phone = CharField(max_length=16, null=True)
     password_hash = CharField(max_length=255)
     balance = BigIntegerField(default=0)  # kopecks; always the sum of the ledger
     instance = ForeignKeyField(ModuleInstance, null=True, backref="contracts")
@@ -487,6 +489,60 @@ class DeliveryAttempt(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class Receipt(BaseModel):
+    """A 54-FZ receipt we asked Uniteller to fiscalize: a sale's or a refund's.
+
+    `body` is the base64 text sent, frozen when the order (or the refund) was
+    written and never rebuilt: a retry sends the same bytes, and Uniteller
+    refuses an order id seen with another receipt.
+    """
+
+    transaction = ForeignKeyField(Transaction, backref="receipts")
+    refund = ForeignKeyField(Refund, null=True, backref="receipts")
+    kind = CharField(max_length=16)  # sale | refund
+    # "sale:<transaction id>", "refund:<refund id>": one receipt each, ever.
+    key = CharField(max_length=64, unique=True)
+    body = TextField()  # base64 of the receipt's UTF-8 JSON
+    total = BigIntegerField()  # kopecks
+    contact = CharField(max_length=254)  # the e-mail or phone it is sent to
+    # pending | issued | failed | missing | void (fiscal.states.RECEIPT_TRANSITIONS)
+    state = CharField(max_length=16, default="pending")
+    note = CharField(max_length=500, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("state", "created_at"), False),)
+
+    @classmethod
+    def of_sale(cls, transaction_id):
+        """Return the sale receipt of a transaction, or None."""
+        return cls.get_or_none(cls.key == f"sale:{transaction_id}")
+
+    @classmethod
+    def of_refund(cls, refund_id):
+        """Return the receipt of a refund, or None."""
+        return cls.get_or_none(cls.key == f"refund:{refund_id}")
+
+
+class FiscalDocument(BaseModel):
+    """A receipt Uniteller fiscalized (fiscal 02.1.18, Appendix 2), as it sent it."""
+
+    transaction = ForeignKeyField(Transaction, backref="fiscal_documents")
+    receipt = ForeignKeyField(Receipt, null=True, backref="documents")
+    fiscal_id = CharField(max_length=64, unique=True)  # fiscal.id at Uniteller
+    # 0 sale, 1 refund of a sale, 2 correction of a sale, 3 of a refund
+    doc_type = IntegerField()
+    total = BigIntegerField(null=True)  # kopecks
+    fiscal_number = CharField(max_length=32, null=True)
+    fiscal_attr = CharField(max_length=32, null=True)
+    fiscal_date = CharField(max_length=32, null=True)  # as Uniteller wrote it
+    fiscal_link = CharField(max_length=1000, null=True)
+    body = JSONField()  # the fiscalized receipt, whole
+    source = CharField(max_length=16)  # callback | results | answer
+    created_at = DateTimeField(default=utcnow)
+
+
 MODELS = [
     ModuleInstance,
     ModuleConfiguration,
@@ -508,4 +564,6 @@ MODELS = [
     BillingConnector,
     BillingDelivery,
     DeliveryAttempt,
+    Receipt,
+    FiscalDocument,
 ]

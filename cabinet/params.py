@@ -217,6 +217,99 @@ def _optional_amount(value):
     return "" if not value.strip() else _amount(value)
 
 
+def _choice(*allowed):
+    """A value out of a closed set of Uniteller's codes (given as strings)."""
+
+    def parse(value):
+        value = value.strip()
+        if value not in allowed:
+            raise ParamError(N_("one of %(allowed)s"), allowed=", ".join(allowed))
+        return value
+
+    return parse
+
+
+def _optional_choice(*allowed):
+    choice = _choice(*allowed)
+    return lambda value: "" if not value.strip() else choice(value)
+
+
+# A fiscal drive stores text in code page 866: a receipt line's name may hold
+# only characters it has (fiscal 02.1.18, Appendix 1, note 1), at most 128.
+FISCAL_LINE_MAX = 128
+# The longest contract number a line template is checked with when it is saved.
+FISCAL_LINE_SAMPLE = "0" * 20
+
+
+def cp866_only(text):
+    """Return the characters of `text` code page 866 cannot hold, in order."""
+    return [c for c in dict.fromkeys(text) if not _in_cp866(c)]
+
+
+def _in_cp866(char):
+    try:
+        char.encode("cp866")
+    except UnicodeEncodeError:
+        return False
+    return char.isprintable()
+
+
+def render_fiscal_line(template, contract_number):
+    """Fill a receipt line template with a contract number."""
+    return template.replace("{contract}", contract_number)
+
+
+def _fiscal_line(value):
+    value = " ".join(value.split())
+    if not value:
+        raise ParamError(N_("must not be empty"))
+    if "{" in value.replace("{contract}", "") or "}" in value.replace("{contract}", ""):
+        raise ParamError(N_("the only placeholder is {contract}"))
+    bad = cp866_only(value)
+    if bad:
+        raise ParamError(
+            N_("characters a fiscal drive cannot store (CP866): %(chars)s"),
+            chars=" ".join(repr(c) for c in bad[:5]),
+        )
+    if len(render_fiscal_line(value, FISCAL_LINE_SAMPLE)) > FISCAL_LINE_MAX:
+        raise ParamError(
+            N_(
+                "longer than %(count)d characters with a 20-digit contract number "
+                "in place of {contract}"
+            ),
+            count=FISCAL_LINE_MAX,
+        )
+    return value
+
+
+def _fiscal_place(value):
+    value = value.strip()
+    if not value:
+        return ""
+    if len(value) > 256 or not re.fullmatch(r"https?://[^\s]+", value):
+        raise ParamError(
+            N_(
+                "the site's address as registered with the tax office, e.g. "
+                "https://pay.example.net"
+            )
+        )
+    return value
+
+
+# Fiscal 02.1.18 Appendices 4-7: the codes a receipt may carry.
+TAXMODES = ("0", "1", "2", "4", "5")
+VAT_RATES = ("-1", "0", "5", "7", "10", "22", "105", "107", "110", "122")
+PAYATTRS = ("1", "2", "3", "4", "5", "6", "7")
+LINEATTRS = tuple(str(n) for n in [*range(1, 20), 30, 31, 32, 33])
+# A payment before the service is rendered (full or partial prepayment, an
+# advance) carries VAT at the calculated rate (tax code art. 164 p. 4).
+PREPAYMENT_PAYATTRS = ("1", "2", "3")
+CALCULATED_RATE = {"5": "105", "7": "107", "10": "110", "22": "122"}
+# VAT of 5 % and 7 % exists only under the simplified system (USN).
+USN_ONLY_RATES = ("5", "7", "105", "107")
+DEFAULT_FISCAL_GATEWAY_URL = "https://fpay.uniteller.ru"
+
+
 # name: (parser, default, help)
 PARAMS = {
     "shop_id": (_shop_id, "", "Uniteller Point ID (Shop_IDP)"),
@@ -242,6 +335,43 @@ PARAMS = {
         "is below this (empty: no built-in policy)",
     ),
     "auto_target": (_optional_amount, "", "automatic mode: top up to this balance"),
+    "fiscal": (_flag, "no", "send a 54-FZ receipt with every payment and refund"),
+    "fiscal_gateway_url": (
+        _url,
+        DEFAULT_FISCAL_GATEWAY_URL,
+        "Uniteller's host of payments with fiscalization, or the sandbox",
+    ),
+    "fiscal_taxmode": (
+        _optional_choice(*TAXMODES),
+        "",
+        "tax system: 0 OSN, 1 USN income, 2 USN income-expense, 4 ESHN, 5 patent",
+    ),
+    "fiscal_vat": (
+        _optional_choice(*VAT_RATES),
+        "",
+        "VAT of the line: -1 none, 0, 5, 7, 10, 22, 105, 107, 110, 122",
+    ),
+    "fiscal_payattr": (
+        _choice(*PAYATTRS),
+        "3",
+        "payment method (1 full prepayment, 3 advance, 4 full payment, ...)",
+    ),
+    "fiscal_lineattr": (
+        _choice(*LINEATTRS),
+        "10",
+        "subject of payment (4 service, 10 advance/prepayment, ...)",
+    ),
+    "fiscal_line": (
+        _fiscal_line,
+        "Оплата услуг связи по договору {contract}",
+        "the receipt line's name; {contract} is the contract number",
+    ),
+    "fiscal_ffd": (_choice("1.05", "1.2"), "1.2", "fiscal document format"),
+    "fiscal_place": (
+        _fiscal_place,
+        "",
+        "the site address registered as the place of settlement",
+    ),
 }
 
 
@@ -308,7 +438,48 @@ def validate(params):
                 N_("a top-up policy needs the automatic mode (autopay_automatic=yes)"),
                 "auto_target",
             )
+    _validate_fiscal(p)
     return clean
+
+
+def _validate_fiscal(p):
+    """Refuse a fiscal profile that is incomplete or contradicts itself."""
+    if p["fiscal"] != "yes":
+        return
+    for key, what in (
+        ("fiscal_taxmode", N_("the tax system is required for receipts")),
+        ("fiscal_vat", N_("the VAT rate is required for receipts")),
+    ):
+        if not p[key]:
+            raise ParamError(what, key)
+    if p["fiscal_ffd"] == "1.2" and not p["fiscal_place"]:
+        raise ParamError(
+            N_("format 1.2 needs the place of settlement (the site's address)"),
+            "fiscal_place",
+        )
+    vat, taxmode = p["fiscal_vat"], p["fiscal_taxmode"]
+    if vat in USN_ONLY_RATES and taxmode not in ("1", "2"):
+        raise ParamError(
+            N_(
+                "VAT of 5 or 7 percent exists only under the simplified system (1 or 2)"
+            ),
+            "fiscal_vat",
+        )
+    if taxmode == "5" and vat != "-1":
+        raise ParamError(
+            N_("under the patent system there is no VAT (-1)"), "fiscal_vat"
+        )
+    if p["fiscal_payattr"] in PREPAYMENT_PAYATTRS and vat in CALCULATED_RATE:
+        raise ParamError(
+            N_("a prepayment or an advance takes the calculated rate %(rate)s"),
+            "fiscal_vat",
+            rate=CALCULATED_RATE[vat],
+        )
+    if p["fiscal_payattr"] == "3" and p["fiscal_lineattr"] != "10":
+        raise ParamError(
+            N_("an advance (payment method 3) is a line of subject 10"),
+            "fiscal_lineattr",
+        )
 
 
 def effective(params):

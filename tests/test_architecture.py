@@ -110,6 +110,8 @@ def test_no_module_of_the_package_imports_in_a_circle():
     "above",
     [
         "cabinet.autopay",
+        "cabinet.billing",
+        "cabinet.fiscal",
         "cabinet.status_check",
         "cabinet.refunds",
         "cabinet.reconcile",

@@ -5,7 +5,7 @@ of autopay, jobs, billing deliveries, receipts or the web: those call its entry
 points or listen to `transaction_changed`.
 """
 
-from .callbacks import receive_callback
+from .callbacks import merge_fields, receive_callback
 from .history import record_event
 from .ledger import book_refund, ledger_balance
 from .orders import (
@@ -15,7 +15,7 @@ from .orders import (
     start_payment,
     transaction_of,
 )
-from .signals import refund_booked, transaction_changed
+from .signals import order_created, refund_booked, transaction_changed
 from .states import CHECKED_STATUSES, TRANSITIONS
 from .status import Outcome, apply_status, expire_unseen, flag_for_review
 
@@ -29,7 +29,9 @@ __all__ = [
     "expire_unseen",
     "flag_for_review",
     "ledger_balance",
+    "merge_fields",
     "new_order_id",
+    "order_created",
     "receive_callback",
     "recurrent_order_id",
     "record_event",

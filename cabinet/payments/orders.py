@@ -16,6 +16,7 @@ from ..db import write_unit
 from ..errors import AmountOutOfRange, NotFound, TooManyRequests
 from ..models import Contract, Transaction
 from .history import record_event
+from .signals import attachment_of
 
 # The package's one logger name, whichever of its modules writes.
 log = logging.getLogger("cabinet.payments")
@@ -125,6 +126,7 @@ def start_payment(
             + timedelta(seconds=current_app.config["STATUS_CHECK_GRACE"]),
         )
         record_event(transaction, source, "state", None, "new", note="created")
+        receipt = attachment_of(transaction, contract, configuration)
     form = acquirer.client_for(configuration).pay_form(
         transaction.order_id,
         amount,
@@ -136,6 +138,7 @@ def start_payment(
         language=language,
         callback_fields=p["callback_fields"].split(),
         recurrent_start=kind == "bind",
+        receipt=receipt,
     )
     log.info(
         "payment created order=%s contract=%s amount=%d",
@@ -171,6 +174,7 @@ def create_recurrent(charge, order_id, configuration):
         "new",
         note=f"autopay charge {charge.period}, try {charge.tries}",
     )
+    attachment_of(transaction, contract, configuration)  # its receipt, if fiscal
     return transaction
 
 

@@ -14,3 +14,22 @@ transaction_changed = _signals.signal("transaction-changed")
 # (book_refund), so a listener's rows commit with the ledger entry. Arguments:
 # the transaction (sender), `refund_id` and `amount` (the kopecks taken, > 0).
 refund_booked = _signals.signal("refund-booked")
+
+# A new order (a payment, a binding, a recurrent try) was written: sent inside
+# its write unit, before any request names it. A listener may freeze a document
+# the order's requests carry (the fiscal receipt) and return its text; the pay
+# form signs it in. Arguments: the transaction (sender), `contract` and
+# `configuration`.
+order_created = _signals.signal("order-created")
+
+
+def attachment_of(transaction, contract, configuration):
+    """Send order_created; return the one text a listener attached, or None."""
+    given = [
+        value
+        for _, value in order_created.send(
+            transaction, contract=contract, configuration=configuration
+        )
+        if value is not None
+    ]
+    return given[0] if given else None

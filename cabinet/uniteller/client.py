@@ -1,5 +1,6 @@
 """A client of Uniteller's merchant API: builds signed forms, talks to the server."""
 
+import json
 import logging
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -12,11 +13,23 @@ from . import signatures
 log = logging.getLogger(__name__)
 
 DEFAULT_GATEWAY_URL = "https://wpay.uniteller.ru"
+# Payments with fiscalization have a host of their own (fiscal 02.1.18 §3).
+DEFAULT_FISCAL_GATEWAY_URL = "https://fpay.uniteller.ru"
+# A Receipt field is at most this long once base64-encoded (fiscal Appendix 1).
+RECEIPT_MAX = 29999
 # Seconds to connect, then to wait for each answer (v1.43 §4.6.3: an early
 # /results/ request is held up to 100 s before its 429; the spec's own examples
 # give the operations 60 s).
 CONNECT_TIMEOUT = 10
-READ_TIMEOUTS = {"/results/": 110, "/recurrent/": 60, "/unblock/": 60}
+READ_TIMEOUTS = {
+    "/results/": 110,
+    "/recurrent/": 60,
+    "/unblock/": 60,
+    # The same calls with fiscalization (fiscal 02.1.18 §3.6, §3.14, §3.16).
+    "/v2/results": 110,
+    "/v2/recurrent": 60,
+    "/v2/cancel": 60,
+}
 
 # Statuses as Uniteller spells them in callbacks and /results/, mapped to ours.
 _STATUS_WORDS = {
@@ -227,8 +240,12 @@ class UnitellerClient:
         login="",
         timeouts=None,
         timezone=UNITELLER_TIMEZONE,
+        fiscal_gateway_url=None,
     ):
         self.gateway_url = (gateway_url or DEFAULT_GATEWAY_URL).rstrip("/")
+        self.fiscal_gateway_url = (
+            fiscal_gateway_url or DEFAULT_FISCAL_GATEWAY_URL
+        ).rstrip("/")
         self.shop_id = shop_id
         self.login = login
         self._password = password
@@ -251,8 +268,9 @@ class UnitellerClient:
         language="ru",
         callback_fields=(),
         recurrent_start=False,
+        receipt=None,
     ):
-        """Build the signed /pay/ form for one order."""
+        """Build the signed /pay/ form for one order (/v2/pay with a receipt)."""
         subtotal = format_wire(amount_kopecks)
         lifetime = "" if lifetime is None else str(lifetime)
         fields = {
@@ -284,7 +302,15 @@ class UnitellerClient:
         # An empty field signs as md5(""); sending it empty is the same, but tidier
         # to leave out.
         fields = {k: v for k, v in fields.items() if v != ""}
-        return PayForm(action=f"{self.gateway_url}/pay/", fields=fields)
+        if receipt is None:
+            return PayForm(action=f"{self.gateway_url}/pay/", fields=fields)
+        # The ordinary Signature stays as it is; the receipt has its own
+        # (fiscal 02.1.18 §3.1).
+        fields["Receipt"] = receipt
+        fields["ReceiptSignature"] = signatures.receipt_signature(
+            self._password, self.shop_id, order_id, subtotal, receipt
+        )
+        return PayForm(action=f"{self.fiscal_gateway_url}/v2/pay", fields=fields)
 
     @property
     def timeout(self):
@@ -330,8 +356,13 @@ class UnitellerClient:
         end=None,
         fields=RESULT_FIELDS,
         payments_results=None,
+        fiscal=False,
     ):
-        """Ask /results/ for one order and/or a period; return Results (dicts)."""
+        """Ask /results/ for one order and/or a period; return Results (dicts).
+
+        fiscal: ask the fiscal host's /v2/results, whose rows may also carry the
+        order's fiscalized receipts (the `Receipt` field, fiscal §3.16).
+        """
         unknown = [name for name in fields if name not in RESULTS_S_FIELDS]
         if unknown:
             raise ValueError(f"not a /results/ field: {', '.join(unknown)}")
@@ -347,13 +378,14 @@ class UnitellerClient:
         if payments_results is not None:
             data["PaymentsResults"] = payments_results
         data.update(period_fields(start, end, self.timezone))
-        text = self._post("/results/", data)
+        path = "/v2/results" if fiscal else "/results/"
+        text = self._post(path, data)
         rows = parse_results(text, fields)
         if not rows and ";" not in text:
             # Not "no orders" (an empty answer) nor rows of an odd shape (counted
             # as unreadable): something else answered.
             if text.strip():
-                raise UnexpectedAnswer("/results/: HTTP 200, not Uniteller's format")
+                raise UnexpectedAnswer(f"{path}: HTTP 200, not Uniteller's format")
         return rows
 
     def unblock(self, bill_number, amount_kopecks=None):
@@ -369,11 +401,42 @@ class UnitellerClient:
             data["Subtotal_P"] = format_wire(amount_kopecks)
         return parse_operation_answer("/unblock/", self._post("/unblock/", data))
 
-    def _post(self, path, data):
+    def cancel(self, order_id, amount_kopecks=None, receipt=None):
+        """Refund through /v2/cancel with a refund receipt (fiscal 02.1.18 §3.14).
+
+        amount None is a full refund: Subtotal is then not sent, as the spec
+        asks. Returns the answer's JSON object (Code, Note, Receipt, Status,
+        Balance); Code "0" or "00" is success, any other is the refusal's code.
+        """
+        data = {"OrderID": order_id, "UPID": self.shop_id}
+        subtotal = None if amount_kopecks is None else format_wire(amount_kopecks)
+        if subtotal is not None:
+            data["Subtotal"] = subtotal
+        if receipt is not None:
+            data["Receipt"] = receipt
+        data["Signature"] = signatures.cancel_signature(
+            self._password, order_id, self.shop_id, subtotal, receipt
+        )
+        text = self._post("/v2/cancel", data, base=self.fiscal_gateway_url)
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise UnexpectedAnswer("/v2/cancel: HTTP 200, not JSON") from None
+        if not isinstance(answer, dict) or "Code" not in answer:
+            raise UnexpectedAnswer("/v2/cancel: HTTP 200, no Code")
+        return answer
+
+    def _post(self, path, data, base=None):
         """POST a server-to-server request (credentials in the body, never the URL)."""
+        if base is None:
+            base = (
+                self.fiscal_gateway_url
+                if path.startswith("/v2/")
+                else (self.gateway_url)
+            )
         try:
             response = requests.post(
-                self.gateway_url + path,
+                base + path,
                 data=data,
                 timeout=(CONNECT_TIMEOUT, self.timeouts[path]),
             )
@@ -395,8 +458,19 @@ class UnitellerClient:
             raise GatewayRefused(f"{path}: {text.strip()[:200]}")
         return text
 
-    def recurrent(self, order_id, amount_kopecks, parent_order_id, parent_shop_id=None):
-        """Charge the card of a parent order again; return the answer's fields."""
+    def recurrent(
+        self,
+        order_id,
+        amount_kopecks,
+        parent_order_id,
+        parent_shop_id=None,
+        receipt=None,
+    ):
+        """Charge the card of a parent order again; return the answer's fields.
+
+        With a receipt the charge goes to the fiscal host's /v2/recurrent
+        (fiscal 02.1.18 §3.6), signed as before plus its ReceiptSignature.
+        """
         subtotal = format_wire(amount_kopecks)
         data = {
             "Shop_IDP": self.shop_id,
@@ -414,14 +488,32 @@ class UnitellerClient:
         }
         if parent_shop_id is not None:
             data["Parent_Shop_IDP"] = parent_shop_id
-        answer = parse_operation_answer("/recurrent/", self._post("/recurrent/", data))
+        path = "/recurrent/"
+        if receipt is not None:
+            path = "/v2/recurrent"
+            data["Receipt"] = receipt
+            data["ReceiptSignature"] = signatures.receipt_signature(
+                self._password, self.shop_id, order_id, subtotal, receipt
+            )
+        answer = parse_operation_answer(path, self._post(path, data))
         expected = signatures.recurrent_answer_signature(
             self._password, answer.get("OrderNumber", ""), answer.get("Total", "")
         )
         if not signatures.signatures_match(expected, answer.get("Signature")):
             # An answer we cannot trust is no answer: /results/ decides.
-            raise GatewayUnavailable("/recurrent/: the answer's signature is wrong")
+            raise GatewayUnavailable(f"{path}: the answer's signature is wrong")
         return answer
+
+    def check_receipt_signature(self, order_id, status, receipt, given):
+        """Compare a given ReceiptSignature of a callback with the expected one."""
+        if not self._password or not all(
+            isinstance(v, str) for v in (order_id, status, receipt)
+        ):
+            return False
+        expected = signatures.fiscal_callback_signature(
+            self._password, order_id, status, receipt
+        )
+        return signatures.signatures_match(expected, given)
 
 
 # Fiscal shops sign these callback fields first, in this order (fiscal §3.15).

@@ -76,6 +76,17 @@ def receipt_signature(password, shop_idp, order_idp, subtotal_p, receipt_base64)
     return _sha256("&".join(_sha256(p) for p in parts)).upper()
 
 
+def fiscal_callback_signature(password, order_id, status, receipt_base64):
+    """Sign (to verify) the receipts of a fiscal callback (fiscal 02.1.18 §3.15)."""
+    return _sha256(order_id + status + receipt_base64 + password).upper()
+
+
+def cancel_signature(password, order_id, upid, subtotal=None, receipt_base64=None):
+    """Sign a /v2/cancel request (fiscal §3.14): a field not sent has no slot."""
+    parts = [order_id, upid, subtotal, receipt_base64, password]
+    return _sha256("&".join(_sha256(p) for p in parts if p is not None)).upper()
+
+
 def signatures_match(expected, given):
     """Compare signatures in constant time; upper-case hex only, as Uniteller signs."""
     if not given or not isinstance(given, str):

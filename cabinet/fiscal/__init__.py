@@ -1,0 +1,42 @@
+"""54-FZ receipts through Uniteller's fiscalization (fiscal 02.1.18).
+
+Listens to the payments core: a receipt is frozen with each order of a fiscal
+configuration (`order_created`) and follows its order's money
+(`transaction_changed`); refunds freeze theirs with the refund. What Uniteller
+fiscalized arrives in its fiscal notification, in the answers of /v2/recurrent
+and /v2/cancel, and in /v2/results, and is kept once per fiscal.id.
+"""
+
+from . import listeners  # noqa: F401  (connects the payments listeners)
+from .callbacks import is_fiscal_callback, receive_fiscal_callback
+from .documents import (
+    UnreadableReceipts,
+    decode_documents,
+    documents_of,
+    record_documents,
+    set_state,
+)
+from .issuing import issue_refund, issue_sale, profile_of
+from .receipts import ContactRequired, build_refund, build_sale, decode, encode
+from .states import DOCUMENT_TYPES, NEEDS_ATTENTION, RECEIPT_STATES
+
+__all__ = [
+    "DOCUMENT_TYPES",
+    "NEEDS_ATTENTION",
+    "RECEIPT_STATES",
+    "ContactRequired",
+    "UnreadableReceipts",
+    "build_refund",
+    "build_sale",
+    "decode",
+    "decode_documents",
+    "documents_of",
+    "encode",
+    "is_fiscal_callback",
+    "issue_refund",
+    "issue_sale",
+    "profile_of",
+    "receive_fiscal_callback",
+    "record_documents",
+    "set_state",
+]

@@ -1,0 +1,158 @@
+"""Keep what Uniteller fiscalized: each receipt once, linked to its order."""
+
+import base64
+import binascii
+import json
+import logging
+from decimal import Decimal, InvalidOperation
+
+from peewee import IntegrityError
+
+from ..clock import utcnow
+from ..db import db, write_unit
+from ..models import FiscalDocument, Receipt
+from ..money import to_kopecks
+from .states import DOCUMENT_TYPES, RECEIPT_TRANSITIONS, REFUND, SALE
+
+log = logging.getLogger("cabinet.fiscal")
+
+# A Receipt field holds at most 29,999 characters (fiscal Appendix 1); an answer
+# listing all of an order's receipts may hold several such: bounded anyway.
+DOCUMENTS_MAX_CHARS = 400_000
+
+
+class UnreadableReceipts(ValueError):
+    """A Receipt field that is not base64 of a JSON array of fiscalized receipts."""
+
+
+def decode_documents(text):
+    """Read a Receipt field (base64 of a JSON array, Appendix 2) into its receipts.
+
+    An empty field is no receipts (an order nothing was fiscalized for).
+    """
+    if not text or not text.strip():
+        return []
+    if len(text) > DOCUMENTS_MAX_CHARS:
+        raise UnreadableReceipts("longer than any answer of receipts")
+    try:
+        value = json.loads(base64.b64decode(text.strip(), validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise UnreadableReceipts(type(exc).__name__) from None
+    if isinstance(value, dict):
+        value = [value]  # some answers carry one receipt, not an array
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise UnreadableReceipts("not an array of receipts")
+    return [doc for doc in value if isinstance(doc.get("fiscal"), dict)]
+
+
+def _kopecks(value):
+    try:
+        return to_kopecks(Decimal(str(value)))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+
+
+def _text(value, limit):
+    return None if value in (None, "") else str(value)[:limit]
+
+
+def set_state(receipt_id, state, note=None):
+    """Move a receipt to `state` by compare-and-set; True if it moved."""
+    changes = {"state": state, "updated_at": utcnow()}
+    if note is not None:
+        changes["note"] = note[:500]
+    return bool(
+        Receipt.update(**changes)
+        .where(
+            Receipt.id == receipt_id,
+            Receipt.state.in_(RECEIPT_TRANSITIONS[state]),
+        )
+        .execute()
+    )
+
+
+def _receipt_for(transaction, doc_type, total, receipt):
+    """The receipt a fiscalized document answers: given, or found by type and sum."""
+    if receipt is not None or doc_type not in (SALE, REFUND):
+        return receipt
+    if doc_type == SALE:
+        return Receipt.of_sale(transaction.id)
+    # A refund's document: the refund receipt of that sum still waiting for one,
+    # else any of that sum (the same document arriving again).
+    candidates = list(
+        Receipt.select()
+        .where(
+            Receipt.transaction == transaction.id,
+            Receipt.kind == "refund",
+            Receipt.total == total,
+        )
+        .order_by(Receipt.state != "pending", Receipt.id)
+    )
+    return candidates[0] if candidates else None
+
+
+def record_documents(transaction, documents, source, receipt=None):
+    """Keep each fiscalized receipt once (fiscal.id unique) and mark its receipt issued.
+
+    Returns the number of documents new to us. Call in a write unit, or alone.
+    """
+    added = 0
+    with write_unit():
+        for doc in documents:
+            fiscal = doc["fiscal"]
+            fiscal_id = _text(fiscal.get("id"), 64)
+            try:
+                doc_type = int(fiscal.get("type"))
+            except (TypeError, ValueError):
+                doc_type = None
+            if fiscal_id is None or doc_type not in DOCUMENT_TYPES:
+                log.warning(
+                    "fiscal document without id or type order=%s", transaction.order_id
+                )
+                continue
+            total = _kopecks(doc.get("total"))
+            target = _receipt_for(transaction, doc_type, total, receipt)
+            register = fiscal.get("register") or {}
+            try:
+                with db.atomic():  # a savepoint: a duplicate undoes only itself
+                    FiscalDocument.create(
+                        transaction=transaction.id,
+                        receipt=target.id if target else None,
+                        fiscal_id=fiscal_id,
+                        doc_type=doc_type,
+                        total=total,
+                        fiscal_number=_text(register.get("fiscal_number"), 32),
+                        fiscal_attr=_text(register.get("fiscal_attr"), 32),
+                        fiscal_date=_text(register.get("fiscal_date"), 32),
+                        fiscal_link=_text(register.get("fiscal_link"), 1000),
+                        body=doc,
+                        source=source,
+                    )
+            except IntegrityError:
+                continue  # this document is kept already: a duplicate changes nothing
+            added += 1
+            if target is not None and doc_type in (SALE, REFUND):
+                set_state(target.id, "issued")
+    if added:
+        log.info(
+            "fiscal documents kept order=%s new=%d source=%s",
+            transaction.order_id,
+            added,
+            source,
+            extra={"order_id": transaction.order_id},
+        )
+    return added
+
+
+def documents_of(transaction):
+    """A transaction's fiscalized documents, oldest first."""
+    return list(
+        FiscalDocument.select()
+        .where(FiscalDocument.transaction == transaction.id)
+        .order_by(FiscalDocument.id)
+    )
+
+
+def receipt_link(document):
+    """Where a person checks a fiscalized receipt: its FNS check link."""
+    return document.fiscal_link or ""
