@@ -65,6 +65,57 @@ def signed_callback(
     return fields
 
 
+# A fiscal profile as an ISP on the simplified system without VAT sets it.
+FISCAL_PROFILE = (
+    "fiscal=yes",
+    "fiscal_gateway_url=http://gateway.test",
+    "fiscal_taxmode=1",
+    "fiscal_vat=-1",
+    "fiscal_place=https://pay.isp.test",
+)
+
+
+def fiscalized(receipt, fiscal_id, doc_type=0, link="https://check.test/r"):
+    """A fiscalized receipt as Uniteller returns it (fiscal 02.1.18, Appendix 2)."""
+    return {
+        **receipt,
+        "fiscal": {
+            "id": fiscal_id,
+            "type": doc_type,
+            "register": {
+                "fiscal_number": "1234",
+                "shift_number": "7",
+                "fiscal_date": "2026-12-02 10:00:00",
+                "fiscal_attr": "3522707203",
+                "fiscal_link": link,
+            },
+        },
+    }
+
+
+def fiscal_callback(order_id, status, password, documents, **extra):
+    """A signed fiscal notification (§3.15) carrying fiscalized receipts."""
+    import base64
+    import json
+
+    from cabinet.uniteller.signatures import fiscal_callback_signature
+
+    fields = signed_callback(order_id, status, password, **extra)
+    # A fiscal shop signs ApprovalCode, BillNumber, Total in this fixed order.
+    fields["Signature"] = callback_signature(
+        password,
+        order_id,
+        status,
+        [fields["ApprovalCode"], fields["BillNumber"], fields["Total"]],
+    )
+    receipt = base64.b64encode(json.dumps(documents).encode()).decode()
+    fields["Receipt"] = receipt
+    fields["ReceiptSignature"] = fiscal_callback_signature(
+        password, order_id, status, receipt
+    )
+    return fields
+
+
 # Every autopay mode a configuration can allow.
 ALL_MODES = ("autopay_weekly=yes", "autopay_monthly=yes", "autopay_automatic=yes")
 # Console staff of the `staff` fixture.
