@@ -93,6 +93,12 @@ def email_notice(notice_id):
 
 
 @_with_app
+def dispatch_billing(delivery_ids):
+    """Enqueue a delivery job for each of a web process's gathered deliveries."""
+    return billing.dispatch(delivery_ids)
+
+
+@_with_app
 def deliver_billing(delivery_id):
     """Send one delivery to the ISP's billing and record its answer (idempotent)."""
     return billing.deliver(delivery_id)

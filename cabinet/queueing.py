@@ -5,14 +5,24 @@ jobs module is the top of the package (it builds the app), so nothing below it
 may import it. RQ stores a job's function by its dotted name either way.
 """
 
+import atexit
+import logging
+import os
+import threading
+import time
 from datetime import timedelta
 
+from flask import current_app, has_request_context
 from rq import Queue
 
 from .db import on_commit
 from .extensions import QUEUE_NAME, get_queue
 
 JOBS_MODULE = "cabinet.jobs"
+# How long a web process gathers ids before it enqueues them as one job.
+GATHER_SECONDS = 0.02
+
+log = logging.getLogger(__name__)
 
 
 def job_path(name):
@@ -53,3 +63,75 @@ def enqueue_many(name, args_list, timeout=None):
         pipe.execute()
 
     on_commit(send)
+
+
+def enqueue_gathered(name, ids):
+    """Enqueue job `name` with a list of ids once the unit commits, gathered.
+
+    In a web request the ids join those of other requests of this process and
+    go, a moment later, as one job (`name(ids)`): a callback then pays a list
+    append instead of a job's creation. Elsewhere (a worker, the CLI) the job is
+    enqueued at once. Ids a crash loses before they go are work a sweep of its
+    own finds again: use this only for such work.
+    """
+    ids = list(ids)
+    if not has_request_context():
+        on_commit(lambda: get_queue().enqueue(job_path(name), ids))
+        return
+    app = current_app._get_current_object()
+    on_commit(lambda: _GATHERER.add(app, name, ids))
+
+
+class _Gatherer:
+    """Ids waiting in this process to be enqueued, and the thread that sends them."""
+
+    def __init__(self):
+        self._reset()
+        atexit.register(self.flush)
+
+    def _reset(self):
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.waiting = {}  # (app, job name) -> ids
+        self.thread = None
+
+    def add(self, app, name, ids):
+        if self.pid != os.getpid():
+            self._reset()  # a forked child: the parent's thread is not here
+        with self.lock:
+            self.waiting.setdefault((app, name), []).extend(ids)
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._run, name="cabinet-gatherer", daemon=True
+                )
+                self.thread.start()
+        self.wake.set()
+
+    def _run(self):
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            time.sleep(GATHER_SECONDS)  # let a burst gather
+            self.flush()
+
+    def flush(self):
+        """Enqueue what waits now, one job per (app, job name)."""
+        if self.pid != os.getpid():
+            return
+        with self.lock:
+            waiting, self.waiting = self.waiting, {}
+        for (app, name), ids in waiting.items():
+            try:
+                with app.app_context():
+                    get_queue().enqueue(job_path(name), ids)
+            except Exception:  # noqa: BLE001  (Redis down: the sweep finds them)
+                log.exception("could not enqueue %s for %d ids", name, len(ids))
+
+
+_GATHERER = _Gatherer()
+
+
+def flush_gathered():
+    """Enqueue at once what this process gathered (tests; a clean shutdown)."""
+    _GATHERER.flush()

@@ -416,6 +416,9 @@ def run_jobs(redis):
     from cabinet.extensions import QUEUE_NAMES
 
     def run(app):
+        from cabinet.queueing import flush_gathered
+
+        flush_gathered()  # what the live app's requests gathered goes now
         queues = [Queue(name, connection=redis) for name in QUEUE_NAMES]
         for queue in queues:
             # Delayed jobs (enqueue_in) are due at once in tests: move them over.

@@ -18,6 +18,7 @@ from cabinet.models import (
     ModuleInstance,
     Transaction,
 )
+from cabinet.queueing import flush_gathered
 from tests.helpers import (
     ADMIN,
     BILLING_PASSWORD,
@@ -159,7 +160,8 @@ def test_a_flushed_redis_loses_no_delivery(osmp_world, redis, run_jobs):
     pay_by_card(world, "100")
     pay_by_card(world, "200")
     world.settle()
-    redis.flushdb()  # the deliver jobs are gone
+    flush_gathered()  # the callbacks' jobs are in Redis now
+    redis.flushdb()  # and gone
     run_jobs(world.app)
     assert {d.state for d in billing_deliveries(world)} == {"pending"}
     with in_app(world.app):
@@ -622,3 +624,20 @@ def test_a_full_refund_cancels_the_payment_and_a_partial_one_needs_a_person(
     assert "whole payment" in partial.note
     (left,) = world.billing.paid()  # the whole refund canceled its payment
     assert left["sum"] == "600.00"
+
+
+def test_callbacks_gather_their_deliveries_into_dispatch_jobs(osmp_world, redis):
+    from rq import Queue
+
+    from cabinet.extensions import QUEUE_NAME
+
+    world = osmp_world
+    for amount in ("100", "200", "300"):
+        pay_by_card(world, amount)
+    world.settle()
+    flush_gathered()
+    jobs = Queue(QUEUE_NAME, connection=redis).get_jobs()
+    # A callback enqueues no job of its own: its delivery joins a dispatch job.
+    assert {job.func_name for job in jobs} == {"cabinet.jobs.dispatch_billing"}
+    gathered = sorted(i for job in jobs for i in job.args[0])
+    assert gathered == sorted(d.id for d in billing_deliveries(world))

@@ -10,7 +10,7 @@ import os
 import signal
 from datetime import datetime, timedelta
 
-from flask import current_app
+from flask import current_app, has_request_context
 from peewee import fn
 
 from ..clock import utcnow
@@ -27,7 +27,7 @@ from ..models import (
 )
 from ..pacing import ConcurrencySlots
 from ..prepared import Prepared
-from ..queueing import enqueue, enqueue_many
+from ..queueing import enqueue, enqueue_gathered, enqueue_many
 from ..task_stats import TaskStats
 from . import protocols
 from .states import DELIVERY_TRANSITIONS, NEEDS_ATTENTION, backoff
@@ -35,6 +35,7 @@ from .states import DELIVERY_TRANSITIONS, NEEDS_ATTENTION, backoff
 log = logging.getLogger(__name__)
 
 JOB = "deliver_billing"
+DISPATCH_JOB = "dispatch_billing"
 EVENT_OF_KIND = protocols.EVENT_OF
 # A claim is held for the call's timeout plus this: a worker killed mid-call
 # leaves `sending`, which the sweep sends again once the lease ran out.
@@ -126,9 +127,20 @@ def record_deliveries(transaction, kind, amount, refund_id=None):
             now=now,
         )
         made.append(pk)
-    if made:
+    if not made:
+        return made
+    if has_request_context():
+        # A callback: gathered with other requests' into one dispatch job; the
+        # sweep finds any a crash of this process lost before they went.
+        enqueue_gathered(DISPATCH_JOB, made)
+    else:
         enqueue_many(JOB, [(pk,) for pk in made])
     return made
+
+
+def dispatch(delivery_ids):
+    """Enqueue one delivery job per id (the gathered job of record_deliveries)."""
+    enqueue_many(JOB, [(pk,) for pk in delivery_ids])
 
 
 # --- sending -------------------------------------------------------------------------
