@@ -5,6 +5,7 @@ claimed (pending -> sending, committed), sent, and its answer recorded by
 compare-and-set on the claim's attempt number.
 """
 
+import json
 import logging
 import os
 import signal
@@ -66,7 +67,9 @@ def kill_point(name):
 
 # Built once per database: each credit runs both (Prepared, README "Benchmarks").
 _ACTIVE_CONNECTORS = Prepared(
-    lambda slot: BillingConnector.select().where(
+    lambda slot: BillingConnector.select(
+        BillingConnector.id, BillingConnector.kind, BillingConnector.params
+    ).where(
         BillingConnector.instance == slot("instance"),
         BillingConnector.is_active == True,  # noqa: E712
     )
@@ -98,7 +101,8 @@ def record_deliveries(transaction, kind, amount, refund_id=None):
     Call inside the write unit of the ledger entry; the jobs are enqueued once
     it commits. `amount` None: what the ledger's reversal entry took back.
     """
-    connectors = _ACTIVE_CONNECTORS.all(instance=transaction.instance_id)
+    # Plain rows: no model built, params read only where a webhook needs them.
+    connectors = _ACTIVE_CONNECTORS.tuples(instance=transaction.instance_id)
     if not connectors:
         return []
     if amount is None:
@@ -111,13 +115,13 @@ def record_deliveries(transaction, kind, amount, refund_id=None):
     key = f"{kind}:{refund_id if kind == 'refund' else transaction.id}"
     now = utcnow()
     made = []
-    for connector in connectors:
-        if connector.kind == "webhook" and EVENT_OF_KIND[kind] not in (
-            connector.params.get("events", "").split()
+    for connector_id, connector_kind, params in connectors:
+        if connector_kind == "webhook" and EVENT_OF_KIND[kind] not in (
+            json.loads(params or "{}").get("events", "").split()
         ):
             continue
         ((pk,),) = _DELIVERY_INSERT.tuples(
-            connector=connector.id,
+            connector=connector_id,
             transaction=transaction.id,
             refund=refund_id,
             kind=kind,
