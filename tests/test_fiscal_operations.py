@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from cabinet import autopay, fiscal, payments, refunds
+from cabinet import accounts, autopay, fiscal, payments, refunds
 from cabinet.clock import local_today, utcnow
 from cabinet.fiscal import recheck
 from cabinet.models import (
@@ -21,7 +21,7 @@ from cabinet.models import (
     Transaction,
 )
 from cabinet.money import format_wire
-from tests.helpers import in_app, new_payment
+from tests.helpers import ADMIN, console_login, in_app, new_payment
 
 
 def paid(contract, amount=50000):
@@ -251,3 +251,22 @@ def test_a_receipt_still_absent_after_the_wait_goes_missing(fiscal_shop):
         later = utcnow() + timedelta(minutes=31)  # RECEIPT_MISSING_MINUTES: 30
         assert fiscal.recheck_receipts(transaction.id, now=later).changed == 1
         assert Receipt.get_by_id(receipt.id).state == "missing"
+
+
+def test_the_console_says_what_error_51_did(fiscal_shop):
+    app, fake = fiscal_shop
+    fake.cancel = "51"
+    with in_app(app):
+        accounts.add_operator(*ADMIN, admin=True)
+        order_id = paid(Contract.get(Contract.number == "1001")).order_id
+    client = app.test_client()
+    console_login(client)
+    page = client.post(
+        f"/console/transactions/{order_id}/refund",
+        data={"amount": "200"},
+        follow_redirects=True,
+    )
+    text = page.get_data(as_text=True)
+    assert (
+        "чеки коррекции" in text and "(ошибка 51)" in text
+    )  # the console is in Russian
