@@ -357,8 +357,8 @@ class FakeFiscalUniteller:
 
     Until the sandbox serves /v2/*: /v2/recurrent, /v2/cancel, /v2/results and
     /results/ answer as the spec's formats say, with what a test scripts in
-    `recurrent` (ok, 53, 54) and `cancel` (ok, 50, 51); `rows` are the orders it
-    knows and `requests` what it was sent, (path, form).
+    `recurrent` (ok, 53, 54) and `cancel` (ok, 50, 51, lost: made, answered
+    504); `rows` are the orders it knows, `requests` what it was sent (path, form).
     """
 
     def __init__(self, password):
@@ -465,11 +465,18 @@ class FakeFiscalUniteller:
             self.refund_rows.setdefault(order, []).append(
                 {"Status": "Refund", "Total": total}
             )
+            document = self.document(1, total)
+            if self.cancel == "lost":
+                # Made, and its answer lost: /v2/results lists the refund row and
+                # the order's receipts.
+                row = self.rows.setdefault(order, {"Status": "Paid"})
+                row["Receipt"] = self.encode([document])
+                return "upstream timed out", 504
             full = "Subtotal" not in form
             answer = {
                 "Code": "00",
                 "Note": "",
-                "Receipt": self.encode([self.document(1, total)]),
+                "Receipt": self.encode([document]),
                 "Status": "Canceled" if full else "Paid",
                 "Balance": "0.00",
             }

@@ -270,3 +270,21 @@ def test_the_console_says_what_error_51_did(fiscal_shop):
     assert (
         "чеки коррекции" in text and "(ошибка 51)" in text
     )  # the console is in Russian
+
+
+def test_a_refund_whose_answer_was_lost_is_settled_by_the_check_not_resent(
+    refund_of,
+):
+    app, fake, run = refund_of
+    made = run(20000, "lost")
+    with in_app(app):
+        assert made.status == "pending"  # the refund may have been made
+        fake.rows[made.transaction.order_id]["Total"] = "500.00"
+        stats = refunds.recheck_pending(now=utcnow() + timedelta(minutes=2))
+        assert stats.errors == 0
+        made = refunds.Refund.get_by_id(made.id)
+        assert made.status == "done"
+        assert refund_receipt(made).state == "issued"  # from /v2/results' Receipt
+    assert len(fake.sent("/v2/cancel")) == 1
+    (asked,) = fake.sent("/v2/results")
+    assert asked["PaymentsResults"] == "3"
