@@ -70,6 +70,9 @@ def from_env(environ=None):
         "AUTOPAY_REMIND_DAYS": int(env.get("AUTOPAY_REMIND_DAYS", "0")),
         "RECURRENT_CONCURRENCY": int(env.get("RECURRENT_CONCURRENCY", "5")),
         "RESOLVE_DELAY": int(env.get("RESOLVE_DELAY", "60")),
+        # Minutes after its money moved before a receipt still not fiscalized is
+        # put on the operators' "paid, no receipt" list.
+        "RECEIPT_MISSING_MINUTES": int(env.get("RECEIPT_MISSING_MINUTES", "30")),
         "EVENT_HANDLERS": env.get("EVENT_HANDLERS", ""),
         "SMTP_HOST": env.get("SMTP_HOST", ""),
         "SMTP_PORT": int(env.get("SMTP_PORT", "25")),

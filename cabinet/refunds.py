@@ -1,15 +1,15 @@
-"""Refunds through Uniteller's /unblock/: ask, record the answer, re-check."""
+"""Refunds through Uniteller's /unblock/ (/v2/cancel with a receipt): ask, re-check."""
 
 import logging
 from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
-from . import acquirer, payments
+from . import acquirer, fiscal, payments
 from .clock import utcnow
 from .db import write_unit
 from .errors import CabinetError
-from .models import CREDITED_STATUSES, Refund, Transaction
+from .models import CREDITED_STATUSES, Receipt, Refund, Transaction
 from .money import AmountError, to_kopecks
 from .task_stats import TaskStats
 from .uniteller.client import (
@@ -17,6 +17,7 @@ from .uniteller.client import (
     GatewayUnavailable,
     OperationRefused,
     RateLimited,
+    UnexpectedAnswer,
     UnitellerError,
     normalize_status,
 )
@@ -53,6 +54,19 @@ SETTLE_AFTER = timedelta(minutes=10)
 RECHECK_BATCH = 50
 RECHECK_AFTER = timedelta(minutes=1)
 APPROVED = "AS000"
+# /v2/cancel's answer codes (fiscal 02.1.18 §2.5.2, §3.14, Appendix 8): success,
+# and the two fiscal refusals. 50: the refund receipt failed, nothing refunded;
+# 51: the refund receipt was fiscalized, the refund failed, and correction
+# receipts undoing it were fiscalized. Every other code is refused before any
+# receipt (10-19: the request's receipt or the order's balance; 5: no cash desk).
+CANCEL_DONE = ("0", "00")
+RECEIPT_FAILED = 50
+REFUND_FAILED_CORRECTED = 51
+# What of a /v2/cancel answer goes into the event row (the receipts are kept
+# as fiscal documents).
+_KEPT_CANCEL_FIELDS = ("Code", "Note", "Status", "Balance")
+# Codes that may mean the order was refunded or closed at Uniteller already.
+_CANCEL_RECHECK = (15, 16)
 
 
 class RefundRefused(CabinetError):
@@ -93,7 +107,13 @@ def start_refund(transaction, amount, operator):
         transaction = Transaction.get_by_id(transaction.id)
         if transaction.status not in CREDITED_STATUSES:
             raise RefundRefused("not_credited")
-        if not transaction.bill_number:
+        # A sale that went with a receipt is refunded with one, by its order id
+        # (/v2/cancel); one that went without (the profile was switched on
+        # later) is refunded as it was paid, by its BillNumber.
+        with_receipt = acquirer.is_fiscal(transaction.configuration) and (
+            Receipt.of_sale(transaction.id) is not None
+        )
+        if not with_receipt and not transaction.bill_number:
             raise RefundRefused("no_bill_number")
         if pending_refund(transaction) is not None:
             raise RefundRefused("pending")
@@ -110,7 +130,13 @@ def start_refund(transaction, amount, operator):
         except IntegrityError:  # another operator's refund got in first
             raise RefundRefused("pending") from None
         _note(transaction, f"refund #{refund.id} of {amount} kopecks asked")
+        # Frozen with the refund: a re-check never builds another.
+        receipt = None
+        if with_receipt:
+            receipt = fiscal.issue_refund(transaction, refund.id, amount)
     client = acquirer.client_for(transaction.configuration)
+    if receipt is not None:
+        return _cancel(client, transaction, refund, receipt)
     mismatch = _bill_number_mismatch(client, transaction)
     if mismatch:
         # Nothing was asked of /unblock/: the refund is refused, not pending.
@@ -151,6 +177,83 @@ def start_refund(transaction, amount, operator):
         except UnitellerError as exc:
             log.warning("re-check of %s failed: %s", transaction.order_id, exc)
     return Refund.get_by_id(refund.id)
+
+
+def _cancel(client, transaction, refund, receipt):
+    """Refund with its receipt through /v2/cancel and record the answer."""
+    # A full refund of the order sends no Subtotal (fiscal §3.14); any other
+    # names its amount, the receipt's total.
+    whole = refund.amount == transaction.amount
+    try:
+        answer = client.cancel(
+            transaction.order_id, None if whole else refund.amount, receipt=receipt
+        )
+    except (GatewayUnavailable, UnexpectedAnswer) as exc:
+        # The refund and its receipt may have been made: only the re-check
+        # (/v2/results' refund rows) decides; nothing is sent again.
+        return _still_pending(refund, f"no answer from Uniteller ({exc}); re-check")
+    except UnitellerError as exc:
+        # Refused before it reached the operation (429, "ERROR: …").
+        _failed(refund, "", str(exc), receipt_state="void")
+        return Refund.get_by_id(refund.id)
+    code = str(answer.get("Code", "")).strip()
+    note = str(answer.get("Note") or "").strip()
+    kept = {k: answer[k] for k in _KEPT_CANCEL_FIELDS if k in answer}
+    documents = _documents(transaction, answer.get("Receipt"))
+    refund_receipt = Receipt.of_refund(refund.id)
+    if documents:
+        fiscal.record_documents(transaction, documents, "answer", refund_receipt)
+    if code in CANCEL_DONE:
+        if not documents and normalize_status(answer.get("Status")) not in (
+            "canceled",
+            "partly_canceled",
+        ):
+            # Accepted, not made yet (an SBP refund is asynchronous, fiscal
+            # §2.5.8): its refund row and receipt come later.
+            _still_pending(refund, f"Uniteller answered {code} without receipts")
+            _recheck_quietly(transaction)
+        else:
+            _done(refund, kept)
+        return Refund.get_by_id(refund.id)
+    number = int(code) if code.isdigit() else code
+    if number == RECEIPT_FAILED:
+        _failed(refund, number, note or "Fiscal reversal receipt failure", "failed")
+    elif number == REFUND_FAILED_CORRECTED:
+        # The refund receipt was fiscalized and then undone by correction
+        # receipts (kept above): it stands issued, with its corrections beside it.
+        _failed(
+            refund,
+            number,
+            note or "Fiscal reversal operation failure",
+            note="the refund failed; correction receipts undo this receipt",
+        )
+        if not documents:
+            _recheck_quietly(transaction)  # its receipts are in /v2/results
+    else:
+        _failed(refund, number, note or f"error {code}", receipt_state="void")
+        if number in _CANCEL_RECHECK:
+            _recheck_quietly(transaction)
+    return Refund.get_by_id(refund.id)
+
+
+def _documents(transaction, text):
+    """Read the fiscalized receipts of an answer; [] if none or unreadable."""
+    try:
+        return fiscal.decode_documents(text) if isinstance(text, str) else []
+    except fiscal.UnreadableReceipts as exc:
+        # Kept pending: the receipt check finds them in /v2/results.
+        log.warning(
+            "/v2/cancel %s: receipts unreadable (%s)", transaction.order_id, exc
+        )
+        return []
+
+
+def _recheck_quietly(transaction):
+    """Re-check an order's refunds now; Uniteller's silence leaves it to the task."""
+    try:
+        recheck(transaction)
+    except UnitellerError as exc:
+        log.warning("re-check of %s failed: %s", transaction.order_id, exc)
 
 
 def judge_answer(transaction, answer):
@@ -208,13 +311,23 @@ def recheck(transaction):
     """
     transaction = Transaction.get_by_id(transaction.id)
     configuration = transaction.configuration
+    # An order sent with receipts is asked of /v2/results, whose rows also
+    # carry its fiscalized receipts (fiscal §3.16).
+    with_receipts = transaction.receipts.exists()
     rows = acquirer.ask_results(
         acquirer.client_for(configuration),
         acquirer.results_spacing(configuration),
         TaskStats(),
         order_id=transaction.order_id,
         payments_results=WITH_REFUNDS,
+        **(
+            {"fields": fiscal.RECEIPT_RESULT_FIELDS, "fiscal": True}
+            if with_receipts
+            else {}
+        ),
     )
+    if with_receipts:
+        fiscal.record_rows(transaction, rows)
     mine = [r for r in rows if r.get("OrderNumber") == transaction.order_id]
     refund_rows = [r for r in mine if _is_refund_row(r)]
     row = next((r for r in mine if not _is_refund_row(r)), None)
@@ -282,7 +395,7 @@ def _settle_from_rows(transaction, refund, row, refund_rows):
     elif (
         refunded_there <= refunded_here and utcnow() - refund.created_at >= SETTLE_AFTER
     ):
-        _failed(refund, "", "Uniteller made no refund (status re-check)")
+        _failed(refund, "", "Uniteller made no refund (status re-check)", "void")
 
 
 def _note(transaction, text, fields=None):
@@ -309,8 +422,8 @@ def _still_pending(refund, note):
     return Refund.get_by_id(refund.id)
 
 
-def _failed(refund, code, message):
-    """Record that Uniteller refused a pending refund."""
+def _failed(refund, code, message, receipt_state=None, note=None):
+    """Record that Uniteller refused a pending refund (and its receipt's state)."""
     with write_unit():
         changed = (
             Refund.update(
@@ -327,6 +440,11 @@ def _failed(refund, code, message):
         if changed:
             transaction = Transaction.get_by_id(refund.transaction_id)
             _note(transaction, f"refund #{refund.id} refused: {code} {message}"[:500])
+            receipt = Receipt.of_refund(refund.id)
+            if receipt is not None and receipt_state:
+                fiscal.set_state(receipt.id, receipt_state, note=message)
+            elif receipt is not None and note:
+                fiscal.annotate(receipt.id, note)
     log.warning("refund #%d refused: %s %s", refund.id, code, message)
 
 

@@ -14,7 +14,7 @@ from croniter import croniter
 from flask import current_app
 from peewee import IntegrityError
 
-from . import autopay, billing, refunds, retention, status_check
+from . import autopay, billing, fiscal, refunds, retention, status_check
 from .clock import utcnow
 from .db import db
 from .models import TaskRun
@@ -47,6 +47,13 @@ TASKS = {
             refunds.recheck_pending,
             "STATUS_CHECK_CRON",
             "settles refunds whose /unblock/ answer was lost or not final",
+        ),
+        Task(
+            "receipt-check",
+            fiscal.recheck.run,
+            "STATUS_CHECK_CRON",
+            "asks /v2/results for receipts still pending after payment; "
+            "marks them missing after RECEIPT_MISSING_MINUTES",
         ),
         Task(
             "autopay",

@@ -499,3 +499,44 @@ def osmp_world(world, emulated_billing):
         )
     world.billing = emulated_billing
     return world
+
+
+@pytest.fixture
+def fiscal_shop(make_app, shop):
+    """Our app on a fiscal configuration whose Uniteller is a small live fake.
+
+    Yields (app, fake); contract 1001 has an e-mail, 1002 no contact at all.
+    """
+    from cabinet import accounts, configurations
+    from tests.helpers import FakeFiscalUniteller
+
+    fake = FakeFiscalUniteller(shop["password"])
+    app = make_app(
+        RESULTS_MIN_INTERVAL=0.05,
+        RESOLVE_DELAY=0,
+        UNITELLER_EXTRA_GATEWAYS=f"{TEST_GATEWAY},{fake.url}",
+    )
+    with in_app(app):
+        instance = configurations.add_instance("isp", "Test ISP")
+        configurations.add_configuration(
+            instance,
+            "main",
+            [
+                f"shop_id={shop['shop_id']}",
+                f"login={shop['login']}",
+                f"password={shop['password']}",
+                f"gateway_url={fake.url}",
+                f"fiscal_gateway_url={fake.url}",
+                "fiscal=yes",
+                "fiscal_taxmode=1",
+                "fiscal_vat=-1",
+                "fiscal_place=https://cabinet.test",
+            ],
+            activate=True,
+        )
+        accounts.add_contract(
+            "1001", "Иванов И. И.", "demo-pass", "ivanov@example.com", instance
+        )
+        accounts.add_contract("1002", "Петров П. П.", "other-pass", None, instance)
+    yield app, fake
+    fake.stop()

@@ -401,3 +401,152 @@ PASSWORD_HASHES = {
     "1ea61c282f0692fb3facbf2d239afb64a9d43820ec6e70764f228ce29beeaf78"
     "a70d60efff2f1344243dd566a348ec8e8a4893a0b60679ac506f6ea73ef399e4",
 }
+
+
+class FakeFiscalUniteller:
+    """A small Uniteller of payments with fiscalization (02.1.18), served live.
+
+    Until the sandbox serves /v2/*: /v2/recurrent, /v2/cancel, /v2/results and
+    /results/ answer as the spec's formats say, with what a test scripts in
+    `recurrent` (ok, 53, 54) and `cancel` (ok, 50, 51, lost: made, answered
+    504); `rows` are the orders it knows, `requests` what it was sent (path, form).
+    """
+
+    def __init__(self, password):
+        from flask import Flask, request
+
+        from cabinet.uniteller.sandbox.testing import serve_in_thread
+
+        self.password = password
+        self.requests = []
+        self.recurrent = "ok"
+        self.cancel = "ok"
+        self.rows = {}
+        self.refund_rows = {}
+        self._ids = iter(range(1, 10_000))
+        app = Flask("fake-fiscal-uniteller")
+
+        @app.post("/v2/recurrent")
+        def recurrent():
+            return self._recurrent(self._log("/v2/recurrent", request.form))
+
+        @app.post("/v2/cancel")
+        def cancel():
+            return self._cancel(self._log("/v2/cancel", request.form))
+
+        @app.post("/v2/results")
+        @app.post("/results/")
+        def results():
+            return self._results(self._log(request.path, request.form))
+
+        self.server = serve_in_thread(app)
+        self.url = self.server.url
+
+    def _log(self, path, form):
+        form = dict(form)
+        self.requests.append((path, form))
+        return form
+
+    def sent(self, path):
+        """The forms posted to `path`, oldest first."""
+        return [form for p, form in self.requests if p == path]
+
+    def document(self, doc_type, total):
+        """A fiscalized receipt (Appendix 2) of a type and a total ("300.00")."""
+        number = next(self._ids)
+        return {
+            "fiscal": {
+                "id": f"fake-{number}",
+                "type": doc_type,
+                "register": {
+                    "fiscal_number": str(1000 + number),
+                    "fiscal_date": "2026-12-01T10:00:00",
+                    "fiscal_link": f"https://check.example/{number}",
+                },
+            },
+            "total": total,
+        }
+
+    @staticmethod
+    def encode(documents):
+        """The base64 text of a JSON array of fiscalized receipts."""
+        import base64
+        import json
+
+        return base64.b64encode(json.dumps(documents).encode()).decode()
+
+    def _recurrent(self, form):
+        from cabinet.uniteller.signatures import recurrent_answer_signature
+
+        order, total = form["Order_IDP"], form["Subtotal_P"]
+        if self.recurrent == "53":
+            return "ErrorCode;ErrorMessage\r\n53;Fiscal receipt failure\r\n"
+        row = {"Status": "Paid", "Total": total, "BillNumber": f"B{order[-8:]}"}
+        self.rows[order] = row
+        if self.recurrent == "54":
+            return (
+                "ErrorCode;ErrorMessage\r\n"
+                "54;Fiscal receipt failure. Order not cancelled\r\n"
+            )
+        receipt = self.encode([self.document(0, total)])
+        row["Receipt"] = receipt
+        signature = recurrent_answer_signature(self.password, order, total)
+        return (
+            "OrderNumber;Response_Code;Total;Status;Signature;Receipt\r\n"
+            f"{order};AS000;{total};Paid;{signature};{receipt}\r\n"
+        )
+
+    def _cancel(self, form):
+        import json
+
+        from cabinet.fiscal import decode
+
+        order = form["OrderID"]
+        total = f"{decode(form['Receipt'])['total']:.2f}"
+        if self.cancel == "50":
+            answer = {"Code": "50", "Note": "Fiscal reversal receipt failure"}
+        elif self.cancel == "51":
+            documents = [self.document(1, total), self.document(2, total)]
+            answer = {
+                "Code": "51",
+                "Note": "Fiscal reversal operation failure",
+                "Receipt": self.encode(documents),
+            }
+        else:
+            self.refund_rows.setdefault(order, []).append(
+                {"Status": "Refund", "Total": total}
+            )
+            document = self.document(1, total)
+            if self.cancel == "lost":
+                # Made, and its answer lost: /v2/results lists the refund row and
+                # the order's receipts.
+                row = self.rows.setdefault(order, {"Status": "Paid"})
+                row["Receipt"] = self.encode([document])
+                return "upstream timed out", 504
+            full = "Subtotal" not in form
+            answer = {
+                "Code": "00",
+                "Note": "",
+                "Receipt": self.encode([document]),
+                "Status": "Canceled" if full else "Paid",
+                "Balance": "0.00",
+            }
+        return json.dumps(answer), 200, {"Content-Type": "application/json"}
+
+    def _results(self, form):
+        fields = form["S_FIELDS"].split(";")
+        order = form.get("ShopOrderNumber")
+        rows = (
+            [{"OrderNumber": order, **self.rows[order]}] if order in self.rows else []
+        )
+        if form.get("PaymentsResults") == "3":
+            rows += [
+                {"OrderNumber": order, **r} for r in self.refund_rows.get(order, [])
+            ]
+        return "".join(
+            ";".join(str(row.get(name, "")) for name in fields) + "\r\n" for row in rows
+        )
+
+    def stop(self):
+        """Stop serving."""
+        self.server.shutdown()

@@ -7,12 +7,12 @@ import signal
 from flask import current_app
 from peewee import IntegrityError
 
-from .. import acquirer, events, payments
+from .. import acquirer, events, fiscal, payments
 from .. import params as module_params
 from ..clock import local_midnight_utc, local_today, utcnow
-from ..db import on_commit, write_unit
+from ..db import db, on_commit, write_unit
 from ..errors import CabinetError
-from ..models import Autopay, AutopayCharge, Transaction
+from ..models import Autopay, AutopayCharge, Receipt, Transaction
 from ..queueing import enqueue, enqueue_many
 from ..task_stats import TaskStats
 from ..uniteller.client import OperationRefused, RateLimited, UnitellerError
@@ -23,6 +23,13 @@ log = logging.getLogger("cabinet.autopay")
 
 # Jobs of a charge try: a try waits up to a minute for a slot, then the request.
 CHARGE_JOB_TIMEOUT = 600
+# /v2/recurrent's fiscal refusals (fiscal 02.1.18 §3.6, Appendix 8).
+# 53: the receipt failed and Uniteller's protection against the tax office's
+# fines reversed the payment: a declined try, tried again on the next retry day.
+RECEIPT_FAILED_REVERSED = 53
+# 54: the receipt failed and the payment stands (no protection): the money was
+# taken, so the try is settled by /results/ and its receipt is missing.
+RECEIPT_FAILED_PAID = 54
 
 
 def enqueue_charges(charge_ids, delay=None):
@@ -58,6 +65,7 @@ def charge(charge_id):
     if prepared is None:
         return None
     transaction, configuration, parent_order_id = prepared
+    receipt = _receipt_of(transaction)
     client = acquirer.client_for(configuration)
     slots = acquirer.recurrent_slots(configuration, client)
     if not slots.acquire(timeout=60):
@@ -66,7 +74,7 @@ def charge(charge_id):
     try:
         kill_point("before_send")
         answer = client.recurrent(
-            transaction.order_id, transaction.amount, parent_order_id
+            transaction.order_id, transaction.amount, parent_order_id, receipt=receipt
         )
         kill_point("after_send")
     except OperationRefused as exc:
@@ -79,6 +87,7 @@ def charge(charge_id):
         return "unknown"
     finally:
         slots.release()
+    documents = answer.pop("Receipt", None)  # kept as documents, not in events
     success = answer.get("Response_Code") == "AS000"
     word = (answer.get("Status") or "Paid") if success else "Not Authorized"
     payments.apply_status(
@@ -88,7 +97,29 @@ def charge(charge_id):
         fields=answer,
         instance=transaction.instance,
     )
+    if documents:
+        _keep_documents(transaction, documents)
     return AutopayCharge.get_by_id(charge_id).status
+
+
+def _receipt_of(transaction):
+    """The frozen sale receipt a try's order carries, or None (not fiscal)."""
+    # The try's own configuration decides, as it did when its order was written.
+    if not acquirer.is_fiscal(transaction.configuration):
+        return None
+    receipt = Receipt.of_sale(transaction.id)
+    return receipt.body if receipt is not None else None
+
+
+def _keep_documents(transaction, text):
+    """Keep the fiscalized receipts a /v2/recurrent answer carried."""
+    try:
+        documents = fiscal.decode_documents(text)
+    except fiscal.UnreadableReceipts as exc:
+        # The receipt stays pending: the receipt check reads /v2/results.
+        log.warning("recurrent %s: receipts unreadable (%s)", transaction.order_id, exc)
+        return
+    fiscal.record_documents(transaction, documents, "answer")
 
 
 class _ClaimLost(Exception):
@@ -148,7 +179,14 @@ def _claim(charge_id):
             tries = charge.tries + 1
             order_id = payments.recurrent_order_id(autopay.id, charge.period, tries)
             charge.tries = tries
-            transaction = payments.create_recurrent(charge, order_id, configuration)
+            try:
+                with db.atomic():  # a savepoint: a refused order leaves no row
+                    transaction = payments.create_recurrent(
+                        charge, order_id, configuration
+                    )
+            except fiscal.ContactRequired:
+                _no_contact(charge, autopay)
+                return None
         claimed = states.move(
             states.UNKNOWN,
             this_charge,
@@ -160,6 +198,25 @@ def _claim(charge_id):
             raise _ClaimLost
         parent_order_id = autopay.parent.order_id
     return transaction, configuration, parent_order_id
+
+
+def _no_contact(charge, autopay):
+    """End a charge a fiscal receipt cannot go with: the contract has no contact."""
+    # Nothing was sent: the charge is canceled, with why, and the subscriber is
+    # asked for an e-mail or phone; the next period's charge tries again.
+    moved = states.move(
+        states.CANCELED,
+        AutopayCharge.id == charge.id,
+        among=(charge.status,),
+        result_message="no e-mail or phone for the receipt (54-FZ)",
+    )
+    if moved:
+        notices.contact_required(autopay.contract, charge.amount)
+        log.warning(
+            "autopay charge #%d canceled: contract %s has no e-mail or phone",
+            charge.id,
+            autopay.contract.number,
+        )
 
 
 def _failed_today(autopay):
@@ -189,13 +246,30 @@ def _refused(charge_id, transaction, exc):
         # 24: this order id reached Uniteller before; 15/28: no result yet.
         _resolve_later(charge_id)
         return "unknown"
-    payments.apply_status(
-        transaction.order_id,
-        "Not Authorized",
-        source="recurrent",
-        fields={"Response_Code": f"E{exc.code}", "Message": exc.message},
-        instance=transaction.instance,
-    )
+    receipt = Receipt.of_sale(transaction.id)
+    if exc.code == RECEIPT_FAILED_PAID:
+        # Paid without a receipt: /results/ settles the try as paid (with its
+        # BillNumber); the receipt waits on the operators' list for one.
+        if receipt is not None:
+            fiscal.set_state(receipt.id, "missing", note=f"54: {exc.message}")
+        log.warning(
+            "recurrent %s: paid without a receipt (54); resolving through /results/",
+            transaction.order_id,
+        )
+        _resolve_later(charge_id)
+        return "unknown"
+    with write_unit():
+        if exc.code == RECEIPT_FAILED_REVERSED and receipt is not None:
+            # Before the status: an unpaid order's receipt would go void, and
+            # this one failed (the payment was reversed for want of it).
+            fiscal.set_state(receipt.id, "failed", note=f"53: {exc.message}")
+        payments.apply_status(
+            transaction.order_id,
+            "Not Authorized",
+            source="recurrent",
+            fields={"Response_Code": f"E{exc.code}", "Message": exc.message},
+            instance=transaction.instance,
+        )
     return AutopayCharge.get_by_id(charge_id).status
 
 

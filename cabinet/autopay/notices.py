@@ -79,3 +79,16 @@ def autopay_suspended(contract, reason):
             reason=reason,
         ),
     )
+
+
+def contact_required(contract, amount):
+    """Say that a charge was not made for want of an e-mail or phone for its receipt."""
+    return notify(
+        contract,
+        "contact_required",
+        _l(
+            "Autopay could not charge %(amount)s ₽: a receipt must be sent to "
+            "your e-mail or phone, and none is given. Please add one in the cabinet.",
+            amount=format_human(amount),
+        ),
+    )

@@ -129,11 +129,27 @@ def _refusal(exc):
     return REFUSALS[exc.message]
 
 
+# /v2/cancel's fiscal refusals (fiscal 02.1.18 §2.5.2), in the operator's words.
+FISCAL_REFUSALS = {
+    "50": lambda: _(
+        "Refund not made: Uniteller could not fiscalize the refund receipt (error "
+        "50). Nothing was refunded; try again later or refund in Uniteller's cabinet."
+    ),
+    "51": lambda: _(
+        "Refund not made: the refund receipt was fiscalized, the refund itself "
+        "failed, and Uniteller issued correction receipts that undo it (error 51). "
+        "Nothing was refunded."
+    ),
+}
+
+
 def _flash_refund(made):
     """Tell the operator how the refund ended: done, refused or still open."""
     if made.status == "done":
         amount = format_human(made.amount)
         flash(_("Refund of %(amount)s ₽ done.", amount=amount), "ok")
+    elif made.status == "failed" and made.error_code in FISCAL_REFUSALS:
+        flash(FISCAL_REFUSALS[made.error_code](), "error")
     elif made.status == "failed":
         message = _(
             "Uniteller refused the refund: %(code)s %(message)s",

@@ -11,6 +11,7 @@ from . import listeners  # noqa: F401  (connects the payments listeners)
 from .callbacks import is_fiscal_callback, receive_fiscal_callback
 from .documents import (
     UnreadableReceipts,
+    annotate,
     decode_documents,
     documents_of,
     record_documents,
@@ -18,14 +19,17 @@ from .documents import (
 )
 from .issuing import issue_refund, issue_sale, profile_of
 from .receipts import ContactRequired, build_refund, build_sale, decode, encode
+from .recheck import RECEIPT_RESULT_FIELDS, recheck_receipts, record_rows
 from .states import DOCUMENT_TYPES, NEEDS_ATTENTION, RECEIPT_STATES
 
 __all__ = [
     "DOCUMENT_TYPES",
     "NEEDS_ATTENTION",
+    "RECEIPT_RESULT_FIELDS",
     "RECEIPT_STATES",
     "ContactRequired",
     "UnreadableReceipts",
+    "annotate",
     "build_refund",
     "build_sale",
     "decode",
@@ -37,6 +41,8 @@ __all__ = [
     "issue_sale",
     "profile_of",
     "receive_fiscal_callback",
+    "recheck_receipts",
+    "record_rows",
     "record_documents",
     "set_state",
 ]

@@ -71,6 +71,15 @@ def set_state(receipt_id, state, note=None):
     )
 
 
+def annotate(receipt_id, note):
+    """Add a note to a receipt whose state stays (say, issued and then corrected)."""
+    return bool(
+        Receipt.update(note=note[:500], updated_at=utcnow())
+        .where(Receipt.id == receipt_id)
+        .execute()
+    )
+
+
 def _receipt_for(transaction, doc_type, total, receipt):
     """The receipt a fiscalized document answers: given, or found by type and sum."""
     if receipt is not None or doc_type not in (SALE, REFUND):
