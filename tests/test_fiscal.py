@@ -25,7 +25,7 @@ def profile(*changes):
 
 
 @pytest.fixture
-def fiscal_shop(demo, shop):
+def fiscal_demo(demo, shop):
     """The demo instance's configuration switched to fiscal payments."""
     configuration = demo["instance"].active_configuration()
     configurations.update_configuration(
@@ -79,8 +79,8 @@ def test_a_consistent_profile_passes_and_off_needs_nothing(app):
 # --- the receipt ---------------------------------------------------------------------
 
 
-def test_the_receipt_has_the_specs_types_and_equal_totals(fiscal_shop):
-    transaction, form = start(fiscal_shop["contract"], 50050)
+def test_the_receipt_has_the_specs_types_and_equal_totals(fiscal_demo):
+    transaction, form = start(fiscal_demo["contract"], 50050)
     text = base64.b64decode(form.fields["Receipt"]).decode("utf-8")
     # Only customer values and the line's name are quoted (fiscal, Appendix 9).
     quoted_values = re.findall(r'"(\w+)":"', text)
@@ -110,20 +110,20 @@ def test_the_receipt_has_the_specs_types_and_equal_totals(fiscal_shop):
     assert len(form.fields["Receipt"]) <= 29999
 
 
-def test_format_105_has_no_internet_flag_nor_place(fiscal_shop):
-    configuration = fiscal_shop["instance"].active_configuration()
+def test_format_105_has_no_internet_flag_nor_place(fiscal_demo):
+    configuration = fiscal_demo["instance"].active_configuration()
     configurations.update_configuration(
         configuration, {**configuration.params, "fiscal_ffd": "1.05"}
     )
-    _, form = start(fiscal_shop["contract"])
+    _, form = start(fiscal_demo["contract"])
     receipt = fiscal.decode(form.fields["Receipt"])
     assert "internet" not in receipt and "params" not in receipt
 
 
 def test_the_pay_form_goes_to_v2_pay_signed_and_its_receipt_is_frozen(
-    fiscal_shop, shop
+    fiscal_demo, shop
 ):
-    transaction, form = start(fiscal_shop["contract"])
+    transaction, form = start(fiscal_demo["contract"])
     assert form.action == "http://gateway.test/v2/pay"
     stored = Receipt.of_sale(transaction.id)
     assert (stored.body, stored.state, stored.total, stored.contact) == (
@@ -149,14 +149,14 @@ def test_the_pay_form_goes_to_v2_pay_signed_and_its_receipt_is_frozen(
         customer_idp="1001",
     )
     # Another payment is another order with its own receipt: none is reused.
-    again, second = start(fiscal_shop["contract"])
+    again, second = start(fiscal_demo["contract"])
     assert again.order_id != transaction.order_id
     assert Receipt.select().count() == 2
 
 
-def test_a_payment_without_any_contact_is_refused_and_writes_nothing(fiscal_shop):
-    other = fiscal_shop["other"]  # no e-mail, no phone
-    other.instance = fiscal_shop["instance"]
+def test_a_payment_without_any_contact_is_refused_and_writes_nothing(fiscal_demo):
+    other = fiscal_demo["other"]  # no e-mail, no phone
+    other.instance = fiscal_demo["instance"]
     other.save()
     with pytest.raises(fiscal.ContactRequired):
         start(other)
@@ -164,11 +164,11 @@ def test_a_payment_without_any_contact_is_refused_and_writes_nothing(fiscal_shop
     assert Receipt.select().count() == 0
 
 
-def test_a_phone_is_a_contact_and_is_never_invented(fiscal_shop):
+def test_a_phone_is_a_contact_and_is_never_invented(fiscal_demo):
     from cabinet import accounts
 
-    other = accounts.set_contact(fiscal_shop["other"], phone="8 (912) 345-67-89")
-    other.instance = fiscal_shop["instance"]
+    other = accounts.set_contact(fiscal_demo["other"], phone="8 (912) 345-67-89")
+    other.instance = fiscal_demo["instance"]
     other.save()
     _, form = start(other)
     assert fiscal.decode(form.fields["Receipt"])["customer"] == {
@@ -184,9 +184,9 @@ def test_without_the_profile_the_form_is_the_plain_one(demo):
     assert Receipt.of_sale(transaction.id) is None
 
 
-def test_a_refund_receipt_keeps_the_sales_method_and_vat(fiscal_shop):
-    transaction, form = start(fiscal_shop["contract"], 50000)
-    configuration = fiscal_shop["instance"].active_configuration()
+def test_a_refund_receipt_keeps_the_sales_method_and_vat(fiscal_demo):
+    transaction, form = start(fiscal_demo["contract"], 50000)
+    configuration = fiscal_demo["instance"].active_configuration()
     configurations.update_configuration(
         configuration,
         {**configuration.params, "fiscal_vat": "5", "fiscal_payattr": "4"},
@@ -239,9 +239,9 @@ def test_cancel_signature_leaves_out_what_is_not_sent():
 
 
 def test_a_fiscal_callback_credits_once_and_keeps_its_receipt_once(
-    fiscal_shop, shop, client
+    fiscal_demo, shop, client
 ):
-    transaction, form = start(fiscal_shop["contract"])
+    transaction, form = start(fiscal_demo["contract"])
     document = fiscalized(fiscal.decode(form.fields["Receipt"]), "F-1")
     fields = fiscal_callback(
         transaction.order_id, "paid", shop["password"], [document], total="500.00"
@@ -266,9 +266,9 @@ def test_a_fiscal_callback_credits_once_and_keeps_its_receipt_once(
 
 
 def test_a_fiscal_callback_with_a_bad_receipt_signature_changes_nothing(
-    fiscal_shop, shop, client
+    fiscal_demo, shop, client
 ):
-    transaction, form = start(fiscal_shop["contract"])
+    transaction, form = start(fiscal_demo["contract"])
     document = fiscalized(fiscal.decode(form.fields["Receipt"]), "F-2")
     fields = fiscal_callback(transaction.order_id, "paid", shop["password"], [document])
     fields["ReceiptSignature"] = "0" * 64
@@ -277,16 +277,16 @@ def test_a_fiscal_callback_with_a_bad_receipt_signature_changes_nothing(
     assert FiscalDocument.select().count() == 0
 
 
-def test_receipts_sent_to_the_ordinary_url_are_kept_too(fiscal_shop, shop, client):
-    transaction, form = start(fiscal_shop["contract"])
+def test_receipts_sent_to_the_ordinary_url_are_kept_too(fiscal_demo, shop, client):
+    transaction, form = start(fiscal_demo["contract"])
     document = fiscalized(fiscal.decode(form.fields["Receipt"]), "F-3")
     fields = fiscal_callback(transaction.order_id, "paid", shop["password"], [document])
     assert client.post("/uniteller/isp/notify", data=fields).status_code == 200
     assert Receipt.of_sale(transaction.id).state == "issued"
 
 
-def test_a_payment_reversed_without_a_receipt_marks_it_failed(fiscal_shop, shop):
-    transaction, _ = start(fiscal_shop["contract"])
+def test_a_payment_reversed_without_a_receipt_marks_it_failed(fiscal_demo, shop):
+    transaction, _ = start(fiscal_demo["contract"])
     for status in ("paid", "canceled"):
         payments.receive_callback(
             "isp", signed_callback(transaction.order_id, status, shop["password"])
@@ -295,8 +295,8 @@ def test_a_payment_reversed_without_a_receipt_marks_it_failed(fiscal_shop, shop)
     assert receipt.state == "failed" and "reversed" in receipt.note
 
 
-def test_a_fiscal_callback_needs_its_receipt_fields(fiscal_shop, shop, client):
-    transaction, _ = start(fiscal_shop["contract"])
+def test_a_fiscal_callback_needs_its_receipt_fields(fiscal_demo, shop, client):
+    transaction, _ = start(fiscal_demo["contract"])
     fields = signed_callback(transaction.order_id, "paid", shop["password"])
     fields["Receipt"] = ""
     answer = client.post("/uniteller/isp/fiscal", data=fields)
