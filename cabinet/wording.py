@@ -25,6 +25,10 @@ WEEKDAYS = [
 
 # Asked for more than the limits allow, as the subscriber reads it.
 TOO_MANY_PAY_ATTEMPTS = _l("Too many payment attempts. Try again in a minute.")
+CONTACT_REQUIRED = _l("Enter an e-mail or a phone number for the receipt.")
+BAD_CONTACT = _l(
+    "That is neither an e-mail address nor a phone number (e.g. +7 900 123-45-67)."
+)
 
 
 def too_many_open(exc):

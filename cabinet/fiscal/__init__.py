@@ -15,6 +15,7 @@ from .documents import (
     decode_documents,
     documents_of,
     record_documents,
+    sale_receipts_of,
     set_state,
 )
 from .issuing import issue_refund, issue_sale, profile_of
@@ -41,6 +42,7 @@ __all__ = [
     "issue_sale",
     "profile_of",
     "receive_fiscal_callback",
+    "sale_receipts_of",
     "recheck_receipts",
     "record_rows",
     "record_documents",

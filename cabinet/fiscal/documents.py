@@ -165,3 +165,34 @@ def documents_of(transaction):
 def receipt_link(document):
     """Where a person checks a fiscalized receipt: its FNS check link."""
     return document.fiscal_link or ""
+
+
+def sale_receipts_of(transaction_ids):
+    """The sale receipts of some transactions, each with its check link, by id.
+
+    Two queries for a page of rows: the receipts, then their documents' links.
+    """
+    keys = [f"sale:{i}" for i in transaction_ids]
+    if not keys:
+        return {}
+    found = {
+        r.transaction_id: r
+        for r in Receipt.select(
+            Receipt.id, Receipt.transaction, Receipt.state, Receipt.contact
+        ).where(Receipt.key.in_(keys))
+    }
+    links = {
+        d.receipt_id: d.fiscal_link
+        for d in FiscalDocument.select(
+            FiscalDocument.receipt, FiscalDocument.fiscal_link
+        )
+        .where(
+            FiscalDocument.receipt.in_([r.id for r in found.values()]),
+            FiscalDocument.doc_type == SALE,
+        )
+        .order_by(FiscalDocument.id)
+        if d.fiscal_link
+    }
+    for receipt in found.values():
+        receipt.link = links.get(receipt.id, "")
+    return found

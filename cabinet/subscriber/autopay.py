@@ -12,16 +12,22 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from .. import accounts, autopay
+from .. import accounts, autopay, fiscal
 from ..auth import LoginThrottle, current_contract
 from ..errors import AmountOutOfRange, TooManyRequests
 from ..labels import AUTOPAY_MODE_LABELS
 from ..models import Notice
 from ..money import AmountError, format_human, parse_amount
-from ..wording import AMOUNT_ERRORS, WEEKDAYS, out_of_range, too_many_open
+from ..wording import (
+    AMOUNT_ERRORS,
+    CONTACT_REQUIRED,
+    WEEKDAYS,
+    out_of_range,
+    too_many_open,
+)
 from .blueprint import availability, bp, contract_required
 from .forms import AUTOPAY_ERRORS, AutopayForm, ConfirmForm, choices
-from .paying import return_urls
+from .paying import keep_contact, needs_contact, return_urls
 
 
 def _autopay_page(contract, form, status=200):
@@ -39,6 +45,7 @@ def _autopay_page(contract, form, status=200):
         weekdays=WEEKDAYS,
         unavailable=unavailable,
         terms_version=autopay.TERMS_VERSION,
+        ask_contact=needs_contact(contract, configuration),
     ), status
 
 
@@ -105,6 +112,10 @@ def autopay_settings():
     if refused:
         form.password.errors.append(refused[0])
         return _autopay_page(contract, form, refused[1])
+    if needs_contact(contract, configuration):
+        contract = keep_contact(contract, form.contact)
+        if contract is None:
+            return _autopay_page(current_contract(), form, 400)
     saved = _configure(contract, form)
     if saved is None:
         return _autopay_page(contract, form, 400)
@@ -130,6 +141,9 @@ def _bind_card(contract, amount):
         return redirect(url_for("subscriber.autopay_settings"))
     except TooManyRequests as exc:
         flash(too_many_open(exc), "error")
+        return redirect(url_for("subscriber.autopay_settings"))
+    except fiscal.ContactRequired:
+        flash(CONTACT_REQUIRED, "error")
         return redirect(url_for("subscriber.autopay_settings"))
     return render_template(
         "subscriber/redirect.html", transaction=transaction, pay_form=pay_form

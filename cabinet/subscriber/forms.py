@@ -18,11 +18,12 @@ from ..wording import WEEKDAYS
 
 
 class PayForm(FlaskForm):
-    """The amount to pay."""
+    """The amount to pay (and, when a receipt has nowhere to go, where to send it)."""
 
     amount = StringField(
         _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
     )
+    contact = StringField(_l("E-mail or phone for the receipt"))
 
 
 AUTOPAY_ERRORS = {
@@ -57,6 +58,7 @@ class AutopayForm(FlaskForm):
     amount = StringField(
         _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
     )
+    contact = StringField(_l("E-mail or phone for the receipt"))
     password = PasswordField(
         _l("Your password, to confirm"),
         validators=[DataRequired(_l("Enter your password."))],

@@ -2,6 +2,7 @@
 
 from flask import abort, current_app, request
 
+from .. import fiscal
 from ..auth import current_contract
 from ..models import STATUSES, Transaction
 from ..pages import page_number, page_of, page_or_fragment, parse_period
@@ -59,10 +60,12 @@ def history():
         limit=size + 1,
         offset=(page - 1) * size,
     )
+    paged = page_of(rows, page, size)
     return page_or_fragment(
         "subscriber/history.html",
         "subscriber/_payment-table.html",
-        **page_of(rows, page, size),
+        **paged,
+        receipts=fiscal.sale_receipts_of([t.id for t in paged["rows"]]),
         filters={k: request.args.get(k, "") for k in ("status", "from", "to")},
         statuses=HISTORY_FILTERS,
     )

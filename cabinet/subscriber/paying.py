@@ -3,13 +3,20 @@
 from flask import abort, current_app, render_template, request
 from flask_babel import get_locale
 
-from .. import acquirer, payments, status_check
+from .. import accounts, acquirer, fiscal, payments, status_check
 from ..auth import current_contract
-from ..errors import AmountOutOfRange, TooManyRequests
+from ..errors import AmountOutOfRange, CabinetError, TooManyRequests
 from ..extensions import get_redis
 from ..money import AmountError, parse_amount
 from ..pacing import WindowLimit
-from ..wording import AMOUNT_ERRORS, TOO_MANY_PAY_ATTEMPTS, out_of_range, too_many_open
+from ..wording import (
+    AMOUNT_ERRORS,
+    BAD_CONTACT,
+    CONTACT_REQUIRED,
+    TOO_MANY_PAY_ATTEMPTS,
+    out_of_range,
+    too_many_open,
+)
 from .blueprint import availability, bp, contract_required, public_url
 from .forms import PayForm
 
@@ -26,6 +33,30 @@ def return_urls():
             "subscriber.payment_return", outcome="no", order=order_id
         ),
     }
+
+
+def needs_contact(contract, configuration):
+    """Tell whether a receipt of this contract would have nowhere to go (54-FZ)."""
+    return (
+        configuration is not None
+        and fiscal.profile_of(configuration) is not None
+        and not (contract.email or contract.phone)
+    )
+
+
+def keep_contact(contract, field):
+    """Keep the e-mail or phone typed in `field`; the contract, or None (error set)."""
+    text = (field.data or "").strip()
+    if not text:
+        field.errors.append(CONTACT_REQUIRED)
+        return None
+    try:
+        if "@" in text:
+            return accounts.set_contact(contract, email=text)
+        return accounts.set_contact(contract, phone=text)
+    except CabinetError:
+        field.errors.append(BAD_CONTACT)
+        return None
 
 
 def _start(contract, form):
@@ -53,6 +84,9 @@ def _start(contract, form):
     except TooManyRequests as exc:
         form.amount.errors.append(too_many_open(exc))
         return None, 429
+    except fiscal.ContactRequired:
+        form.contact.errors.append(CONTACT_REQUIRED)
+        return None, 409
     return None, 400
 
 
@@ -68,8 +102,12 @@ def pay():
             "subscriber/pay.html", form=form, unavailable=unavailable, limits=None
         ), 409 if request.method == "POST" else 200
     started, status = None, 400
+    ask_contact = needs_contact(contract, configuration)
     if form.validate_on_submit():
-        started, status = _start(contract, form)
+        if ask_contact:
+            contract = keep_contact(contract, form.contact)
+        if contract is not None:
+            started, status = _start(contract, form)
     if started:
         transaction, pay_form = started
         return render_template(
@@ -77,7 +115,11 @@ def pay():
         )
     limits = acquirer.amount_limits(configuration)
     return render_template(
-        "subscriber/pay.html", form=form, unavailable=None, limits=limits
+        "subscriber/pay.html",
+        form=form,
+        unavailable=None,
+        limits=limits,
+        ask_contact=ask_contact,
     ), (status if form.errors else 200)
 
 
