@@ -329,12 +329,12 @@ def no_contact(fiscal_demo):
 def test_the_pay_page_asks_where_to_send_the_receipt(client, no_contact):
     login(client, "1002", "other-pass")
     page = client.get("/pay").get_data(as_text=True)
-    assert 'name="contact"' in page and "54-FZ" in page
+    assert 'name="contact"' in page and "54-ФЗ" in page
     refused = client.post("/pay", data={"amount": "500"})
     assert refused.status_code == 400
-    assert "e-mail or a phone number" in refused.get_data(as_text=True)
+    assert "Укажите e-mail или телефон" in refused.get_data(as_text=True)
     wrong = client.post("/pay", data={"amount": "500", "contact": "not me"})
-    assert "neither an e-mail" in wrong.get_data(as_text=True)
+    assert "ни на e-mail, ни на телефон" in wrong.get_data(as_text=True)
     assert Transaction.select().where(Transaction.contract == no_contact).count() == 0
     paid = client.post("/pay", data={"amount": "500", "contact": "+7 912 345 67 89"})
     assert paid.status_code == 200 and "/v2/pay" in paid.get_data(as_text=True)
@@ -390,4 +390,4 @@ def test_the_history_shows_each_payments_receipt(client, fiscal_demo, shop):
     page = client.get("/payments").get_data(as_text=True)
     assert 'href="https://check.test/F-9"' in page
     assert "ivanov@example.com" in page
-    assert "being issued" in page  # the second one's receipt is on its way
+    assert "Чек формируется" in page  # the second one's receipt is on its way
