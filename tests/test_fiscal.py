@@ -10,11 +10,19 @@ from flask import g
 
 from cabinet import configurations, fiscal, payments
 from cabinet.errors import Forbidden
-from cabinet.models import Contract, FiscalDocument, Receipt, Transaction
+from cabinet.models import (
+    Contract,
+    FiscalDocument,
+    ModuleConfiguration,
+    Receipt,
+    Transaction,
+)
 from cabinet.params import ParamError, validate
 from cabinet.uniteller import signatures
 from tests.helpers import (
     FISCAL_PROFILE,
+    NEW_CONFIG,
+    console_login,
     fiscal_callback,
     fiscalized,
     login,
@@ -391,3 +399,36 @@ def test_the_history_shows_each_payments_receipt(client, fiscal_demo, shop):
     assert 'href="https://check.test/F-9"' in page
     assert "ivanov@example.com" in page
     assert "Чек формируется" in page  # the second one's receipt is on its way
+
+
+def test_the_console_saves_a_fiscal_profile_and_says_what_is_wrong(client, staff):
+    console_login(client)
+    form = {
+        **NEW_CONFIG,
+        "fiscal": "y",
+        "fiscal_gateway_url": "http://gateway.test",
+        "fiscal_taxmode": "0",
+        "fiscal_vat": "22",  # a plain rate on an advance: refused
+        "fiscal_payattr": "3",
+        "fiscal_lineattr": "10",
+        "fiscal_ffd": "1.2",
+        "fiscal_place": "https://pay.isp.test",
+    }
+    refused = client.post("/console/instances/isp/configs/new", data=form)
+    assert refused.status_code == 400
+    assert "122" in refused.get_data(as_text=True)
+    saved = client.post(
+        "/console/instances/isp/configs/new", data={**form, "fiscal_vat": "122"}
+    )
+    assert saved.status_code == 302
+    params = (
+        staff["instance"]
+        .configurations.where(ModuleConfiguration.name == "reserve")
+        .get()
+        .params
+    )
+    assert (params["fiscal"], params["fiscal_vat"], params["fiscal_taxmode"]) == (
+        "yes",
+        "122",
+        "0",
+    )

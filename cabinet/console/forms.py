@@ -11,9 +11,9 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from .. import params as module_params
 from ..models import ModuleInstance
-from .wording import PARAM_LABELS
+from .wording import PARAM_LABELS, PAYATTR_LABELS, TAXMODE_LABELS, VAT_LABELS
 
-FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic")
+FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic", "fiscal")
 
 
 class OperatorLoginForm(FlaskForm):
@@ -92,6 +92,36 @@ class ConfigurationForm(FlaskForm):
     autopay_retry_days = StringField(PARAM_LABELS["autopay_retry_days"])
     auto_threshold = StringField(PARAM_LABELS["auto_threshold"])
     auto_target = StringField(PARAM_LABELS["auto_target"])
+    fiscal = BooleanField(PARAM_LABELS["fiscal"])
+    fiscal_gateway_url = StringField(PARAM_LABELS["fiscal_gateway_url"])
+    fiscal_taxmode = SelectField(
+        PARAM_LABELS["fiscal_taxmode"],
+        choices=list(TAXMODE_LABELS.items()),
+        validate_choice=False,
+    )
+    fiscal_vat = SelectField(
+        PARAM_LABELS["fiscal_vat"],
+        choices=list(VAT_LABELS.items()),
+        validate_choice=False,
+    )
+    fiscal_payattr = SelectField(
+        PARAM_LABELS["fiscal_payattr"],
+        choices=list(PAYATTR_LABELS.items()),
+        default="3",
+    )
+    fiscal_lineattr = SelectField(
+        PARAM_LABELS["fiscal_lineattr"],
+        choices=[(code, code) for code in module_params.LINEATTRS],
+        default="10",
+        validate_choice=False,
+    )
+    fiscal_line = StringField(PARAM_LABELS["fiscal_line"])
+    fiscal_ffd = SelectField(
+        PARAM_LABELS["fiscal_ffd"],
+        choices=[("1.2", "1.2"), ("1.05", "1.05")],
+        validate_choice=False,
+    )
+    fiscal_place = StringField(PARAM_LABELS["fiscal_place"])
 
     @classmethod
     def filled(cls, configuration, **values):

@@ -57,6 +57,45 @@ PARAM_LABELS = {
     "autopay_retry_days": _l("Retry a softly declined charge, days"),
     "auto_threshold": _l("Automatic mode: top up when the balance is below, ₽"),
     "auto_target": _l("Automatic mode: top up to, ₽"),
+    "fiscal": _l("Send 54-FZ receipts"),
+    "fiscal_gateway_url": _l("Uniteller address for payments with receipts"),
+    "fiscal_taxmode": _l("Tax system"),
+    "fiscal_vat": _l("VAT rate"),
+    "fiscal_payattr": _l("Payment method (payattr)"),
+    "fiscal_lineattr": _l("Subject of payment (lineattr)"),
+    "fiscal_line": _l("Receipt line; {contract} is the contract number"),
+    "fiscal_ffd": _l("Fiscal document format"),
+    "fiscal_place": _l("Place of settlement (the site's address)"),
+}
+TAXMODE_LABELS = {
+    "": _l("— choose —"),
+    "0": _l("0: general (OSN)"),
+    "1": _l("1: simplified, income (USN)"),
+    "2": _l("2: simplified, income minus expense"),
+    "4": _l("4: unified agricultural tax (ESHN)"),
+    "5": _l("5: patent"),
+}
+VAT_LABELS = {
+    "": _l("— choose —"),
+    "-1": _l("-1: no VAT"),
+    "0": "0 %",
+    "5": "5 %",
+    "7": "7 %",
+    "10": "10 %",
+    "22": "22 %",
+    "105": "5/105",
+    "107": "7/107",
+    "110": "10/110",
+    "122": "22/122",
+}
+PAYATTR_LABELS = {
+    "1": _l("1: full prepayment"),
+    "2": _l("2: partial prepayment"),
+    "3": _l("3: advance"),
+    "4": _l("4: full payment"),
+    "5": _l("5: partial payment and credit"),
+    "6": _l("6: credit"),
+    "7": _l("7: payment of a credit"),
 }
 VERSION_ACTIONS = {
     "create": _l("created"),
