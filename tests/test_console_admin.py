@@ -149,6 +149,10 @@ ACTIONS = {
         "console.check",
         lambda w: (f"/console/transactions/{_paid_order(w)}/check", {}),
     ),
+    "transaction.receipt_check": (
+        "console.receipt_check",
+        lambda w: (f"/console/transactions/{_paid_order(w)}/receipts/check", {}),
+    ),
     "transaction.refund": (
         "console.refund",
         lambda w: (f"/console/transactions/{_paid_order(w)}/refund", {"amount": "100"}),

@@ -11,6 +11,7 @@ from flask import g
 from cabinet import configurations, fiscal, payments
 from cabinet.errors import Forbidden
 from cabinet.models import (
+    AuditEntry,
     Contract,
     FiscalDocument,
     ModuleConfiguration,
@@ -431,4 +432,35 @@ def test_the_console_saves_a_fiscal_profile_and_says_what_is_wrong(client, staff
         "yes",
         "122",
         "0",
+    )
+
+
+def test_the_console_shows_receipts_and_lists_the_ones_to_look_at(
+    client, staff, fiscal_demo, shop
+):
+    issued, form = start(fiscal_demo["contract"])
+    lost, _ = start(fiscal_demo["contract"], 20000)
+    for order in (issued, lost):
+        payments.receive_callback(
+            "isp", signed_callback(order.order_id, "paid", shop["password"])
+        )
+    document = fiscalized(
+        fiscal.decode(form.fields["Receipt"]), "F-7", link="https://check.test/F-7"
+    )
+    fiscal.record_documents(Transaction.get_by_id(issued.id), [document], "callback")
+    fiscal.set_state(Receipt.of_sale(lost.id).id, "missing")
+    console_login(client)
+    page = client.get(f"/console/transactions/{issued.order_id}").get_data(as_text=True)
+    assert 'href="https://check.test/F-7"' in page and "ivanov@example.com" in page
+    listed = client.get("/console/receipts").get_data(as_text=True)
+    assert lost.order_id in listed and issued.order_id not in listed
+    asked = client.post(
+        f"/console/transactions/{lost.order_id}/receipts/check", data={"back": "list"}
+    )
+    assert asked.status_code == 302 and asked.location.endswith("/console/receipts")
+    assert (
+        AuditEntry.select()
+        .where(AuditEntry.action == "transaction.receipt_check")
+        .count()
+        == 1
     )

@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     instances,
     monitor,
     orphans,
+    receipts,
     reconcile,
     session,
     tasks,

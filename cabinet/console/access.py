@@ -8,7 +8,15 @@ from flask_login import current_user, login_required
 
 from .. import params as module_params
 from .blueprint import bp
-from .wording import KIND_LABELS, PARAM_LABELS, REFUND_STATUSES, VERSION_ACTIONS
+from .wording import (
+    DOCUMENT_TYPES,
+    KIND_LABELS,
+    PARAM_LABELS,
+    RECEIPT_KINDS,
+    RECEIPT_STATES,
+    REFUND_STATUSES,
+    VERSION_ACTIONS,
+)
 
 
 def operator_required(admin=False):
@@ -48,4 +56,7 @@ def console_helpers():
         "param_labels": PARAM_LABELS,
         "kind_labels": KIND_LABELS,
         "version_actions": VERSION_ACTIONS,
+        "receipt_states": RECEIPT_STATES,
+        "receipt_kinds": RECEIPT_KINDS,
+        "document_types": DOCUMENT_TYPES,
     }

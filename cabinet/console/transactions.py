@@ -3,7 +3,7 @@
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
-from .. import audit, billing, payments, refunds, status_check
+from .. import audit, billing, fiscal, payments, refunds, status_check
 from ..db import write_unit
 from ..labels import status_label
 from ..models import Refund, Transaction, TransactionEvent
@@ -46,6 +46,7 @@ def _transaction_page(transaction, refund_form=None, status=200):
             (d, billing.attempts_of(d))
             for d in billing.deliveries(transaction=transaction)
         ],
+        receipts=fiscal.receipts_of(transaction),
     ), status
 
 

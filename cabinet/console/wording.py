@@ -26,6 +26,20 @@ REFUND_STATUSES = {
     "done": _l("Done"),
     "failed": _l("Refused"),
 }
+RECEIPT_STATES = {
+    "pending": _l("being issued"),
+    "issued": _l("issued"),
+    "failed": _l("failed"),
+    "missing": _l("paid, no receipt"),
+    "void": _l("not due"),
+}
+RECEIPT_KINDS = {"sale": _l("Sale"), "refund": _l("Refund")}
+DOCUMENT_TYPES = {
+    0: _l("sale"),
+    1: _l("refund"),
+    2: _l("sale correction"),
+    3: _l("refund correction"),
+}
 DIFFERENCES = {
     "missing_credit": _l("paid at Uniteller, not credited here"),
     "not_successful_there": _l("credited here, not successful at Uniteller"),

@@ -12,8 +12,10 @@ from .callbacks import is_fiscal_callback, receive_fiscal_callback
 from .documents import (
     UnreadableReceipts,
     annotate,
+    attention,
     decode_documents,
     documents_of,
+    receipts_of,
     record_documents,
     sale_receipts_of,
     set_state,
@@ -24,6 +26,8 @@ from .recheck import RECEIPT_RESULT_FIELDS, recheck_receipts, record_rows
 from .states import DOCUMENT_TYPES, NEEDS_ATTENTION, RECEIPT_STATES
 
 __all__ = [
+    "attention",
+    "receipts_of",
     "DOCUMENT_TYPES",
     "NEEDS_ATTENTION",
     "RECEIPT_RESULT_FIELDS",

@@ -4,21 +4,30 @@ import base64
 import binascii
 import json
 import logging
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from peewee import IntegrityError
 
 from ..clock import utcnow
 from ..db import db, write_unit
-from ..models import FiscalDocument, Receipt
+from ..models import CREDITED_STATUSES, FiscalDocument, Receipt, Transaction
 from ..money import to_kopecks
-from .states import DOCUMENT_TYPES, RECEIPT_TRANSITIONS, REFUND, SALE
+from .states import (
+    DOCUMENT_TYPES,
+    NEEDS_ATTENTION,
+    RECEIPT_TRANSITIONS,
+    REFUND,
+    SALE,
+)
 
 log = logging.getLogger("cabinet.fiscal")
 
 # A Receipt field holds at most 29,999 characters (fiscal Appendix 1); an answer
 # listing all of an order's receipts may hold several such: bounded anyway.
 DOCUMENTS_MAX_CHARS = 400_000
+# A receipt still pending this long after its order is on the operators' list.
+PENDING_LOOK_MINUTES = 10
 
 
 class UnreadableReceipts(ValueError):
@@ -196,3 +205,43 @@ def sale_receipts_of(transaction_ids):
     for receipt in found.values():
         receipt.link = links.get(receipt.id, "")
     return found
+
+
+def attention(limit=200):
+    """Receipts an operator must look at: missing or failed, then long pending ones.
+
+    Pending ones count once their sale was credited over `PENDING_LOOK_MINUTES`
+    ago; the newest first, at most `limit` of each kind.
+    """
+    troubled = list(
+        Receipt.select(Receipt, Transaction)
+        .join(Transaction)
+        .where(Receipt.state.in_(NEEDS_ATTENTION))
+        .order_by(Receipt.updated_at.desc())
+        .limit(limit)
+    )
+    waiting = list(
+        Receipt.select(Receipt, Transaction)
+        .join(Transaction)
+        .where(
+            Receipt.state == "pending",
+            Receipt.created_at < utcnow() - timedelta(minutes=PENDING_LOOK_MINUTES),
+            (Receipt.kind == "refund") | Transaction.status.in_(CREDITED_STATUSES),
+        )
+        .order_by(Receipt.created_at.desc())
+        .limit(limit)
+    )
+    return troubled, waiting
+
+
+def receipts_of(transaction):
+    """A transaction's receipts, each with its fiscalized documents, oldest first."""
+    found = list(
+        Receipt.select()
+        .where(Receipt.transaction == transaction.id)
+        .order_by(Receipt.id)
+    )
+    documents = documents_of(transaction)
+    for receipt in found:
+        receipt.fiscal = [d for d in documents if d.receipt_id == receipt.id]
+    return found, [d for d in documents if d.receipt_id is None]
