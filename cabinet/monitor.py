@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from peewee import SQL, Case, NodeList, SqliteDatabase, fn
+from peewee import JOIN, SQL, Case, NodeList, SqliteDatabase, fn
 
 from .clock import day_in_range
 from .db import db
-from .models import CREDITED_STATUSES, STATUS_GROUPS, Contract, Transaction
+from .models import CREDITED_STATUSES, STATUS_GROUPS, Contract, Receipt, Transaction
 from .money import format_signed
 
 KINDS = ("payment", "bind", "recurrent")
@@ -290,6 +290,7 @@ def csv_chunks(instance, filters, timezone, header):
                         approval,
                         response,
                         message,
+                        receipt,
                     )
                 ]
                 for (
@@ -304,6 +305,7 @@ def csv_chunks(instance, filters, timezone, header):
                     approval,
                     response,
                     message,
+                    receipt,
                 ) in rows
             ]
         )
@@ -335,8 +337,16 @@ def _csv_batches(instance, filters):
             Transaction.approval_code,
             Transaction.response_code,
             Transaction.message,
+            Receipt.state,
         )
         .join(Contract)
+        .switch(Transaction)
+        # The sale's receipt, if any (state codes: pending, issued, missing, ...).
+        .join(
+            Receipt,
+            JOIN.LEFT_OUTER,
+            on=(Receipt.transaction == Transaction.id) & (Receipt.kind == "sale"),
+        )
         .where(*conditions(instance, filters))
         .order_by(Transaction.created_at.desc(), Transaction.id.desc())
     )

@@ -452,6 +452,13 @@ def test_the_console_shows_receipts_and_lists_the_ones_to_look_at(
     console_login(client)
     page = client.get(f"/console/transactions/{issued.order_id}").get_data(as_text=True)
     assert 'href="https://check.test/F-7"' in page and "ivanov@example.com" in page
+    monitor = client.get("/console/monitor?instance=isp").get_data(as_text=True)
+    assert 'href="https://check.test/F-7"' in monitor
+    exported = client.get("/console/monitor.csv?instance=isp").get_data(as_text=True)
+    lines = exported.splitlines()
+    assert lines[0].endswith(";Чек")
+    states = {line.split(";")[1]: line.split(";")[-1] for line in lines[1:]}
+    assert (states[issued.order_id], states[lost.order_id]) == ("issued", "missing")
     listed = client.get("/console/receipts").get_data(as_text=True)
     assert lost.order_id in listed and issued.order_id not in listed
     asked = client.post(

@@ -13,7 +13,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import monitor
+from .. import fiscal, monitor
 from ..clock import local_midnight_utc, local_timezone, local_today
 from ..pages import page_or_fragment, parse_date, wants_fragment
 from . import args
@@ -76,6 +76,7 @@ def _rows_context(instance):
     )
     return {
         "rows": rows,
+        "receipts": fiscal.sale_receipts_of([t.id for t in rows]),
         "following": following,
         "filters": shown,
         "after": request.args.get("after", ""),
@@ -153,6 +154,7 @@ def _csv_header():
         _("Approval code"),
         _("Response code"),
         _("Message"),
+        _("Receipt"),
     ]
 
 
