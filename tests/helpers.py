@@ -350,3 +350,34 @@ PASSWORD_HASHES = {
     "1ea61c282f0692fb3facbf2d239afb64a9d43820ec6e70764f228ce29beeaf78"
     "a70d60efff2f1344243dd566a348ec8e8a4893a0b60679ac506f6ea73ef399e4",
 }
+
+
+class RecordingShop:
+    """A shop's server that records what the sandbox POSTs to it, by path.
+
+    Serve it with the sandbox's serve_in_thread; every POST answers 200 unless
+    `answers` holds HTTP codes for the next ones.
+    """
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+        self.received = []  # (path, form or JSON body as a dict)
+        self.answers = []
+        self.url = ""
+
+    def __call__(self, environ, start_response):
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        with self.lock:
+            body = request.get_json(silent=True) or request.form.to_dict()
+            self.received.append((request.path, body))
+            code = self.answers.pop(0) if self.answers else 200
+        return Response("OK", code)(environ, start_response)
+
+    def posts(self, path):
+        """Return the bodies POSTed to a path, oldest first."""
+        with self.lock:
+            return [body for where, body in self.received if where == path]

@@ -1193,6 +1193,11 @@ class Sandbox:
         )
         with self.store.tx():
             order = self._last_success(shop["shop_id"], fields["OrderID"])
+            if order["status"] == "canceled":
+                # Before the receipt's checks: there is nothing left to refund.
+                raise FiscalOperationError(
+                    3, "The order has already been cancelled", order
+                )
             amount = order["balance"] if subtotal is None else _kopecks(subtotal)
             if "Receipt" in fields:
                 text = self._check_cancel_receipt(
@@ -1281,8 +1286,6 @@ class Sandbox:
         return order["receipt"]
 
     def _check_refundable(self, shop: dict, order: dict, amount: int) -> None:
-        if order["status"] == "canceled":
-            raise FiscalOperationError(3, "The order has already been cancelled", order)
         if amount > order["balance"]:
             raise FiscalOperationError(
                 3,
