@@ -364,6 +364,7 @@ class RecordingShop:
 
         self.lock = threading.Lock()
         self.received = []  # (path, form or JSON body as a dict)
+        self.queries = []  # (path, query string parameters as a dict)
         self.answers = []
         self.url = ""
 
@@ -374,6 +375,7 @@ class RecordingShop:
         with self.lock:
             body = request.get_json(silent=True) or request.form.to_dict()
             self.received.append((request.path, body))
+            self.queries.append((request.path, request.args.to_dict()))
             code = self.answers.pop(0) if self.answers else 200
         return Response("OK", code)(environ, start_response)
 

@@ -332,6 +332,10 @@ def test_a_sale_is_fiscalized_notified_and_reported(sandbox):
     assert "Receipt" not in ordinary[0]
     fiscal = sandbox.shop.posts("/fiscal")
     assert [body["Status"] for body in fiscal] == ["authorized", "paid"]
+    # Only the ordinary ones repeat their fields in the query string.
+    queries = sandbox.shop.queries
+    assert all(query for path, query in queries if path == "/notify")
+    assert all(not query for path, query in queries if path == "/fiscal")
     (sold,) = check_fiscal_notification(fiscal[0])
     assert check_fiscal_notification(fiscal[1]) == []  # capture registers nothing
     sent = json.loads(base64.b64decode(fields["Receipt"]))
@@ -907,3 +911,12 @@ def test_an_older_database_gets_the_fiscal_columns(tmp_path):
         assert "channel" in columns
     finally:
         app.extensions["sandbox"].close()
+
+
+def test_the_operator_view_lists_receipts_and_fiscal_notifications(sandbox, paid):
+    page = sandbox.http.get(sandbox.url + "/", timeout=5).text
+    assert "fiscalized" in page and "Приход №" in page
+    orders = sandbox.http.get(sandbox.url + "/_sandbox/orders", timeout=5).json()
+    (order,) = orders
+    assert [r["fiscal"]["type"] for r in order["receipts"]] == [0]
+    assert {c["channel"] for c in order["callbacks"]} == {"notify", "fiscal"}

@@ -61,6 +61,7 @@ def overview():
         orders=[_order_details(order) for order in sandbox.orders()],
         shops=sandbox.shops(),
         faults=sandbox.faults.as_dict(),
+        type_names=cashbox.TYPE_NAMES,
         amount=format_amount,
         moment=lambda epoch: format_time(epoch, sandbox.tz),
     )

@@ -848,6 +848,7 @@ class Sandbox:
                 params,
                 callback["format"],
                 max(faults["duplicate_callbacks"], 1),
+                in_query=callback["channel"] == "notify",
             )
         for code, error in answers:
             self._record_try(callback, code, error)
