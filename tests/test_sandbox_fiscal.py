@@ -920,3 +920,12 @@ def test_the_operator_view_lists_receipts_and_fiscal_notifications(sandbox, paid
     (order,) = orders
     assert [r["fiscal"]["type"] for r in order["receipts"]] == [0]
     assert {c["channel"] for c in order["callbacks"]} == {"notify", "fiscal"}
+
+
+def test_refund_rows_of_the_results_carry_their_own_receipt(sandbox, paid):
+    sandbox.cancel(subtotal="40.00")
+    rows = sandbox.results("ORD-1", PaymentsResults="3")
+    assert [row[1] for row in rows] == ["Paid", "Refund"]
+    assert [r["fiscal"]["type"] for r in decode_array(rows[0][3])] == [0, 1]
+    (refund,) = decode_array(rows[1][3])
+    assert refund["fiscal"]["type"] == 1 and refund["total"] == 40
