@@ -471,7 +471,7 @@ def test_pay_refuses_a_shop_without_cash_register(sandbox):
 
 def test_pay_refuses_a_wrong_receipt_signature(sandbox):
     fields = sandbox.pay_fields()
-    for signature in (fields["ReceiptSignature"].lower(), "0" * 64):
+    for signature in (fields["ReceiptSignature"].lower(), "0" * 64, "подпись"):
         page = sandbox.open_form({**fields, "ReceiptSignature": signature})
         assert merchant_error(page) == "Invalid ReceiptSignature"
 
@@ -722,6 +722,7 @@ def test_a_refund_receipt_must_be_the_refunded_amount(
 
 def test_refund_signature_and_mandatory_fields(sandbox, paid):
     assert sandbox.cancel(Signature="0" * 64)["Code"] == "11"
+    assert sandbox.cancel(Signature="подпись")["Code"] == "11"
     answer = sandbox.post("/v2/cancel", {"OrderID": "ORD-1", "UPID": SHOP_ID}).json()
     assert answer["Code"] == "02" and "'Signature'" in answer["Note"]
     assert sandbox.cancel(order_id="NOPE")["Code"] == "03"

@@ -21,6 +21,7 @@ from .signatures import (
     fiscal_receipt_signature,
     receipt_signature,
     recurrent_signature,
+    same,
 )
 from .store import Store
 from .wire import (
@@ -1189,7 +1190,7 @@ class Sandbox:
         shop = self.shop(fields["UPID"])
         if shop is None:
             raise FiscalOperationError(3, "UPID not found")
-        signature_ok = secrets.compare_digest(
+        signature_ok = same(
             cancel_signature(fields, shop["password"]), fields["Signature"]
         )
         with self.store.tx():
@@ -1376,7 +1377,7 @@ def check_receipt_fields(shop: dict, fields: dict, amount: int) -> str:
             fields["Receipt"],
             amount,
             fiscal_enabled=bool(shop["fiscal"]),
-            signature_ok=secrets.compare_digest(expected, fields["ReceiptSignature"]),
+            signature_ok=same(expected, fields["ReceiptSignature"]),
         )
     except receipts.ReceiptError as error:
         log.info("receipt refused: %s (%s)", error.text, error.detail)

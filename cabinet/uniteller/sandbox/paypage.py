@@ -9,7 +9,7 @@ import secrets
 
 from . import bank, receipts
 from .engine import Card
-from .signatures import pay_signature, receipt_signature
+from .signatures import pay_signature, receipt_signature, same
 from .wire import AMOUNT_PATTERN, parse_amount, valid_callback_fields
 
 MANDATORY = ("Order_IDP", "Subtotal_P", "Signature")
@@ -229,7 +229,7 @@ def validate_fiscal_pay_request(
             fields["Receipt"],
             parse_amount(fields["Subtotal_P"]),
             fiscal_enabled=bool(shop["fiscal"]),
-            signature_ok=secrets.compare_digest(expected, fields["ReceiptSignature"]),
+            signature_ok=same(expected, fields["ReceiptSignature"]),
         )
     except receipts.ReceiptError as error:
         raise MerchantError(

@@ -1,6 +1,7 @@
 """Compute Uniteller signatures, written from the protocol reference on its own."""
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 
 # Slots 1-10 of the /pay/ signature: always present, empty when not sent.
@@ -133,3 +134,8 @@ def fiscal_receipt_signature(
     no inner digests.
     """
     return sha256_hex(order_id + status + receipt + password).upper()
+
+
+def same(expected: str, sent: str) -> bool:
+    """Compare a signature as sent in constant time (any characters, as bytes)."""
+    return hmac.compare_digest(expected.encode("utf-8"), sent.encode("utf-8"))
