@@ -550,3 +550,36 @@ class FakeFiscalUniteller:
     def stop(self):
         """Stop serving."""
         self.server.shutdown()
+
+
+class RecordingShop:
+    """A shop's server that records what the sandbox POSTs to it, by path.
+
+    Serve it with the sandbox's serve_in_thread; every POST answers 200 unless
+    `answers` holds HTTP codes for the next ones.
+    """
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+        self.received = []  # (path, form or JSON body as a dict)
+        self.queries = []  # (path, query string parameters as a dict)
+        self.answers = []
+        self.url = ""
+
+    def __call__(self, environ, start_response):
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        with self.lock:
+            body = request.get_json(silent=True) or request.form.to_dict()
+            self.received.append((request.path, body))
+            self.queries.append((request.path, request.args.to_dict()))
+            code = self.answers.pop(0) if self.answers else 200
+        return Response("OK", code)(environ, start_response)
+
+    def posts(self, path):
+        """Return the bodies POSTed to a path, oldest first."""
+        with self.lock:
+            return [body for where, body in self.received if where == path]

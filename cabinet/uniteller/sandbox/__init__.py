@@ -1,7 +1,8 @@
 """A local emulator of Uniteller's server (the sandbox), its own Flask app.
 
-It follows Uniteller's specification (v1.43); what it decides where the
-specification is silent, and how its two modes differ, is in docs/sandbox.md.
+It follows Uniteller's specifications (v1.43, and "Платежи с фискализацией"
+02.1.18 for the /v2/ endpoints); what it decides where they are silent, and how
+its two modes differ, is in docs/sandbox.md.
 
 Settings: keys of the config dict given to `create_app`, else environment
 variables of the same name, else the default.
@@ -32,13 +33,18 @@ SANDBOX_TIMEZONE = Europe/Moscow
     timezone of /results/ dates and periods and of the recurrent "day"
 SANDBOX_SHOPS_FILE = (none)
     JSON file: a list of shop objects with add_shop's keys, loaded at start
+SANDBOX_PUBLIC_URL = (the request's)
+    the sandbox's address in receipts' check links (else the address the
+    request that made the order came to)
 
 The emulated ISP billing (billing.py) answers at /billing/ (OSMP, webhooks),
 with settings SANDBOX_BILLING_LOGIN (cabinet), SANDBOX_BILLING_PASSWORD and
 SANDBOX_BILLING_WEBHOOK_SECRET (random when not set).
 
 Endpoints: /pay/ (card form, POST /pay/card), /results/, /recurrent/,
-/unblock/, /confirm/, /ping; operator view at / and /_sandbox/; control API:
+/unblock/, /confirm/, /ping; the fiscal ones /v2/pay, /v2/recurrent, /v2/cancel,
+/v2/results and the receipt page /receipt?fn=&i=&fp= (its check link);
+operator view at / and /_sandbox/; control API:
 GET|POST /_sandbox/shops, GET|POST|DELETE /_sandbox/faults,
 GET /_sandbox/orders[?shop_id=&order_id=],
 POST /_sandbox/orders/<Order_IDP>/expire-card|block-card[?shop_id=].
@@ -52,14 +58,25 @@ Faults (POST JSON to /_sandbox/faults to merge, DELETE to reset; in memory):
     latency_ms (number)          delay /results/, /recurrent/, /unblock/, /confirm/
     error_rate (0..1), seed      answer that share of them HTTP 500 (seeded RNG)
     operation_failed (bool)      /recurrent/, /unblock/, /confirm/ answer error 15
+                                 (/v2/recurrent too; /v2/cancel Code 01)
+    fail_sale_receipts (int N)   the next N sale receipts fail: reversed (53)
+                                 with the shop's fiscal_protection, else kept (54)
+    fail_sale_receipts_kept (N)  the next N fail and the payment is kept (54)
+    fail_refund_receipts (N)     the next N refund receipts fail (50)
+    fail_refunds_after_receipt (N) the next N refunds fail after their receipt:
+                                 a correction receipt is issued (51)
+    drop_fiscal_notifications (bool), fiscal_notification_delay_ms (number)
 
 Python API:
     app = create_app({"SANDBOX_DATABASE": path, "SANDBOX_TIME_SCALE": 0.001})
     add_shop(app, "00000001", password="secret", login="1",
              notify_url="http://...", status_url="", callback_fields="BillNumber",
              recurrent_allowed=True, partial_refund_allowed=True,
-             notify_balance=False)  # True: partial refunds call back
+             notify_balance=False,  # True: partial refunds call back
                                     # "partly canceled"
+             fiscal=False,          # the cash register is set up (/v2/)
+             fiscal_notify_url="",  # where fiscal notifications go
+             fiscal_protection=True)  # a failed sale receipt reverses (53)
     wait_idle(app, timeout=10)  # True once no callback or task is pending
     app.extensions["sandbox"]   # the Sandbox: .faults, .store, .close()
     testing.serve_in_thread(app) -> server with .url and .shutdown()
@@ -67,7 +84,8 @@ Command line:
     python -m cabinet.uniteller.sandbox [--host 127.0.0.1] [--port 5001]
     flask --app cabinet.uniteller.sandbox shop add ID --password P --login L \
         --notify-url U [--status-url U] [--callback-fields "BillNumber Total"] \
-        [--notify-balance]
+        [--notify-balance] [--fiscal] [--fiscal-notify-url U] \
+        [--no-fiscal-protection]
     flask --app cabinet.uniteller.sandbox shop list
 """
 

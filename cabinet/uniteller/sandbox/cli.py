@@ -5,7 +5,13 @@ from flask import current_app
 from flask.cli import AppGroup
 
 shop_cli = AppGroup("shop", help="Manage the sandbox's shops.")
-SHOP_FLAGS = ("recurrent_allowed", "partial_refund_allowed", "notify_balance")
+SHOP_FLAGS = (
+    "recurrent_allowed",
+    "partial_refund_allowed",
+    "notify_balance",
+    "fiscal",
+    "fiscal_protection",
+)
 
 
 def _sandbox():
@@ -31,6 +37,17 @@ def _sandbox():
     default=False,
     help="Send 'partly canceled' callbacks on partial refunds.",
 )
+@click.option(
+    "--fiscal/--no-fiscal",
+    default=False,
+    help="Cash register set up: the /v2/ fiscal endpoints take its payments.",
+)
+@click.option("--fiscal-notify-url", default="", help="Where fiscal notifications go.")
+@click.option(
+    "--fiscal-protection/--no-fiscal-protection",
+    default=True,
+    help="Reverse a sale whose receipt fails (53), else keep it (54).",
+)
 def add_shop(
     shop_id,
     password,
@@ -41,6 +58,9 @@ def add_shop(
     recurrent,
     partial_refund,
     notify_balance,
+    fiscal,
+    fiscal_notify_url,
+    fiscal_protection,
 ):
     """Add a shop or replace the one with this id."""
     try:
@@ -54,6 +74,9 @@ def add_shop(
             recurrent_allowed=recurrent,
             partial_refund_allowed=partial_refund,
             notify_balance=notify_balance,
+            fiscal=fiscal,
+            fiscal_notify_url=fiscal_notify_url,
+            fiscal_protection=fiscal_protection,
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
@@ -68,5 +91,6 @@ def list_shops():
         click.echo(
             f"{shop['shop_id']}\tlogin={shop['login']}\tnotify={shop['notify_url']}"
             f"\tstatus={shop['status_url'] or '-'}"
-            f"\tfields={shop['callback_fields'] or '-'}\t{' '.join(flags)}"
+            f"\tfields={shop['callback_fields'] or '-'}"
+            f"\tfiscal_notify={shop['fiscal_notify_url'] or '-'}\t{' '.join(flags)}"
         )

@@ -2,6 +2,7 @@
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
+from . import cashbox
 from .wire import format_amount, format_time
 
 bp = Blueprint("control", __name__)
@@ -15,6 +16,9 @@ SHOP_KEYS = {
     "recurrent_allowed",
     "partial_refund_allowed",
     "notify_balance",
+    "fiscal",
+    "fiscal_notify_url",
+    "fiscal_protection",
 }
 CARD_STATES = {"expire-card": "expired", "block-card": "blocked"}
 
@@ -43,6 +47,7 @@ def _order_details(order: dict) -> dict:
         **order,
         "callbacks": sandbox.callbacks_of(order["id"]),
         "status_checks": sandbox.status_checks_of(order["id"]),
+        "receipts": [cashbox.parse(body) for body in sandbox.receipts_of(order["id"])],
     }
 
 
@@ -56,6 +61,7 @@ def overview():
         orders=[_order_details(order) for order in sandbox.orders()],
         shops=sandbox.shops(),
         faults=sandbox.faults.as_dict(),
+        type_names=cashbox.TYPE_NAMES,
         amount=format_amount,
         moment=lambda epoch: format_time(epoch, sandbox.tz),
     )

@@ -13,22 +13,34 @@ TIMEOUT = 10
 STATUS_ANSWERS = ("PAID", "NEW", "CANCELLED")
 
 
-def post_callback(url: str, params: dict, fmt: str) -> tuple[int | None, str]:
-    """POST one callback; return (HTTP code or None, error text)."""
+def post_callback(
+    url: str, params: dict, fmt: str, in_query: bool = True
+) -> tuple[int | None, str]:
+    """POST one callback; return (HTTP code or None, error text).
+
+    An ordinary callback repeats its fields in the query; a fiscal notification
+    does not (its Receipt runs to 30,000 characters and names the payer).
+    """
     body = {"json": params} if fmt == "json" else {"data": params}
+    query = params if in_query else None
     try:
-        answer = requests.post(url, params=params, timeout=TIMEOUT, **body)
+        answer = requests.post(url, params=query, timeout=TIMEOUT, **body)
     except requests.RequestException as error:
         return None, f"{type(error).__name__}: {error}"[:300]
     return answer.status_code, ""
 
 
-def post_callback_copies(url: str, params: dict, fmt: str, copies: int) -> list:
+def post_callback_copies(
+    url: str, params: dict, fmt: str, copies: int, in_query: bool = True
+) -> list:
     """POST the same callback `copies` times at once; return every (code, error)."""
     if copies <= 1:
-        return [post_callback(url, params, fmt)]
+        return [post_callback(url, params, fmt, in_query)]
     with ThreadPoolExecutor(max_workers=copies) as pool:
-        futures = [pool.submit(post_callback, url, params, fmt) for _ in range(copies)]
+        futures = [
+            pool.submit(post_callback, url, params, fmt, in_query)
+            for _ in range(copies)
+        ]
         return [future.result() for future in futures]
 
 

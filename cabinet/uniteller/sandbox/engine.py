@@ -1,7 +1,9 @@
 """Run the emulated Uniteller: shops, orders, operations, callbacks, the queue."""
 
 import json
+import logging
 import random
+import re
 import secrets
 import string
 import time
@@ -9,12 +11,28 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from . import bank, delivery
+from . import bank, cashbox, delivery, receipts
 from .faults import Faults
 from .pacing import ResultsPacer
-from .signatures import callback_signature, recurrent_signature
+from .signatures import (
+    callback_signature,
+    cancel_signature,
+    fiscal_callback_signature,
+    fiscal_receipt_signature,
+    receipt_signature,
+    recurrent_signature,
+    same,
+)
 from .store import Store
-from .wire import FIELDS, parse_amount, valid_callback_fields
+from .wire import (
+    FIELDS,
+    STATUS_NAMES,
+    format_amount,
+    parse_amount,
+    valid_callback_fields,
+)
+
+log = logging.getLogger(__name__)
 
 # Gaps between the 10 delivery tries of a callback: 12 600 s = 3.5 hours in all.
 RETRY_GAPS = (60, 120, 300, 600, 900, 1500, 2100, 3000, 4020)
@@ -29,6 +47,26 @@ SUCCESSFUL = ("authorized", "paid", "canceled")
 LOCKED = ("waiting", *SUCCESSFUL)
 RECURRENT_START_VALUES = ("1", "2", "3")
 RECURRENT_TYPES = ("1", "2", "3")
+# Where receipt links point when neither SANDBOX_PUBLIC_URL nor the request
+# that made the order says (make run's address).
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5001"
+# orders.receipt_state of a fiscal order: its sale receipt registered, failed with
+# the payment kept (54), failed with the payment reversed (53).
+FISCALIZED = "fiscalized"
+RECEIPT_FAILED = "failed"
+REVERSED = "reversed"
+# A /v2/cancel amount: whole roubles or one or two decimals, 0 allowed (§3.14:
+# Subtotal=0 cancels only a merchant's means).
+CANCEL_AMOUNT = re.compile(r"\d+(\.\d{1,2})?")
+
+
+SHOP_FLAGS = (
+    "recurrent_allowed",
+    "partial_refund_allowed",
+    "notify_balance",
+    "fiscal",
+    "fiscal_protection",
+)
 
 
 class OperationError(Exception):
@@ -38,6 +76,18 @@ class OperationError(Exception):
         super().__init__(f"{code};{text}")
         self.code = code
         self.text = text
+
+
+class FiscalOperationError(Exception):
+    """A /v2/cancel refusal: its two-digit Code, Note and what it leaves behind."""
+
+    def __init__(self, code: int, note: str, order=None, bodies=(), detail=""):
+        super().__init__(f"{code:02d};{note}")
+        self.code = code
+        self.note = note
+        self.order = order
+        self.bodies = list(bodies)
+        self.detail = detail
 
 
 class PayPageError(Exception):
@@ -119,11 +169,18 @@ class Sandbox:
         recurrent_allowed: bool = True,
         partial_refund_allowed: bool = True,
         notify_balance: bool = False,
+        fiscal: bool = False,
+        fiscal_notify_url: str = "",
+        fiscal_protection: bool = True,
     ) -> None:
         """Add a shop or replace the one with this id.
 
         notify_balance is the merchant cabinet's "notify about balance changes"
-        flag: a partial refund's callback says `partly canceled`.
+        flag: a partial refund's callback says `partly canceled`. fiscal is the
+        upoint's cash register settings (fiscal 02.1.18 §1.5: off, the fiscal
+        endpoints answer error 5), fiscal_notify_url the address of its fiscal
+        notifications (§1.2.11), fiscal_protection its "protection from fines"
+        (§1.2.6: a sale whose receipt fails is reversed, else kept).
         """
         if not (shop_id and password and login):
             raise ValueError("shop_id, password and login are required")
@@ -132,14 +189,18 @@ class Sandbox:
         self.store.run(
             "INSERT INTO shops (shop_id, password, login, notify_url, status_url,"
             " callback_fields, recurrent_allowed, partial_refund_allowed,"
-            " notify_balance)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"
+            " notify_balance, fiscal, fiscal_notify_url, fiscal_protection)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (shop_id) DO UPDATE SET"
             " password = excluded.password, login = excluded.login,"
             " notify_url = excluded.notify_url, status_url = excluded.status_url,"
             " callback_fields = excluded.callback_fields,"
             " recurrent_allowed = excluded.recurrent_allowed,"
             " partial_refund_allowed = excluded.partial_refund_allowed,"
-            " notify_balance = excluded.notify_balance",
+            " notify_balance = excluded.notify_balance,"
+            " fiscal = excluded.fiscal,"
+            " fiscal_notify_url = excluded.fiscal_notify_url,"
+            " fiscal_protection = excluded.fiscal_protection",
             (
                 shop_id,
                 password,
@@ -150,6 +211,9 @@ class Sandbox:
                 int(recurrent_allowed),
                 int(partial_refund_allowed),
                 int(notify_balance),
+                int(fiscal),
+                fiscal_notify_url,
+                int(fiscal_protection),
             ),
         )
 
@@ -162,9 +226,8 @@ class Sandbox:
         rows = self.store.all("SELECT * FROM shops ORDER BY shop_id")
         for row in rows:
             del row["password"]
-            row["recurrent_allowed"] = bool(row["recurrent_allowed"])
-            row["partial_refund_allowed"] = bool(row["partial_refund_allowed"])
-            row["notify_balance"] = bool(row["notify_balance"])
+            for flag in SHOP_FLAGS:
+                row[flag] = bool(row[flag])
         return rows
 
     def authenticate(self, shop_id: str, login: str, password: str) -> dict | None:
@@ -271,6 +334,7 @@ class Sandbox:
                 {
                     **order,
                     "status": "refund",
+                    "refund_id": refund["id"],
                     "bill_number": refund["bill_number"],
                     "amount": refund["amount"],
                     "created_at": moment,
@@ -292,8 +356,11 @@ class Sandbox:
 
     # -- the payment page ------------------------------------------------------
 
-    def open_session(self, fields: dict) -> str:
-        """Keep a validated pay request server-side; return the form's token."""
+    def open_session(self, fields: dict, fiscal: bool = False) -> str:
+        """Keep a validated pay request server-side; return the form's token.
+
+        fiscal: the request came to /v2/pay with a checked Receipt.
+        """
         now = time.time()
         lifetimes = [
             int(fields[name])
@@ -310,6 +377,7 @@ class Sandbox:
                 "request": json.dumps(fields, ensure_ascii=False),
                 "created_at": now,
                 "expires_at": now + min(lifetimes) if lifetimes else None,
+                "fiscal": int(fiscal),
             },
         )
         return token
@@ -321,8 +389,26 @@ class Sandbox:
             row["request"] = json.loads(row["request"])
         return row
 
-    def pay_with_card(self, token: str, card: Card) -> dict:
-        """Decide a submitted card form and record the attempt; return the order."""
+    def earlier_receipts(self, shop_id: str, order_id: str) -> list[str]:
+        """Return the receipts (JSON texts, '' for none) an order id came with."""
+        texts = [order["receipt"] for order in self.attempts_of(shop_id, order_id)]
+        sessions = self.store.all(
+            "SELECT request, fiscal FROM pay_sessions WHERE shop_id = ?"
+            " AND order_id = ?",
+            (shop_id, order_id),
+        )
+        for session in sessions:
+            request = json.loads(session["request"])
+            fiscal = session["fiscal"]
+            texts.append(receipts.decode_text(request["Receipt"]) if fiscal else "")
+        return texts
+
+    def pay_with_card(self, token: str, card: Card, public_url: str = "") -> dict:
+        """Decide a submitted card form and record the attempt; return the order.
+
+        public_url is the sandbox's address as the payer sees it: receipts link
+        to their page there.
+        """
         with self.store.tx():
             session = self.session(token)
             if session is None or session["used"]:
@@ -362,6 +448,7 @@ class Sandbox:
                     "preauth": int(fields.get("Preauth") == "1"),
                     "callback_fields": " ".join(callback_fields.split()),
                     "callback_format": _callback_format(fields),
+                    **_fiscal_columns(fields, session["fiscal"], public_url),
                 },
                 outcome,
             )
@@ -414,12 +501,19 @@ class Sandbox:
             if not changed:
                 return
             order = self.order(row_id)
+            sale = []
+            if order["fiscal"]:
+                # Fiscal 02.1.18 §2.1.2 steps 8.3-8.5: the receipt before any
+                # notification; a failure reverses the payment or keeps it.
+                sale = self._fiscalize_sale(order)
+                if self.order(row_id)["receipt_state"] == REVERSED:
+                    return
             capture_at = None
             if not order["preauth"]:
                 capture_at = now + self.scaled(self.settings["SANDBOX_CAPTURE_DELAY"])
             # Reordering holds "authorized" back until "paid" has gone out.
             hold = capture_at is not None and self.faults["reorder_callbacks"]
-            self._queue_callback(order, "authorized", held=hold)
+            self._queue_callback(order, "authorized", held=hold, receipts=sale)
             if capture_at is not None:
                 self._schedule("capture", row_id, capture_at)
             check_delay = self.settings["SANDBOX_STATUS_CHECK_DELAY"]
@@ -440,22 +534,150 @@ class Sandbox:
             ):
                 return bill
 
+    # -- receipts --------------------------------------------------------------
+
+    def _fiscalize_sale(self, order: dict) -> list[int]:
+        """Register an authorized fiscal order's sale receipt; return its row ids.
+
+        A failed receipt (a fault knob) reverses the payment quietly when the
+        shop has fiscal_protection (error 53), else leaves it paid (54).
+        """
+        kept = self.faults.take("fail_sale_receipts_kept")
+        if kept or self.faults.take("fail_sale_receipts"):
+            shop = self.shop(order["shop_id"])
+            if shop["fiscal_protection"] and not kept:
+                self._reverse(order)
+            else:
+                self.store.update("orders", order["id"], receipt_state=RECEIPT_FAILED)
+            return []
+        row = self._register(order, cashbox.SALE, order["receipt"])
+        self.store.update("orders", order["id"], receipt_state=FISCALIZED)
+        return [row]
+
+    def _reverse(self, order: dict) -> None:
+        """Reverse a block whose receipt failed: no callback (§2.1.2, 8.3.1)."""
+        now = time.time()
+        self.store.insert(
+            "refunds",
+            {
+                "order_row": order["id"],
+                "amount": order["amount"],
+                "bill_number": self._new_bill_number(),
+                "created_at": now,
+            },
+        )
+        self.store.update(
+            "orders",
+            order["id"],
+            status="canceled",
+            balance=0,
+            receipt_state=REVERSED,
+            updated_at=now,
+        )
+
+    def _register(
+        self, order: dict, kind: int, text: str, refund_row: int | None = None
+    ) -> int:
+        """Fiscalize a receipt's JSON text for an order; return the receipt's row."""
+        with self.store.tx():
+            now = datetime.now(self.tz)
+            midnight = datetime.combine(now.date(), datetime.min.time(), self.tz)
+            # The shift is the day: its index counts the day's receipts.
+            today = self.store.one(
+                "SELECT COUNT(*) AS n FROM receipts WHERE created_at >= ?",
+                (midnight.timestamp(),),
+            )["n"]
+            number = self.store.one("SELECT MAX(fiscal_number) AS n FROM receipts")["n"]
+            while True:
+                fiscal_id = cashbox.new_fiscal_id()
+                if not self.store.one(
+                    "SELECT id FROM receipts WHERE fiscal_id = ?", (fiscal_id,)
+                ):
+                    break
+            receipt = receipts.parse_json(text)
+            fiscal = cashbox.fiscal_block(
+                receipt,
+                fiscal_id=fiscal_id,
+                kind=kind,
+                number=(number or 0) + 1,
+                shift_index=today + 1,
+                moment=now,
+                base_url=self.public_url(order),
+            )
+            return self.store.insert(
+                "receipts",
+                {
+                    "order_row": order["id"],
+                    "refund_row": refund_row,
+                    "fiscal_id": fiscal_id,
+                    "type": kind,
+                    "fiscal_number": fiscal["register"]["fiscal_number"],
+                    "fiscal_attr": fiscal["register"]["fiscal_attr"],
+                    "body": cashbox.fiscalized(text, fiscal),
+                    "created_at": now.timestamp(),
+                },
+            )
+
+    def public_url(self, order: dict) -> str:
+        """Return the sandbox's address for an order's receipt links."""
+        return (
+            self.settings["SANDBOX_PUBLIC_URL"]
+            or order["public_url"]
+            or DEFAULT_PUBLIC_URL
+        )
+
+    def receipts_of(self, row_id: int, refund_row: int | None = None) -> list[str]:
+        """Return an order's fiscalized receipts (JSON texts), or one refund's."""
+        sql = "SELECT body FROM receipts WHERE order_row = ?"
+        params = [row_id]
+        if refund_row is not None:
+            sql += " AND refund_row = ?"
+            params.append(refund_row)
+        return [row["body"] for row in self.store.all(sql + " ORDER BY id", params)]
+
+    def _bodies(self, receipt_rows) -> list[str]:
+        return [
+            self.store.one("SELECT body FROM receipts WHERE id = ?", (row,))["body"]
+            for row in receipt_rows
+        ]
+
+    def find_receipt(self, fn: str, number: str, attr: str) -> dict | None:
+        """Return a receipt by its check link's fn, i and fp, or None."""
+        if fn != cashbox.ECR["fs"] or not (number.isdigit() and attr.isdigit()):
+            return None
+        return self.store.one(
+            "SELECT * FROM receipts WHERE fiscal_number = ? AND fiscal_attr = ?",
+            (int(number), int(attr)),
+        )
+
     # -- callbacks -------------------------------------------------------------
 
-    def _queue_callback(self, order: dict, status: str, held: bool = False) -> None:
-        """Queue a callback; it stops the retries of older ones of the order.
+    def _queue_callback(
+        self,
+        order: dict,
+        status: str,
+        held: bool = False,
+        receipts=(),
+        fiscal: bool = True,
+    ) -> None:
+        """Queue a callback, and a fiscal order's fiscal notification with receipts.
 
-        An older callback not tried yet still gets its first try (it is due
-        earlier); only its retries are stopped, as Uniteller does.
+        A callback stops the retries of older ones of the order: one not tried
+        yet still gets its first try (it is due earlier); only its retries are
+        stopped, as Uniteller does. `receipts` are the rows of the receipts
+        registered by this operation, for the fiscal notification (none if not
+        `fiscal`).
         """
         shop = self.shop(order["shop_id"])
+        if fiscal and order["fiscal"] and shop["fiscal_notify_url"]:
+            self._queue_fiscal(order, status, shop, self._bodies(receipts))
         if not shop["notify_url"]:
             return
         now = time.time()
         with self.store.tx():
             older = self.store.all(
                 "SELECT id, held, attempts FROM callbacks"
-                " WHERE order_row = ? AND state = 'pending'",
+                " WHERE order_row = ? AND state = 'pending' AND channel = 'notify'",
                 (order["id"],),
             )
             callback_id = self.store.insert(
@@ -478,6 +700,42 @@ class Sandbox:
                     self._release(callback["id"], now)
                 elif callback["attempts"]:
                     self._supersede(callback["id"])
+
+    def _queue_fiscal(self, order: dict, status: str, shop: dict, bodies) -> None:
+        """Queue a fiscal notification (fiscal 02.1.18 §3.15) to its own URL.
+
+        Each carries its own receipts, so a newer one never stops its retries.
+        """
+        names = order["callback_fields"].split()
+        extra = {name: FIELDS[name](order, self.tz) for name in names}
+        receipt = cashbox.as_array(bodies)
+        params = {"Order_ID": order["order_id"], "Status": status, **extra}
+        params["Signature"] = fiscal_callback_signature(
+            order["order_id"], status, extra, shop["password"]
+        )
+        params["Receipt"] = receipt
+        params["ReceiptSignature"] = fiscal_receipt_signature(
+            order["order_id"], status, receipt, shop["password"]
+        )
+        self._insert_fiscal(order["id"], status, shop, params, order["callback_format"])
+
+    def _insert_fiscal(self, row_id, status, shop, params, fmt) -> None:
+        now = time.time()
+        with self.store.tx():
+            callback_id = self.store.insert(
+                "callbacks",
+                {
+                    "order_row": row_id,
+                    "status": status,
+                    "url": shop["fiscal_notify_url"],
+                    "params": json.dumps(params),
+                    "format": fmt,
+                    "channel": "fiscal",
+                    "created_at": now,
+                },
+            )
+            delay = self.faults["fiscal_notification_delay_ms"] / 1000
+            self._schedule("deliver", callback_id, now + delay)
 
     def _callback_params(self, order: dict, status: str, shop: dict) -> dict:
         names = order["callback_fields"].split()
@@ -506,15 +764,33 @@ class Sandbox:
         )
 
     def resend_latest_callback(self, row_id: int) -> None:
-        """Queue the order's latest callback again (a status answer of NEW)."""
+        """Queue the order's latest callback again (a status answer of NEW).
+
+        The latest fiscal notification goes again too, as it was.
+        """
         with self.store.tx():
             order = self.order(row_id)
             latest = self.store.one(
-                "SELECT status FROM callbacks WHERE order_row = ? ORDER BY id DESC",
+                "SELECT status FROM callbacks WHERE order_row = ?"
+                " AND channel = 'notify' ORDER BY id DESC",
                 (row_id,),
             )
-            if latest is not None:
-                self._queue_callback(order, latest["status"])
+            if latest is not None and self.shop(order["shop_id"])["notify_url"]:
+                self._queue_callback(order, latest["status"], fiscal=False)
+            fiscal = self.store.one(
+                "SELECT * FROM callbacks WHERE order_row = ?"
+                " AND channel = 'fiscal' ORDER BY id DESC",
+                (row_id,),
+            )
+            shop = self.shop(order["shop_id"])
+            if fiscal is not None and shop["fiscal_notify_url"]:
+                self._insert_fiscal(
+                    row_id,
+                    fiscal["status"],
+                    shop,
+                    json.loads(fiscal["params"]),
+                    fiscal["format"],
+                )
 
     # -- the task queue --------------------------------------------------------
 
@@ -553,7 +829,10 @@ class Sandbox:
             return
         faults = self.faults.as_dict()
         number = callback["attempts"] + 1
-        if faults["drop_callbacks"]:
+        drop = "drop_callbacks"
+        if callback["channel"] == "fiscal":
+            drop = "drop_fiscal_notifications"
+        if faults[drop]:
             self._record_try(callback, None, "dropped (fault injection)")
             with self.store.tx():
                 self.store.update(
@@ -570,6 +849,7 @@ class Sandbox:
                 params,
                 callback["format"],
                 max(faults["duplicate_callbacks"], 1),
+                in_query=callback["channel"] == "notify",
             )
         for code, error in answers:
             self._record_try(callback, code, error)
@@ -593,9 +873,11 @@ class Sandbox:
             current = self.store.one(
                 "SELECT state FROM callbacks WHERE id = ?", (callback["id"],)
             )
+            # A fiscal notification carries its own receipts: never superseded.
             newer = self.store.one(
-                "SELECT id FROM callbacks WHERE order_row = ? AND id > ?",
-                (callback["order_row"], callback["id"]),
+                "SELECT id FROM callbacks WHERE order_row = ? AND id > ?"
+                " AND channel = 'notify' AND ? = 'notify'",
+                (callback["order_row"], callback["id"], callback["channel"]),
             )
             if ok:
                 state = "delivered"
@@ -683,19 +965,38 @@ class Sandbox:
             self.resend_latest_callback(row_id)
 
     def _cancel(self, row_id: int) -> None:
-        """Release the funds of an order the shop called CANCELLED."""
+        """Release the funds of an order the shop called CANCELLED.
+
+        A fiscalized order gets its refund receipt from the register (made from
+        the sale's receipt, docs/sandbox.md).
+        """
         with self.store.tx():
             order = self.order(row_id)
             # The sandbox captures within seconds, Uniteller at the day's close:
             # a paid order here is refunded in full, as a block would be released.
             if order["status"] in ("authorized", "paid") and order["balance"] > 0:
-                self._refund(order, order["balance"])
+                rows = []
+                if order["receipt_state"] == FISCALIZED:
+                    text = cashbox.refund_of_balance(
+                        order["receipt"], order["balance"], order["amount"]
+                    )
+                    rows.append(self._register(order, cashbox.REFUND, text))
+                self._refund(order, order["balance"], rows)
 
     # -- server-to-server operations -------------------------------------------
 
-    def recurrent(self, fields: dict) -> dict:
-        """Charge a parent order's card again; return the new order attempt."""
+    def recurrent(
+        self, fields: dict, fiscal: bool = False, public_url: str = ""
+    ) -> dict:
+        """Charge a parent order's card again; return the new order attempt.
+
+        fiscal: /v2/recurrent (fiscal 02.1.18 §3.6, §2.1.7): its Receipt is
+        checked after the request's own fields, and registered once the charge
+        is approved; a failed receipt answers 53 (reversed) or 54 (kept).
+        """
         names = ("Shop_IDP", "Order_IDP", "Subtotal_P", "Parent_Order_IDP", "Signature")
+        if fiscal:
+            names += ("Receipt", "ReceiptSignature")
         _require(
             fields, names, "Mandatory parameter '{}' is not present in the request"
         )
@@ -729,6 +1030,9 @@ class Sandbox:
         # "Bad format" also covers a value out of the allowed range (Table 14).
         if self.mode == "spec" and not bank.spec_amount_allowed(amount):
             raise OperationError(5, "Field Subtotal_P has bad format")
+        receipt_text = ""
+        if fiscal:
+            receipt_text = check_receipt_fields(shop, fields, amount)
         if not shop["recurrent_allowed"]:
             raise OperationError(22, "Recurrent payment not allowed")
         self._fail_if_injected()
@@ -753,12 +1057,20 @@ class Sandbox:
                     "parent_order_id": parent["order_id"],
                     "callback_fields": shop["callback_fields"],
                     "callback_format": _callback_format(fields),
+                    "fiscal": int(fiscal),
+                    "receipt": receipt_text,
+                    "public_url": public_url,
                 },
                 outcome,
             )
         if outcome.delayed:
             raise OperationError(28, "Payment result not received")
-        return self.order(row_id)
+        order = self.order(row_id)
+        if order["receipt_state"] == REVERSED:
+            raise OperationError(53, "Fiscal receipt failure")
+        if order["receipt_state"] == RECEIPT_FAILED:
+            raise OperationError(54, "Fiscal receipt failure. Order not cancelled")
+        return order
 
     def _parent(self, shop_id: str, order_id: str) -> dict:
         marks = ", ".join("?" for _ in SUCCESSFUL)
@@ -829,14 +1141,15 @@ class Sandbox:
             self._refund(order, refund)
             return self.order(order["id"])
 
-    def _refund(self, order: dict, amount: int) -> None:
-        """Book a refund (or a released block) and notify the shop of it.
+    def _refund(self, order: dict, amount: int, receipts=()) -> int:
+        """Book a refund (or a released block), notify the shop; return its row.
 
         Uniteller notifies partial refunds too (v1.43 §4.6.1.1): `partly
         canceled` if the shop asked for balance changes, else the order's status.
+        `receipts` are the refund receipts' rows, linked to it here.
         """
         now = time.time()
-        self.store.insert(
+        refund_row = self.store.insert(
             "refunds",
             {
                 "order_row": order["id"],
@@ -850,10 +1163,142 @@ class Sandbox:
         self.store.update(
             "orders", order["id"], balance=balance, status=status, updated_at=now
         )
+        for row in receipts:
+            self.store.update("receipts", row, refund_row=refund_row)
         told = status
         if status != "canceled" and self.shop(order["shop_id"])["notify_balance"]:
             told = "partly canceled"
-        self._queue_callback(self.order(order["id"]), told)
+        self._queue_callback(self.order(order["id"]), told, receipts=receipts)
+        return refund_row
+
+    def cancel_fiscal(self, fields: dict) -> tuple[dict, list[str]]:
+        """Refund a payment with its refund receipt (fiscal 02.1.18 §3.14, §2.5.2).
+
+        Return the order and the receipts registered; raise FiscalOperationError
+        with the Code of the answer. The refund receipt is registered first: it
+        failing refunds nothing (50); the refund failing after it issues a
+        correction receipt (51).
+        """
+        for name in ("OrderID", "UPID", "Signature"):
+            if not fields.get(name):
+                raise FiscalOperationError(
+                    2, f"Mandatory parameter '{name}' is not present in the request"
+                )
+        subtotal = fields.get("Subtotal")
+        if subtotal is not None and not CANCEL_AMOUNT.fullmatch(subtotal):
+            raise FiscalOperationError(3, "Field Subtotal has invalid format")
+        shop = self.shop(fields["UPID"])
+        if shop is None:
+            raise FiscalOperationError(3, "UPID not found")
+        signature_ok = same(
+            cancel_signature(fields, shop["password"]), fields["Signature"]
+        )
+        with self.store.tx():
+            order = self._last_success(shop["shop_id"], fields["OrderID"])
+            if order["status"] == "canceled":
+                # Before the receipt's checks: there is nothing left to refund.
+                raise FiscalOperationError(
+                    3, "The order has already been cancelled", order
+                )
+            amount = order["balance"] if subtotal is None else _kopecks(subtotal)
+            if "Receipt" in fields:
+                text = self._check_cancel_receipt(
+                    shop, fields, order, amount, signature_ok
+                )
+            else:
+                if not shop["fiscal"]:
+                    raise FiscalOperationError(
+                        5, "Cashbox settings does not set for upoint", order
+                    )
+                if not signature_ok:
+                    raise FiscalOperationError(11, "Invalid ReceiptSignature", order)
+                text = self._sale_receipt_to_refund(order, subtotal, amount)
+            self._check_refundable(shop, order, amount)
+            if self.faults["operation_failed"]:
+                raise FiscalOperationError(1, "The operation failed", order)
+            if self.faults.take("fail_refund_receipts"):
+                raise FiscalOperationError(50, "Fiscal reversal receipt failure", order)
+            refund = self._register(order, cashbox.REFUND, text)
+            if self.faults.take("fail_refunds_after_receipt"):
+                number = self.store.one(
+                    "SELECT fiscal_number FROM receipts WHERE id = ?", (refund,)
+                )["fiscal_number"]
+                correction = cashbox.correction_of(text, number, self.today())
+                rows = [
+                    refund,
+                    self._register(order, cashbox.SALE_CORRECTION, correction),
+                ]
+                failure = FiscalOperationError(
+                    51, "Fiscal reversal operation failure", order, self._bodies(rows)
+                )
+            else:
+                self._refund(order, amount, [refund])
+                return self.order(order["id"]), self._bodies([refund])
+        raise failure
+
+    def _last_success(self, shop_id: str, order_id: str) -> dict:
+        marks = ", ".join("?" for _ in SUCCESSFUL)
+        order = self.store.one(
+            f"SELECT * FROM orders WHERE shop_id = ? AND order_id = ?"
+            f" AND status IN ({marks}) ORDER BY id DESC",
+            (shop_id, order_id, *SUCCESSFUL),
+        )
+        if order is None:
+            raise FiscalOperationError(3, "Order not found")
+        return order
+
+    def _check_cancel_receipt(self, shop, fields, order, amount, signed) -> str:
+        """Run the receipt checks of §2.5.2 step 2 on a refund receipt.
+
+        /v2/cancel has no ReceiptSignature: its Signature, which signs the
+        Receipt, is what step 2.4 checks (error 11).
+        """
+        try:
+            receipts.check_request(
+                fields["Receipt"],
+                amount,
+                fiscal_enabled=bool(shop["fiscal"]),
+                signature_ok=signed,
+            )
+        except receipts.ReceiptError as error:
+            log.info("refund receipt refused: %s (%s)", error.text, error.detail)
+            raise FiscalOperationError(
+                error.code, error.text, order, detail=error.detail
+            ) from None
+        return receipts.decode_text(fields["Receipt"])
+
+    def _sale_receipt_to_refund(self, order, subtotal, amount) -> str:
+        """Return the refund receipt of a cancel sent without one (§3.14).
+
+        Only the whole of a fiscalized sale may be cancelled so, with Subtotal
+        the sale's amount: its receipt is refunded as it was.
+        """
+        if order["receipt_state"] != FISCALIZED:
+            raise FiscalOperationError(
+                2, "Mandatory parameter 'Receipt' is not present in the request", order
+            )
+        if subtotal is None:
+            raise FiscalOperationError(
+                2, "Mandatory parameter 'Subtotal' is not present in the request", order
+            )
+        if amount != order["amount"] or order["balance"] != order["amount"]:
+            raise FiscalOperationError(
+                3, "A cancel without Receipt must be of the whole payment", order
+            )
+        return order["receipt"]
+
+    def _check_refundable(self, shop: dict, order: dict, amount: int) -> None:
+        if amount > order["balance"]:
+            raise FiscalOperationError(
+                3,
+                f"Subtotal {format_amount(amount)} exceeds the order balance"
+                f" {format_amount(order['balance'])}",
+                order,
+            )
+        if amount == 0:
+            raise FiscalOperationError(3, "Field Subtotal has invalid format", order)
+        if amount < order["balance"] and not shop["partial_refund_allowed"]:
+            raise FiscalOperationError(3, "Partial return is not supported", order)
 
     def confirm(self, shop: dict, fields: dict) -> dict:
         """Capture a Preauth=1 block, fully or for less; return the order."""
@@ -916,3 +1361,52 @@ def _approval_code() -> str:
 
 def _callback_format(fields: dict) -> str:
     return "json" if fields.get("CallbackFormat", "").lower() == "json" else ""
+
+
+def check_receipt_fields(shop: dict, fields: dict, amount: int) -> str:
+    """Check the Receipt of /v2/recurrent; return its JSON text or raise its code."""
+    expected = receipt_signature(
+        fields["Shop_IDP"],
+        fields["Order_IDP"],
+        fields["Subtotal_P"],
+        fields["Receipt"],
+        shop["password"],
+    )
+    try:
+        _, text = receipts.check_request(
+            fields["Receipt"],
+            amount,
+            fiscal_enabled=bool(shop["fiscal"]),
+            signature_ok=same(expected, fields["ReceiptSignature"]),
+        )
+    except receipts.ReceiptError as error:
+        log.info("receipt refused: %s (%s)", error.text, error.detail)
+        raise OperationError(error.code, error.text) from None
+    return text
+
+
+def _fiscal_columns(fields: dict, fiscal: bool, public_url: str) -> dict:
+    """Return an order attempt's fiscal columns from its pay request."""
+    if not fiscal:
+        return {}
+    return {
+        "fiscal": 1,
+        "receipt": receipts.decode_text(fields["Receipt"]),
+        "public_url": public_url,
+    }
+
+
+def _kopecks(text: str) -> int:
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 100 + int(fraction.ljust(2, "0") or 0)
+
+
+def fiscal_answer(code: int, note: str, order=None, bodies=()) -> dict:
+    """Return the JSON answer of /v2/cancel (fiscal 02.1.18 §3.14)."""
+    return {
+        "Code": f"{code:02d}",
+        "Note": note,
+        "Receipt": cashbox.as_array(bodies),
+        "Status": STATUS_NAMES[order["status"]] if order else "",
+        "Balance": format_amount(order["balance"]) if order else "",
+    }

@@ -42,6 +42,14 @@ FAULTS = {
     "duplicate_callbacks": (_count, 1),
     "reorder_callbacks": (_flag, False),
     "operation_failed": (_flag, False),
+    # Fiscalization (docs/sandbox.md, "Fiscalization"): counters of the next
+    # receipts to fail, used up one by one.
+    "fail_sale_receipts": (_count, 0),
+    "fail_sale_receipts_kept": (_count, 0),
+    "fail_refund_receipts": (_count, 0),
+    "fail_refunds_after_receipt": (_count, 0),
+    "drop_fiscal_notifications": (_flag, False),
+    "fiscal_notification_delay_ms": (_milliseconds, 0),
 }
 
 
@@ -81,6 +89,14 @@ class Faults:
     def __getitem__(self, name: str):
         with self._lock:
             return self._values[name]
+
+    def take(self, name: str) -> bool:
+        """Use up one of a counter fault; False if it is at 0."""
+        with self._lock:
+            if self._values[name] <= 0:
+                return False
+            self._values[name] -= 1
+            return True
 
     def draw_server_error(self) -> bool:
         """Tell whether this server-to-server answer should be an injected HTTP 500."""

@@ -7,9 +7,9 @@ names them as the sandbox's own.
 import re
 import secrets
 
-from . import bank
+from . import bank, receipts
 from .engine import Card
-from .signatures import pay_signature
+from .signatures import pay_signature, receipt_signature, same
 from .wire import AMOUNT_PATTERN, parse_amount, valid_callback_fields
 
 MANDATORY = ("Order_IDP", "Subtotal_P", "Signature")
@@ -58,12 +58,28 @@ POSITIVE_INTEGER = re.compile(r"[1-9]\d*")
 AMOUNT_SHAPE = re.compile(r"\d+(\.\d*)?")
 
 
+# /v2/pay's own mandatory fields, refused in Appendix 9's words (with quotes).
+FISCAL_MANDATORY = ("Receipt", "ReceiptSignature")
+# The page's texts of the receipt checks (fiscal 02.1.18 §2.1.2, 3.1.x; 19 as
+# Appendix 9 spells it); the others are Appendix 8's.
+PAGE_TEXTS = {19: "Payment type not allowed"}
+
+
 class MerchantError(Exception):
-    """A /pay/ request Uniteller refuses; the reason goes into the page's comment."""
+    """A /pay/ request Uniteller refuses; the reason goes into the page's comment.
+
+    `detail` is the sandbox's own explanation, shown in a comment of its own.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.detail = detail
 
 
-def validate_pay_request(fields: dict, find_shop, mode: str = "demo") -> dict:
-    """Check a /pay/ request; return its shop or raise MerchantError."""
+def validate_pay_request(
+    fields: dict, find_shop, mode: str = "demo", fiscal: bool = False
+) -> dict:
+    """Check a /pay/ request (fiscal: a /v2/pay one); return its shop or raise."""
     _check_characters(fields)
     if not fields.get("Shop_IDP"):
         raise MerchantError("Please specify shop id")
@@ -71,6 +87,11 @@ def validate_pay_request(fields: dict, find_shop, mode: str = "demo") -> dict:
         if not fields.get(name):
             raise MerchantError(
                 f"Mandatory parameter {name} is not present in the request"
+            )
+    for name in FISCAL_MANDATORY if fiscal else ():
+        if not fields.get(name):
+            raise MerchantError(
+                f"Mandatory parameter '{name}' is not present in the request"
             )
     for name, limit in MAX_LENGTHS.items():
         if len(fields.get(name, "")) > limit:
@@ -177,3 +198,47 @@ def read_card(form, mode: str = "demo") -> tuple[Card | None, str]:
         return None, "Укажите имя владельца карты, как на карте"
     full_year = int(year) + (2000 if len(year) == 2 else 0)
     return Card(number, int(month), full_year, holder, cvc), ""
+
+
+def validate_fiscal_pay_request(
+    fields: dict, find_shop, earlier_receipts, mode: str = "demo"
+) -> dict:
+    """Check a /v2/pay request (fiscal 02.1.18 §3.1, §2.1.2); return its shop.
+
+    The /pay/ checks first, then what only a fiscal payment asks, then the
+    receipt in chapter 2's order (3.1.1-3.1.6), then that an order id tried
+    before comes with the same receipt (Appendix 9). `earlier_receipts` gives
+    the receipts (JSON texts, '' for none) of the order id's earlier attempts.
+    """
+    shop = validate_pay_request(fields, find_shop, mode, fiscal=True)
+    if fields.get("Preauth"):
+        # Preauthorizations have their own addresses (/v2/preauth, §3.7).
+        raise MerchantError("Wrong payment type")
+    if (fields.get("Currency") or "RUB") != "RUB":
+        # Fiscal operations are in roubles only (§2.1.1).
+        raise MerchantError("Incorrect currency")
+    expected = receipt_signature(
+        fields["Shop_IDP"],
+        fields["Order_IDP"],
+        fields["Subtotal_P"],
+        fields["Receipt"],
+        shop["password"],
+    )
+    try:
+        receipt, _ = receipts.check_request(
+            fields["Receipt"],
+            parse_amount(fields["Subtotal_P"]),
+            fiscal_enabled=bool(shop["fiscal"]),
+            signature_ok=same(expected, fields["ReceiptSignature"]),
+        )
+    except receipts.ReceiptError as error:
+        raise MerchantError(
+            PAGE_TEXTS.get(error.code, error.text), error.detail
+        ) from None
+    for text in earlier_receipts(fields["Shop_IDP"], fields["Order_IDP"]):
+        if not text or receipts.parse_json(text) != receipt:
+            raise MerchantError(
+                "Receipt does not match with order",
+                "this Order_IDP was tried before with another receipt",
+            )
+    return shop

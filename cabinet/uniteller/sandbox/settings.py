@@ -19,6 +19,7 @@ SETTINGS = {
     "SANDBOX_STATUS_CHECK_JITTER": (float, 300.0),
     "SANDBOX_TIMEZONE": (str, "Europe/Moscow"),
     "SANDBOX_SHOPS_FILE": (str, ""),
+    "SANDBOX_PUBLIC_URL": (str, ""),
     "SANDBOX_BILLING_LOGIN": (str, "cabinet"),
     "SANDBOX_BILLING_PASSWORD": (str, ""),
     "SANDBOX_BILLING_WEBHOOK_SECRET": (str, ""),

@@ -16,7 +16,10 @@ CREATE TABLE IF NOT EXISTS shops (
     callback_fields TEXT NOT NULL DEFAULT '',
     recurrent_allowed INTEGER NOT NULL DEFAULT 1,
     partial_refund_allowed INTEGER NOT NULL DEFAULT 1,
-    notify_balance INTEGER NOT NULL DEFAULT 0
+    notify_balance INTEGER NOT NULL DEFAULT 0,
+    fiscal INTEGER NOT NULL DEFAULT 0,
+    fiscal_notify_url TEXT NOT NULL DEFAULT '',
+    fiscal_protection INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS pay_sessions (
     token TEXT PRIMARY KEY,
@@ -25,7 +28,8 @@ CREATE TABLE IF NOT EXISTS pay_sessions (
     request TEXT NOT NULL,
     created_at REAL NOT NULL,
     expires_at REAL,
-    used INTEGER NOT NULL DEFAULT 0
+    used INTEGER NOT NULL DEFAULT 0,
+    fiscal INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS orders (
     id INTEGER PRIMARY KEY,
@@ -58,6 +62,10 @@ CREATE TABLE IF NOT EXISTS orders (
     preauth INTEGER NOT NULL DEFAULT 0,
     callback_fields TEXT NOT NULL DEFAULT '',
     callback_format TEXT NOT NULL DEFAULT '',
+    fiscal INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT NOT NULL DEFAULT '',
+    receipt_state TEXT NOT NULL DEFAULT '',
+    public_url TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
     authorized_at REAL,
     updated_at REAL NOT NULL
@@ -79,6 +87,7 @@ CREATE TABLE IF NOT EXISTS callbacks (
     url TEXT NOT NULL,
     params TEXT NOT NULL,
     format TEXT NOT NULL DEFAULT '',
+    channel TEXT NOT NULL DEFAULT 'notify',
     state TEXT NOT NULL DEFAULT 'pending',
     held INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -110,12 +119,33 @@ CREATE TABLE IF NOT EXISTS tasks (
     done INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_pending ON tasks (done, due_at);
+CREATE TABLE IF NOT EXISTS receipts (
+    id INTEGER PRIMARY KEY,
+    order_row INTEGER NOT NULL REFERENCES orders (id),
+    refund_row INTEGER REFERENCES refunds (id),
+    fiscal_id TEXT NOT NULL UNIQUE,
+    type INTEGER NOT NULL,
+    fiscal_number INTEGER NOT NULL UNIQUE,
+    fiscal_attr INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS receipts_by_order ON receipts (order_row);
 """
 # Columns added after a table's first version: (table, column, definition). A
 # database file from an older sandbox gets them on open.
 ADDED_COLUMNS = (
     ("shops", "notify_balance", "INTEGER NOT NULL DEFAULT 0"),
     ("refunds", "bill_number", "TEXT NOT NULL DEFAULT ''"),
+    ("shops", "fiscal", "INTEGER NOT NULL DEFAULT 0"),
+    ("shops", "fiscal_notify_url", "TEXT NOT NULL DEFAULT ''"),
+    ("shops", "fiscal_protection", "INTEGER NOT NULL DEFAULT 1"),
+    ("pay_sessions", "fiscal", "INTEGER NOT NULL DEFAULT 0"),
+    ("orders", "fiscal", "INTEGER NOT NULL DEFAULT 0"),
+    ("orders", "receipt", "TEXT NOT NULL DEFAULT ''"),
+    ("orders", "receipt_state", "TEXT NOT NULL DEFAULT ''"),
+    ("orders", "public_url", "TEXT NOT NULL DEFAULT ''"),
+    ("callbacks", "channel", "TEXT NOT NULL DEFAULT 'notify'"),
 )
 
 

@@ -4,12 +4,32 @@ import functools
 import time
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+)
+from markupsafe import Markup
 
-from . import bank
-from .engine import OperationError, PayPageError
+from . import bank, cashbox
+from .engine import (
+    FiscalOperationError,
+    OperationError,
+    PayPageError,
+    fiscal_answer,
+)
 from .pacing import TooManyRequests
-from .paypage import MerchantError, read_card, validate_pay_request
+from .paypage import (
+    MerchantError,
+    read_card,
+    validate_fiscal_pay_request,
+    validate_pay_request,
+)
 from .signatures import recurrent_answer_signature
 from .wire import (
     ANSWER_COLUMNS,
@@ -36,6 +56,13 @@ RESULTS_MANDATORY = ("Shop_ID", "Login", "Password", "Format")
 
 def _sandbox():
     return current_app.extensions["sandbox"]
+
+
+@bp.app_template_filter("comment")
+def comment_text(text: str) -> Markup:
+    """Escape a text for an HTML comment, keeping quotes as the spec prints them."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Markup(text)
 
 
 def _fields() -> dict:
@@ -80,9 +107,32 @@ def pay():
         validate_pay_request(fields, sandbox.shop, sandbox.mode)
     except MerchantError as error:
         return _message("Ошибка в запросе магазина", merchant_error=str(error))
+    return _open_card_form(sandbox, fields)
+
+
+@bp.route("/v2/pay", methods=ANY_METHOD, strict_slashes=False)
+def pay_fiscal():
+    """Validate a pay request with its Receipt (fiscal 02.1.18 §3.1), show the form."""
+    sandbox = _sandbox()
+    fields = _fields()
+    try:
+        validate_fiscal_pay_request(
+            fields, sandbox.shop, sandbox.earlier_receipts, sandbox.mode
+        )
+    except MerchantError as error:
+        current_app.logger.info("/v2/pay refused: %s (%s)", error, error.detail)
+        return _message(
+            "Ошибка в запросе магазина",
+            merchant_error=str(error),
+            sandbox_detail=error.detail,
+        )
+    return _open_card_form(sandbox, fields, fiscal=True)
+
+
+def _open_card_form(sandbox, fields: dict, fiscal: bool = False):
     if sandbox.order_locked(fields["Shop_IDP"], fields["Order_IDP"]):
         return _message("Данный заказ не может быть оплачен")
-    token = sandbox.open_session(fields)
+    token = sandbox.open_session(fields, fiscal=fiscal)
     return _card_form(sandbox.session(token))
 
 
@@ -98,7 +148,7 @@ def pay_card():
     if card is None:
         return _card_form(session, problem)
     try:
-        order = sandbox.pay_with_card(token, card)
+        order = sandbox.pay_with_card(token, card, request.host_url)
     except PayPageError as error:
         return _message(str(error))
     return _return_to_shop(session["request"], order)
@@ -122,21 +172,33 @@ def _card_form(session: dict, problem: str = ""):
     )
 
 
-def _message(text: str, merchant_error: str = "", link: str = ""):
+def _message(
+    text: str, merchant_error: str = "", link: str = "", sandbox_detail: str = ""
+):
     return render_template(
-        "message.html", text=text, merchant_error=merchant_error, link=link
+        "message.html",
+        text=text,
+        merchant_error=merchant_error,
+        sandbox_detail=sandbox_detail,
+        link=link,
     )
 
 
 def _return_to_shop(fields: dict, order: dict):
-    """Redirect to URL_RETURN_OK/_NO (or URL_RETURN) with Order_ID appended."""
-    succeeded = order["status"] != "not authorized"
+    """Redirect to URL_RETURN_OK/_NO (or URL_RETURN) with Order_ID appended.
+
+    A payment reversed because its receipt failed (fiscal 02.1.18 §2.1.2,
+    8.3.1) is a failure.
+    """
+    succeeded = order["status"] not in ("not authorized", "canceled")
     url = fields.get("URL_RETURN_OK" if succeeded else "URL_RETURN_NO")
     url = url or fields.get("URL_RETURN")
     if url:
         return redirect(with_order_id(url, order["order_id"]))
     # Only URL_RETURN_OK was sent and the payment failed: say so here.
     message = bank.RESPONSES[order["response_code"]][0]
+    if order["status"] == "canceled":
+        message = "не удалось сформировать чек, платёж отменён"
     back = with_order_id(fields["URL_RETURN_OK"], order["order_id"])
     return _message(f"Платёж отклонён: {message}", link=back)
 
@@ -183,7 +245,19 @@ def results():
     return Response(body, mimetype=mimetype)
 
 
-def _results(sandbox, fields: dict) -> tuple[str, str]:
+@bp.route("/v2/results", methods=ANY_METHOD, strict_slashes=False)
+@paced
+@server_to_server
+def results_fiscal():
+    """Report order results with their fiscalized receipts (fiscal 02.1.18 §3.16)."""
+    try:
+        body, mimetype = _results(_sandbox(), _fields(), fiscal=True)
+    except ValueError as error:
+        return _text(f"ERROR: {error}")
+    return Response(body, mimetype=mimetype)
+
+
+def _results(sandbox, fields: dict, fiscal: bool = False) -> tuple[str, str]:
     for name in RESULTS_MANDATORY:
         if not fields.get(name):
             raise ValueError(
@@ -206,6 +280,9 @@ def _results(sandbox, fields: dict) -> tuple[str, str]:
     names = _columns(
         fields, lambda name: ValueError(f"Unknown field {name} in S_FIELDS")
     )
+    if fiscal and "Receipt" not in names:
+        # A mandatory field of the fiscal results (§3.16): last unless named.
+        names.append("Receipt")
     period = parse_period(fields, sandbox.tz)
     order_id = fields.get("ShopOrderNumber") or None
     if period is None and order_id is None:
@@ -220,6 +297,8 @@ def _results(sandbox, fields: dict) -> tuple[str, str]:
         mode=_choice(fields, "PaymentsResults", "0", "0123"),
         show_partly_canceled=fields.get("ShowPartlyCanceled") == "1",
     )
+    if fiscal:
+        orders = [_with_receipts(sandbox, order) for order in orders]
     delimiter = fields.get("Delimiter", ";")
     delimiter = delimiter if delimiter in DELIMITERS else ";"
     if fmt == "4":
@@ -227,6 +306,12 @@ def _results(sandbox, fields: dict) -> tuple[str, str]:
         return render_results_xml(orders, names, sandbox.tz, echo), "text/xml"
     header = fields.get("Header1") == "1"
     return render_csv(orders, names, sandbox.tz, header, delimiter), "text/plain"
+
+
+def _with_receipts(sandbox, order: dict) -> dict:
+    """Attach a results row's receipts: the order's, or a refund row's own."""
+    bodies = sandbox.receipts_of(order["id"], order.get("refund_id"))
+    return {**order, "fiscal_receipt": cashbox.as_array(bodies)}
 
 
 def _request_block(fields, period, tz, delimiter, success) -> dict:
@@ -270,15 +355,54 @@ def _choice(fields: dict, name: str, default: str, allowed: str) -> int:
 @server_to_server
 def recurrent():
     """Charge a parent order's card again."""
+    return _recurrent(fiscal=False)
+
+
+@bp.route("/v2/recurrent", methods=ANY_METHOD, strict_slashes=False)
+@server_to_server
+def recurrent_fiscal():
+    """Charge a parent order's card again with a receipt (fiscal 02.1.18 §3.6)."""
+    return _recurrent(fiscal=True)
+
+
+def _recurrent(fiscal: bool):
     sandbox = _sandbox()
     try:
-        order = sandbox.recurrent(_fields())
+        order = sandbox.recurrent(_fields(), fiscal, request.host_url)
     except OperationError as error:
         return _text(render_error(error.code, error.text))
     password = sandbox.shop(order["shop_id"])["password"]
     total = format_amount(order["amount"])
     signature = recurrent_answer_signature(order["order_id"], total, password)
-    return _text(render_signed_answer(order, sandbox.tz, signature))
+    receipt = None
+    if fiscal:
+        receipt = cashbox.as_array(sandbox.receipts_of(order["id"]))
+    return _text(render_signed_answer(order, sandbox.tz, signature, receipt))
+
+
+@bp.route("/v2/cancel", methods=ANY_METHOD, strict_slashes=False)
+@server_to_server
+def cancel_fiscal():
+    """Refund a payment with its refund receipt; answer JSON (§3.14)."""
+    try:
+        order, bodies = _sandbox().cancel_fiscal(_fields())
+    except FiscalOperationError as error:
+        if error.detail:
+            current_app.logger.info("/v2/cancel refused: %s", error.detail)
+        return jsonify(fiscal_answer(error.code, error.note, error.order, error.bodies))
+    return jsonify(fiscal_answer(0, "OK", order, bodies))
+
+
+@bp.get("/receipt")
+def receipt_page():
+    """Show a fiscalized receipt at its check link, as an OFD's receipt view."""
+    args = request.args
+    row = _sandbox().find_receipt(
+        args.get("fn", ""), args.get("i", ""), args.get("fp", "")
+    )
+    if row is None:
+        abort(404)
+    return render_template("receipt.html", **receipt_view(cashbox.parse(row["body"])))
 
 
 @bp.route("/unblock/", methods=ANY_METHOD, strict_slashes=False)
@@ -321,3 +445,71 @@ def _operation(run):
         body = render_operation_xml([order], names, sandbox.tz)
         return Response(body, mimetype="text/xml")
     return _text(render_csv([order], names, sandbox.tz, header=True))
+
+
+# The names a receipt prints (fiscal 02.1.18 Appendices 4-6).
+VAT_NAMES = {
+    -1: "Без НДС",
+    0: "НДС 0%",
+    5: "НДС 5%",
+    7: "НДС 7%",
+    10: "НДС 10%",
+    22: "НДС 22%",
+    105: "НДС 5/105",
+    107: "НДС 7/107",
+    110: "НДС 10/110",
+    122: "НДС 22/122",
+}
+TAXMODE_NAMES = {0: "ОСН", 1: "УСН доход", 2: "УСН доход − расход", 4: "ЕСХН", 5: "ПСН"}
+PAYATTR_NAMES = {
+    1: "Предоплата 100%",
+    2: "Предоплата",
+    3: "Аванс",
+    4: "Полный расчёт",
+    5: "Частичный расчёт и кредит",
+    6: "Передача в кредит",
+    7: "Оплата кредита",
+}
+
+
+def _money(value) -> str:
+    return f"{value:.2f}"
+
+
+def _masked(contact: str) -> str:
+    """Hide most of an e-mail or a phone: the page is open to whoever has the link."""
+    name, at, domain = contact.partition("@")
+    if at:
+        return f"{name[:2]}***@{domain}"
+    return contact[:-4].translate(str.maketrans("0123456789", "*" * 10)) + contact[-4:]
+
+
+def receipt_view(receipt: dict) -> dict:
+    """Return what the receipt page shows of a fiscalized receipt."""
+    fiscal = receipt["fiscal"]
+    register = fiscal["register"]
+    customer = receipt.get("customer", {})
+    contact = customer.get("email") or customer.get("phone") or ""
+    paid = sum((p["amount"] for p in receipt["payments"] if p["kind"] in (1, 2, 3)), 0)
+    return {
+        "title": cashbox.TYPE_NAMES[fiscal["type"]],
+        "fiscal": fiscal,
+        "register": register,
+        "place": receipt.get("params", {}).get("place", ""),
+        "lines": [
+            {
+                "name": line["name"],
+                "qty": line["qty"],
+                "price": _money(line["price"]),
+                "sum": _money(line["sum"]),
+                "vat": VAT_NAMES.get(line["vat"], line["vat"]),
+                "payattr": PAYATTR_NAMES.get(line["payattr"], line["payattr"]),
+            }
+            for line in receipt["lines"]
+        ],
+        "total": _money(receipt["total"]),
+        "electronic": _money(paid),
+        "taxmode": TAXMODE_NAMES.get(receipt["taxmode"], receipt["taxmode"]),
+        "contact": _masked(contact) if contact else "",
+        "correction": receipt.get("causeDocumentNumber", ""),
+    }

@@ -96,6 +96,9 @@ FIELDS = {
     "EMoneyType": lambda o, tz: o["emoney_type"],
     "AcquirerID": lambda o, tz: "SANDBOX",
     "IssuerName": lambda o, tz: "SANDBOX BANK",
+    # Filled by /v2/results only (fiscal 02.1.18 §3.16); /results/ has no
+    # receipts (§1.2.11).
+    "Receipt": lambda o, tz: o.get("fiscal_receipt", ""),
 }
 
 # The names S_FIELDS may list, spelt exactly as v1.43 §8.1 spells them; any other
@@ -312,8 +315,18 @@ def parse_period(values, tz) -> tuple[float, float] | None:
     return start, end
 
 
-def render_signed_answer(order: dict, tz, signature: str) -> str:
-    """Render the /recurrent/ answer: header, one value line, its Signature last."""
-    header = ";".join([*ANSWER_COLUMNS, "Signature"])
+def render_signed_answer(
+    order: dict, tz, signature: str, receipt: str | None = None
+) -> str:
+    """Render the /recurrent/ answer: header, one value line, its Signature.
+
+    /v2/recurrent adds its Receipt column after the Signature (fiscal 02.1.18
+    §3.6 names the field, not its place).
+    """
+    names = [*ANSWER_COLUMNS, "Signature"]
     values = [_clean(value, ";") for value in field_values(order, ANSWER_COLUMNS, tz)]
-    return header + CRLF + ";".join([*values, signature]) + CRLF
+    values.append(signature)
+    if receipt is not None:
+        names.append("Receipt")
+        values.append(receipt)
+    return ";".join(names) + CRLF + ";".join(values) + CRLF
