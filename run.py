@@ -104,6 +104,10 @@ def register_demo_shop(env):
             f"{base}/status",
             "--callback-fields",
             "BillNumber ApprovalCode Total",
+            # The demo's receipts (54-FZ): a cash register and its notification URL.
+            "--fiscal",
+            "--fiscal-notify-url",
+            f"{base}/fiscal",
         ],
         env=env,
         cwd=ROOT,

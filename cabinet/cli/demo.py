@@ -14,6 +14,8 @@ DEMO = {
     "login": "1001",
     "password": "demo-sandbox-password",
     "gateway_url": "http://127.0.0.1:5001",
+    # The demo's "site", registered as the receipts' place of settlement.
+    "place": "http://127.0.0.1:5000",
     # The sandbox's emulated billing (SANDBOX_BILLING_PASSWORD in run.py).
     "billing_login": "cabinet",
     "billing_password": "demo-billing-password",
@@ -55,6 +57,12 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
                     "autopay_automatic=yes",
                     "auto_threshold=100.00",
                     "auto_target=500.00",
+                    # 54-FZ receipts through the sandbox's fiscal endpoints.
+                    "fiscal=yes",
+                    f"fiscal_gateway_url={gateway_url}",
+                    "fiscal_taxmode=1",
+                    "fiscal_vat=-1",
+                    f"fiscal_place={DEMO['place']}",
                 ],
                 activate=True,
                 who="seed-demo",
@@ -90,5 +98,5 @@ def seed_demo(gateway_url, shop_id, shop_login, shop_password):
         "  subscriber: contract 1001, password demo (also 1002; 1003 is unlinked)"
     )
     click.echo("  operator:   admin / demo-admin")
-    click.echo(f"  gateway:    {gateway_url} (shop {shop_id})")
+    click.echo(f"  gateway:    {gateway_url} (shop {shop_id}, 54-FZ receipts on)")
     click.echo(f"  billing:    {gateway_url.rstrip('/')}/billing/ (OSMP connector)")
