@@ -24,6 +24,7 @@ from tests.helpers import (
     BILLING_PASSWORD,
     OPERATOR,
     PASSWORD_HASHES,
+    fiscal_profile,
     in_app,
 )
 
@@ -340,7 +341,7 @@ def make_world(make_app, tmp_path, shop):
 
     started = []
 
-    def make(app_settings=None, config=(), **sandbox_settings):
+    def make(app_settings=None, config=(), fiscal=False, **sandbox_settings):
         sandbox_app = create_sandbox(
             {
                 "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
@@ -376,7 +377,11 @@ def make_world(make_app, tmp_path, shop):
             notify_url=f"{server.url}/uniteller/isp/notify",
             status_url=f"{server.url}/uniteller/isp/status",
             callback_fields="BillNumber ApprovalCode Total",
+            fiscal=fiscal,
+            fiscal_notify_url=f"{server.url}/uniteller/isp/fiscal" if fiscal else "",
         )
+        if fiscal:  # the sandbox is the fiscal gateway too, and 1001 has a contact
+            config = (*fiscal_profile(sandbox_server.url), *config)
         with in_app(app):
             instance = configurations.add_instance("isp", "Test ISP")
             configurations.add_configuration(
@@ -391,7 +396,8 @@ def make_world(make_app, tmp_path, shop):
                 ],
                 activate=True,
             )
-            accounts.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
+            email = "ivanov@example.com" if fiscal else None
+            accounts.add_contract("1001", "Иванов И. И.", "demo-pass", email, instance)
         return World(app, server.url, sandbox_app, sandbox_server.url, "1001")
 
     yield make

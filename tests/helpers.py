@@ -37,6 +37,26 @@ def moscow(day, hour=7):
     return datetime(day.year, day.month, day.day, hour) - timedelta(hours=3)
 
 
+def next_weekday(weekday, after=None):
+    """The first date after `after` (default: the ISP's today) on that weekday."""
+    day = (after or isp_today()) + timedelta(days=1)
+    while day.weekday() != weekday:
+        day += timedelta(days=1)
+    return day
+
+
+def daily_run(world, day, run_jobs=None):
+    """The daily autopay run on `day` at 07:00 Moscow; its jobs run if run_jobs."""
+    from cabinet import autopay
+
+    with in_app(world):
+        stats = autopay.run(now=moscow(day))
+    if run_jobs:
+        run_jobs(world.app)
+        world.settle()
+    return stats
+
+
 def sign_callback(fields, password):
     """The Signature Uniteller puts on callback fields (the tests' one signer).
 
@@ -73,6 +93,14 @@ FISCAL_PROFILE = (
     "fiscal_vat=-1",
     "fiscal_place=https://pay.isp.test",
 )
+
+
+def fiscal_profile(gateway_url):
+    """FISCAL_PROFILE with its receipts sent to `gateway_url` (a live sandbox)."""
+    return (
+        *(p for p in FISCAL_PROFILE if not p.startswith("fiscal_gateway_url=")),
+        f"fiscal_gateway_url={gateway_url}",
+    )
 
 
 def fiscalized(receipt, fiscal_id, doc_type=0, link="https://check.test/r"):

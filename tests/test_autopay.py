@@ -20,23 +20,14 @@ from cabinet.models import (
     Notice,
     Transaction,
 )
-from tests.helpers import ALL_MODES, bind_autopay, in_app, isp_today, moscow
-
-
-def next_weekday(weekday, after=None):
-    day = (after or isp_today()) + timedelta(days=1)
-    while day.weekday() != weekday:
-        day += timedelta(days=1)
-    return day
-
-
-def daily_run(world, day, run_jobs=None):
-    with in_app(world):
-        stats = autopay.run(now=moscow(day))
-    if run_jobs:
-        run_jobs(world.app)
-        world.settle()
-    return stats
+from tests.helpers import (
+    ALL_MODES,
+    bind_autopay,
+    daily_run,
+    in_app,
+    isp_today,
+    next_weekday,
+)
 
 
 def state(world):

@@ -27,9 +27,10 @@ def on_transaction_changed(transaction, old, outcome):
         return
     if outcome == "credited":
         set_state(receipt.id, "pending")  # from void: a late payment after all
-    elif outcome == "reversed":
-        # Reversed with no receipt issued: Uniteller's protection against the
-        # tax office's fines cancels a payment it could not fiscalize (53).
+    elif outcome == "reversed" or transaction.status == "canceled":
+        # Reversed with no receipt issued (credited first or not): Uniteller's
+        # protection against the tax office's fines cancels a payment it could
+        # not fiscalize (53), and a payer's own abandon is never "Canceled".
         set_state(
             receipt.id, "failed", note="the payment was reversed without a receipt"
         )
