@@ -144,7 +144,12 @@ def password_matches(account, password):
     An unknown or inactive account is checked against a dummy hash, so the
     answer takes as long as for a real one and timing tells nobody which exist.
     """
-    if account is None or not getattr(account, "is_active", True):
+    # A contract without a password (handoff only) is refused like a stranger.
+    if (
+        account is None
+        or not getattr(account, "is_active", True)
+        or not account.password_hash
+    ):
         check_password_hash(_DUMMY_HASH, password)
         return False
     return check_password_hash(account.password_hash, password)

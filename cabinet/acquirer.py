@@ -33,6 +33,8 @@ def is_fiscal(configuration):
 
 def payment_gateway(contract):
     """Return (instance, configuration) a contract pays through, or raise why not."""
+    if contract.status != "active":
+        raise PaymentUnavailable("contract_blocked")
     if contract.instance_id is None:
         raise PaymentUnavailable("not_linked")
     configuration = contract.instance.active_configuration()

@@ -33,7 +33,9 @@ _CONTRACT_BY_ID = Prepared(
     lambda slot: (
         Contract.select()
         .where(
-            Contract.id == slot("id"), Contract.session_generation == slot("generation")
+            Contract.id == slot("id"),
+            Contract.session_generation == slot("generation"),
+            Contract.status == "active",  # a blocked contract's sessions end
         )
         .limit(1)
     )

@@ -108,12 +108,29 @@ class Contract(BaseModel):
     email = CharField(max_length=200, null=True)
     # Where a fiscal receipt goes when there is no e-mail: +7XXXXXXXXXX.
     phone = CharField(max_length=16, null=True)
+    # Empty when the contract has no password: it signs in only by a handoff
+    # from the ISP's own site.
     password_hash = CharField(max_length=255)
     balance = BigIntegerField(default=0)  # kopecks; always the sum of the ledger
     instance = ForeignKeyField(ModuleInstance, null=True, backref="contracts")
     # Raised on logout and password change: older sessions no longer load.
     session_generation = IntegerField(default=0)
     created_at = DateTimeField(default=utcnow)
+    # active | blocked: a blocked contract can neither sign in nor pay.
+    status = CharField(max_length=16, default="active")
+    # Where it came from: hand (the CLI, the console), api, import.
+    source = CharField(max_length=16, default="hand")
+    # The balance as the ISP's billing sees it (kopecks), and when it was taken.
+    billing_balance = BigIntegerField(null=True)
+    billing_balance_at = DateTimeField(null=True)
+    # Moved by every change of the contract's own fields (the API's updated_since);
+    # nullable only because a column added to a filled table is (m0011 fills it).
+    updated_at = DateTimeField(default=utcnow, index=True, null=True)
+
+    @property
+    def is_active(self):
+        """True unless the contract is blocked (password_matches reads it)."""
+        return self.status == "active"
 
     @classmethod
     def by_number(cls, number):
@@ -330,6 +347,21 @@ class ApiToken(BaseModel):
     token_hash = CharField(max_length=64, unique=True)
     created_at = DateTimeField(default=utcnow)
     revoked_at = DateTimeField(null=True)
+    # Space-separated: what the token may call (api_tokens.SCOPES).
+    scopes = CharField(max_length=200, default="autopay")
+
+
+class SignInHandoff(BaseModel):
+    """A single-use sign-in link the ISP's site asked for (kept as a hash)."""
+
+    token_hash = CharField(max_length=64, unique=True)
+    contract = ForeignKeyField(Contract, backref="handoffs")
+    api_token = ForeignKeyField(ApiToken, null=True)  # who asked for it
+    next_url = CharField(max_length=500, null=True)  # a path of ours, e.g. /pay
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+    used_ip = CharField(max_length=64, null=True)
 
 
 class TaskRun(BaseModel):
@@ -557,6 +589,7 @@ MODELS = [
     AutopayCharge,
     Notice,
     ApiToken,
+    SignInHandoff,
     TaskRun,
     AuditEntry,
     Refund,

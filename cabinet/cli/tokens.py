@@ -10,7 +10,14 @@ token_cli = AppGroup("token", help="API tokens for the provider's own logic.")
 
 @token_cli.command("add")
 @click.argument("name")
-def token_add(name):
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="What it may call: autopay (the default), contracts, payments, sessions; "
+    "repeat for more.",
+)
+def token_add(name, scopes):
     """Create API token NAME and print it (once: it is kept only hashed)."""
     from peewee import IntegrityError
 
@@ -18,7 +25,7 @@ def token_add(name):
 
     def add():
         try:
-            return create_token(name)[1]
+            return create_token(name, scopes)[1]
         except IntegrityError:
             fail(f"token {name!r} exists already")
 
@@ -47,6 +54,8 @@ def token_list():
     def show():
         for row in ApiToken.select().order_by(ApiToken.name):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-            click.echo(f"{row.name}\tcreated {row.created_at:%Y-%m-%d}\t{state}")
+            click.echo(
+                f"{row.name}\tcreated {row.created_at:%Y-%m-%d}\t{state}\t{row.scopes}"
+            )
 
     call_service(show)

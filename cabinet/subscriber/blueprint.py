@@ -12,6 +12,10 @@ from ..errors import PaymentUnavailable
 bp = Blueprint("subscriber", __name__)
 
 UNAVAILABLE = {
+    "contract_blocked": _l(
+        "Your contract is blocked: payments are not taken. Please contact your "
+        "provider."
+    ),
     "not_linked": _l(
         "Card payment is not available for your contract. Please contact your provider."
     ),

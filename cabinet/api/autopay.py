@@ -1,33 +1,12 @@
-"""The provider's own logic calls us here: automatic-mode charges (token-protected)."""
+"""POST /api/autopay/charge: the provider's logic asks for an automatic-mode charge."""
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
 
-from . import autopay
-from .api_tokens import token_is_valid
-from .clock import utcnow
-from .errors import CabinetError
-from .money import AmountError, format_wire, parse_amount
-
-bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-class Refusal(Exception):
-    """An API request refused: its HTTP status, reason and details as JSON."""
-
-    def __init__(self, status, reason, **extra):
-        super().__init__(reason)
-        self.status, self.body = status, {"error": reason, **extra}
-
-
-@bp.errorhandler(Refusal)
-def _refused(refusal):
-    return jsonify(refusal.body), refusal.status
-
-
-def _authorised():
-    """True if the request carries a valid, unrevoked Bearer token."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(token) and token_is_valid(token)
+from .. import autopay
+from ..clock import utcnow
+from ..errors import CabinetError
+from ..money import AmountError, format_wire, parse_amount
+from .common import Refusal, bp, requires
 
 
 def _charge_request(body):
@@ -70,10 +49,9 @@ def _charge_refusal(exc):
 
 
 @bp.route("/autopay/charge", methods=["POST"])
+@requires("autopay")
 def charge():
     """Ask for an automatic-mode charge: {"contract", "amount", "reason", "key"}."""
-    if not _authorised():
-        raise Refusal(401, "a valid API token is required (Authorization: Bearer …)")
     number, amount, reason, key = _charge_request(request.get_json(silent=True))
     try:
         result = autopay.request_charge(number, amount, reason, source="api", key=key)
