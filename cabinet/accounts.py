@@ -78,10 +78,15 @@ def _valid_operator_password(password):
         raise CabinetError("operator password: at least 8 characters")
 
 
+def valid_contract_number(number):
+    """Tell whether a text is a contract number: letters, digits and / _ . - (≤ 64)."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}", number) is not None
+
+
 def add_contract(number, name, password, email=None, instance=None):
     """Create a subscriber's contract."""
     number = number.strip()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}", number):
+    if not valid_contract_number(number):
         raise CabinetError("contract number: letters, digits and / _ . - (up to 64)")
     if not name.strip():
         raise CabinetError("contract name must not be empty")
