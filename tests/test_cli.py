@@ -7,7 +7,7 @@ import pytest
 from cabinet import params as module_params
 from cabinet import payments
 from cabinet.db import db
-from cabinet.models import Contract, ModuleConfiguration
+from cabinet.models import Contract, ModuleConfiguration, ModuleInstance
 from tests.helpers import in_app
 
 
@@ -319,7 +319,8 @@ def test_validation_messages_are_in_the_catalogue(app):
 
 
 def test_activating_another_configuration_leaves_exactly_one_active(cli, app, demo):
-    assert cli("config", "add", "isp", "spare", "--set", "shop_id=2").exit_code == 0
+    sets = ("--set", "shop_id=2", "--set", "login=2", "--set", "password=spare-pw")
+    assert cli("config", "add", "isp", "spare", *sets).exit_code == 0
     assert cli("config", "activate", "isp", "spare").exit_code == 0
     with in_app(app):
         active = [
@@ -329,6 +330,15 @@ def test_activating_another_configuration_leaves_exactly_one_active(cli, app, de
             )
         ]
     assert active == ["spare"]
+
+
+def test_a_configuration_that_cannot_take_payments_stays_a_draft(cli, app, demo):
+    assert cli("config", "add", "isp", "draft", "--set", "shop_id=2").exit_code == 0
+    refused = cli("config", "activate", "isp", "draft")
+    assert refused.exit_code == 2
+    assert "cannot take payments: login, password not set" in refused.output
+    with in_app(app):
+        assert ModuleInstance.by_code("isp").active_configuration().name == "main"
 
 
 def test_seed_demo_is_repeatable(cli, app):
