@@ -54,3 +54,8 @@ def test_nginx_forwards_the_host_with_its_port():
     """On a port other than 443 the origin keeps its port, or forms are refused."""
     proxy = (DEPLOY / "nginx-cabinet-proxy.conf").read_text()
     assert "proxy_set_header X-Forwarded-Host $http_host;" in proxy
+
+
+def test_the_nginx_site_keeps_no_error_line_with_a_query_string():
+    site = (DEPLOY / "nginx-cabinet.conf").read_text()
+    assert "error_log /var/log/nginx/cabinet.error.log crit;" in site
