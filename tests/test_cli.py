@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from cabinet import accounts, payments
 from cabinet import params as module_params
-from cabinet import payments
 from cabinet.db import db
 from cabinet.models import Contract, ModuleConfiguration, ModuleInstance
 from tests.helpers import in_app
@@ -350,3 +350,25 @@ def test_seed_demo_is_repeatable(cli, app):
     assert cli("seed-demo").exit_code == 0
     with in_app(app):
         assert Contract.select().count() == 3
+
+
+def test_passwords_are_asked_for_not_typed_on_the_command_line(app, demo):
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["operator", "add", "boss"], input="a-long-password\n")
+    assert made.exit_code == 0, made.output
+    assert "a-long-password" not in made.output  # typed hidden, never echoed
+    saved = runner.invoke(
+        args=["config", "add", "isp", "spare", "--set", "shop_id=2"]
+        + ["--set", "login=-", "--set", "password=-"],
+        input="2002\nspare-shop-password\n",
+    )
+    assert saved.exit_code == 0, saved.output
+    assert "spare-shop-password" not in saved.output
+    with in_app(app):
+        operator = accounts.get_operator("boss")
+        assert accounts.password_matches(operator, "a-long-password")
+        spare = ModuleConfiguration.get(ModuleConfiguration.name == "spare")
+        assert (spare.params["login"], spare.params["password"]) == (
+            "2002",
+            "spare-shop-password",
+        )

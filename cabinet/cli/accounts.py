@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 from .. import accounts, configurations
 from ..money import format_signed
 from ..payments import ledger_balance
-from .common import call_service
+from .common import call_service, password_option
 
 contract_cli = AppGroup("contract", help="Subscribers' contracts.")
 operator_cli = AppGroup("operator", help="Console operators.")
@@ -17,7 +17,7 @@ operator_cli = AppGroup("operator", help="Console operators.")
 @contract_cli.command("add")
 @click.argument("number")
 @click.option("--name", required=True)
-@click.option("--password", required=True)
+@password_option()
 @click.option("--email")
 @click.option("--instance", "instance_code", help="Link to this module instance.")
 def contract_add(number, name, password, email, instance_code):
@@ -58,7 +58,7 @@ def contract_show(number, as_json):
 
 @operator_cli.command("add")
 @click.argument("login")
-@click.option("--password", required=True)
+@password_option()
 @click.option("--admin", is_flag=True, help="Give the admin role.")
 def operator_add(login, password, admin):
     """Create console operator LOGIN."""
@@ -68,7 +68,7 @@ def operator_add(login, password, admin):
 
 @contract_cli.command("password")
 @click.argument("number")
-@click.option("--password", required=True)
+@password_option()
 def contract_password(number, password):
     """Give contract NUMBER a new password; its sessions end."""
     contract = call_service(accounts.set_contract_password, number, password)
@@ -77,7 +77,7 @@ def contract_password(number, password):
 
 @operator_cli.command("password")
 @click.argument("login")
-@click.option("--password", required=True)
+@password_option()
 def operator_password(login, password):
     """Give operator LOGIN a new password; their sessions end."""
     operator = call_service(accounts.set_operator_password, login, password)
