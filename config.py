@@ -31,6 +31,9 @@ def from_env(environ=None):
     testing = _bool(env.get("TESTING", "0"))
     return {
         "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret_key(),
+        # Fernet keys of the secrets kept in the database (cabinet/sealing.py);
+        # empty: one derived from SECRET_KEY.
+        "SECRETS_KEY": env.get("SECRETS_KEY", ""),
         "TESTING": testing,
         "DATABASE_URL": env.get(
             "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'cabinet.sqlite3'}"

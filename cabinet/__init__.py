@@ -106,9 +106,10 @@ def register_input_guard(app):
 
 def register_extensions(app):
     """Bind the database, Redis, login, CSRF, htmx and Babel to the app."""
-    from . import auth, db, migrations
+    from . import auth, db, migrations, sealing
     from .extensions import babel, csrf, htmx, init_redis, login_manager
 
+    sealing.init_app(app)
     db.init_app(app)
     migrations.init_app(app)
     init_redis(app)

@@ -18,6 +18,7 @@ from peewee import (
 from .clock import utcnow
 from .contract_search import create_search
 from .db import db
+from .sealing import seal, unseal
 
 
 class JSONField(TextField):
@@ -28,6 +29,37 @@ class JSONField(TextField):
 
     def python_value(self, value):
         return None if value is None else json.loads(value)
+
+
+class SealedJSONField(JSONField):
+    """A dict kept as JSON text whose secret keys' values are encrypted at rest.
+
+    Code reads and writes plain values; only the database (and its dumps) hold
+    the sealed ones (cabinet/sealing.py).
+    """
+
+    def __init__(self, secret_keys, *args, **kwargs):
+        self.secret_keys = frozenset(secret_keys)
+        super().__init__(*args, **kwargs)
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return super().db_value(
+            {
+                key: seal(item) if key in self.secret_keys else item
+                for key, item in value.items()
+            }
+        )
+
+    def python_value(self, value):
+        params = super().python_value(value)
+        if params is None:
+            return None
+        return {
+            key: unseal(item) if key in self.secret_keys else item
+            for key, item in params.items()
+        }
 
 
 class BaseModel(Model):
@@ -65,7 +97,8 @@ class ModuleConfiguration(BaseModel):
 
     instance = ForeignKeyField(ModuleInstance, backref="configurations")
     name = CharField(max_length=100)
-    params = JSONField(default=dict)
+    # params.SECRET_PARAMS sealed at rest (a test keeps the two sets equal).
+    params = SealedJSONField(("password", "login"), default=dict)
     is_active = BooleanField(default=False)
     created_by = CharField(max_length=100, default="")
     created_at = DateTimeField(default=utcnow)
@@ -458,7 +491,8 @@ class BillingConnector(BaseModel):
     instance = ForeignKeyField(ModuleInstance, backref="connectors")
     name = CharField(max_length=64)
     kind = CharField(max_length=16)  # osmp | webhook
-    params = JSONField(default=dict)  # secrets too: never shown, never logged
+    # Secrets (billing.connectors.SECRET_KEYS) sealed at rest; never shown or logged.
+    params = SealedJSONField(("password", "secret"), default=dict)
     is_active = BooleanField(default=True)
     created_by = CharField(max_length=100, default="")
     created_at = DateTimeField(default=utcnow)

@@ -7,6 +7,7 @@ import click
 from .. import params as module_params
 from ..db import db
 from ..errors import CabinetError
+from ..sealing import SealError
 
 
 def password_option(help_text="The password."):
@@ -44,5 +45,5 @@ def call_service(func, *args, **kwargs):
     with db.connection_context():
         try:
             return func(*args, **kwargs)
-        except (CabinetError, module_params.ParamError) as exc:
+        except (CabinetError, module_params.ParamError, SealError) as exc:
             fail(exc.message if isinstance(exc, CabinetError) else str(exc))
