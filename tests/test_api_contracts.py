@@ -1,10 +1,13 @@
 """The contracts API: the ISP's scripts create, update, read, list, block contracts."""
 
 import json
+import threading
 
 import pytest
 import requests
 
+from cabinet import contract_sync
+from cabinet.db import write_unit
 from cabinet.models import Contract
 from tests.helpers import api_headers, in_app, login
 
@@ -221,3 +224,39 @@ def test_a_bad_list_parameter_is_400(api, query, field):
     client, headers = api
     answer = client.get("/api/contracts", query_string=query, headers=headers)
     assert (answer.status_code, answer.json["field"]) == (400, field)
+
+
+def test_a_page_waits_for_a_change_under_way_instead_of_skipping_it(
+    api, app, database_url
+):
+    if not database_url.startswith("postgres"):
+        pytest.skip("SQLite commits one writer at a time: a page sees all or none")
+    client, headers = api
+    written, release, answers = threading.Event(), threading.Event(), []
+
+    def change_slowly():
+        # updated_at is taken now; the row commits only later.
+        with in_app(app), write_unit():
+            contract_sync.upsert("4001", {"name": "Late"}, "api")
+            written.set()
+            release.wait(20)
+
+    def read_page():
+        answers.append(client.get("/api/contracts", headers=headers))
+
+    writer, reader = (
+        threading.Thread(target=change_slowly),
+        threading.Thread(target=read_page),
+    )
+    writer.start()
+    assert written.wait(20)
+    reader.start()
+    reader.join(0.5)
+    # Without the wait, the page would end at 1002 and its cursor would pass
+    # 4001's updated_at before 4001 commits: the next page would skip it.
+    assert reader.is_alive() and not answers
+    release.set()
+    writer.join(20)
+    reader.join(20)
+    numbers = [item["number"] for item in answers[0].json["items"]]
+    assert numbers == ["1001", "1002", "4001"]
