@@ -260,3 +260,16 @@ def test_a_page_waits_for_a_change_under_way_instead_of_skipping_it(
     reader.join(20)
     numbers = [item["number"] for item in answers[0].json["items"]]
     assert numbers == ["1001", "1002", "4001"]
+
+
+def test_errors_under_api_are_json(api):
+    client, headers = api
+    missing = client.get("/api/nothing-here", headers=headers)
+    assert missing.status_code == 404 and missing.is_json and missing.json["error"]
+    wrong = client.post("/api/contracts", json={}, headers=headers)
+    assert wrong.status_code == 405 and wrong.is_json
+    cleared = client.put(
+        "/api/contracts/1001", json={"instance": None, "phone": ""}, headers=headers
+    )
+    assert cleared.status_code == 200
+    assert (cleared.json["instance"], cleared.json["phone"]) == (None, None)
