@@ -146,10 +146,20 @@ CHANGES_LOCK = 0x636F6E74  # "cont"
 
 
 def hold_changes(shared=False):
-    """Take the contract-changes lock for the current transaction (PostgreSQL)."""
-    if isinstance(db.obj, PostgresqlDatabase):
-        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        db.execute_sql(f"SELECT {function}(%s)", (CHANGES_LOCK,))
+    """Take the contract-changes lock for the current transaction (PostgreSQL).
+
+    Once per transaction: an import upserting many rows in one unit asks once.
+    """
+    if not isinstance(db.obj, PostgresqlDatabase):
+        return
+    top = db.top_transaction()
+    held = getattr(top, "holds_contract_changes", None)
+    if held == "exclusive" or (shared and held == "shared"):
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    db.execute_sql(f"SELECT {function}(%s)", (CHANGES_LOCK,))
+    if top is not None:
+        top.holds_contract_changes = "shared" if shared else "exclusive"
 
 
 def _ends_sessions(contract, changes):

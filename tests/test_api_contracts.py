@@ -273,3 +273,15 @@ def test_errors_under_api_are_json(api):
     )
     assert cleared.status_code == 200
     assert (cleared.json["instance"], cleared.json["phone"]) == (None, None)
+
+
+def test_rows_of_the_same_updated_at_page_by_id_without_loss(api, app):
+    client, headers = api
+    for number in ("5001", "5002", "5003", "5004"):
+        client.put(f"/api/contracts/{number}", json={"name": number}, headers=headers)
+    with in_app(app):  # as an import writing many rows in one moment would
+        moment = Contract.get(Contract.number == "5001").updated_at
+        Contract.update(updated_at=moment).execute()
+    pages = walk(client, headers, 2)
+    assert sum(pages, []) == ["1001", "1002", "5001", "5002", "5003", "5004"]
+    assert all(len(page) == 2 for page in pages)
