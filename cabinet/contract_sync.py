@@ -6,12 +6,12 @@ record is either taken whole or refused whole with the field and the reason.
 
 from datetime import UTC, datetime
 
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError, PostgresqlDatabase, Tuple
 from werkzeug.security import generate_password_hash
 
 from . import accounts
 from .clock import utcnow
-from .db import write_unit
+from .db import db, write_unit
 from .errors import CabinetError, Conflict, NotFound
 from .models import Contract, ModuleInstance
 from .money import AmountError, to_kopecks
@@ -54,17 +54,15 @@ def _text(field, value):
     return value.strip()
 
 
-def _moment(value):
+def moment(value, field="billing_balance_at"):
     """An ISO 8601 time ("2026-12-01T10:00:00Z", an offset, or UTC) as naive UTC."""
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        taken = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except (AttributeError, ValueError):
-        raise FieldError(
-            "billing_balance_at", "an ISO 8601 time, e.g. 2026-12-01T10:00:00Z"
-        ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+        raise FieldError(field, "an ISO 8601 time, e.g. 2026-12-01T10:00:00Z") from None
+    if taken.tzinfo is not None:
+        taken = taken.astimezone(UTC).replace(tzinfo=None)
+    return taken
 
 
 def _balance(value):
@@ -121,7 +119,7 @@ def changes_of(record, creating):
     if record.get("billing_balance") is not None:
         changes["billing_balance"] = _balance(record["billing_balance"])
         at = record.get("billing_balance_at")
-        changes["billing_balance_at"] = utcnow() if at is None else _moment(at)
+        changes["billing_balance_at"] = utcnow() if at is None else moment(at)
     elif "billing_balance" in record:
         changes["billing_balance"] = changes["billing_balance_at"] = None
     elif "billing_balance_at" in record:
@@ -140,6 +138,30 @@ def changes_of(record, creating):
     return changes
 
 
+# PostgreSQL advisory lock: writers of contracts hold it exclusively from before
+# they take updated_at until they commit; the API's list holds it shared while
+# it reads. So no change with an updated_at below what a page returned can
+# commit after the page was read (the list's keyset would skip it).
+CHANGES_LOCK = 0x636F6E74  # "cont"
+
+
+def hold_changes(shared=False):
+    """Take the contract-changes lock for the current transaction (PostgreSQL).
+
+    Once per transaction: an import upserting many rows in one unit asks once.
+    """
+    if not isinstance(db.obj, PostgresqlDatabase):
+        return
+    top = db.top_transaction()
+    held = getattr(top, "holds_contract_changes", None)
+    if held == "exclusive" or (shared and held == "shared"):
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    db.execute_sql(f"SELECT {function}(%s)", (CHANGES_LOCK,))
+    if top is not None:
+        top.holds_contract_changes = "shared" if shared else "exclusive"
+
+
 def _ends_sessions(contract, changes):
     """True if the change must end the contract's sessions (blocked, new password)."""
     return changes.get("status") == "blocked" or "password_hash" in changes
@@ -153,6 +175,7 @@ def upsert(number, record, source, changes=None):
     """
     number = valid_number(number)
     with write_unit():
+        hold_changes()
         contract = Contract.by_number(number)
         creating = contract is None
         if changes is None:
@@ -187,3 +210,18 @@ def block(number):
     if contract is None:
         raise NotFound(f"no contract {number!r}")
     return upsert(number, {"status": "blocked"}, contract.source)[0]
+
+
+def changed(since, after, limit):
+    """Contracts whose updated_at is at or after `since`, in (updated_at, id) order
+    past the position `after` (or from the start), at most `limit`."""
+    with db.atomic():
+        hold_changes(shared=True)  # changes under way commit first
+        query = Contract.select(Contract, ModuleInstance).join(
+            ModuleInstance, JOIN.LEFT_OUTER
+        )
+        if since is not None:
+            query = query.where(Contract.updated_at >= since)
+        if after is not None:
+            query = query.where(Tuple(Contract.updated_at, Contract.id) > Tuple(*after))
+        return list(query.order_by(Contract.updated_at, Contract.id).limit(limit))

@@ -12,6 +12,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    PostgresqlDatabase,
     TextField,
 )
 
@@ -292,6 +293,19 @@ class TransactionEvent(BaseModel):
         return cls.select().where(cls.kind == "orphan").order_by(cls.id.desc())
 
 
+# The transaction id of the inserting transaction, as a bigint (PostgreSQL 13+).
+CURRENT_XID = "(pg_current_xact_id()::text::bigint)"
+
+
+def set_commit_xid_default(database):
+    """On PostgreSQL, make every ledger insert record its transaction's id."""
+    if isinstance(database, PostgresqlDatabase):
+        database.execute_sql(
+            "ALTER TABLE ledger_entry ALTER COLUMN commit_xid "
+            f"SET DEFAULT {CURRENT_XID}"
+        )
+
+
 class LedgerEntry(BaseModel):
     """A change of a contract's balance, tied to the transaction that caused it."""
 
@@ -302,6 +316,21 @@ class LedgerEntry(BaseModel):
     # "credit:<order id>", "reversal:<order id>": one of each per transaction, ever.
     key = CharField(max_length=160, unique=True)
     created_at = DateTimeField(default=utcnow)
+    # PostgreSQL: the id of the transaction that wrote the entry, filled by the
+    # column's default (pg_current_xact_id()); the payments feed reads entries in
+    # (commit_xid, id) order and only below the oldest transaction still open, so
+    # an entry with a lower id committing late is never skipped. Null on SQLite
+    # (one writer at a time: id order is commit order).
+    commit_xid = BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("commit_xid", "id"), False),)
+
+    @classmethod
+    def create_table(cls, safe=True, **options):
+        """Create the table; on PostgreSQL give commit_xid its default."""
+        super().create_table(safe, **options)
+        set_commit_xid_default(getattr(cls._meta.database, "obj", cls._meta.database))
 
 
 class Autopay(BaseModel):

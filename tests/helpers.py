@@ -5,6 +5,7 @@ suite's own in tests/fault/tools.py). No test imports from another test module
 or from a conftest.
 """
 
+import itertools
 import socket
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -166,6 +167,18 @@ NEW_CONFIG = {
 def login(client, number="1001", password="demo-pass"):
     """Log a subscriber in through the form."""
     return client.post("/login", data={"number": number, "password": password})
+
+
+_token_names = itertools.count()
+
+
+def api_headers(app, *scopes):
+    """Authorization headers of a new API token holding `scopes`."""
+    from cabinet.api_tokens import create_token
+
+    with in_app(app):
+        _, token = create_token(f"script-{next(_token_names)}", list(scopes))
+    return {"Authorization": f"Bearer {token}"}
 
 
 def console_login(client, who=ADMIN):

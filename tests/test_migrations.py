@@ -153,6 +153,13 @@ def test_a_database_of_the_first_schema_upgrades_with_its_data(fresh_url, redis)
             == "credited"
         )
         assert Contract.by_number("1001").balance == 80000
+        # The payments feed's order: the old entry first (0), the new one by the
+        # id of the transaction that wrote it (PostgreSQL; SQLite needs none).
+        xids = [e.commit_xid for e in LedgerEntry.select().order_by(LedgerEntry.id)]
+        if url.startswith("postgres"):
+            assert xids[0] == 0 and xids[1] > 0
+        else:
+            assert xids == [None, None]
         TaskRun.create(task="status-check", slot="manual:x")
         versions = [
             row[0]
