@@ -1,9 +1,10 @@
 """The ISP's own systems call us here (JSON, bearer tokens with scopes).
 
-autopay: automatic-mode charges. Each route names the scope its token needs.
+autopay: automatic-mode charges; sessions: sign-in links for the ISP's site.
+Each route names the scope its token needs.
 """
 
-from . import autopay  # noqa: F401  (its routes register on bp)
+from . import autopay, sessions  # noqa: F401  (their routes register on bp)
 from .common import bp
 
 __all__ = ["bp"]
