@@ -198,7 +198,7 @@ if n < tonumber(ARGV[1]) then redis.call('DEL', KEYS[4]) end
 FAILURES_KEPT_SECONDS = 86400
 
 
-def _address(remote_addr):
+def client_address(remote_addr):
     """Return the address a throttle counts: an IPv4 address or an IPv6 /64."""
     try:
         ip = ipaddress.ip_address(remote_addr or "")
@@ -225,7 +225,7 @@ class LoginThrottle:
         # kind "n" is a contract number, "o" an operator's login; the address
         # counter is shared by both. Names are hashed: keys of fixed shape.
         account = hashlib.sha256(name.encode()).hexdigest()[:32]
-        address = _address(request.remote_addr)
+        address = client_address(request.remote_addr)
         pair = f"{kind}:{account}:{address}"
         self.keys = [
             f"cabinet:login-fail:{pair}",
@@ -323,7 +323,7 @@ HANDOFF_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"
 @bp.route("/handoff/<token>")
 def handoff_sign_in(token):
     """Sign a subscriber in by a single-use link from the ISP's site, once."""
-    address = _address(request.remote_addr)
+    address = client_address(request.remote_addr)
     opens = WindowLimit(
         get_redis(),
         f"cabinet:handoff:{address}",

@@ -26,6 +26,20 @@ class PayForm(FlaskForm):
     contact = StringField(_l("E-mail or phone for the receipt"))
 
 
+class QuickPayForm(FlaskForm):
+    """Pay without signing in: the contract number, the amount, maybe a contact."""
+
+    number = StringField(
+        _l("Contract number"),
+        # No length check of its own: a malformed number gets the one refusal.
+        validators=[DataRequired(_l("Enter the contract number."))],
+    )
+    amount = StringField(
+        _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
+    )
+    contact = StringField(_l("E-mail or phone for the receipt"))
+
+
 AUTOPAY_ERRORS = {
     "mode_not_allowed": _l("This mode is not available."),
     "bad_weekday": _l("Choose a day of the week."),
