@@ -185,3 +185,34 @@ def test_with_receipts_a_contract_without_contact_gives_one(make_world):
         assert Contract.by_number("1001").email == "ivanov@example.com"
         paid = Transaction.select().where(Transaction.status == "paid").count()
         assert paid == 2
+
+
+def test_quick_pay_show_name_shows_a_masked_name_before_paying(make_app, demo):
+    app = make_app(QUICK_PAY_SHOW_NAME=True, DEFAULT_LOCALE="en")
+    client = app.test_client()
+    status, page = quick_pay(client, "1001", "300")
+    assert status == 200 and 'id="payee"' in page and 'id="pay-form"' not in page
+    assert "Иванов И." in page and "Иванов И. И." not in page
+    status, page = quick_pay(client, "1001", "300", confirmed="1001")
+    assert status == 200 and 'id="pay-form"' in page
+    # A confirmation of one number does not pass for another.
+    status, page = quick_pay(client, "1002", "300", confirmed="1001")
+    assert 'id="payee"' in page and "Петров П." in page and 'id="pay-form"' not in page
+    status, page = quick_pay(client, "9999", "300", confirmed="9999")
+    assert status == 400 and errors_of(page) == [REFUSED.capitalize() + "."]
+    with in_app(app):
+        assert Transaction.select().count() == 1
+
+
+def test_without_quick_pay_show_name_no_name_is_shown(english, ctx, demo):
+    status, page = quick_pay(english.test_client(), "1001", "300")
+    assert 'id="payee"' not in page and "Иванов" not in page
+
+
+def test_a_masked_name_keeps_the_surname_and_one_initial():
+    from cabinet.quick_pay import masked_name
+
+    assert masked_name("Иванов И. И.") == "Иванов И."
+    assert masked_name("Петров Пётр Петрович") == "Петров П."
+    assert masked_name("Сидоров") == "Сидоров"
+    assert masked_name("") == ""

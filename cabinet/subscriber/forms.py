@@ -4,6 +4,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    HiddenField,
     IntegerField,
     PasswordField,
     RadioField,
@@ -38,6 +39,8 @@ class QuickPayForm(FlaskForm):
         _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
     )
     contact = StringField(_l("E-mail or phone for the receipt"))
+    # QUICK_PAY_SHOW_NAME: the number whose masked name the payer has seen.
+    confirmed = HiddenField()
 
 
 AUTOPAY_ERRORS = {

@@ -31,7 +31,7 @@ def _return_urls():
     }
 
 
-def _page(form, status=200, wait=None):
+def _page(form, status=200, wait=None, payee=None):
     """Render the quick-pay form (receipts: the contact field too)."""
     configuration = quick_pay.configuration_for_form()
     limits = acquirer.amount_limits(configuration) if configuration else None
@@ -46,6 +46,7 @@ def _page(form, status=200, wait=None):
             limits=limits,
             ask_contact=ask_contact,
             wait=wait,
+            payee=payee,
         ),
         status,
         headers,
@@ -63,13 +64,17 @@ def _over_limit(number):
     return max(waits, default=0)
 
 
-def _start(form, amount):
-    """Create the order of a valid form: (order, pay form), or (None, status)."""
+def _payable(form, amount):
+    """Return the contract a valid form pays, or None (the one refusal on the form)."""
     try:
-        contract = quick_pay.contract_to_pay(form.number.data, amount)
+        return quick_pay.contract_to_pay(form.number.data, amount)
     except quick_pay.QuickPayRefused:
         form.number.errors.append(REFUSED)
-        return None, 400
+        return None
+
+
+def _start(contract, form, amount):
+    """Create the order of a payable form: (order, pay form), or (None, status)."""
     if needs_contact(contract, availability(contract)[0]):
         contract = keep_contact(contract, form.contact)
         if contract is None:
@@ -112,10 +117,17 @@ def quick_pay_form():
     except AmountError as exc:
         form.amount.errors.append(AMOUNT_ERRORS[str(exc)])
         return _page(form, 400)
-    wait = _over_limit(form.number.data.strip())
+    number = form.number.data.strip()
+    wait = _over_limit(number)
     if wait:
         return _page(form, 429, wait)
-    started, status = _start(form, amount)
+    contract = _payable(form, amount)
+    if contract is None:
+        return _page(form, 400)
+    if current_app.config["QUICK_PAY_SHOW_NAME"] and form.confirmed.data != number:
+        form.confirmed.data = number  # whom it pays, seen before paying
+        return _page(form, payee=quick_pay.masked_name(contract.name))
+    started, status = _start(contract, form, amount)
     if started is None:
         return _page(form, status)
     transaction, pay_form = started
