@@ -202,3 +202,20 @@ def test_gunicorn_access_lines_keep_no_token(log_format):
     if log_format == "json":
         line = json.loads(line)["message"]
     assert "abc-DEF_123" not in line and '"GET /handoff/*** HTTP/1.1" 302' in line
+
+
+def test_two_browsers_racing_with_one_link_get_in_once(app, isp_token):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    path = link_path(ask_link(app.test_client(), isp_token, {"contract": "1001"}))
+    start = Barrier(8)
+
+    def open_link(_):
+        client = app.test_client()
+        start.wait()
+        return client.get(path).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(open_link, range(8)))
+    assert statuses == [302] + [410] * 7
