@@ -27,7 +27,8 @@ FIELDS = (
     "password",
 )
 STATUSES = ("active", "blocked")
-SOURCES = ("hand", "api", "import")
+# billing: made by /quick-pay for a number the billing's OSMP `check` confirmed.
+SOURCES = ("hand", "api", "import", "billing")
 NAME_LENGTH_MAX = 200
 PASSWORD_LENGTH_MAX = 128
 

@@ -152,7 +152,8 @@ class Contract(BaseModel):
     created_at = DateTimeField(default=utcnow)
     # active | blocked: a blocked contract can neither sign in nor pay.
     status = CharField(max_length=16, default="active")
-    # Where it came from: hand (the CLI, the console), api, import.
+    # Where it came from: hand (the CLI, the console), api, import, billing
+    # (a number the billing confirmed on /quick-pay).
     source = CharField(max_length=16, default="hand")
     # The balance as the ISP's billing sees it (kopecks), and when it was taken.
     billing_balance = BigIntegerField(null=True)

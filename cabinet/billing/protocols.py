@@ -43,17 +43,24 @@ def send(connector, delivery):
     return _osmp_delivery(connector, delivery)
 
 
-def probe(connector, account=None):
-    """Ask once without moving money: OSMP `check` of an account, or a ping event."""
+def probe(connector, account=None, amount=100, timeout=None):
+    """Ask once without moving money: OSMP `check` of an account, or a ping event.
+
+    `amount` (kopecks) is the sum the check names; `timeout` (seconds) caps the
+    connector's own, for a caller a person waits on.
+    """
     if connector.kind == "webhook":
         body = {"type": "ping", "timestamp": _iso(utcnow()), "data": {}}
         return _post_signed(connector, f"ping_{int(time.time() * 1000)}", body)
     if not account:
         raise ValueError("an account to check")
-    return _osmp(
-        connector,
-        {"command": "check", "txn_id": "0", "account": account, "sum": "1.00"},
-    )
+    fields = {
+        "command": "check",
+        "txn_id": "0",
+        "account": account,
+        "sum": format_wire(amount),
+    }
+    return _osmp(connector, fields, timeout)
 
 
 # --- OSMP -----------------------------------------------------------------------
@@ -89,9 +96,11 @@ def _osmp_delivery(connector, delivery):
     )
 
 
-def _osmp(connector, fields):
+def _osmp(connector, fields, timeout=None):
     """Send one OSMP command; read `result` (0 done, 1 retry, else final)."""
     params = connector.params
+    seconds = float(params["timeout"])
+    seconds = min(seconds, timeout) if timeout else seconds
     request = " ".join(f"{k}={v}" for k, v in fields.items())
     auth = (params["login"], params["password"]) if params.get("login") else None
     try:
@@ -99,7 +108,7 @@ def _osmp(connector, fields):
             params["url"],
             params=fields,
             auth=auth,
-            timeout=float(params["timeout"]),
+            timeout=seconds,
             allow_redirects=False,
         )
     except requests.RequestException as exc:
