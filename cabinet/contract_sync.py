@@ -6,7 +6,7 @@ record is either taken whole or refused whole with the field and the reason.
 
 from datetime import UTC, datetime
 
-from peewee import JOIN, IntegrityError, PostgresqlDatabase, Tuple
+from peewee import JOIN, IntegrityError, Tuple
 from werkzeug.security import generate_password_hash
 
 from . import accounts
@@ -139,30 +139,6 @@ def changes_of(record, creating):
     return changes
 
 
-# PostgreSQL advisory lock: writers of contracts hold it exclusively from before
-# they take updated_at until they commit; the API's list holds it shared while
-# it reads. So no change with an updated_at below what a page returned can
-# commit after the page was read (the list's keyset would skip it).
-CHANGES_LOCK = 0x636F6E74  # "cont"
-
-
-def hold_changes(shared=False):
-    """Take the contract-changes lock for the current transaction (PostgreSQL).
-
-    Once per transaction: an import upserting many rows in one unit asks once.
-    """
-    if not isinstance(db.obj, PostgresqlDatabase):
-        return
-    top = db.top_transaction()
-    held = getattr(top, "holds_contract_changes", None)
-    if held == "exclusive" or (shared and held == "shared"):
-        return
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    db.execute_sql(f"SELECT {function}(%s)", (CHANGES_LOCK,))
-    if top is not None:
-        top.holds_contract_changes = "shared" if shared else "exclusive"
-
-
 def _ends_sessions(contract, changes):
     """True if the change must end the contract's sessions (blocked, new password)."""
     return changes.get("status") == "blocked" or "password_hash" in changes
@@ -176,7 +152,7 @@ def upsert(number, record, source, changes=None):
     """
     number = valid_number(number)
     with write_unit():
-        hold_changes()
+        accounts.hold_changes()
         contract = Contract.by_number(number)
         creating = contract is None
         if changes is None:
@@ -217,7 +193,7 @@ def changed(since, after, limit):
     """Contracts whose updated_at is at or after `since`, in (updated_at, id) order
     past the position `after` (or from the start), at most `limit`."""
     with db.atomic():
-        hold_changes(shared=True)  # changes under way commit first
+        accounts.hold_changes(shared=True)  # changes under way commit first
         query = Contract.select(Contract, ModuleInstance).join(
             ModuleInstance, JOIN.LEFT_OUTER
         )
