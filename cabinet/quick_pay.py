@@ -16,6 +16,7 @@ from .billing import protocols
 from .errors import CabinetError, Conflict, PaymentUnavailable
 from .extensions import get_redis
 from .models import BillingConnector, Contract, ModuleInstance
+from .money import format_signed
 from .pacing import WindowLimit
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def _confirmed_by_billing(number, amount):
     connectors = _osmp_connectors(instance) if instance else []
     if not connectors:
         return None
+    balance = None
     for connector in connectors:
         result = protocols.probe(connector, number, amount, CHECK_TIMEOUT_SECONDS)
         if result.outcome != "done":
@@ -84,10 +86,12 @@ def _confirmed_by_billing(number, amount):
                 extra={"contract": number, "connector": connector.name},
             )
             return None
+        balance = result.balance if result.balance is not None else balance
+    record = {"name": number, "instance": instance.code}
+    if balance is not None:  # the billing's balance as its check answered it now
+        record["billing_balance"] = format_signed(balance)
     try:
-        contract, _ = contract_sync.upsert(
-            number, {"name": number, "instance": instance.code}, "billing"
-        )
+        contract, _ = contract_sync.upsert(number, record, "billing")
     except Conflict:  # made beside us meanwhile (another attempt, the API)
         contract = Contract.by_number(number)
     log.info("quick pay: contract made from the billing", extra={"contract": number})

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from cabinet import contract_sync
+from cabinet.balances import balance_of
 from cabinet.models import Contract, Transaction, TransactionEvent
 from tests.helpers import (
     billing_deliveries,
@@ -52,11 +53,15 @@ def test_a_number_the_billing_confirms_becomes_a_contract_and_pays(
     osmp_world, run_jobs
 ):
     world = osmp_world
+    # The billing's check names the balance, as BGBilling's <account_balance>.
+    world.billing.books.set_faults({"balances": {"7700123": "-40.50"}})
     order_id, _ = quick_pay_by_card(world, "7700123", "300")
     world.settle()
     with in_app(world):
         contract = Contract.by_number("7700123")
         assert (contract.source, contract.instance.code) == ("billing", "isp")
+        assert contract.billing_balance == -4050  # shown, plus the 300 paid since
+        assert balance_of(contract).amount == -4050 + 30000
         assert contract.password_hash == ""  # it signs in only by a handoff
         transaction = Transaction.get(Transaction.order_id == order_id)
         assert transaction.contract_id == contract.id

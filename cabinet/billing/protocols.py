@@ -12,7 +12,7 @@ from datetime import UTC
 import requests
 
 from ..clock import local_timezone, utcnow
-from ..money import format_wire
+from ..money import AmountError, format_wire, to_kopecks
 
 # OSMP result codes: 0 done, 1 try again later; every other code is final.
 OSMP_OK = 0
@@ -34,6 +34,8 @@ class Result:
     request: str  # what was asked, without credentials
     answer: str = ""
     prv_txn: str | None = None
+    # The account's balance a check answered (BGBilling's <account_balance>), kopecks.
+    balance: int | None = None
 
 
 def send(connector, delivery):
@@ -122,18 +124,19 @@ def _osmp(connector, fields, timeout=None):
     if parsed is None:
         # Unreadable: whether it paid is unknown; the same txn_id is safe to resend.
         return Result("retry", request, f"unreadable answer: {text[:500]}")
-    result, prv_txn, comment = parsed
+    result, prv_txn, comment, balance = parsed
     shown = f"result {result}" + (f" prv_txn {prv_txn}" if prv_txn else "")
     shown += f": {comment}" if comment else ""
     if result == OSMP_OK:
-        return Result("done", request, shown, prv_txn)
+        return Result("done", request, shown, prv_txn, balance)
     if result == OSMP_LATER:
         return Result("retry", request, shown)
     return Result("final", request, shown)
 
 
 def parse_osmp(text):
-    """Read (result, prv_txn, comment) from an OSMP answer; None if unreadable."""
+    """Read (result, prv_txn, comment, balance in kopecks or None) from an OSMP
+    answer; None if unreadable."""
     if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         return None  # no entity expansion from a billing's answer
     try:
@@ -143,7 +146,11 @@ def parse_osmp(text):
         return None
     prv_txn = (root.findtext("prv_txn") or "").strip() or None
     comment = (root.findtext("comment") or "").strip()[:300]
-    return result, prv_txn, comment
+    try:
+        balance = to_kopecks((root.findtext("account_balance") or "").strip())
+    except AmountError:  # absent, or not an amount: no balance, the answer stands
+        balance = None
+    return result, prv_txn, comment, balance
 
 
 # --- Standard Webhooks ------------------------------------------------------------
