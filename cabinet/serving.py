@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime
 from functools import partial
 
 from rq.cron import CronScheduler
@@ -37,6 +38,8 @@ REDIS_STOP_SECONDS = 2
 # How often an idle worker looks for a stop request between its waits for a job.
 WAKE_SECONDS = 1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How often the scheduler of delayed jobs asks for locks another one holds.
+LOCK_RETRY_SECONDS = 15
 
 
 class ListenError(Exception):
@@ -85,6 +88,20 @@ class ThreadScheduler(RQScheduler):
 
     def _install_signal_handlers(self):
         """Leave signals alone (request_stop() ends the loop within a second)."""
+
+    @property
+    def should_reacquire_locks(self):
+        """Try for the queues' locks every LOCK_RETRY_SECONDS, not RQ's 120 s.
+
+        A process killed holding them keeps them until they expire (61 s); its
+        successor, often the only scheduler there is, takes them over then.
+        """
+        if self._queue_names == self.acquired_locks:
+            return False
+        taken = self.lock_acquisition_time
+        return (
+            not taken or (datetime.now() - taken).total_seconds() > LOCK_RETRY_SECONDS
+        )
 
 
 class ThreadCronScheduler(CronScheduler):

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -100,6 +101,18 @@ def _running(pid):
 def _listening(port):
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _due_now(redis):
+    """Make every delayed job due now, for the scheduler to move to its queue."""
+    from rq.registry import ScheduledJobRegistry
+
+    from cabinet.extensions import QUEUE_NAMES
+
+    for name in QUEUE_NAMES:
+        registry = ScheduledJobRegistry(name, connection=redis)
+        for job_id in registry.get_job_ids():
+            redis.zadd(registry.key, {job_id: int(time.time())}, xx=True)
 
 
 def _environment(tmp_path, database_url, redis_url=""):
@@ -280,3 +293,78 @@ def test_serve_refuses_a_port_already_taken_and_leaves_nothing_running(
     found = re.search(r"embedded Redis \(pid (\d+)\)", result.stderr)
     assert found, result.stderr
     assert not _running(int(found[1]))
+
+
+@pytest.mark.parametrize("point", ["before_send", "after_send"])
+def test_serve_killed_mid_charge_and_started_again_charges_once(
+    make_world, database_url, redis, tmp_path, point
+):
+    """Scenario 9 of the fault suite, the worker being a thread of `serve`."""
+    from rq.scheduler import RQScheduler
+
+    from cabinet import autopay, clock
+    from cabinet.extensions import QUEUE_NAMES
+    from cabinet.models import AutopayCharge, Contract
+    from tests.fault.tools import age_charges, expire_recurrent_slots, sandbox_orders
+    from tests.helpers import bind_autopay
+
+    world = make_world(
+        app_settings={"RESOLVE_DELAY": 0},
+        config=("autopay_weekly=yes", "autopay_retry_days=2"),
+    )
+    bind_autopay(world, "weekly", "300", weekday=2)
+    world.faults(drop_callbacks=True)  # only the worker's own answer settles it
+    with in_app(world.app):
+        today = clock.local_today()
+    wednesday = today + timedelta(days=(2 - today.weekday()) % 7)
+    due = datetime(wednesday.year, wednesday.month, wednesday.day, 4)
+    with in_app(world.app):
+        autopay.run(now=due)
+        charge = AutopayCharge.select().order_by(AutopayCharge.id.desc()).get()
+
+    env = _environment(tmp_path, database_url, redis_url(redis))
+    env["UNITELLER_EXTRA_GATEWAYS"] = world.sandbox_url
+    doomed = Served(tmp_path, {**env, "CABINET_KILL_AT": point})
+    try:
+        doomed.process.wait(timeout=30)  # its worker took the charge and died
+        assert doomed.process.returncode == -signal.SIGKILL, doomed.log()
+    finally:
+        doomed.kill()
+    with in_app(world.app):
+        assert AutopayCharge.get_by_id(charge.id).status == "sending"
+    # What time would do: the dead try's /recurrent/ slot and the dead
+    # scheduler's locks expire, and the daily run finds the charge stuck and
+    # asks what became of it.
+    expire_recurrent_slots(redis)
+    for name in QUEUE_NAMES:
+        redis.delete(RQScheduler.get_locking_key(name))
+    age_charges(world, 11)
+    with in_app(world.app):
+        autopay.run(now=due)
+
+    served = Served(tmp_path, env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert served.process.poll() is None, served.log()
+            _due_now(redis)  # a resend waits 30 s: the process's scheduler moves it
+            with in_app(world.app):
+                if AutopayCharge.get_by_id(charge.id).status == "succeeded":
+                    break
+            time.sleep(0.1)
+        with in_app(world.app):
+            assert AutopayCharge.get_by_id(charge.id).status == "succeeded"
+            assert Contract.by_number("1001").balance == 30000 * 2
+        charged = [
+            order["order_id"]
+            for order in sandbox_orders(world)
+            if order["order_id"].startswith("R")
+            and order["status"] in ("paid", "authorized")
+        ]
+        assert len(charged) == 1, charged
+        assert served.terminate()[0] == 0
+    except BaseException:
+        print(doomed.log(), served.log())
+        raise
+    finally:
+        served.kill()
