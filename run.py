@@ -186,29 +186,9 @@ def _signal_group(process, signum):
 
 def stop_redis(server, timeout=STOP_SECONDS):
     """Shut the embedded Redis down (it runs as a daemon, apart from our groups)."""
-    import redis
+    from cabinet.serving import stop_embedded_redis
 
-    pid = server.pid
-    try:
-        server.shutdown(save=True, now=True, force=True)
-    except redis.RedisError:
-        pass
-    deadline = time.monotonic() + timeout
-    while pid and _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid and _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid):
-    """True while a process exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    stop_embedded_redis(server, timeout)
 
 
 def main():
