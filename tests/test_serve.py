@@ -368,3 +368,40 @@ def test_serve_killed_mid_charge_and_started_again_charges_once(
         raise
     finally:
         served.kill()
+
+
+@pytest.mark.parametrize("seconds", [3, 60])
+def test_sigterm_lets_the_job_under_way_finish_within_the_bound(
+    make_app, database_url, redis, tmp_path, seconds
+):
+    """A job shorter than what is left of the bound finishes; a longer one is
+    left behind (resolved as after a crash) and the process exits in time."""
+    from rq import Queue
+    from rq.job import JobStatus
+
+    from cabinet.extensions import QUEUE_NAME
+
+    make_app()
+    served = Served(tmp_path, _environment(tmp_path, database_url, redis_url(redis)))
+    try:
+        served.wait_ready()
+        job = Queue(QUEUE_NAME, connection=redis).enqueue(time.sleep, seconds)
+        deadline = time.monotonic() + 10
+        while job.get_status() != JobStatus.STARTED:
+            assert time.monotonic() < deadline, served.log()
+            time.sleep(0.05)
+
+        code, took = served.terminate()
+        assert code == 0, served.log()
+        assert took < STOP_SECONDS + 1
+        assert not _listening(served.port)
+        if seconds < STOP_SECONDS / 2:
+            assert job.get_status() == JobStatus.FINISHED
+            assert took >= seconds - 1  # it waited for the job
+        else:
+            assert job.get_status() == JobStatus.STARTED  # left as after a crash
+    except BaseException:
+        print(served.log())
+        raise
+    finally:
+        served.kill()
