@@ -181,6 +181,46 @@ class Background:
         return [thread.name for thread in self.threads if thread.is_alive()]
 
 
+class AccessLog:
+    """One line a request, as deploy/gunicorn.conf.py writes them (waitress has
+    none): the path without its query string (it can carry an order id or a
+    signature), no referrer; address, method, path, status, bytes, ms, agent."""
+
+    log = logging.getLogger("cabinet.access")
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        began = time.monotonic()
+        status = []
+
+        def start(line, headers, exc_info=None):
+            status[:] = [line.split(" ", 1)[0]]
+            return start_response(line, headers, exc_info)
+
+        body = self.app(environ, start)
+        sent = 0
+        try:
+            for chunk in body:
+                sent += len(chunk)
+                yield chunk
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+            self.log.info(
+                '%s "%s %s %s" %s %d %dms "%s"',
+                environ.get("REMOTE_ADDR", "-"),
+                environ.get("REQUEST_METHOD", ""),
+                environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+                environ.get("SERVER_PROTOCOL", ""),
+                status[0] if status else "-",
+                sent,
+                (time.monotonic() - began) * 1000,
+                environ.get("HTTP_USER_AGENT", "-"),
+            )
+
+
 def embedded_redis(app):
     """Give the app a plain client of its embedded Redis; return the server, if any.
 
@@ -271,7 +311,7 @@ def serve(app, host, port, threads, workers):
         # Bound first: a port taken fails the start before any job is taken.
         try:
             web = waitress.create_server(
-                app,
+                AccessLog(app),
                 map=sockets,
                 host=host,
                 port=port,

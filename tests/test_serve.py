@@ -228,6 +228,8 @@ def test_a_serve_process_alone_credits_a_payment_and_stops_cleanly(
                 LedgerEntry.transaction == payment, LedgerEntry.kind == "credit"
             )
             assert credits.count() == 1
+        page = requests.get(f"{served.url}/login?token=query-secret-9f", timeout=5)
+        assert page.status_code == 200
         metrics = requests.get(f"{served.url}/metrics", timeout=5).text
         assert 'cabinet_queue_jobs{queue="cabinet-checks",state="failed"} 0' in metrics
         embedded.close()
@@ -237,6 +239,9 @@ def test_a_serve_process_alone_credits_a_payment_and_stops_cleanly(
         assert took < STOP_SECONDS
         assert not _listening(served.port)
         assert not _running(redis_pid), "the embedded Redis outlived serve"
+        # The access log names paths without their query strings, as gunicorn's.
+        assert '"GET /login HTTP/1.1" 200' in served.log()
+        assert "query-secret-9f" not in served.log()
     except BaseException:
         print(served.log())
         raise
