@@ -410,3 +410,55 @@ def test_sigterm_lets_the_job_under_way_finish_within_the_bound(
         raise
     finally:
         served.kill()
+
+
+def test_serve_runs_the_autopay_task_and_its_charges(
+    make_world, database_url, redis, tmp_path
+):
+    """The console's "run now" of the autopay task, then its charges, by serve alone."""
+    from rq import Queue
+
+    from cabinet import jobs
+    from cabinet.extensions import QUEUE_NAME
+    from cabinet.models import AutopayCharge, Contract, TaskRun
+    from tests.fault.tools import sandbox_orders
+    from tests.helpers import bind_autopay, isp_today
+
+    world = make_world(config=("autopay_weekly=yes",))
+    bind_autopay(world, "weekly", "300", weekday=isp_today(world.app).weekday())
+    world.faults(drop_callbacks=True)  # the charge's own answer settles it
+    env = _environment(tmp_path, database_url, redis_url(redis))
+    env["UNITELLER_EXTRA_GATEWAYS"] = world.sandbox_url
+    served = Served(tmp_path, env)
+    try:
+        served.wait_ready()
+        Queue(QUEUE_NAME, connection=redis).enqueue(
+            jobs.run_task_now, "autopay", "manual:serve-test"
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with in_app(world.app):
+                if (
+                    AutopayCharge.select()
+                    .where(AutopayCharge.status == "succeeded")
+                    .exists()
+                ):
+                    break
+            time.sleep(0.1)
+        with in_app(world.app):
+            assert [c.status for c in AutopayCharge.select()] == ["succeeded"]
+            assert Contract.by_number("1001").balance == 30000 * 2
+            run = TaskRun.get(TaskRun.slot == "manual:serve-test")
+            assert (run.task, run.errors) == ("autopay", 0)
+        charged = [
+            order["order_id"]
+            for order in sandbox_orders(world)
+            if order["order_id"].startswith("R")
+        ]
+        assert len(charged) == 1, charged
+        assert served.terminate()[0] == 0
+    except BaseException:
+        print(served.log())
+        raise
+    finally:
+        served.kill()
