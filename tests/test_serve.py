@@ -253,7 +253,10 @@ def test_a_serve_process_alone_credits_a_payment_and_stops_cleanly(
 def test_serve_on_an_external_redis_signs_its_workers_and_schedulers_out(
     make_app, database_url, redis, tmp_path, signum
 ):
+    from rq.cron import CronScheduler
     from rq.cron_scheduler_registry import get_registry_key
+
+    from cabinet.tasks import TASKS
 
     make_app()
     served = Served(tmp_path, _environment(tmp_path, database_url, redis_url(redis)))
@@ -262,6 +265,12 @@ def test_serve_on_an_external_redis_signs_its_workers_and_schedulers_out(
         assert "embedded Redis" not in served.log()
         assert len(Worker.all(connection=redis)) == 2
         assert redis.zcard(get_registry_key()) == 1  # the cron scheduler's heartbeat
+        # Its cron scheduler holds every task on its schedule (cabinet.cron).
+        (cron,) = CronScheduler.all(connection=redis)
+        assert cron.pid == served.process.pid
+        scheduled = {job.args[0]: job.cron for job in cron.get_jobs()}
+        assert scheduled.keys() == TASKS.keys()
+        assert all(scheduled.values())
 
         code, took = served.terminate(signum)
         assert code == 0, served.log()
