@@ -1,4 +1,5 @@
-"""Run the whole product on one box: Redis, sandbox, web, worker, cron (`make run`).
+"""Run the whole product on one box (`make run`): Redis, the sandbox, and the cabinet
+as a small ISP runs it, one `flask serve` process (web, workers, schedulers).
 
 Every process it starts leads a process group of its own, so Ctrl-C (SIGINT to
 the terminal's group) reaches run.py alone; on SIGINT, SIGTERM or SIGHUP it
@@ -23,11 +24,9 @@ PYTHON = sys.executable
 WEB_PORT = int(os.environ.get("CABINET_PORT", "5000"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "5001"))
 HOST = "127.0.0.1"
-# How long the processes get to stop on SIGTERM before they are killed.
-STOP_SECONDS = 10
-# gunicorn's access log as in deploy/gunicorn.conf.py: the path without its query
-# string (it can carry an order id or a signature), no referrer.
-ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+# How long the processes get to stop on SIGTERM before they are killed: serve's
+# own bound (cabinet.serving.STOP_SECONDS) and a margin.
+STOP_SECONDS = 12
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -186,29 +185,9 @@ def _signal_group(process, signum):
 
 def stop_redis(server, timeout=STOP_SECONDS):
     """Shut the embedded Redis down (it runs as a daemon, apart from our groups)."""
-    import redis
+    from cabinet.serving import stop_embedded_redis
 
-    pid = server.pid
-    try:
-        server.shutdown(save=True, now=True, force=True)
-    except redis.RedisError:
-        pass
-    deadline = time.monotonic() + timeout
-    while pid and _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid and _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid):
-    """True while a process exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    stop_embedded_redis(server, timeout)
 
 
 def main():
@@ -257,26 +236,13 @@ def serve(env, processes):
         ],
     )
     web = processes.start(
-        "web",
+        "cabinet",
         [
             PYTHON,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"{HOST}:{WEB_PORT}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--access-logfile",
-            "-",
-            "--access-logformat",
-            ACCESS_LOG_FORMAT,
-            "cabinet:create_app()",
+            *("-m", "flask", "--app", "cabinet", "serve"),
+            *("--host", HOST, "--port", str(WEB_PORT)),
         ],
     )
-    processes.start("worker", [PYTHON, "worker.py"])
-    processes.start("cron", [PYTHON, "worker.py", "cron"])
     wait_for(f"{sandbox_url}/ping", sandbox, "the sandbox")
     wait_for(f"{env['PUBLIC_URL']}/login", web, "the web cabinet")
     print(

@@ -1,7 +1,7 @@
 """RQ's cron scheduler: every task of cabinet.tasks on its UTC schedule.
 
 Like RQ's cron_config: this module imports the jobs and the task list, and
-nothing imports it back (worker.py starts it).
+nothing imports it back (worker.py starts it; `flask serve` loads it by name).
 """
 
 from rq.cron import CronScheduler
@@ -11,9 +11,9 @@ from .extensions import QUEUE_NAME
 from .tasks import TASKS, cron_of
 
 
-def build_cron_scheduler(app):
+def build_cron_scheduler(app, scheduler_class=CronScheduler):
     """Build RQ's cron scheduler with every task on its UTC schedule."""
-    scheduler = CronScheduler(
+    scheduler = scheduler_class(
         connection=app.extensions["redis"], logging_level=app.config["LOG_LEVEL"]
     )
     for task in TASKS.values():

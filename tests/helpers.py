@@ -6,11 +6,14 @@ or from a conftest.
 """
 
 import itertools
+import re
 import socket
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import requests
 
 from cabinet import payments
 from cabinet.db import db
@@ -94,6 +97,11 @@ FISCAL_PROFILE = (
     "fiscal_vat=-1",
     "fiscal_place=https://pay.isp.test",
 )
+
+
+# The tests' apps' SECRET_KEY: a process a test starts on their data needs the
+# same one, for the secrets sealed at rest are keyed with it (cabinet/sealing.py).
+TEST_SECRET_KEY = "test-secret-key"
 
 
 def fiscal_profile(gateway_url):
@@ -191,6 +199,24 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class CsrfSession(requests.Session):
+    """A browser's session: each form post to the cabinet carries a fresh CSRF token.
+
+    For real servers (they check tokens): set `cabinet_urls` and patch it in as
+    requests.Session, and the helpers' posts to those URLs carry one.
+    """
+
+    cabinet_urls = ()
+
+    def post(self, url, *args, **kwargs):
+        base = next((u for u in self.cabinet_urls if url.startswith(u)), None)
+        if base:
+            page = self.get(f"{base}/login", timeout=10).text
+            token = re.search(r'X-CSRFToken": "([^"]+)"', page).group(1)
+            kwargs["headers"] = {**kwargs.get("headers", {}), "X-CSRFToken": token}
+        return super().post(url, *args, **kwargs)
 
 
 def redis_url(connection):

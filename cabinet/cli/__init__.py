@@ -6,6 +6,7 @@ from .billing import billing_cli
 from .demo import DEMO, seed_demo
 from .instances import config_cli, instance_cli
 from .secrets import secrets_cli
+from .serve import serve_command
 from .tasks import reconcile_command, tasks_cli
 from .tokens import token_cli
 
@@ -26,5 +27,6 @@ def init_app(app):
         token_cli,
         billing_cli,
         secrets_cli,
+        serve_command,
     ):
         app.cli.add_command(command)
