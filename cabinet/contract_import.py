@@ -1,0 +1,406 @@
+"""Contracts from the ISP's billing by CSV: read, check every row, write in batches.
+
+Fields are checked by contract_sync (one set of rules for the API and the
+import). Every row is checked in memory against the contracts read in one
+query before anything is written, so a refused row stops the file before its
+first write; the writes go in batches of insert_many and UPDATE … FROM VALUES.
+"""
+
+import csv
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+
+from peewee import Case, IntegrityError, ValuesList
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import contract_sync
+from .clock import utcnow
+from .db import write_unit
+from .errors import BadRequest, Conflict
+from .models import Contract
+
+COLUMNS = ("number", "name", "email", "phone", "password", "balance", "status")
+# Columns whose empty cell clears the value (the billing has none); any other
+# empty cell means "not given": the contract keeps what it has.
+CLEARED_WHEN_EMPTY = ("email", "phone")
+LINE_LENGTH_MAX = 4096
+ROWS_MAX = 1_000_000
+# Rows per statement: 14 columns x 1000 stays under SQLite's 32766 variables.
+BATCH = 1000
+# Fewer passwords than this are hashed here; more in a pool of processes.
+POOL_FROM = 32
+# What an update may set, in the order of the VALUES rows (id first).
+_UPDATED = ("name", "email", "phone", "status", "billing_balance", "instance")
+
+
+class ImportRefused(BadRequest):
+    """The file as a whole cannot be read (encoding, header, size): nothing written."""
+
+
+@dataclass
+class Refusal:
+    """One refused row: where, which field, why."""
+
+    line: int
+    number: str
+    field: str
+    reason: str
+
+    def __str__(self):
+        return f"line {self.line}: {self.field}: {self.reason}"
+
+
+@dataclass
+class Report:
+    """What an import did (or, dry or refused, would have done)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: list = field(default_factory=list)
+    dry_run: bool = False
+    partial: bool = False
+    written: bool = False
+    encoding: str = ""
+    delimiter: str = ""
+
+    def counts(self):
+        """The four counts, for the audit log and the CLI."""
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "refused": len(self.refused),
+        }
+
+
+def decode(data):
+    """Return (text, encoding): a BOM means UTF-8, valid UTF-8 too, else CP1251."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data.decode("utf-8-sig"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1251"), "cp1251"
+    except UnicodeDecodeError:
+        raise ImportRefused("the file is neither UTF-8 nor CP1251") from None
+
+
+def _header(line):
+    """Return (columns, delimiter) of the header row, or raise ImportRefused."""
+    delimiter = ";" if line.count(";") >= line.count(",") and ";" in line else ","
+    names = [
+        name.strip().lower() for name in next(csv.reader([line], delimiter=delimiter))
+    ]
+    seen = set()
+    for name in names:
+        if name not in COLUMNS:
+            raise ImportRefused(
+                f"unknown column {name!r} in the header; known: {', '.join(COLUMNS)}"
+            )
+        if name in seen:
+            raise ImportRefused(f"column {name!r} is given twice in the header")
+        seen.add(name)
+    if "number" not in seen:
+        raise ImportRefused("the header has no column 'number'")
+    return names, delimiter
+
+
+def parse(data, rows_max=ROWS_MAX):
+    """Read a CSV file's bytes: (columns, delimiter, encoding, [(line, cells)])."""
+    text, encoding = decode(data)
+    lines = text.splitlines(keepends=True)
+    for number, line in enumerate(lines, 1):
+        if len(line) > LINE_LENGTH_MAX:
+            raise ImportRefused(
+                f"line {number} is longer than {LINE_LENGTH_MAX} characters"
+            )
+    if not lines or not lines[0].strip():
+        raise ImportRefused("the file is empty: a header row naming the columns first")
+    columns, delimiter = _header(lines[0])
+    reader = csv.reader(lines[1:], delimiter=delimiter)
+    rows, last = [], 1
+    try:
+        for cells in reader:
+            line, last = last + 1, reader.line_num + 1
+            if not any(cell.strip() for cell in cells):
+                continue  # a blank line
+            if len(rows) >= rows_max:
+                raise ImportRefused(f"more than {rows_max} rows in one file")
+            rows.append((line, cells))
+    except csv.Error as exc:
+        raise ImportRefused(f"line {last + 1}: {exc}") from None
+    return columns, delimiter, encoding, rows
+
+
+def _record(columns, cells):
+    """The row's record for contract_sync: empty cells left out or cleared."""
+    record = {}
+    for name, cell in zip(columns, cells, strict=True):
+        cell = cell.strip()
+        if cell or name in CLEARED_WHEN_EMPTY:
+            record["billing_balance" if name == "balance" else name] = cell or None
+    return record
+
+
+def _existing():
+    """Every contract's fields an import compares, by number, in one query."""
+    query = Contract.select(
+        Contract.number,
+        Contract.id,
+        Contract.name,
+        Contract.email,
+        Contract.phone,
+        Contract.status,
+        Contract.billing_balance,
+        Contract.instance,
+        Contract.password_hash,
+    ).tuples()
+    return {row[0]: row[1:] for row in query}
+
+
+def _pooled(function, arguments):
+    """Map `function` over `arguments`, in processes when there are many."""
+    if len(arguments) < POOL_FROM:
+        return [function(*each) for each in arguments]
+    # spawn, not fork: a forked child of a threaded server can inherit held locks.
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=get_context("spawn")) as pool:
+        return list(pool.map(function, *zip(*arguments, strict=True), chunksize=16))
+
+
+@dataclass
+class _Plan:
+    """The writes an import makes: new rows, full rows of updates, balances re-dated."""
+
+    creates: list = field(default_factory=list)
+    updates: list = field(default_factory=list)
+    redated: list = field(default_factory=list)
+    passwords: dict = field(default_factory=dict)  # number -> password to hash
+
+
+def _plan(rows, columns, existing, instance, report):
+    """Check every row; fill the report's counts and return the plan of writes."""
+    plan, seen = _Plan(), {}
+    checks = []  # (number, stored hash, password) of existing contracts
+    for line, cells in rows:
+        if len(cells) != len(columns):
+            report.refused.append(
+                Refusal(
+                    line,
+                    "",
+                    "line",
+                    f"{len(cells)} cells, the header has {len(columns)}",
+                )
+            )
+            continue
+        record = _record(columns, cells)
+        raw_number = record.pop("number", "")
+        try:
+            number = contract_sync.valid_number(raw_number or "")
+            if number in seen:
+                raise contract_sync.FieldError(
+                    "number", f"repeats the number of line {seen[number]}"
+                )
+            seen[number] = line
+            password = record.pop("password", None)
+            if password is not None:
+                password = contract_sync.valid_password(password)
+            current = existing.get(number)
+            changes = contract_sync.changes_of(record, creating=current is None)
+        except contract_sync.FieldError as exc:
+            report.refused.append(
+                Refusal(line, raw_number or "", exc.field, exc.reason)
+            )
+            continue
+        if current is None:
+            if instance is not None:
+                changes["instance"] = instance.id
+            plan.creates.append((number, changes))
+            if password is not None:
+                plan.passwords[number] = password
+            continue
+        _compare(number, current, changes, instance, plan)
+        if password is not None:
+            if current[7]:
+                checks.append((number, current[7], password))
+            else:
+                plan.passwords[number] = password
+    matches = _pooled(check_password_hash, [(h, p) for _, h, p in checks])
+    for (number, _, password), same in zip(checks, matches, strict=True):
+        if not same:
+            plan.passwords[number] = password
+    _count(plan, report)
+    return plan
+
+
+def _compare(number, current, changes, instance, plan):
+    """Add an existing contract's update (or re-dated balance) to the plan."""
+    contract_id, *values, _ = current
+    stored = dict(zip(_UPDATED, values, strict=True))
+    if instance is not None and stored["instance"] is None:
+        changes["instance"] = instance.id
+    at = changes.pop("billing_balance_at", None)
+    new = {**stored, **changes}
+    plan.updates.append((number, contract_id, stored, new, at is not None))
+
+
+def _count(plan, report):
+    """Split the compared contracts into updated and unchanged; count the created."""
+    updates = []
+    for number, contract_id, stored, new, balance_given in plan.updates:
+        password = number in plan.passwords
+        if new != stored or password:
+            blocked = new["status"] == "blocked" and stored["status"] != "blocked"
+            bump = password or blocked  # its sessions end, as contract_sync does
+            updates.append((number, contract_id, new, balance_given, bump))
+        elif balance_given:
+            plan.redated.append(contract_id)
+    plan.updates = updates
+    report.created = len(plan.creates)
+    report.updated = len(plan.updates)
+
+
+def run(data, instance_code=None, dry_run=False, partial=False, rows_max=ROWS_MAX):
+    """Import a CSV file's bytes; return a Report (nothing written if refused)."""
+    instance = None
+    if instance_code:
+        try:
+            instance = contract_sync.changes_of({"instance": instance_code}, False)[
+                "instance"
+            ]
+        except contract_sync.FieldError as exc:
+            raise ImportRefused(f"--instance {instance_code}: {exc.reason}") from None
+    columns, delimiter, encoding, rows = parse(data, rows_max)
+    report = Report(
+        dry_run=dry_run, partial=partial, encoding=encoding, delimiter=delimiter
+    )
+    started = utcnow()
+    plan = _plan(rows, columns, _existing(), instance, report)
+    report.unchanged = len(rows) - len(report.refused) - report.created - report.updated
+    if dry_run or (report.refused and not partial):
+        return report
+    hashes = _pooled(generate_password_hash, [(p,) for p in plan.passwords.values()])
+    plan.passwords = dict(zip(plan.passwords, hashes, strict=True))
+    _write(plan, started, partial)
+    report.written = True
+    return report
+
+
+def _batches(items):
+    return (items[start : start + BATCH] for start in range(0, len(items), BATCH))
+
+
+def _write(plan, started, partial):
+    """Write the plan: one unit for the whole (all or nothing) or one per batch."""
+    now = utcnow()
+    steps = [
+        *(lambda b=b: _insert(b, plan.passwords, now) for b in _batches(plan.creates)),
+        *(lambda b=b: _update(b, plan.passwords, now) for b in _batches(plan.updates)),
+        *(lambda b=b: _redate(b, now) for b in _batches(plan.redated)),
+    ]
+    numbers = [n for n, _ in plan.creates] + [u[0] for u in plan.updates]
+    if partial:
+        for batch in _batches(numbers):
+            with write_unit():
+                _refuse_changed_since(started, batch)
+        for step in steps:
+            with write_unit():
+                step()
+        return
+    with write_unit():
+        _refuse_changed_since(started, numbers)
+        for step in steps:
+            step()
+
+
+def _refuse_changed_since(started, numbers):
+    """Raise Conflict if another writer changed one of these contracts meanwhile."""
+    changed = {
+        number
+        for (number,) in Contract.select(Contract.number)
+        .where(Contract.updated_at >= started)
+        .tuples()
+    }
+    clash = sorted(changed.intersection(numbers))
+    if clash:
+        raise Conflict(
+            f"contract {clash[0]!r} changed while the file was read; run it again"
+        )
+
+
+def _insert(batch, passwords, now):
+    rows = [
+        {
+            "number": number,
+            "name": changes["name"],
+            "email": changes.get("email"),
+            "phone": changes.get("phone"),
+            "password_hash": passwords.get(number, ""),
+            "status": changes.get("status", "active"),
+            "source": "import",
+            "instance": changes.get("instance"),
+            "billing_balance": changes.get("billing_balance"),
+            "billing_balance_at": now if "billing_balance" in changes else None,
+            "balance": 0,
+            "session_generation": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for number, changes in batch
+    ]
+    try:
+        Contract.insert_many(rows).execute()
+    except IntegrityError:
+        raise Conflict(
+            "a contract of the file was created meanwhile; run it again"
+        ) from None
+
+
+def _update(batch, passwords, now):
+    """One UPDATE … FROM (VALUES …) for a batch of full rows."""
+    rows = [
+        (
+            contract_id,
+            new["name"],
+            new["email"],
+            new["phone"],
+            new["status"],
+            new["billing_balance"],
+            new["instance"],
+            int(balance_given),
+            int(bump),
+            passwords.get(number),
+        )
+        for number, contract_id, new, balance_given, bump in batch
+    ]
+    # Unnamed: SQLite cannot name a subquery's columns; both call them column1….
+    values = ValuesList(rows, alias="v")
+    names = ("id", *_UPDATED, "dated", "bump", "hash")
+    v = {name: getattr(values.c, f"column{i}") for i, name in enumerate(names, 1)}
+    Contract.update(
+        {
+            Contract.name: v["name"],
+            Contract.email: v["email"],
+            Contract.phone: v["phone"],
+            Contract.status: v["status"],
+            Contract.billing_balance: v["billing_balance"].cast("BIGINT"),
+            Contract.billing_balance_at: Case(
+                None, [(v["dated"] == 1, now)], Contract.billing_balance_at
+            ),
+            Contract.instance: v["instance"].cast("INTEGER"),
+            Contract.password_hash: Case(
+                None, [(v["hash"].is_null(False), v["hash"])], Contract.password_hash
+            ),
+            Contract.session_generation: Contract.session_generation + v["bump"],
+            Contract.updated_at: now,
+        }
+    ).from_(values).where(Contract.id == v["id"]).execute()
+
+
+def _redate(batch, now):
+    """The billing's balance, given again, holds as of now (not an update)."""
+    Contract.update(billing_balance_at=now).where(Contract.id.in_(batch)).execute()

@@ -1,0 +1,217 @@
+"""Contracts from the ISP's billing by CSV: the format, the report, all or nothing."""
+
+import pytest
+
+from cabinet import accounts, contract_import
+from cabinet.contract_import import ImportRefused
+from cabinet.db import db
+from cabinet.models import Contract
+
+GOOD = (
+    "number;name;email;phone;balance;status\n"
+    "2001;Сидоров С. С.;sidorov@example.com;8 (916) 123-45-67;-123,45;active\n"
+    "2002;Кузнецова А. А.;;;500;blocked\n"
+)
+
+
+def _csv(text, encoding="utf-8"):
+    return text.encode(encoding)
+
+
+def _numbers():
+    return sorted(c.number for c in Contract.select())
+
+
+def test_good_rows_create_contracts_from_the_import(demo):
+    report = contract_import.run(_csv(GOOD))
+    assert report.counts() == {"created": 2, "updated": 0, "unchanged": 0, "refused": 0}
+    first, second = Contract.by_number("2001"), Contract.by_number("2002")
+    assert (first.name, first.email, first.phone) == (
+        "Сидоров С. С.",
+        "sidorov@example.com",
+        "+79161234567",
+    )
+    assert (first.billing_balance, first.source, first.status) == (
+        -12345,
+        "import",
+        "active",
+    )
+    assert first.billing_balance_at is not None and first.password_hash == ""
+    assert second.status == "blocked" and second.email is None
+    assert first.balance == 0  # the cabinet's own sum stays the ledger's
+
+
+def test_rerunning_the_same_file_creates_nothing_and_changes_nothing(demo):
+    contract_import.run(_csv(GOOD))
+    before = {c.number: c.updated_at for c in Contract.select()}
+    report = contract_import.run(_csv(GOOD))
+    assert report.counts() == {"created": 0, "updated": 0, "unchanged": 2, "refused": 0}
+    assert {c.number: c.updated_at for c in Contract.select()} == before
+
+
+def test_a_changed_row_updates_only_that_contract(demo):
+    contract_import.run(_csv(GOOD))
+    generation = Contract.by_number("2001").session_generation
+    changed = GOOD.replace("2001;Сидоров С. С.", "2001;Сидоров Семён").replace(
+        "500;blocked", "500;active"
+    )
+    report = contract_import.run(_csv(changed))
+    assert (report.updated, report.unchanged) == (2, 0)
+    assert Contract.by_number("2001").name == "Сидоров Семён"
+    assert Contract.by_number("2001").session_generation == generation
+    assert Contract.by_number("2002").status == "active"
+
+
+def test_blocking_by_import_ends_the_contracts_sessions(demo):
+    generation = Contract.by_number("1001").session_generation
+    report = contract_import.run(_csv("number,status\n1001,blocked\n"))
+    assert report.updated == 1
+    contract = Contract.by_number("1001")
+    assert contract.status == "blocked"
+    assert contract.session_generation == generation + 1
+    assert contract.source == "hand"  # the import only updated it
+
+
+def test_empty_cells_keep_values_except_email_and_phone_which_are_cleared(demo):
+    report = contract_import.run(_csv("number;name;email;balance\n1001;;;\n"))
+    assert report.updated == 1
+    contract = Contract.by_number("1001")
+    assert contract.name == "Иванов И. И." and contract.billing_balance is None
+    assert contract.email is None
+
+
+def test_a_password_is_hashed_and_checked_against_on_a_rerun(demo):
+    text = "number,name,password\n2003,Орлов,s3cret-pass\n1001,,new-pass-1\n"
+    assert contract_import.run(_csv(text)).counts()["created"] == 1
+    assert accounts.password_matches(Contract.by_number("2003"), "s3cret-pass")
+    assert accounts.password_matches(Contract.by_number("1001"), "new-pass-1")
+    again = contract_import.run(_csv(text))
+    assert (again.unchanged, again.updated) == (2, 0)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1251"])
+@pytest.mark.parametrize("delimiter", [";", ","])
+def test_both_encodings_with_or_without_bom_and_both_delimiters(
+    demo, encoding, delimiter
+):
+    text = GOOD.replace(";", delimiter).replace("-123,45", '"-123,45"')
+    report = contract_import.run(_csv(text, encoding))
+    assert (report.created, report.refused) == (2, [])
+    assert (report.encoding, report.delimiter) == (encoding, delimiter)
+    assert Contract.by_number("2002").name == "Кузнецова А. А."
+    assert Contract.by_number("2001").billing_balance == -12345
+
+
+BAD = (
+    "number;name;email;status\n"
+    "2001;Сидоров;sidorov@example.com;active\n"
+    "2002;Кузнецова;not-an-address;active\n"
+    "2001;Сидоров;;active\n"
+    "2004;Орлов;;deleted\n"
+    "2005;;;active\n"
+    "2006;Лишний;;active;extra\n"
+    "bad number;Кто-то;;active\n"
+)
+
+
+def _refusals(report):
+    return [(r.line, r.field) for r in report.refused]
+
+
+def test_bad_and_duplicate_rows_refuse_the_file_with_line_and_field(demo):
+    report = contract_import.run(_csv(BAD))
+    assert _refusals(report) == [
+        (3, "email"),
+        (4, "number"),
+        (5, "status"),
+        (6, "name"),
+        (7, "line"),
+        (8, "number"),
+    ]
+    assert report.refused[1].reason == "repeats the number of line 2"
+    assert not report.written and _numbers() == ["1001", "1002"]
+
+
+def test_partial_writes_the_good_rows_and_reports_the_bad(demo):
+    report = contract_import.run(_csv(BAD), partial=True)
+    assert report.written and len(report.refused) == 6
+    assert _numbers() == ["1001", "1002", "2001"]
+
+
+def test_a_dry_run_reports_and_writes_nothing(demo):
+    report = contract_import.run(_csv(GOOD), dry_run=True)
+    assert report.created == 2 and not report.written
+    assert _numbers() == ["1001", "1002"]
+
+
+def test_instance_links_new_contracts_and_never_moves_linked_ones(demo):
+    from cabinet import configurations
+
+    other = configurations.add_instance("other", "Other ISP")
+    text = "number,name\n2001,Новый\n1001,Иванов И. И.\n"
+    report = contract_import.run(_csv(text), instance_code="other")
+    assert (report.created, report.unchanged) == (1, 1)
+    assert Contract.by_number("2001").instance_id == other.id
+    assert Contract.by_number("1001").instance_id == demo["instance"].id
+    with pytest.raises(ImportRefused, match="no module instance"):
+        contract_import.run(_csv(text), instance_code="nowhere")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"number;nickname\n1;x\n", "unknown column 'nickname'"),
+        (b"number;name;name\n1;x;y\n", "column 'name' is given twice"),
+        (b"name;email\nx;a@b.c\n", "no column 'number'"),
+        (b"number\n" + b"1" * 5000 + b"\n", "line 2 is longer than 4096"),
+        (b"number;name\n\x98\xff;x\n", "neither UTF-8 nor CP1251"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_refused_whole(demo, data, message):
+    with pytest.raises(ImportRefused, match=message):
+        contract_import.run(data)
+    assert _numbers() == ["1001", "1002"]
+
+
+def test_more_rows_than_the_limit_refuse_the_file(demo):
+    with pytest.raises(ImportRefused, match="more than 2 rows"):
+        contract_import.run(_csv("number,name\n1,a\n2,b\n3,c\n"), rows_max=2)
+
+
+@pytest.fixture
+def cli(app, demo, tmp_path):
+    runner = app.test_cli_runner()
+
+    def run(text, *options):
+        path = tmp_path / "contracts.csv"
+        path.write_bytes(_csv(text))
+        db.close()
+        result = runner.invoke(args=["contract", "import", str(path), *options])
+        db.connect(reuse_if_open=True)
+        return result
+
+    return run
+
+
+def test_the_cli_prints_the_report(cli):
+    result = cli(GOOD)
+    assert result.exit_code == 0, result.output
+    assert "2 created, 0 updated, 0 unchanged, 0 refused (written" in result.output
+    assert _numbers() == ["1001", "1002", "2001", "2002"]
+
+
+def test_the_cli_refuses_bad_rows_with_exit_2_and_writes_nothing(cli):
+    result = cli(BAD)
+    assert result.exit_code == 2
+    assert "refused line 3: email: not an e-mail address" in result.stderr
+    assert "Error: 6 rows refused, nothing written" in result.stderr
+    assert _numbers() == ["1001", "1002"]
+    partial = cli(BAD, "--partial")
+    assert partial.exit_code == 0 and "1 created" in partial.output
+    assert _numbers() == ["1001", "1002", "2001"]
+
+
+def test_the_cli_refuses_an_unreadable_file_with_exit_2(cli):
+    result = cli("number;nickname\n1;x\n")
+    assert result.exit_code == 2 and "Error: unknown column" in result.stderr
