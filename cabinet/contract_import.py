@@ -7,17 +7,19 @@ first write; the writes go in batches of insert_many and UPDATE … FROM VALUES.
 """
 
 import csv
+import gc
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 
-from peewee import Case, IntegrityError, ValuesList
+from peewee import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import contract_sync
 from .clock import utcnow
-from .db import write_unit
+from .db import db, write_unit
 from .errors import BadRequest, Conflict
 from .models import Contract
 
@@ -264,8 +266,30 @@ def _count(plan, report):
     report.updated = len(plan.updates)
 
 
+@contextmanager
+def _no_cyclic_gc():
+    """Pause the cyclic garbage collector while the plan's million objects are built.
+
+    Each collection walks every live object: 200,000 rows took 12 s with it,
+    4.5 s without (process-wide for those seconds; reference counting still
+    frees everything that is not a cycle).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run(data, instance_code=None, dry_run=False, partial=False, rows_max=ROWS_MAX):
     """Import a CSV file's bytes; return a Report (nothing written if refused)."""
+    with _no_cyclic_gc():
+        return _run(data, instance_code, dry_run, partial, rows_max)
+
+
+def _run(data, instance_code, dry_run, partial, rows_max):
     instance = None
     if instance_code:
         try:
@@ -332,28 +356,63 @@ def _refuse_changed_since(started, numbers):
         )
 
 
+def _values(rows):
+    """The (?, ?), (?, ?) of a VALUES list and its parameters, flat."""
+    mark = db.param
+    one = "(" + ", ".join([mark] * len(rows[0])) + ")"
+    return ", ".join([one] * len(rows)), [value for row in rows for value in row]
+
+
+_INSERTED = (
+    "number",
+    "name",
+    "email",
+    "phone",
+    "password_hash",
+    "status",
+    "source",
+    "instance_id",
+    "billing_balance",
+    "billing_balance_at",
+    "balance",
+    "session_generation",
+    "created_at",
+    "updated_at",
+)
+
+
 def _insert(batch, passwords, now):
+    """One INSERT of a batch of new contracts.
+
+    Written as SQL: peewee's insert_many spends more time composing the
+    statement than the database spends running it.
+    """
+    at = Contract.created_at.db_value(now)
     rows = [
-        {
-            "number": number,
-            "name": changes["name"],
-            "email": changes.get("email"),
-            "phone": changes.get("phone"),
-            "password_hash": passwords.get(number, ""),
-            "status": changes.get("status", "active"),
-            "source": "import",
-            "instance": changes.get("instance"),
-            "billing_balance": changes.get("billing_balance"),
-            "billing_balance_at": now if "billing_balance" in changes else None,
-            "balance": 0,
-            "session_generation": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
+        (
+            number,
+            changes["name"],
+            changes.get("email"),
+            changes.get("phone"),
+            passwords.get(number, ""),
+            changes.get("status", "active"),
+            "import",
+            changes.get("instance"),
+            changes.get("billing_balance"),
+            at if "billing_balance" in changes else None,
+            0,
+            0,
+            at,
+            at,
+        )
         for number, changes in batch
     ]
+    values, params = _values(rows)
+    table = Contract._meta.table_name
     try:
-        Contract.insert_many(rows).execute()
+        db.execute_sql(
+            f"INSERT INTO {table} ({', '.join(_INSERTED)}) VALUES {values}", params
+        )
     except IntegrityError:
         raise Conflict(
             "a contract of the file was created meanwhile; run it again"
@@ -361,7 +420,8 @@ def _insert(batch, passwords, now):
 
 
 def _update(batch, passwords, now):
-    """One UPDATE … FROM (VALUES …) for a batch of full rows."""
+    """One UPDATE … FROM (VALUES …) of a batch of full rows (SQL, as _insert)."""
+    at = Contract.updated_at.db_value(now)
     rows = [
         (
             contract_id,
@@ -377,28 +437,23 @@ def _update(batch, passwords, now):
         )
         for number, contract_id, new, balance_given, bump in batch
     ]
-    # Unnamed: SQLite cannot name a subquery's columns; both call them column1….
-    values = ValuesList(rows, alias="v")
-    names = ("id", *_UPDATED, "dated", "bump", "hash")
-    v = {name: getattr(values.c, f"column{i}") for i, name in enumerate(names, 1)}
-    Contract.update(
-        {
-            Contract.name: v["name"],
-            Contract.email: v["email"],
-            Contract.phone: v["phone"],
-            Contract.status: v["status"],
-            Contract.billing_balance: v["billing_balance"].cast("BIGINT"),
-            Contract.billing_balance_at: Case(
-                None, [(v["dated"] == 1, now)], Contract.billing_balance_at
-            ),
-            Contract.instance: v["instance"].cast("INTEGER"),
-            Contract.password_hash: Case(
-                None, [(v["hash"].is_null(False), v["hash"])], Contract.password_hash
-            ),
-            Contract.session_generation: Contract.session_generation + v["bump"],
-            Contract.updated_at: now,
-        }
-    ).from_(values).where(Contract.id == v["id"]).execute()
+    values, params = _values(rows)
+    mark, table = db.param, Contract._meta.table_name
+    # VALUES columns are column1…: SQLite cannot name a subquery's columns.
+    # The casts type a column PostgreSQL sees only NULLs in.
+    sql = (
+        f"UPDATE {table} SET name = v.column2, email = v.column3,"
+        " phone = v.column4, status = v.column5,"
+        " billing_balance = CAST(v.column6 AS BIGINT),"
+        " instance_id = CAST(v.column7 AS INTEGER),"
+        f" billing_balance_at = CASE WHEN v.column8 = 1 THEN {mark}"
+        " ELSE billing_balance_at END,"
+        " session_generation = session_generation + v.column9,"
+        " password_hash = COALESCE(v.column10, password_hash),"
+        f" updated_at = {mark}"
+        f" FROM (VALUES {values}) AS v WHERE {table}.id = v.column1"
+    )
+    db.execute_sql(sql, [at, at, *params])
 
 
 def _redate(batch, now):
