@@ -951,7 +951,7 @@ class Bench:
             f"at the billing, {repeats} repeated txn_id; {failed} failed",
         )
 
-    # -- 9: the contracts CSV import ---------------------------------------------
+    # -- 10: the contracts CSV import ---------------------------------------------
 
     def bench_import(self):
         """Import IMPORT_ROWS new contracts, the same file again, every row changed."""
@@ -1021,7 +1021,7 @@ class Bench:
             assert report.created == IMPORT_PASSWORDS, report.counts()
         created = timings["created"]
         self.add(
-            f"9 import: {len(rows):,} new contracts",
+            f"10 import: {len(rows):,} new contracts",
             len(rows) / created,
             ">= 0.1",
             created / baseline <= 10,
@@ -1032,7 +1032,7 @@ class Bench:
         )
         for what, seconds in timings.items():
             self.add(
-                f"9 import: {len(rows):,} rows {what}",
+                f"10 import: {len(rows):,} rows {what}",
                 seconds,
                 "< 60 s",
                 seconds < 60,
@@ -1040,7 +1040,7 @@ class Bench:
                 note="" if what != "created" else "without the password column",
             )
         self.add(
-            "9 import: the password column, per row",
+            "10 import: the password column, per row",
             per_password * 1000,
             "measured",
             True,

@@ -1,11 +1,17 @@
 """Contracts from the ISP's billing by CSV: the format, the report, all or nothing."""
 
+import io
+import re
+from datetime import UTC
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from cabinet import accounts, contract_import
 from cabinet.contract_import import ImportRefused
 from cabinet.db import db
-from cabinet.models import Contract
+from cabinet.models import AuditEntry, Contract
+from tests.helpers import OPERATOR, console_login
 
 GOOD = (
     "number;name;email;phone;balance;status\n"
@@ -215,3 +221,92 @@ def test_the_cli_refuses_bad_rows_with_exit_2_and_writes_nothing(cli):
 def test_the_cli_refuses_an_unreadable_file_with_exit_2(cli):
     result = cli("number;nickname\n1;x\n")
     assert result.exit_code == 2 and "Error: unknown column" in result.stderr
+
+
+def _upload(client, text, **flags):
+    data = {"file": (io.BytesIO(_csv(text)), "contracts.csv")}
+    data.update({name: "y" for name, on in flags.items() if on})
+    return client.post(
+        "/console/contract-import", data=data, content_type="multipart/form-data"
+    )
+
+
+def _page(answer):
+    return re.sub(r"\s+", " ", answer.get_data(as_text=True))
+
+
+def test_an_admin_imports_from_the_console_and_the_import_is_audited(client, staff):
+    console_login(client)
+    assert client.get("/console/contract-import").status_code == 200
+    dry = _upload(client, GOOD, dry_run=True)
+    assert dry.status_code == 200 and 'id="created">2<' in _page(dry)
+    assert _numbers() == ["1001", "1002"] and AuditEntry.select().count() == 0
+    done = _upload(client, GOOD)
+    assert done.status_code == 200 and 'id="created">2<' in _page(done)
+    assert _numbers() == ["1001", "1002", "2001", "2002"]
+    entry = AuditEntry.get(AuditEntry.action == "contract.import")
+    assert entry.after == {
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "refused": 0,
+        "partial": False,
+    }
+
+
+def test_refused_rows_in_the_console_write_nothing_unless_partial(client, staff):
+    console_login(client)
+    refused = _upload(client, BAD)
+    page = _page(refused)
+    assert refused.status_code == 400 and 'id="refused">6<' in page
+    assert "repeats the number of line 2" in page
+    assert _numbers() == ["1001", "1002"]
+    partial = _upload(client, BAD, partial=True)
+    assert partial.status_code == 200 and 'id="created">1<' in _page(partial)
+    assert _numbers() == ["1001", "1002", "2001"]
+    unreadable = _upload(client, "number;nickname\n1;x\n")
+    assert unreadable.status_code == 400
+    assert "unknown column &#39;nickname&#39;" in _page(unreadable)
+
+
+def test_only_admins_may_import(client, staff):
+    console_login(client, OPERATOR)
+    assert client.get("/console/contract-import").status_code == 403
+    assert _upload(client, GOOD).status_code == 403
+    assert _numbers() == ["1001", "1002"]
+    assert "contract-import" not in client.get("/console/contracts").text
+
+
+def test_an_upload_has_its_own_limit_beyond_max_content_length(make_app, staff):
+    client = make_app(CONTRACT_IMPORT_MAX_BYTES=1500, MAX_CONTENT_LENGTH=100)
+    client = client.test_client()
+    console_login(client)
+    answer = _upload(client, "number,name\n" + "2001,Имя\n" * 200)
+    assert answer.status_code == 413 and _numbers() == ["1001", "1002"]
+    assert _upload(client, GOOD).status_code == 200  # larger than 100 bytes
+
+
+def test_the_upload_needs_the_csrf_token(make_app, staff):
+    client = make_app(WTF_CSRF_ENABLED=True).test_client()
+    page = client.get("/console/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)[1]
+    client.post(
+        "/console/login",
+        data={"login": "admin", "password": "admin-password", "csrf_token": token},
+    )
+    assert _upload(client, GOOD).status_code == 400
+    assert _numbers() == ["1001", "1002"]
+
+
+def test_the_console_shows_source_status_and_the_billing_balance(app, client, staff):
+    contract_import.run(_csv(GOOD))
+    console_login(client, OPERATOR)
+    listing = _page(client.get("/console/contracts"))
+    assert "CSV-импорт" in listing and "Вручную" in listing
+    assert "Заблокирован" in listing and "-123,45" in listing
+    page = _page(client.get("/console/contracts/2002"))
+    assert "Заблокирован: не может войти и платить" in page
+    at = Contract.by_number("2002").billing_balance_at.replace(tzinfo=UTC)
+    local = at.astimezone(ZoneInfo(app.config["TIMEZONE"])).strftime("%d.%m.%Y %H:%M")
+    assert f'500,00 ₽ <span class="muted">на {local}</span>' in page
+    assert "не известен" in _page(client.get("/console/contracts/1001"))
