@@ -8,6 +8,7 @@ first write; the writes go in batches of insert_many and UPDATE … FROM VALUES.
 
 import csv
 import gc
+import io
 import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -112,19 +113,28 @@ def _header(line):
     return names, delimiter
 
 
-def parse(data, rows_max=ROWS_MAX):
-    """Read a CSV file's bytes: (columns, delimiter, encoding, [(line, cells)])."""
-    text, encoding = decode(data)
-    lines = text.splitlines(keepends=True)
-    for number, line in enumerate(lines, 1):
+def _lines(text):
+    """Yield the file's lines (\n, \r\n or \r, as csv wants them), none too long."""
+    for number, line in enumerate(io.StringIO(text, newline=""), 1):
         if len(line) > LINE_LENGTH_MAX:
             raise ImportRefused(
                 f"line {number} is longer than {LINE_LENGTH_MAX} characters"
             )
-    if not lines or not lines[0].strip():
+        yield line
+
+
+def parse(data, rows_max=ROWS_MAX):
+    """Read a CSV file's bytes: (columns, delimiter, encoding, [(line, cells)])."""
+    text, encoding = decode(data)
+    if "\x00" in text:  # no field has a use for it; PostgreSQL cannot store it
+        raise ImportRefused("the file contains a NUL character: not a CSV file")
+    lines = _lines(text)
+    first = next(lines, "")
+    if not first.strip():
         raise ImportRefused("the file is empty: a header row naming the columns first")
-    columns, delimiter = _header(lines[0])
-    reader = csv.reader(lines[1:], delimiter=delimiter)
+    columns, delimiter = _header(first)
+    # strict: a quote left open would swallow the rest of the file into one cell.
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     rows, last = [], 1
     try:
         for cells in reader:
@@ -322,27 +332,32 @@ def _write(plan, started, partial):
     """Write the plan: one unit for the whole (all or nothing) or one per batch."""
     now = utcnow()
     steps = [
-        *(lambda b=b: _insert(b, plan.passwords, now) for b in _batches(plan.creates)),
-        *(lambda b=b: _update(b, plan.passwords, now) for b in _batches(plan.updates)),
-        *(lambda b=b: _redate(b, now) for b in _batches(plan.redated)),
+        *(
+            ([n for n, _ in b], lambda b=b: _insert(b, plan.passwords, now))
+            for b in _batches(plan.creates)
+        ),
+        *(
+            ([u[0] for u in b], lambda b=b: _update(b, plan.passwords, now))
+            for b in _batches(plan.updates)
+        ),
+        *(([], lambda b=b: _redate(b, now)) for b in _batches(plan.redated)),
     ]
-    numbers = [n for n, _ in plan.creates] + [u[0] for u in plan.updates]
     if partial:
-        for batch in _batches(numbers):
+        for numbers, step in steps:
             with write_unit():
-                _refuse_changed_since(started, batch)
-        for step in steps:
-            with write_unit():
+                _refuse_changed_since(started, numbers)
                 step()
         return
     with write_unit():
-        _refuse_changed_since(started, numbers)
-        for step in steps:
+        _refuse_changed_since(started, [n for numbers, _ in steps for n in numbers])
+        for _, step in steps:
             step()
 
 
 def _refuse_changed_since(started, numbers):
     """Raise Conflict if another writer changed one of these contracts meanwhile."""
+    if not numbers:
+        return
     changed = {
         number
         for (number,) in Contract.select(Contract.number)

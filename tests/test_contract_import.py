@@ -10,6 +10,7 @@ import pytest
 from cabinet import accounts, contract_import
 from cabinet.contract_import import ImportRefused
 from cabinet.db import db
+from cabinet.errors import Conflict
 from cabinet.models import AuditEntry, Contract
 from tests.helpers import OPERATOR, console_login
 
@@ -101,6 +102,8 @@ def test_both_encodings_with_or_without_bom_and_both_delimiters(
     demo, encoding, delimiter
 ):
     text = GOOD.replace(";", delimiter).replace("-123,45", '"-123,45"')
+    if encoding == "cp1251":
+        text = text.replace("\n", "\r\n")  # as Excel writes it
     report = contract_import.run(_csv(text, encoding))
     assert (report.created, report.refused) == (2, [])
     assert (report.encoding, report.delimiter) == (encoding, delimiter)
@@ -172,12 +175,34 @@ def test_instance_links_new_contracts_and_never_moves_linked_ones(demo):
         (b"name;email\nx;a@b.c\n", "no column 'number'"),
         (b"number\n" + b"1" * 5000 + b"\n", "line 2 is longer than 4096"),
         (b"number;name\n\x98\xff;x\n", "neither UTF-8 nor CP1251"),
+        (b"number;name\n1;a\x00b\n", "NUL character"),
+        (b'number;name\n1;"open quote\n', "line 2: unexpected end of data"),
     ],
 )
 def test_a_file_that_cannot_be_read_is_refused_whole(demo, data, message):
     with pytest.raises(ImportRefused, match=message):
         contract_import.run(data)
     assert _numbers() == ["1001", "1002"]
+
+
+def test_a_contract_changed_while_the_file_was_read_refuses_the_import(
+    demo, monkeypatch
+):
+    from cabinet import contract_sync
+
+    read = contract_import._existing
+
+    def read_then_change():
+        existing = read()
+        contract_sync.upsert("1001", {"name": "Изменён через API"}, "api")
+        return existing
+
+    monkeypatch.setattr(contract_import, "_existing", read_then_change)
+    text = "number,name\n2001,Новый\n1001,Иванов И. И. (биллинг)\n"
+    with pytest.raises(Conflict, match="'1001' changed while the file was read"):
+        contract_import.run(_csv(text))
+    assert _numbers() == ["1001", "1002"]
+    assert Contract.by_number("1001").name == "Изменён через API"
 
 
 def test_more_rows_than_the_limit_refuse_the_file(demo):
