@@ -192,8 +192,8 @@ def test_a_contract_changed_while_the_file_was_read_refuses_the_import(
 
     read = contract_import._existing
 
-    def read_then_change():
-        existing = read()
+    def read_then_change(*args):
+        existing = read(*args)
         contract_sync.upsert("1001", {"name": "Изменён через API"}, "api")
         return existing
 
