@@ -3,7 +3,10 @@
 Fields are checked by contract_sync (one set of rules for the API and the
 import). Every row is checked in memory against the contracts read in one
 query before anything is written, so a refused row stops the file before its
-first write; the writes go in batches of insert_many and UPDATE … FROM VALUES.
+first write; the writes go in batches (a multi-row INSERT, an UPDATE … FROM
+VALUES), all in one unit (all or nothing: SQLite's write lock is held for the
+seconds the batches take, not for the reading and checking) or, partial, one
+unit a batch.
 """
 
 import csv
@@ -176,8 +179,7 @@ def _existing(hashes):
     """Every contract's fields an import compares, by number, in one query.
 
     (id, name, email, phone, status, billing_balance, instance, password hash):
-    tuples, not models or dicts, and the hash only if the file has passwords
-    (200,000 contracts take about 100 MB as it is).
+    tuples, not models or dicts, and the hash only if the file has passwords.
     """
     query = Contract.select(
         Contract.number,
@@ -216,7 +218,7 @@ class _Plan:
 def _plan(rows, columns, existing, instance, report):
     """Check every row; fill the report's counts and return the plan of writes."""
     plan, seen = _Plan(), {}
-    checks = []  # (number, id, new, dated, stored hash, password): same otherwise
+    checks = []  # (entry, other fields differ, stored hash, password given)
     for line, cells in rows:
         plan.rows += 1
         if len(cells) != len(columns):

@@ -87,6 +87,16 @@ def test_empty_cells_keep_values_except_email_and_phone_which_are_cleared(demo):
     assert contract.email is None
 
 
+def test_the_same_password_with_a_new_name_keeps_the_sessions(demo):
+    generation = Contract.by_number("1001").session_generation
+    text = "number,name,password\n1001,Иванов Иван,demo-pass\n"
+    assert contract_import.run(_csv(text)).updated == 1
+    contract = Contract.by_number("1001")
+    assert contract.name == "Иванов Иван"
+    assert contract.session_generation == generation
+    assert accounts.password_matches(contract, "demo-pass")
+
+
 def test_a_password_is_hashed_and_checked_against_on_a_rerun(demo):
     text = "number,name,password\n2003,Орлов,s3cret-pass\n1001,,new-pass-1\n"
     assert contract_import.run(_csv(text)).counts()["created"] == 1
@@ -243,6 +253,13 @@ def test_the_cli_refuses_bad_rows_with_exit_2_and_writes_nothing(cli):
     assert _numbers() == ["1001", "1002", "2001"]
 
 
+def test_the_cli_dry_run_reports_and_writes_nothing(cli):
+    result = cli(GOOD, "--dry-run")
+    assert result.exit_code == 0
+    assert "2 created, 0 updated, 0 unchanged, 0 refused (dry run" in result.output
+    assert _numbers() == ["1001", "1002"]
+
+
 def test_the_cli_refuses_an_unreadable_file_with_exit_2(cli):
     result = cli("number;nickname\n1;x\n")
     assert result.exit_code == 2 and "Error: unknown column" in result.stderr
@@ -335,3 +352,20 @@ def test_the_console_shows_source_status_and_the_billing_balance(app, client, st
     local = at.astimezone(ZoneInfo(app.config["TIMEZONE"])).strftime("%d.%m.%Y %H:%M")
     assert f'500,00 ₽ <span class="muted">на {local}</span>' in page
     assert "не известен" in _page(client.get("/console/contracts/1001"))
+
+
+def test_many_passwords_are_hashed_in_a_pool_of_processes(demo, monkeypatch):
+    from werkzeug import security
+
+    monkeypatch.setattr(contract_import, "POOL_FROM", 2)
+    # The session's cached stand-in cannot cross to another process; the real one.
+    real = security.generate_password_hash
+    monkeypatch.setattr(contract_import, "generate_password_hash", real)
+    rows = "".join(f"30{n:02d},Абонент {n},pass-{n:04d}\n" for n in range(3))
+    report = contract_import.run(_csv("number,name,password\n" + rows))
+    assert report.created == 3
+    for n in range(3):
+        contract = Contract.by_number(f"30{n:02d}")
+        assert accounts.password_matches(contract, f"pass-{n:04d}")
+    again = contract_import.run(_csv("number,name,password\n" + rows))
+    assert again.unchanged == 3  # checked in the pool too
