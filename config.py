@@ -31,6 +31,9 @@ def from_env(environ=None):
     testing = _bool(env.get("TESTING", "0"))
     return {
         "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret_key(),
+        # Fernet keys of the secrets kept in the database (cabinet/sealing.py);
+        # empty: one derived from SECRET_KEY.
+        "SECRETS_KEY": env.get("SECRETS_KEY", ""),
         "TESTING": testing,
         "DATABASE_URL": env.get(
             "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'cabinet.sqlite3'}"
@@ -48,6 +51,15 @@ def from_env(environ=None):
         "LOGIN_LOCKOUT_SECONDS": int(env.get("LOGIN_LOCKOUT_SECONDS", "900")),
         "LOGIN_ACCOUNT_ATTEMPTS": int(env.get("LOGIN_ACCOUNT_ATTEMPTS", "100")),
         "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES", "30")),
+        # How long a sign-in link from the ISP's site (POST /api/sessions) lives.
+        "HANDOFF_SECONDS": int(env.get("HANDOFF_SECONDS", "60")),
+        # Sign-in links one address may open per minute (GET /handoff/…).
+        "HANDOFF_RATE_LIMIT": int(env.get("HANDOFF_RATE_LIMIT", "30")),
+        # /quick-pay: orders one address, and one contract number, may start
+        # per minute; and whether the form shows the contract's masked name.
+        "QUICK_PAY_ADDRESS_LIMIT": int(env.get("QUICK_PAY_ADDRESS_LIMIT", "10")),
+        "QUICK_PAY_CONTRACT_LIMIT": int(env.get("QUICK_PAY_CONTRACT_LIMIT", "5")),
+        "QUICK_PAY_SHOW_NAME": _bool(env.get("QUICK_PAY_SHOW_NAME", "0")),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "LOG_FORMAT": env.get("LOG_FORMAT", "text"),
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),

@@ -761,9 +761,15 @@ class Bench:
         from cabinet.models import BillingDelivery, Transaction
 
         path = "/uniteller/isp/notify"
-        # Without, with, with, without: a drift of the machine that is linear in
-        # time falls on both sides alike (alternating would put it all on one).
-        runs = [(False, "OA"), (True, "OB"), (True, "OC"), (False, "OD")]
+        # Without, with, with, without, twice: a drift of the machine that is
+        # linear in time falls on both sides alike (alternating would put it all
+        # on one), and a burst of load elsewhere weighs half as much.
+        runs = [
+            (active, f"O{letter}")
+            for active, letter in zip(
+                (False, True, True, False) * 2, "ABCDEFGH", strict=True
+            )
+        ]
         files = {}
         with self.app.app_context(), db.connection_context():
             for _, prefix in runs:

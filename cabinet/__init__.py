@@ -112,9 +112,10 @@ def register_input_guard(app):
 
 def register_extensions(app):
     """Bind the database, Redis, login, CSRF, htmx and Babel to the app."""
-    from . import auth, db, migrations
+    from . import auth, db, migrations, sealing
     from .extensions import babel, csrf, htmx, init_redis, login_manager
 
+    sealing.init_app(app)
     db.init_app(app)
     migrations.init_app(app)
     init_redis(app)
@@ -152,11 +153,13 @@ def register_blueprints(app):
 
 def register_errors(app):
     """Map our errors and HTTP errors to pages (or plain text for machines)."""
-    from flask import render_template
+    from flask import jsonify, render_template
 
     from .errors import CabinetError
 
     def render_error(code, reason=""):
+        if request.path.startswith("/api/"):  # the ISP's scripts read JSON
+            return jsonify({"error": reason or str(code)}), code
         if request.blueprint == "gateway":
             return reason or str(code), code, {"Content-Type": "text/plain"}
         return render_template("errors/error.html", code=code, reason=reason), code

@@ -3,17 +3,50 @@
 import re
 import secrets
 
-from peewee import IntegrityError
+from peewee import IntegrityError, PostgresqlDatabase
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .db import db
+from .clock import utcnow
+from .db import db, write_unit
 from .errors import CabinetError, Conflict, NotFound
 from .models import Contract, Operator
+
+# PostgreSQL advisory lock: writers of contracts hold it exclusively from before
+# they take updated_at until they commit; the API's list holds it shared while
+# it reads. So no change with an updated_at below what a page returned can
+# commit after the page was read (the list's keyset would skip it).
+CHANGES_LOCK = 0x636F6E74  # "cont"
+
+
+def hold_changes(shared=False):
+    """Take the contract-changes lock for the current transaction (PostgreSQL).
+
+    Once per transaction: an import upserting many rows in one unit asks once.
+    """
+    if not isinstance(db.obj, PostgresqlDatabase):
+        return
+    top = db.top_transaction()
+    held = getattr(top, "holds_contract_changes", None)
+    if held == "exclusive" or (shared and held == "shared"):
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    db.execute_sql(f"SELECT {function}(%s)", (CHANGES_LOCK,))
+    if top is not None:
+        top.holds_contract_changes = "shared" if shared else "exclusive"
+
+
+def _change_contract(contract, **columns):
+    """Write a contract's own fields by hand, moving updated_at under the lock."""
+    with write_unit():
+        hold_changes()
+        Contract.update(**columns, updated_at=utcnow()).where(
+            Contract.id == contract.id
+        ).execute()
 
 
 def link_contract(contract, instance):
     """Link a contract to a module instance (None: unlink it)."""
-    Contract.update(instance=instance).where(Contract.id == contract.id).execute()
+    _change_contract(contract, instance=instance)
     return Contract.get_by_id(contract.id)
 
 
@@ -64,7 +97,7 @@ def set_contact(contract, email=None, phone=None):
             raise CabinetError(f"not a phone number: {phone[:32]!r}")
         changes["phone"] = normalized or None
     if changes:
-        Contract.update(**changes).where(Contract.id == contract.id).execute()
+        _change_contract(contract, **changes)
     return Contract.get_by_id(contract.id)
 
 

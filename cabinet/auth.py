@@ -22,9 +22,10 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from . import accounts
+from . import accounts, handoff
 from .extensions import get_redis, htmx
 from .models import Contract, Operator
+from .pacing import WindowLimit
 from .prepared import Prepared
 
 bp = Blueprint("auth", __name__)
@@ -197,7 +198,7 @@ if n < tonumber(ARGV[1]) then redis.call('DEL', KEYS[4]) end
 FAILURES_KEPT_SECONDS = 86400
 
 
-def _address(remote_addr):
+def client_address(remote_addr):
     """Return the address a throttle counts: an IPv4 address or an IPv6 /64."""
     try:
         ip = ipaddress.ip_address(remote_addr or "")
@@ -224,7 +225,7 @@ class LoginThrottle:
         # kind "n" is a contract number, "o" an operator's login; the address
         # counter is shared by both. Names are hashed: keys of fixed shape.
         account = hashlib.sha256(name.encode()).hexdigest()[:32]
-        address = _address(request.remote_addr)
+        address = client_address(request.remote_addr)
         pair = f"{kind}:{account}:{address}"
         self.keys = [
             f"cabinet:login-fail:{pair}",
@@ -312,6 +313,34 @@ def login():
         form.password.errors.append(_l("Wrong contract number or password."))
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
+
+
+# The sign-in link is a credential in its URL: no page it leads to tells another
+# site where the browser came from, and no cache keeps it.
+HANDOFF_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+@bp.route("/handoff/<token>")
+def handoff_sign_in(token):
+    """Sign a subscriber in by a single-use link from the ISP's site, once."""
+    address = client_address(request.remote_addr)
+    opens = WindowLimit(
+        get_redis(),
+        f"cabinet:handoff:{address}",
+        current_app.config["HANDOFF_RATE_LIMIT"],
+    )
+    if not opens.hit():
+        wait = opens.retry_after()
+        page = render_template("auth/handoff-refused.html", why="busy", wait=wait)
+        return page, 429, {**HANDOFF_HEADERS, "Retry-After": str(wait)}
+    try:
+        contract, next_path = handoff.use(token, request.remote_addr)
+    except handoff.HandoffRefused as exc:
+        page = render_template("auth/handoff-refused.html", why=exc.message)
+        return page, exc.status_code, HANDOFF_HEADERS
+    start_session(ContractUser(contract))
+    target = own_path(next_path) or url_for("subscriber.index")
+    return redirect(target), 302, HANDOFF_HEADERS
 
 
 @bp.route("/logout", methods=["POST"])

@@ -69,8 +69,29 @@ def _create_configuration(instance, name, values, who, action):
     return configuration
 
 
+class CannotTakePayments(CabinetError):
+    """A configuration that lacks what payments need cannot be made active."""
+
+    status_code = 409
+
+
+def refuse_incomplete(configuration):
+    """Raise CannotTakePayments if a configuration lacks what payments need."""
+    missing = module_params.missing_for_payments(configuration.params)
+    if missing:
+        raise CannotTakePayments(
+            f"configuration {configuration.name!r} cannot take payments: "
+            f"{', '.join(missing)} not set",
+            missing=missing,
+        )
+
+
 def activate_configuration(instance, name, who="cli", action="activate"):
-    """Make one configuration of an instance the active one (and only it)."""
+    """Make one configuration of an instance the active one (and only it).
+
+    One that lacks what payments need stays a draft (CannotTakePayments): made
+    active, it would stop card payments for every subscriber of the instance.
+    """
     with write_unit():
         # Lock the instance's row (PostgreSQL; SQLite's write unit is exclusive):
         # two activations at once run one after the other, not into the index.
@@ -82,6 +103,7 @@ def activate_configuration(instance, name, who="cli", action="activate"):
         )
         if configuration is None:
             raise NotFound(f"no configuration {name!r} in {instance.code!r}")
+        refuse_incomplete(configuration)
         # Off first, then on: the partial unique index allows one active at a time.
         ModuleConfiguration.update(is_active=False).where(
             ModuleConfiguration.instance == instance,
@@ -95,8 +117,9 @@ def activate_configuration(instance, name, who="cli", action="activate"):
 
 
 def previous_configuration(instance):
-    """Return the configuration that was active before the active one, or None."""
-    return (
+    """Return the configuration active before the active one that can take
+    payments (one edited since into a draft is passed over), or None."""
+    earlier = (
         ModuleConfiguration.select()
         .where(
             ModuleConfiguration.instance == instance,
@@ -106,8 +129,11 @@ def previous_configuration(instance):
         .order_by(
             ModuleConfiguration.activated_at.desc(), ModuleConfiguration.id.desc()
         )
-        .first()
     )
+    for configuration in earlier:
+        if not module_params.missing_for_payments(configuration.params):
+            return configuration
+    return None
 
 
 def roll_back(instance, who="cli"):

@@ -21,7 +21,7 @@ from multiprocessing import get_context
 from peewee import IntegrityError, Value
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import contract_sync
+from . import accounts, contract_sync
 from .clock import utcnow
 from .db import db, write_unit
 from .errors import BadRequest, Conflict
@@ -361,10 +361,13 @@ def _write(plan, started, partial):
     if partial:
         for numbers, step in steps:
             with write_unit():
+                accounts.hold_changes()
                 _refuse_changed_since(started, numbers)
                 step()
         return
     with write_unit():
+        # The API's updated_since readers wait for the unit (PostgreSQL).
+        accounts.hold_changes()
         _refuse_changed_since(started, [n for numbers, _ in steps for n in numbers])
         for _, step in steps:
             step()

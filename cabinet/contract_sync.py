@@ -6,12 +6,12 @@ record is either taken whole or refused whole with the field and the reason.
 
 from datetime import UTC, datetime
 
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError, Tuple
 from werkzeug.security import generate_password_hash
 
 from . import accounts
 from .clock import utcnow
-from .db import write_unit
+from .db import db, write_unit
 from .errors import CabinetError, Conflict, NotFound
 from .models import Contract, ModuleInstance
 from .money import AmountError, to_kopecks
@@ -27,7 +27,8 @@ FIELDS = (
     "password",
 )
 STATUSES = ("active", "blocked")
-SOURCES = ("hand", "api", "import")
+# billing: made by /quick-pay for a number the billing's OSMP `check` confirmed.
+SOURCES = ("hand", "api", "import", "billing")
 NAME_LENGTH_MAX = 200
 PASSWORD_LENGTH_MAX = 128
 
@@ -54,17 +55,15 @@ def _text(field, value):
     return value.strip()
 
 
-def _moment(value):
+def moment(value, field="billing_balance_at"):
     """An ISO 8601 time ("2026-12-01T10:00:00Z", an offset, or UTC) as naive UTC."""
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        taken = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except (AttributeError, ValueError):
-        raise FieldError(
-            "billing_balance_at", "an ISO 8601 time, e.g. 2026-12-01T10:00:00Z"
-        ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+        raise FieldError(field, "an ISO 8601 time, e.g. 2026-12-01T10:00:00Z") from None
+    if taken.tzinfo is not None:
+        taken = taken.astimezone(UTC).replace(tzinfo=None)
+    return taken
 
 
 def _balance(value):
@@ -121,7 +120,7 @@ def changes_of(record, creating):
     if record.get("billing_balance") is not None:
         changes["billing_balance"] = _balance(record["billing_balance"])
         at = record.get("billing_balance_at")
-        changes["billing_balance_at"] = utcnow() if at is None else _moment(at)
+        changes["billing_balance_at"] = utcnow() if at is None else moment(at)
     elif "billing_balance" in record:
         changes["billing_balance"] = changes["billing_balance_at"] = None
     elif "billing_balance_at" in record:
@@ -156,6 +155,7 @@ def upsert(number, record, source, changes=None):
     """
     number = valid_number(number)
     with write_unit():
+        accounts.hold_changes()
         contract = Contract.by_number(number)
         creating = contract is None
         if changes is None:
@@ -190,3 +190,18 @@ def block(number):
     if contract is None:
         raise NotFound(f"no contract {number!r}")
     return upsert(number, {"status": "blocked"}, contract.source)[0]
+
+
+def changed(since, after, limit):
+    """Contracts whose updated_at is at or after `since`, in (updated_at, id) order
+    past the position `after` (or from the start), at most `limit`."""
+    with db.atomic():
+        accounts.hold_changes(shared=True)  # changes under way commit first
+        query = Contract.select(Contract, ModuleInstance).join(
+            ModuleInstance, JOIN.LEFT_OUTER
+        )
+        if since is not None:
+            query = query.where(Contract.updated_at >= since)
+        if after is not None:
+            query = query.where(Tuple(Contract.updated_at, Contract.id) > Tuple(*after))
+        return list(query.order_by(Contract.updated_at, Contract.id).limit(limit))

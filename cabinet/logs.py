@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 # The attributes every LogRecord has; anything else came in through `extra=`.
@@ -29,6 +30,16 @@ _TEXT_ESCAPES = {
 _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in _CONTROLS if c >= 0x20}
 
 
+# A sign-in handoff's token is a credential in its URL's path: the access lines
+# of werkzeug and gunicorn (and a traceback naming the URL) must not keep it.
+_HANDOFF_TOKEN = re.compile(r"(/handoff/)[^\s?\"'#]+")
+
+
+def redact(text):
+    """Replace the token of every /handoff/<token> path in `text` with ***."""
+    return _HANDOFF_TOKEN.sub(r"\1***", text)
+
+
 def escape_controls(text):
     """Spell every control character of `text` as an escape, so it stays one line."""
     return text.translate(_TEXT_ESCAPES)
@@ -53,11 +64,11 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             **_extras(record),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str).translate(
             _JSON_ESCAPES
         )
@@ -75,7 +86,7 @@ class TextFormatter(logging.Formatter):
         line = f"{line} [{extras}]" if extras else line
         # One event, one line: a traceback, and a sender's text in the message,
         # its arguments or the extras, cannot start a line of its own.
-        return escape_controls(line)
+        return escape_controls(redact(line))
 
 
 def formatter(log_format):

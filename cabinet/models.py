@@ -12,12 +12,14 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    PostgresqlDatabase,
     TextField,
 )
 
 from .clock import utcnow
 from .contract_search import create_search
 from .db import db
+from .sealing import seal, unseal
 
 
 class JSONField(TextField):
@@ -28,6 +30,37 @@ class JSONField(TextField):
 
     def python_value(self, value):
         return None if value is None else json.loads(value)
+
+
+class SealedJSONField(JSONField):
+    """A dict kept as JSON text whose secret keys' values are encrypted at rest.
+
+    Code reads and writes plain values; only the database (and its dumps) hold
+    the sealed ones (cabinet/sealing.py).
+    """
+
+    def __init__(self, secret_keys, *args, **kwargs):
+        self.secret_keys = frozenset(secret_keys)
+        super().__init__(*args, **kwargs)
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return super().db_value(
+            {
+                key: seal(item) if key in self.secret_keys else item
+                for key, item in value.items()
+            }
+        )
+
+    def python_value(self, value):
+        params = super().python_value(value)
+        if params is None:
+            return None
+        return {
+            key: unseal(item) if key in self.secret_keys else item
+            for key, item in params.items()
+        }
 
 
 class BaseModel(Model):
@@ -65,7 +98,8 @@ class ModuleConfiguration(BaseModel):
 
     instance = ForeignKeyField(ModuleInstance, backref="configurations")
     name = CharField(max_length=100)
-    params = JSONField(default=dict)
+    # params.SECRET_PARAMS sealed at rest (a test keeps the two sets equal).
+    params = SealedJSONField(("password", "login"), default=dict)
     is_active = BooleanField(default=False)
     created_by = CharField(max_length=100, default="")
     created_at = DateTimeField(default=utcnow)
@@ -118,7 +152,8 @@ class Contract(BaseModel):
     created_at = DateTimeField(default=utcnow)
     # active | blocked: a blocked contract can neither sign in nor pay.
     status = CharField(max_length=16, default="active")
-    # Where it came from: hand (the CLI, the console), api, import.
+    # Where it came from: hand (the CLI, the console), api, import, billing
+    # (a number the billing confirmed on /quick-pay).
     source = CharField(max_length=16, default="hand")
     # The balance as the ISP's billing sees it (kopecks), and when it was taken.
     billing_balance = BigIntegerField(null=True)
@@ -259,6 +294,19 @@ class TransactionEvent(BaseModel):
         return cls.select().where(cls.kind == "orphan").order_by(cls.id.desc())
 
 
+# The transaction id of the inserting transaction, as a bigint (PostgreSQL 13+).
+CURRENT_XID = "(pg_current_xact_id()::text::bigint)"
+
+
+def set_commit_xid_default(database):
+    """On PostgreSQL, make every ledger insert record its transaction's id."""
+    if isinstance(database, PostgresqlDatabase):
+        database.execute_sql(
+            "ALTER TABLE ledger_entry ALTER COLUMN commit_xid "
+            f"SET DEFAULT {CURRENT_XID}"
+        )
+
+
 class LedgerEntry(BaseModel):
     """A change of a contract's balance, tied to the transaction that caused it."""
 
@@ -269,6 +317,21 @@ class LedgerEntry(BaseModel):
     # "credit:<order id>", "reversal:<order id>": one of each per transaction, ever.
     key = CharField(max_length=160, unique=True)
     created_at = DateTimeField(default=utcnow)
+    # PostgreSQL: the id of the transaction that wrote the entry, filled by the
+    # column's default (pg_current_xact_id()); the payments feed reads entries in
+    # (commit_xid, id) order and only below the oldest transaction still open, so
+    # an entry with a lower id committing late is never skipped. Null on SQLite
+    # (one writer at a time: id order is commit order).
+    commit_xid = BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("commit_xid", "id"), False),)
+
+    @classmethod
+    def create_table(cls, safe=True, **options):
+        """Create the table; on PostgreSQL give commit_xid its default."""
+        super().create_table(safe, **options)
+        set_commit_xid_default(getattr(cls._meta.database, "obj", cls._meta.database))
 
 
 class Autopay(BaseModel):
@@ -458,7 +521,8 @@ class BillingConnector(BaseModel):
     instance = ForeignKeyField(ModuleInstance, backref="connectors")
     name = CharField(max_length=64)
     kind = CharField(max_length=16)  # osmp | webhook
-    params = JSONField(default=dict)  # secrets too: never shown, never logged
+    # Secrets (billing.connectors.SECRET_KEYS) sealed at rest; never shown or logged.
+    params = SealedJSONField(("password", "secret"), default=dict)
     is_active = BooleanField(default=True)
     created_by = CharField(max_length=100, default="")
     created_at = DateTimeField(default=utcnow)

@@ -519,6 +519,10 @@ def fingerprint(secret):
 
 
 def missing_for_payments(params):
-    """Name the parameters a configuration lacks to take payments."""
+    """Name the parameters a configuration lacks to take payments.
+
+    The login is the results API's (/results/): without it no payment's status
+    can be checked, so one whose callback is lost would stay open for ever.
+    """
     merged = effective(params)
-    return [key for key in ("shop_id", "password") if not merged.get(key)]
+    return [key for key in ("shop_id", "login", "password") if not merged.get(key)]

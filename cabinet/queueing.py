@@ -92,6 +92,10 @@ class _Gatherer:
     def _reset(self):
         self.pid = os.getpid()
         self.lock = threading.Lock()
+        # Held from taking a batch until it is enqueued: a flush returns only
+        # once what was gathered before it is in Redis (the thread's own
+        # send under way included), not while a batch is still in flight.
+        self.sending = threading.Lock()
         self.wake = threading.Event()
         self.waiting = {}  # (app, job name) -> ids
         self.thread = None
@@ -119,14 +123,15 @@ class _Gatherer:
         """Enqueue what waits now, one job per (app, job name)."""
         if self.pid != os.getpid():
             return
-        with self.lock:
-            waiting, self.waiting = self.waiting, {}
-        for (app, name), ids in waiting.items():
-            try:
-                with app.app_context():
-                    get_queue().enqueue(job_path(name), ids)
-            except Exception:  # noqa: BLE001  (Redis down: the sweep finds them)
-                log.exception("could not enqueue %s for %d ids", name, len(ids))
+        with self.sending:
+            with self.lock:
+                waiting, self.waiting = self.waiting, {}
+            for (app, name), ids in waiting.items():
+                try:
+                    with app.app_context():
+                        get_queue().enqueue(job_path(name), ids)
+                except Exception:  # noqa: BLE001  (Redis down: the sweep finds them)
+                    log.exception("could not enqueue %s for %d ids", name, len(ids))
 
 
 _GATHERER = _Gatherer()

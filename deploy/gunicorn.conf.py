@@ -27,6 +27,11 @@ max_requests_jitter = 500
 # control socket (gunicornc).
 control_socket_disable = True
 
+# gunicorn believes no X-Forwarded-* header itself (its default trusts them from
+# 127.0.0.1): the app's TRUSTED_PROXIES alone decides which proxies it believes,
+# so TRUSTED_PROXIES=0 means no forwarded header changes the scheme or address.
+forwarded_allow_ips = ""
+
 accesslog = "-"
 errorlog = "-"
 # Path without the query string and no referrer: either could carry an order's

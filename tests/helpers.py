@@ -5,6 +5,7 @@ suite's own in tests/fault/tools.py). No test imports from another test module
 or from a conftest.
 """
 
+import itertools
 import socket
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -168,6 +169,18 @@ def login(client, number="1001", password="demo-pass"):
     return client.post("/login", data={"number": number, "password": password})
 
 
+_token_names = itertools.count()
+
+
+def api_headers(app, *scopes):
+    """Authorization headers of a new API token holding `scopes`."""
+    from cabinet.api_tokens import create_token
+
+    with in_app(app):
+        _, token = create_token(f"script-{next(_token_names)}", list(scopes))
+    return {"Authorization": f"Bearer {token}"}
+
+
 def console_login(client, who=ADMIN):
     """Log an operator in through the console's form."""
     return client.post("/console/login", data={"login": who[0], "password": who[1]})
@@ -257,6 +270,24 @@ def pay_by_card(world, amount="500", card=SUCCESS_CARD, password="demo-pass"):
     location = _card(session, world, action, fields, card)
     returned = session.get(location)
     return fields["Order_IDP"], location, returned
+
+
+def quick_pay_by_card(world, number, amount="500", card=SUCCESS_CARD, **extra):
+    """Pay without signing in: /quick-pay, the sandbox's card form, back to us.
+
+    Returns (order id, the page we answered on the way back); extra form fields
+    (a contact) as keywords.
+    """
+    import requests
+
+    session = requests.Session()
+    page = session.post(
+        f"{world.url}/quick-pay", data={"number": number, "amount": amount, **extra}
+    )
+    assert page.status_code == 200, page.text
+    action, fields = _form(page.text)
+    location = _card(session, world, action, fields, card)
+    return fields["Order_IDP"], session.get(location)
 
 
 def _card(session, world, action, fields, card):

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 import pytest
 import requests
 
-from cabinet import acquirer, autopay, clock, events
+from cabinet import acquirer, autopay, clock, contract_sync, events
 from cabinet.autopay import charging, states
 from cabinet.labels import CHARGE_STATUS_LABELS
 from cabinet.models import (
@@ -362,6 +362,20 @@ def test_built_in_policy_tops_up_below_threshold_and_provider_can_replace_it(
         daily_run(world, isp_today() + timedelta(days=1), run_jobs)
     assert [c.reason for c in state(world)[2]][-1] == "ISP script"
     assert state(world)[0] == 62300
+
+
+def test_the_built_in_policy_reads_the_billing_s_balance_when_known(
+    autopay_world, run_jobs
+):
+    world = autopay_world
+    bind_autopay(world, "automatic", "300")  # the cabinet's sum 300.00: above 100.00
+    with in_app(world):
+        # The billing says 20.00 (the subscriber spent it on its services).
+        contract_sync.upsert("1001", {"billing_balance": "20.00"}, "api")
+    daily_run(world, isp_today(), run_jobs)
+    (charge,) = state(world)[2]
+    assert charge.amount == 48000  # up to 500.00 from the billing's 20.00
+    assert "billing" in charge.reason
 
 
 def test_http_api_charges_in_automatic_mode(autopay_world, run_jobs):

@@ -76,7 +76,7 @@ def test_callback_is_verified_with_the_configuration_the_order_was_made_with(
     configurations.add_configuration(
         demo["instance"],
         "new-shop",
-        ["shop_id=00000002", "password=another-password"],
+        ["shop_id=00000002", "login=2", "password=another-password"],
         activate=True,
     )
     fields = signed_callback(transaction.order_id, "paid", shop["password"], "500.00")

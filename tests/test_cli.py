@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from cabinet import accounts, payments
 from cabinet import params as module_params
-from cabinet import payments
 from cabinet.db import db
-from cabinet.models import Contract, ModuleConfiguration
+from cabinet.models import Contract, ModuleConfiguration, ModuleInstance
 from tests.helpers import in_app
 
 
@@ -319,7 +319,8 @@ def test_validation_messages_are_in_the_catalogue(app):
 
 
 def test_activating_another_configuration_leaves_exactly_one_active(cli, app, demo):
-    assert cli("config", "add", "isp", "spare", "--set", "shop_id=2").exit_code == 0
+    sets = ("--set", "shop_id=2", "--set", "login=2", "--set", "password=spare-pw")
+    assert cli("config", "add", "isp", "spare", *sets).exit_code == 0
     assert cli("config", "activate", "isp", "spare").exit_code == 0
     with in_app(app):
         active = [
@@ -331,6 +332,15 @@ def test_activating_another_configuration_leaves_exactly_one_active(cli, app, de
     assert active == ["spare"]
 
 
+def test_a_configuration_that_cannot_take_payments_stays_a_draft(cli, app, demo):
+    assert cli("config", "add", "isp", "draft", "--set", "shop_id=2").exit_code == 0
+    refused = cli("config", "activate", "isp", "draft")
+    assert refused.exit_code == 2
+    assert "cannot take payments: login, password not set" in refused.output
+    with in_app(app):
+        assert ModuleInstance.by_code("isp").active_configuration().name == "main"
+
+
 def test_seed_demo_is_repeatable(cli, app):
     # make run names the sandbox's address in UNITELLER_EXTRA_GATEWAYS (run.py).
     app.config["UNITELLER_EXTRA_GATEWAYS"] = "http://127.0.0.1:5001"
@@ -340,3 +350,25 @@ def test_seed_demo_is_repeatable(cli, app):
     assert cli("seed-demo").exit_code == 0
     with in_app(app):
         assert Contract.select().count() == 3
+
+
+def test_passwords_are_asked_for_not_typed_on_the_command_line(app, demo):
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["operator", "add", "boss"], input="a-long-password\n")
+    assert made.exit_code == 0, made.output
+    assert "a-long-password" not in made.output  # typed hidden, never echoed
+    saved = runner.invoke(
+        args=["config", "add", "isp", "spare", "--set", "shop_id=2"]
+        + ["--set", "login=-", "--set", "password=-"],
+        input="2002\nspare-shop-password\n",
+    )
+    assert saved.exit_code == 0, saved.output
+    assert "spare-shop-password" not in saved.output
+    with in_app(app):
+        operator = accounts.get_operator("boss")
+        assert accounts.password_matches(operator, "a-long-password")
+        spare = ModuleConfiguration.get(ModuleConfiguration.name == "spare")
+        assert (spare.params["login"], spare.params["password"]) == (
+            "2002",
+            "spare-shop-password",
+        )

@@ -55,6 +55,7 @@ def seeded(app, shop):
             "main",
             [
                 f"shop_id={shop['shop_id']}",
+                f"login={shop['login']}",
                 f"password={shop['password']}",
                 "gateway_url=http://gateway.test",
             ],
@@ -110,7 +111,7 @@ def _setup_second(world):
     configurations.add_configuration(
         instance,
         "reserve",
-        ["shop_id=00000002", "password=reserve-secret"],
+        ["shop_id=00000002", "login=2", "password=reserve-secret"],
         activate=True,
     )
 
@@ -361,6 +362,10 @@ def test_admin_adds_tests_activates_and_rolls_back_a_configuration(world):
     # Test it, activate it, roll back.
     tested = client.post(f"/console/instances/isp/configs/{second.id}/test")
     assert "Соединение в порядке" in tested.get_data(as_text=True)
+    # Activation shows what changes and asks first.
+    asked = client.get(f"/console/instances/isp/configs/{second.id}/activate")
+    asked = asked.get_data(as_text=True)
+    assert 'id="confirm-activation"' in asked and 'id="diff"' in asked
     client.post(f"/console/instances/isp/configs/{second.id}/activate")
     page = client.get("/console/instances/isp/configs").get_data(as_text=True)
     assert 'id="rollback-form"' in page and "Откатить на main" in page
@@ -538,7 +543,7 @@ def test_stable_urls_are_the_issues(app):
 def test_the_command_line_way_records_versions_too(staff):  # noqa: F811
     """Activation through the service (the CLI's way) records a version too."""
     configurations.add_configuration(
-        staff["instance"], "cli-made", ["shop_id=7", "password=p"]
+        staff["instance"], "cli-made", ["shop_id=7", "login=7", "password=p"]
     )
     configurations.activate_configuration(staff["instance"], "cli-made")
     made = ModuleConfiguration.get(ModuleConfiguration.name == "cli-made")
@@ -547,3 +552,41 @@ def test_the_command_line_way_records_versions_too(staff):  # noqa: F811
         "activate",
     ]
     assert acquirer.payment_gateway(staff["contract"])[1].name == "cli-made"
+
+
+def test_a_configuration_that_cannot_take_payments_is_a_draft_never_active(
+    staff, client
+):
+    instance = staff["instance"]
+    draft = configurations.add_configuration(instance, "draft", ["shop_id=9"])
+    console_login(client)
+    page = client.get("/console/instances/isp/configs").get_data(as_text=True)
+    assert "Черновик" in page
+    assert f"/configs/{draft.id}/activate" not in page  # no button to make it active
+    asked = client.get(f"/console/instances/isp/configs/{draft.id}/activate")
+    text = asked.get_data(as_text=True)
+    assert 'id="cannot-activate"' in text and 'id="confirm-activation"' not in text
+    refused = client.post(
+        f"/console/instances/isp/configs/{draft.id}/activate", follow_redirects=True
+    )
+    assert "login, password" in refused.get_data(as_text=True)
+    assert instance.active_configuration().name == "main"
+    assert (
+        not AuditEntry.select()
+        .where(AuditEntry.action == "configuration.activate")
+        .count()
+    )
+
+
+def test_a_rollback_never_offers_a_configuration_edited_into_a_draft(staff):
+    instance = staff["instance"]
+    configurations.add_configuration(
+        instance, "reserve", ["shop_id=2", "login=2", "password=pw"], activate=True
+    )
+    main = ModuleConfiguration.get(ModuleConfiguration.name == "main")
+    assert configurations.previous_configuration(instance).name == "main"
+    # main loses its login: rolling back to it would stop payments.
+    ModuleConfiguration.update(params={**main.params, "login": ""}).where(
+        ModuleConfiguration.id == main.id
+    ).execute()
+    assert configurations.previous_configuration(instance) is None

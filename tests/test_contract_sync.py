@@ -89,3 +89,10 @@ def test_a_contract_without_password_cannot_sign_in_by_password(demo):
     contract, _ = contract_sync.upsert("1001", {"password": None}, "api")
     assert contract.password_hash == ""
     assert not accounts.password_matches(contract, "")
+
+
+def test_a_hand_edit_moves_updated_at_too(demo):
+    """The API's updated_since sees a contact the subscriber typed in the cabinet."""
+    before = Contract.by_number("1001").updated_at
+    accounts.set_contact(Contract.by_number("1001"), phone="+79160000000")
+    assert Contract.by_number("1001").updated_at > before

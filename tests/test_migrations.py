@@ -9,7 +9,14 @@ from peewee import SqliteDatabase
 
 from cabinet import create_app, migrations, payments
 from cabinet.db import db, open_database
-from cabinet.models import MODELS, Contract, LedgerEntry, TaskRun, Transaction
+from cabinet.models import (
+    MODELS,
+    Contract,
+    LedgerEntry,
+    ModuleConfiguration,
+    TaskRun,
+    Transaction,
+)
 from tests.helpers import in_app, redis_url
 
 _schemas = itertools.count()
@@ -130,6 +137,11 @@ def test_a_database_of_the_first_schema_upgrades_with_its_data(fresh_url, redis)
     assert f"database: {migrations.LATEST}" in flask(app, "db", "version").output
 
     with in_app(app):
+        # Migration 13 sealed the plain shop password; the code reads it plain.
+        (raw,) = db.execute_sql("SELECT params FROM module_configuration").fetchone()
+        assert '"pw"' not in raw and "sealed:v1:" in raw
+        configuration = ModuleConfiguration.get(ModuleConfiguration.name == "main")
+        assert configuration.params["password"] == "pw"
         contract = Contract.by_number("1001")
         assert contract.balance == 50000
         old = Transaction.by_order_id("P1001-old")
@@ -141,6 +153,13 @@ def test_a_database_of_the_first_schema_upgrades_with_its_data(fresh_url, redis)
             == "credited"
         )
         assert Contract.by_number("1001").balance == 80000
+        # The payments feed's order: the old entry first (0), the new one by the
+        # id of the transaction that wrote it (PostgreSQL; SQLite needs none).
+        xids = [e.commit_xid for e in LedgerEntry.select().order_by(LedgerEntry.id)]
+        if url.startswith("postgres"):
+            assert xids[0] == 0 and xids[1] > 0
+        else:
+            assert xids == [None, None]
         TaskRun.create(task="status-check", slot="manual:x")
         versions = [
             row[0]

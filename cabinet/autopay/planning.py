@@ -11,6 +11,7 @@ from peewee import IntegrityError
 
 from .. import acquirer, events
 from .. import params as module_params
+from ..balances import balance_of
 from ..clock import local_date, local_today, utcnow
 from ..db import db, write_unit
 from ..errors import CabinetError, Conflict, NotFound
@@ -283,13 +284,16 @@ def _policy(autopay, configuration):
     if not p["auto_threshold"] or not p["auto_target"]:
         return None
     threshold, target = to_kopecks(p["auto_threshold"]), to_kopecks(p["auto_target"])
-    balance = autopay.contract.balance
+    # The balance the subscriber sees: the billing's when it is known.
+    shown = balance_of(autopay.contract)
+    balance = shown.amount
     if balance >= threshold:
         return None
     return events.AutomaticCharge(
         autopay.contract.number,
         target - balance,
-        f"balance {format_human(balance)} below {format_human(threshold)}",
+        f"balance {format_human(balance)} ({shown.describe}) below "
+        f"{format_human(threshold)}",
     )
 
 

@@ -12,7 +12,7 @@ from datetime import UTC
 import requests
 
 from ..clock import local_timezone, utcnow
-from ..money import format_wire
+from ..money import AmountError, format_wire, to_kopecks
 
 # OSMP result codes: 0 done, 1 try again later; every other code is final.
 OSMP_OK = 0
@@ -34,6 +34,8 @@ class Result:
     request: str  # what was asked, without credentials
     answer: str = ""
     prv_txn: str | None = None
+    # The account's balance a check answered (BGBilling's <account_balance>), kopecks.
+    balance: int | None = None
 
 
 def send(connector, delivery):
@@ -43,17 +45,24 @@ def send(connector, delivery):
     return _osmp_delivery(connector, delivery)
 
 
-def probe(connector, account=None):
-    """Ask once without moving money: OSMP `check` of an account, or a ping event."""
+def probe(connector, account=None, amount=100, timeout=None):
+    """Ask once without moving money: OSMP `check` of an account, or a ping event.
+
+    `amount` (kopecks) is the sum the check names; `timeout` (seconds) caps the
+    connector's own, for a caller a person waits on.
+    """
     if connector.kind == "webhook":
         body = {"type": "ping", "timestamp": _iso(utcnow()), "data": {}}
         return _post_signed(connector, f"ping_{int(time.time() * 1000)}", body)
     if not account:
         raise ValueError("an account to check")
-    return _osmp(
-        connector,
-        {"command": "check", "txn_id": "0", "account": account, "sum": "1.00"},
-    )
+    fields = {
+        "command": "check",
+        "txn_id": "0",
+        "account": account,
+        "sum": format_wire(amount),
+    }
+    return _osmp(connector, fields, timeout)
 
 
 # --- OSMP -----------------------------------------------------------------------
@@ -89,9 +98,11 @@ def _osmp_delivery(connector, delivery):
     )
 
 
-def _osmp(connector, fields):
+def _osmp(connector, fields, timeout=None):
     """Send one OSMP command; read `result` (0 done, 1 retry, else final)."""
     params = connector.params
+    seconds = float(params["timeout"])
+    seconds = min(seconds, timeout) if timeout else seconds
     request = " ".join(f"{k}={v}" for k, v in fields.items())
     auth = (params["login"], params["password"]) if params.get("login") else None
     try:
@@ -99,7 +110,7 @@ def _osmp(connector, fields):
             params["url"],
             params=fields,
             auth=auth,
-            timeout=float(params["timeout"]),
+            timeout=seconds,
             allow_redirects=False,
         )
     except requests.RequestException as exc:
@@ -113,18 +124,19 @@ def _osmp(connector, fields):
     if parsed is None:
         # Unreadable: whether it paid is unknown; the same txn_id is safe to resend.
         return Result("retry", request, f"unreadable answer: {text[:500]}")
-    result, prv_txn, comment = parsed
+    result, prv_txn, comment, balance = parsed
     shown = f"result {result}" + (f" prv_txn {prv_txn}" if prv_txn else "")
     shown += f": {comment}" if comment else ""
     if result == OSMP_OK:
-        return Result("done", request, shown, prv_txn)
+        return Result("done", request, shown, prv_txn, balance)
     if result == OSMP_LATER:
         return Result("retry", request, shown)
     return Result("final", request, shown)
 
 
 def parse_osmp(text):
-    """Read (result, prv_txn, comment) from an OSMP answer; None if unreadable."""
+    """Read (result, prv_txn, comment, balance in kopecks or None) from an OSMP
+    answer; None if unreadable."""
     if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         return None  # no entity expansion from a billing's answer
     try:
@@ -134,7 +146,11 @@ def parse_osmp(text):
         return None
     prv_txn = (root.findtext("prv_txn") or "").strip() or None
     comment = (root.findtext("comment") or "").strip()[:300]
-    return result, prv_txn, comment
+    try:
+        balance = to_kopecks((root.findtext("account_balance") or "").strip())
+    except AmountError:  # absent, or not an amount: no balance, the answer stands
+        balance = None
+    return result, prv_txn, comment, balance
 
 
 # --- Standard Webhooks ------------------------------------------------------------

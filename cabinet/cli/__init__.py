@@ -5,6 +5,7 @@ from .autopay import autopay_cli
 from .billing import billing_cli
 from .demo import DEMO, seed_demo
 from .instances import config_cli, instance_cli
+from .secrets import secrets_cli
 from .tasks import reconcile_command, tasks_cli
 from .tokens import token_cli
 
@@ -24,5 +25,6 @@ def init_app(app):
         autopay_cli,
         token_cli,
         billing_cli,
+        secrets_cli,
     ):
         app.cli.add_command(command)

@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 from .. import accounts, configurations, contract_import
 from ..money import format_signed
 from ..payments import ledger_balance
-from .common import call_service, fail
+from .common import call_service, fail, password_option
 
 contract_cli = AppGroup("contract", help="Subscribers' contracts.")
 operator_cli = AppGroup("operator", help="Console operators.")
@@ -18,7 +18,7 @@ operator_cli = AppGroup("operator", help="Console operators.")
 @contract_cli.command("add")
 @click.argument("number")
 @click.option("--name", required=True)
-@click.option("--password", required=True)
+@password_option()
 @click.option("--email")
 @click.option("--instance", "instance_code", help="Link to this module instance.")
 def contract_add(number, name, password, email, instance_code):
@@ -79,7 +79,7 @@ def contract_show(number, as_json):
 
 @operator_cli.command("add")
 @click.argument("login")
-@click.option("--password", required=True)
+@password_option()
 @click.option("--admin", is_flag=True, help="Give the admin role.")
 def operator_add(login, password, admin):
     """Create console operator LOGIN."""
@@ -89,7 +89,7 @@ def operator_add(login, password, admin):
 
 @contract_cli.command("password")
 @click.argument("number")
-@click.option("--password", required=True)
+@password_option()
 def contract_password(number, password):
     """Give contract NUMBER a new password; its sessions end."""
     contract = call_service(accounts.set_contract_password, number, password)
@@ -98,7 +98,7 @@ def contract_password(number, password):
 
 @operator_cli.command("password")
 @click.argument("login")
-@click.option("--password", required=True)
+@password_option()
 def operator_password(login, password):
     """Give operator LOGIN a new password; their sessions end."""
     operator = call_service(accounts.set_operator_password, login, password)

@@ -6,7 +6,7 @@ from flask.cli import AppGroup
 from .. import configurations
 from .. import params as module_params
 from ..models import ModuleConfiguration
-from .common import call_service
+from .common import call_service, secret_assignments
 
 instance_cli = AppGroup("instance", help="Module instances.")
 config_cli = AppGroup("config", help="Module configurations.")
@@ -29,7 +29,8 @@ def instance_add(code, name):
     "assignments",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A parameter; repeat for each. Keys: " + ", ".join(module_params.PARAMS),
+    help="A parameter; repeat for each (a secret as KEY=- is asked for, not typed "
+    "here). Keys: " + ", ".join(module_params.PARAMS),
 )
 @click.option("--activate", is_flag=True, help="Make it the active configuration.")
 def config_add(instance, name, assignments, activate):
@@ -39,7 +40,7 @@ def config_add(instance, name, assignments, activate):
         return configurations.add_configuration(
             configurations.get_instance(instance),
             name,
-            assignments,
+            secret_assignments(assignments),
             activate,
             who="cli",
         )
@@ -72,7 +73,7 @@ def config_edit(instance, name, assignments):
             for k, v in found.params.items()
             if k not in module_params.SECRET_PARAMS
         }
-        changed = module_params.assignments_dict(assignments)
+        changed = module_params.assignments_dict(secret_assignments(assignments))
         return configurations.update_configuration(
             found, {**kept, **changed}, who="cli"
         )

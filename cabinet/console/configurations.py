@@ -23,7 +23,7 @@ from ..uniteller.client import (
 )
 from .access import current_operator, operator_required
 from .blueprint import bp
-from .forms import ConfigurationForm, fresh_form_required
+from .forms import ActionForm, ConfigurationForm, fresh_form_required
 from .instances import instance_page
 from .wording import CONNECTION_WORDS
 
@@ -205,6 +205,58 @@ def _active_name(instance):
     return active.name if active else None
 
 
+def _confirm_page(instance, target, action_url, rollback=False):
+    """Show what making `target` active changes, and ask to confirm (or why not)."""
+    active = instance.active_configuration()
+    return render_template(
+        "console/activate.html",
+        instance=instance,
+        target=target,
+        active=active,
+        rollback=rollback,
+        action_url=action_url,
+        action_form=ActionForm(),
+        missing=module_params.missing_for_payments(target.params),
+        changes=module_params.changes(active.params if active else {}, target.params),
+        secrets=module_params.SECRET_PARAMS,
+    )
+
+
+@bp.route("/instances/<code>/configs/<int:config_id>/activate")
+@operator_required(admin=True)
+def configuration_activate_confirm(code, config_id):
+    """Ask to confirm an activation, showing what it changes."""
+    found = configurations.get_instance(code)
+    target = _configuration(found, config_id)
+    url = url_for("console.configuration_activate", code=code, config_id=config_id)
+    return _confirm_page(found, target, url)
+
+
+@bp.route("/instances/<code>/configs/rollback")
+@operator_required(admin=True)
+def configuration_rollback_confirm(code):
+    """Ask to confirm a rollback, showing what it changes."""
+    found = configurations.get_instance(code)
+    previous = configurations.previous_configuration(found)
+    if previous is None:
+        abort(409, _("No configuration was active before this one."))
+    url = url_for("console.configuration_rollback", code=code)
+    return _confirm_page(found, previous, url, rollback=True)
+
+
+def _refused_activation(code, exc):
+    """Back to the instance with why a configuration cannot be made active."""
+    missing = ", ".join(exc.details["missing"])
+    flash(
+        _(
+            "Not made active: it cannot take payments (%(missing)s not set).",
+            missing=missing,
+        ),
+        "error",
+    )
+    return redirect(url_for("console.instance", code=code))
+
+
 @bp.route("/instances/<code>/configs/<int:config_id>/activate", methods=["POST"])
 @operator_required(admin=True)
 @fresh_form_required
@@ -212,15 +264,25 @@ def configuration_activate(code, config_id):
     """Make a configuration the active one of its instance (audited)."""
     found = configurations.get_instance(code)
     configuration = _configuration(found, config_id)
+    try:
+        _activate(found, configuration)
+    except configurations.CannotTakePayments as exc:
+        return _refused_activation(code, exc)
+    flash(_("Configuration %(name)s is active.", name=configuration.name), "ok")
+    return redirect(url_for("console.instance", code=code))
+
+
+def _activate(found, configuration):
+    """Activate and audit in one unit."""
     with write_unit():
         before = _active_name(found)
         configurations.activate_configuration(
             found, configuration.name, who=current_operator().login
         )
         after = {"active": configuration.name}
-        _record("configuration.activate", "instance", code, {"active": before}, after)
-    flash(_("Configuration %(name)s is active.", name=configuration.name), "ok")
-    return redirect(url_for("console.instance", code=code))
+        _record(
+            "configuration.activate", "instance", found.code, {"active": before}, after
+        )
 
 
 @bp.route("/instances/<code>/configs/rollback", methods=["POST"])

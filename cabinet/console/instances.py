@@ -65,6 +65,7 @@ def instance_page(instance, status=200, test=None):
         test=test,
         failures=CONNECTION_WORDS,
         previous=configurations.previous_configuration(instance),
+        missing_for_payments=module_params.missing_for_payments,
     ), status
 
 

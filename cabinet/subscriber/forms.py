@@ -4,6 +4,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    HiddenField,
     IntegerField,
     PasswordField,
     RadioField,
@@ -24,6 +25,22 @@ class PayForm(FlaskForm):
         _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
     )
     contact = StringField(_l("E-mail or phone for the receipt"))
+
+
+class QuickPayForm(FlaskForm):
+    """Pay without signing in: the contract number, the amount, maybe a contact."""
+
+    number = StringField(
+        _l("Contract number"),
+        # No length check of its own: a malformed number gets the one refusal.
+        validators=[DataRequired(_l("Enter the contract number."))],
+    )
+    amount = StringField(
+        _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
+    )
+    contact = StringField(_l("E-mail or phone for the receipt"))
+    # QUICK_PAY_SHOW_NAME: the number whose masked name the payer has seen.
+    confirmed = HiddenField()
 
 
 AUTOPAY_ERRORS = {

@@ -3,6 +3,7 @@
 from flask import render_template
 
 from ..auth import current_contract
+from ..balances import balance_of
 from ..models import Transaction
 from .blueprint import availability, bp, contract_required
 
@@ -17,6 +18,7 @@ def index():
     return render_template(
         "subscriber/index.html",
         contract=contract,
+        balance=balance_of(contract),
         recent=recent,
         unavailable=unavailable,
     )

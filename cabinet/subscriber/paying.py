@@ -96,7 +96,8 @@ def pay():
     """Ask for an amount; on POST create the order and send the browser to Uniteller."""
     contract = current_contract()
     configuration, unavailable = availability(contract)
-    form = PayForm()
+    # /pay?amount=500 (a handoff's next, the ISP's link) fills the amount in.
+    form = PayForm(amount=request.args.get("amount", "")[:20] or None)
     if unavailable:
         return render_template(
             "subscriber/pay.html", form=form, unavailable=unavailable, limits=None

@@ -35,6 +35,7 @@ def people(make_app):
                 "main",
                 [
                     "shop_id=00000001",
+                    "login=1",
                     "password=p",
                     "gateway_url=http://gateway.test",
                     "autopay_weekly=yes",

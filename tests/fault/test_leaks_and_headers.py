@@ -115,7 +115,12 @@ def test_20_security_headers_and_cookies(make_app, figure, public_url):
         configurations.add_configuration(
             instance,
             "main",
-            ["shop_id=00000001", "password=p", "gateway_url=http://gateway.test"],
+            [
+                "shop_id=00000001",
+                "login=1",
+                "password=p",
+                "gateway_url=http://gateway.test",
+            ],
             activate=True,
         )
         contract = accounts.add_contract("1001", "Иванов", "demo-pass", None, instance)

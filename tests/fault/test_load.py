@@ -137,6 +137,7 @@ def test_13_random_kopeck_amounts_credited_and_reversed_match_a_decimal_oracle(
             "main",
             [
                 "shop_id=00000001",
+                "login=1",
                 "password=p",
                 "gateway_url=http://gateway.test",
                 "min_amount=0.01",

@@ -14,6 +14,8 @@ to play a billing that is down).
         refuse_accounts      a list of accounts answered 5 (not found)
         delay_ms (number)    wait before answering (a time-out to the caller)
         down (bool)          answer HTTP 503 to everything but the control API
+        balances             {account: "123.45"}: check answers it in
+                             <account_balance>, as BGBilling's OSMP module does
 """
 
 import base64
@@ -27,7 +29,14 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template, reque
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 bp = Blueprint("billing", __name__, url_prefix="/billing")
-FAULT_KEYS = {"temporary", "final_result", "refuse_accounts", "delay_ms", "down"}
+FAULT_KEYS = {
+    "temporary",
+    "final_result",
+    "refuse_accounts",
+    "delay_ms",
+    "down",
+    "balances",
+}
 
 
 class EmulatedBilling:
@@ -86,7 +95,8 @@ class EmulatedBilling:
                 return 300, {}, "bad txn_id"
             if command == "check":
                 self._note(command, txn_id, 0)
-                return 0, {}, "OK"
+                balance = faults.get("balances", {}).get(account)
+                return 0, {"account_balance": balance} if balance else {}, "OK"
             if command == "pay":
                 payment = self.payments.get(txn_id)
                 if payment is None:

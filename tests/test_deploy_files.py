@@ -1,0 +1,61 @@
+"""The shipped deployment files say what README's "Deploying" promises."""
+
+import os
+import runpy
+import subprocess
+from pathlib import Path
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def test_the_env_file_is_read_as_systemd_reads_it(tmp_path):
+    env_file = tmp_path / "cabinet.env"
+    env_file.write_text(
+        "# a comment\n"
+        "RETENTION_CRON=30 3 * * *\n"
+        'QUOTED="a b"\n'
+        "SINGLE='c d'\n"
+        "\n"
+        "EMPTY=\n"
+    )
+    (tmp_path / "3").write_text("")  # what a glob of '*' or a bare 3 would find
+    shown = subprocess.run(
+        ["sh", "-c", f". {DEPLOY / 'load-env.sh'} && env"],
+        env={"PATH": os.environ["PATH"], "CABINET_ENV": str(env_file)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for line in ("RETENTION_CRON=30 3 * * *", "QUOTED=a b", "SINGLE=c d", "EMPTY="):
+        assert line in shown
+
+
+def test_a_line_that_is_not_an_assignment_is_an_error(tmp_path):
+    env_file = tmp_path / "cabinet.env"
+    env_file.write_text("SECRET_KEY=x\nthis is not a setting\n")
+    ran = subprocess.run(
+        ["sh", "-c", f". {DEPLOY / 'load-env.sh'} && echo loaded"],
+        env={"PATH": os.environ["PATH"], "CABINET_ENV": str(env_file)},
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 2 and "loaded" not in ran.stdout
+    assert "Error:" in ran.stderr and "not KEY=VALUE" in ran.stderr
+
+
+def test_gunicorn_believes_no_forwarded_header_itself():
+    """TRUSTED_PROXIES alone decides (gunicorn's default trusts 127.0.0.1)."""
+    settings = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    assert settings["forwarded_allow_ips"] == ""
+
+
+def test_nginx_forwards_the_host_with_its_port():
+    """On a port other than 443 the origin keeps its port, or forms are refused."""
+    proxy = (DEPLOY / "nginx-cabinet-proxy.conf").read_text()
+    assert "proxy_set_header X-Forwarded-Host $http_host;" in proxy
+
+
+def test_the_nginx_site_keeps_no_error_line_with_a_query_string():
+    site = (DEPLOY / "nginx-cabinet.conf").read_text()
+    assert "error_log /var/log/nginx/cabinet.error.log crit;" in site
