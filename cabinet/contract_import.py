@@ -210,7 +210,7 @@ class _Plan:
 
     creates: list = field(default_factory=list)  # (number, changes)
     updates: list = field(default_factory=list)  # (number, id, new, dated, blocked)
-    redated: list = field(default_factory=list)  # ids whose balance holds as of now
+    redated: list = field(default_factory=list)  # (number, id): balance holds now
     passwords: dict = field(default_factory=dict)  # number -> password to hash
     rows: int = 0
 
@@ -277,7 +277,7 @@ def _compare(number, current, changes, instance, password, plan, checks):
     if new != stored or password is not None:
         plan.updates.append(entry)
     elif dated:
-        plan.redated.append(contract_id)
+        plan.redated.append((number, contract_id))
 
 
 def _check_passwords(checks, plan):
@@ -289,7 +289,7 @@ def _check_passwords(checks, plan):
         if differs or not same:
             plan.updates.append(entry)
         elif entry[3]:
-            plan.redated.append(entry[1])
+            plan.redated.append(entry[:2])
 
 
 @contextmanager
@@ -356,7 +356,10 @@ def _write(plan, started, partial):
             ([u[0] for u in b], lambda b=b: _update(b, plan.passwords, now))
             for b in _batches(plan.updates)
         ),
-        *(([], lambda b=b: _redate(b, now)) for b in _batches(plan.redated)),
+        *(
+            ([n for n, _ in b], lambda b=b: _redate([i for _, i in b], now))
+            for b in _batches(plan.redated)
+        ),
     ]
     if partial:
         for numbers, step in steps:
