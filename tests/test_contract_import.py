@@ -258,6 +258,9 @@ def test_the_cli_dry_run_reports_and_writes_nothing(cli):
     assert result.exit_code == 0
     assert "2 created, 0 updated, 0 unchanged, 0 refused (dry run" in result.output
     assert _numbers() == ["1001", "1002"]
+    refused = cli(BAD, "--dry-run")
+    assert refused.exit_code == 2 and "Error: 6 rows refused" in refused.stderr
+    assert _numbers() == ["1001", "1002"]
 
 
 def test_the_cli_refuses_an_unreadable_file_with_exit_2(cli):

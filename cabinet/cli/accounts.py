@@ -46,7 +46,7 @@ def contract_import_(file, instance_code, dry_run, partial):
     for refusal in report.refused:
         click.echo(f"refused {refusal}", err=True)
     counts = ", ".join(f"{n} {key}" for key, n in report.counts().items())
-    if report.refused and not partial and not dry_run:
+    if report.refused and not partial:  # a dry run too: the file would be refused
         fail(f"{len(report.refused)} rows refused, nothing written ({counts})")
     done = "dry run, nothing written" if dry_run else "written"
     click.echo(f"{counts} ({done}; {report.encoding}, '{report.delimiter}').")
