@@ -104,6 +104,12 @@ def from_env(environ=None):
         "RECONCILE_MAX_DAYS": int(env.get("RECONCILE_MAX_DAYS", "31")),
         # Bytes of a request body, refused with 413 before it is read.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
+        # A contracts CSV uploaded in the console, bytes (beyond MAX_CONTENT_LENGTH).
+        "CONTRACT_IMPORT_MAX_BYTES": int(
+            env.get("CONTRACT_IMPORT_MAX_BYTES", str(50 * 1024 * 1024))
+        ),
+        # Rows of one contracts CSV (the CLI and the console), at most.
+        "CONTRACT_IMPORT_MAX_ROWS": int(env.get("CONTRACT_IMPORT_MAX_ROWS", "1000000")),
         # Temporary failures of a billing delivery are retried this long.
         "BILLING_RETRY_DAYS": float(env.get("BILLING_RETRY_DAYS", "3")),
         "BILLING_SWEEP_CRON": env.get("BILLING_SWEEP_CRON", "* * * * *"),

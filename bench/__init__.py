@@ -9,7 +9,7 @@ BENCH_PG_SCHEMA=bench      the PostgreSQL schema (created and dropped)
 BENCH_REDIS_URL             redis://127.0.0.1:6379/4 (flushed before and after)
 BENCH_RESULTS               bench/results.json (explain.txt beside it)
 BENCH_ONLY                  only these steps: web,monitor,csv,status,autopay,rqmemory,
-                            outbox,delivery
+                            outbox,delivery,import
 BENCH_SEED=42               the generator's seed: the same seed, the same data
 BENCH_CONTRACTS             200000 (quick 20000)
 BENCH_TRANSACTIONS          1000000 (quick 100000): the monitor and CSV export
@@ -23,6 +23,8 @@ BENCH_BILLING_CONCURRENCY=4   the OSMP connector's concurrency there
 BENCH_DELIVERY_SECONDS=20 (quick 10)  seconds the deliveries are measured
 BENCH_JOBS=10000 (quick 1000)  jobs an RQ worker runs before its memory is read
 BENCH_REQUESTS=10000        requests a web worker serves before its memory is read
+BENCH_IMPORT_ROWS           200000 (quick 20000) rows of the contracts CSV import
+BENCH_IMPORT_PASSWORDS=64   rows with a password whose hashing cost is measured
 """
 
 import os
@@ -51,6 +53,8 @@ BILLING_CONCURRENCY = knob("BENCH_BILLING_CONCURRENCY", 4, 4)
 DELIVERY_SECONDS = knob("BENCH_DELIVERY_SECONDS", 20, 10)
 JOBS = knob("BENCH_JOBS", 10_000, 1_000)
 REQUESTS = knob("BENCH_REQUESTS", 10_000, 10_000)
+IMPORT_ROWS = knob("BENCH_IMPORT_ROWS", 200_000, 20_000)
+IMPORT_PASSWORDS = knob("BENCH_IMPORT_PASSWORDS", 64, 64)
 DATABASES = knob(
     "BENCH_DATABASES", "sqlite,postgresql", "sqlite,postgresql", str
 ).split(",")

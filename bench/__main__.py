@@ -32,6 +32,8 @@ from . import (
     DELIVERY_SECONDS,
     DURATION,
     HISTORY,
+    IMPORT_PASSWORDS,
+    IMPORT_ROWS,
     JOBS,
     ONLY,
     OPEN,
@@ -955,6 +957,105 @@ class Bench:
             f"at the billing, {repeats} repeated txn_id; {failed} failed",
         )
 
+    # -- 10: the contracts CSV import ---------------------------------------------
+
+    def bench_import(self):
+        """Import IMPORT_ROWS new contracts, the same file again, every row changed."""
+        from cabinet import contract_import
+        from cabinet.clock import utcnow
+        from cabinet.db import write_unit
+        from cabinet.models import Contract
+
+        rows = [
+            (
+                f"I{n:07d}",
+                f"Абонент {n}",
+                f"a{n}@example.com",
+                f"+7916{n:07d}",
+                f"{n % 5000 - 2500}.{n % 100:02d}",
+                "blocked" if n % 50 == 0 else "active",
+            )
+            for n in range(IMPORT_ROWS)
+        ]
+        header = "number;name;email;phone;balance;status\n"
+        data = (header + "".join(";".join(r) + "\n" for r in rows)).encode()
+        changed = data.replace("Абонент".encode(), "Абонентка".encode())
+        timings = {}
+        with self.app.app_context(), db.connection_context():
+            now = utcnow()
+            started = time.perf_counter()
+            with write_unit():  # the baseline: the same rows, ready, insert_many
+                for start in range(0, len(rows), contract_import.BATCH):
+                    Contract.insert_many(
+                        [
+                            {
+                                "number": "X" + number[1:],
+                                "name": name,
+                                "email": email,
+                                "phone": phone,
+                                "password_hash": "",
+                                "status": status,
+                                "source": "import",
+                                "billing_balance": int(balance.replace(".", "")),
+                                "billing_balance_at": now,
+                                "created_at": now,
+                                "updated_at": now,
+                            }
+                            for number, name, email, phone, balance, status in rows[
+                                start : start + contract_import.BATCH
+                            ]
+                        ]
+                    ).execute()
+            baseline = time.perf_counter() - started
+            with write_unit():
+                Contract.delete().where(Contract.number.startswith("X")).execute()
+            for what, body, expected in (
+                ("created", data, "created"),
+                ("unchanged", data, "unchanged"),
+                ("updated", changed, "updated"),
+            ):
+                started = time.perf_counter()
+                report = contract_import.run(body, rows_max=len(rows))
+                timings[what] = time.perf_counter() - started
+                assert getattr(report, expected) == len(rows), report.counts()
+            passwords = "".join(
+                f"P{n:07d};Абонент {n};pass-{n:06d}\n" for n in range(IMPORT_PASSWORDS)
+            )
+            started = time.perf_counter()
+            report = contract_import.run(f"number;name;password\n{passwords}".encode())
+            per_password = (time.perf_counter() - started) / IMPORT_PASSWORDS
+            assert report.created == IMPORT_PASSWORDS, report.counts()
+        created = timings["created"]
+        self.add(
+            f"10 import: {len(rows):,} new contracts",
+            len(rows) / created,
+            ">= 0.1",
+            created / baseline <= 10,
+            baseline=len(rows) / baseline,
+            unit="rows/s",
+            note="plain insert_many of the same rows, parsed, in one unit, is the "
+            "baseline",
+        )
+        for what, seconds in timings.items():
+            self.add(
+                f"10 import: {len(rows):,} rows {what}",
+                seconds,
+                "< 60 s",
+                seconds < 60,
+                unit="s",
+                note="" if what != "created" else "without the password column",
+            )
+        self.add(
+            "10 import: the password column, per row",
+            per_password * 1000,
+            "measured",
+            True,
+            unit="ms",
+            note=f"werkzeug's scrypt in a pool of {os.cpu_count()} processes "
+            f"({IMPORT_PASSWORDS} rows): {len(rows):,} passwords take "
+            f"{per_password * len(rows) / 60:,.0f} min",
+        )
+
     def run(self):
         steps = [
             ("web", self.bench_web),
@@ -967,6 +1068,7 @@ class Bench:
             # would otherwise count.
             ("outbox", self.bench_outbox),
             ("delivery", self.bench_delivery),
+            ("import", self.bench_import),
         ]
         steps = [(name, step) for name, step in steps if not ONLY or name in ONLY]
         self.worker_rss = 0

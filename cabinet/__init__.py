@@ -78,6 +78,10 @@ def register_security_headers(app):
         return response
 
 
+# Endpoints taking a file, and the setting that bounds their bodies.
+UPLOAD_LIMITS = {"console.contract_import_page": "CONTRACT_IMPORT_MAX_BYTES"}
+
+
 def register_input_guard(app):
     """Refuse a body over MAX_CONTENT_LENGTH (413) before it is read, and any
     request carrying a NUL character (400) before it reaches SQL."""
@@ -87,7 +91,9 @@ def register_input_guard(app):
     def _refuse_large_bodies():
         # Declared too large: refused unread. A body without a length is cut
         # off at the limit by werkzeug as it reads (also a 413).
-        limit = app.config["MAX_CONTENT_LENGTH"]
+        # An upload page has its own, larger limit (the contracts CSV).
+        limit = app.config[UPLOAD_LIMITS.get(request.endpoint, "MAX_CONTENT_LENGTH")]
+        request.max_content_length = limit
         if limit and (request.content_length or 0) > limit:
             abort(413, f"the request body is larger than {limit} bytes")
 
@@ -199,6 +205,8 @@ def register_template_helpers(app):
     app.jinja_env.filters["autopay_mode"] = labeller(labels.AUTOPAY_MODE_LABELS)
     app.jinja_env.filters["autopay_state"] = labeller(labels.AUTOPAY_STATE_LABELS)
     app.jinja_env.filters["charge_status"] = labeller(labels.CHARGE_STATUS_LABELS)
+    app.jinja_env.filters["contract_source"] = labeller(labels.CONTRACT_SOURCE_LABELS)
+    app.jinja_env.filters["contract_status"] = labeller(labels.CONTRACT_STATUS_LABELS)
     app.jinja_env.globals["get_locale"] = get_locale
 
 

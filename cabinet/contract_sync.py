@@ -130,13 +130,16 @@ def changes_of(record, creating):
         if password is None:
             changes["password_hash"] = ""
         else:
-            password = _text("password", password)
-            if not 4 <= len(password) <= PASSWORD_LENGTH_MAX:
-                raise FieldError(
-                    "password", f"4 to {PASSWORD_LENGTH_MAX} characters, or null"
-                )
-            changes["password_hash"] = generate_password_hash(password)
+            changes["password_hash"] = generate_password_hash(valid_password(password))
     return changes
+
+
+def valid_password(password):
+    """Return a password stripped, or raise FieldError (the import hashes apart)."""
+    password = _text("password", password)
+    if not 4 <= len(password) <= PASSWORD_LENGTH_MAX:
+        raise FieldError("password", f"4 to {PASSWORD_LENGTH_MAX} characters, or null")
+    return password
 
 
 def _ends_sessions(contract, changes):

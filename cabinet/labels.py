@@ -40,3 +40,10 @@ CHARGE_STATUS_LABELS = {
     "skipped": _l("Skipped"),
     "canceled": _l("Canceled"),
 }
+CONTRACT_SOURCE_LABELS = {
+    "hand": _l("By hand"),
+    "api": _l("API"),
+    "import": _l("CSV import"),
+    "billing": _l("Quick pay, confirmed by the billing"),
+}
+CONTRACT_STATUS_LABELS = {"active": _l("In service"), "blocked": _l("Blocked")}

@@ -1,5 +1,6 @@
 """The console's guard on every URL, its audit of every change, configurations."""
 
+import io
 import json
 
 import pytest
@@ -237,6 +238,13 @@ ACTIONS = {
             {"account": "1001-1"},
         ),
     ),
+    "contract.import": (
+        "console.contract_import_page",
+        lambda w: (
+            "/console/contract-import",
+            {"file": (io.BytesIO("number,name\n3001,Новый\n".encode()), "c.csv")},
+        ),
+    ),
     "autopay.off": (
         "console.autopay_off",
         lambda w: (
@@ -256,8 +264,8 @@ def test_every_changing_console_route_is_in_the_audit_test(app):
     assert changing - PUBLIC == {endpoint for endpoint, _ in ACTIONS.values()}
 
 
-# The connection test's result is on the page it answers.
-ANSWERED_WITH_A_PAGE = {"configuration.test"}
+# The connection test's and the import's results are on the page they answer.
+ANSWERED_WITH_A_PAGE = {"configuration.test", "contract.import"}
 
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))

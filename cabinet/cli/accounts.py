@@ -3,12 +3,13 @@
 import json
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from .. import accounts, configurations
+from .. import accounts, configurations, contract_import
 from ..money import format_signed
 from ..payments import ledger_balance
-from .common import call_service, password_option
+from .common import call_service, fail, password_option
 
 contract_cli = AppGroup("contract", help="Subscribers' contracts.")
 operator_cli = AppGroup("operator", help="Console operators.")
@@ -29,6 +30,26 @@ def contract_add(number, name, password, email, instance_code):
 
     contract = call_service(add)
     click.echo(f"Contract {contract.number} created.")
+
+
+@contract_cli.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--instance", "instance_code", help="Link new contracts to it.")
+@click.option("--dry-run", is_flag=True, help="Check and report; write nothing.")
+@click.option("--partial", is_flag=True, help="Write the good rows despite bad ones.")
+def contract_import_(file, instance_code, dry_run, partial):
+    """Create or update contracts from a CSV file (see README)."""
+    rows_max = current_app.config["CONTRACT_IMPORT_MAX_ROWS"]
+    report = call_service(
+        contract_import.run, file.read(), instance_code, dry_run, partial, rows_max
+    )
+    for refusal in report.refused:
+        click.echo(f"refused {refusal}", err=True)
+    counts = ", ".join(f"{n} {key}" for key, n in report.counts().items())
+    if report.refused and not partial:  # a dry run too: the file would be refused
+        fail(f"{len(report.refused)} rows refused, nothing written ({counts})")
+    done = "dry run, nothing written" if dry_run else "written"
+    click.echo(f"{counts} ({done}; {report.encoding}, '{report.delimiter}').")
 
 
 @contract_cli.command("show")

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     billing,
     configurations,
     contracts,
+    imports,
     instances,
     monitor,
     orphans,

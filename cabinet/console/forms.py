@@ -6,6 +6,7 @@ from flask import abort, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -201,3 +202,11 @@ class ReaddressForm(FlaskForm):
     """The corrected account a delivery goes to."""
 
     account = StringField(_l("Account"), validators=[DataRequired(), Length(max=64)])
+
+
+class ContractImportForm(FlaskForm):
+    """A contracts CSV from the billing, and how to take it."""
+
+    file = FileField(_l("CSV file"), validators=[FileRequired()])
+    dry_run = BooleanField(_l("Dry run: check and report, write nothing"))
+    partial = BooleanField(_l("Write the good rows even if some are refused"))
