@@ -285,3 +285,20 @@ def test_rows_of_the_same_updated_at_page_by_id_without_loss(api, app):
     pages = walk(client, headers, 2)
     assert sum(pages, []) == ["1001", "1002", "5001", "5002", "5003", "5004"]
     assert all(len(page) == 2 for page in pages)
+
+
+def test_the_cabinet_shows_the_balance_the_billing_sent(api, app):
+    client, headers = api
+    answer = client.put(
+        "/api/contracts/1001",
+        json={
+            "billing_balance": "-75.20",
+            "billing_balance_at": "2026-12-02T09:30:00Z",
+        },
+        headers=headers,
+    )
+    assert answer.status_code == 200
+    subscriber = app.test_client()
+    login(subscriber)
+    page = subscriber.get("/").get_data(as_text=True)
+    assert "-75,20 ₽" in page and "02.12.2026 12:30" in page  # Moscow time
