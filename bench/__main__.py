@@ -220,8 +220,9 @@ class Bench:
     def cookie_header(session):
         return "Cookie: " + "; ".join(f"{k}={v}" for k, v in session.cookies.items())
 
-    def wrk(self, path, connections=CONNECTIONS, **variables):
-        return servers.wrk(f"{self.base}{path}", DURATION, connections, **variables)
+    def wrk(self, path, connections=CONNECTIONS, base=None, **variables):
+        url = f"{base or self.base}{path}"
+        return servers.wrk(url, DURATION, connections, **variables)
 
     def paced(self, path, rate, **variables):
         """Run wrk at about `rate` requests/s: 8 connections, each pausing between."""
@@ -725,6 +726,73 @@ class Bench:
 
     # -- 8, 9: the billing outbox --------------------------------------------------
 
+    # -- 11: one process (flask serve) against gunicorn -------------------------
+
+    def bench_serve(self):
+        """Callbacks and the history page under `flask serve` against gunicorn.
+
+        Both serve the same database and Redis, gunicorn, serve, serve, gunicorn
+        (a linear drift of the machine falls on both alike); serve's own
+        workers run beside it, as in a small ISP's one process.
+        """
+        port = servers.free_port()
+        serve_base = f"http://127.0.0.1:{port}"
+        process = servers.serve(port, self.env, self.workdir)
+        order = [self.base, serve_base, serve_base, self.base]
+        try:
+            with self.app.app_context(), db.connection_context():
+                files = []
+                for n, _ in enumerate(order):
+                    bodies = self.seeder.callbacks(2500 * DURATION, prefix=f"S{n}")
+                    files.append(self.workdir / f"serve-callbacks-{n}.txt")
+                    files[-1].write_text("\n".join(bodies) + "\n")
+            for base in (self.base, serve_base):  # warm up, as step 1
+                servers.wrk(f"{base}/healthz", 3, CONNECTIONS)
+            callbacks = [
+                self.wrk(
+                    "/uniteller/isp/notify", base=base, bodies=path, expect="credited"
+                )
+                for base, path in zip(order, files, strict=True)
+            ]
+            session = self.login(
+                "/login", {"number": HISTORY_CONTRACT, "password": PASSWORD}
+            )
+            cookie = self.cookie_header(session)
+            history = [
+                self.wrk(
+                    "/payments?page=3",
+                    base=base,
+                    headers=cookie,
+                    expect="payment-table",
+                )
+                for base in order
+            ]
+        finally:
+            process.stop()
+        for label, runs in (("callbacks", callbacks), ("history page", history)):
+            by = {self.base: [], serve_base: []}
+            for base, run in zip(order, runs, strict=True):
+                by[base].append(run["rate"])
+            gunicorn = sum(by[self.base]) / 2
+            one = sum(by[serve_base]) / 2
+            wrong = sum(run["errors"] + run["bad"] for run in runs)
+            named = [
+                ("serve" if base == serve_base else "gunicorn", run["rate"])
+                for base, run in zip(order, runs, strict=True)
+            ]
+            self.add(
+                f"11 serve: {label}",
+                one,
+                ">= 0.8",
+                one >= 0.8 * gunicorn and wrong == 0,
+                baseline=gunicorn,
+                unit="req/s",
+                note="baseline: the same under gunicorn (deploy/gunicorn.conf.py); "
+                "runs "
+                + ", ".join(f"{name} {rate:,.0f}" for name, rate in named)
+                + f"; errors and wrong answers {wrong}",
+            )
+
     def billing_connector(self, name, concurrency=4):
         """Add an active OSMP connector to the emulated billing (no check first)."""
         from cabinet import billing
@@ -1069,6 +1137,7 @@ class Bench:
             ("outbox", self.bench_outbox),
             ("delivery", self.bench_delivery),
             ("import", self.bench_import),
+            ("serve", self.bench_serve),
         ]
         steps = [(name, step) for name, step in steps if not ONLY or name in ONLY]
         self.worker_rss = 0

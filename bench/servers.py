@@ -81,6 +81,27 @@ def gunicorn(port, env, logdir, *extra, name="gunicorn"):
     return process, how
 
 
+def serve(port, env, logdir, workers=2, threads=8):
+    """Start `flask --app cabinet serve`: the one process of a small ISP."""
+    command = [
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "cabinet",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
+    process = Process("serve", command, env, logdir)
+    wait_http(f"http://127.0.0.1:{port}/healthz")
+    return process
+
+
 def sandbox(port, database, env, logdir):
     """Start the Uniteller sandbox in a process of its own."""
     process = Process(
