@@ -6,11 +6,14 @@ or from a conftest.
 """
 
 import itertools
+import re
 import socket
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import requests
 
 from cabinet import payments
 from cabinet.db import db
@@ -642,3 +645,23 @@ class RecordingShop:
         """Return the bodies POSTed to a path, oldest first."""
         with self.lock:
             return [body for where, body in self.received if where == path]
+
+
+class CsrfSession(requests.Session):
+    """A browser's session: each form post to one of `cabinet_urls` carries a
+    fresh CSRF token and, as its Referer, the page it came from (Flask-WTF
+    checks the Referer over https)."""
+
+    cabinet_urls = ()
+
+    def post(self, url, *args, **kwargs):
+        base = next((u for u in self.cabinet_urls if url.startswith(u)), None)
+        if base:
+            page = self.get(f"{base}/login", timeout=10)
+            token = re.search(r'X-CSRFToken": "([^"]+)"', page.text).group(1)
+            kwargs["headers"] = {
+                **kwargs.get("headers", {}),
+                "X-CSRFToken": token,
+                "Referer": page.url,
+            }
+        return super().post(url, *args, **kwargs)

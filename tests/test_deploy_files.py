@@ -59,3 +59,11 @@ def test_nginx_forwards_the_host_with_its_port():
 def test_the_nginx_site_keeps_no_error_line_with_a_query_string():
     site = (DEPLOY / "nginx-cabinet.conf").read_text()
     assert "error_log /var/log/nginx/cabinet.error.log crit;" in site
+
+
+def test_nginx_sends_the_apps_csp_where_the_app_sends_none():
+    """Static files and nginx's error pages get the same policy as the pages."""
+    from cabinet import CONTENT_SECURITY_POLICY
+
+    site = (DEPLOY / "nginx-cabinet.conf").read_text()
+    assert f'"" "{CONTENT_SECURITY_POLICY}";' in site

@@ -8,7 +8,6 @@ once. Skipped when PostgreSQL is unreachable, unless CI=true.
 """
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from cabinet.models import (
     Transaction,
 )
 from tests.helpers import (
+    CsrfSession,
     bind_autopay,
     free_port,
     in_app,
@@ -131,20 +131,6 @@ class Site:
 
     def settle(self, timeout=20):
         assert self.sandbox_app.extensions["sandbox"].wait_idle(timeout)
-
-
-class CsrfSession(requests.Session):
-    """A browser's session: each form post to the cabinet carries a fresh CSRF token."""
-
-    cabinet_urls = ()
-
-    def post(self, url, *args, **kwargs):
-        base = next((u for u in self.cabinet_urls if url.startswith(u)), None)
-        if base:
-            page = self.get(f"{base}/login", timeout=10).text
-            token = re.search(r'X-CSRFToken": "([^"]+)"', page).group(1)
-            kwargs["headers"] = {**kwargs.get("headers", {}), "X-CSRFToken": token}
-        return super().post(url, *args, **kwargs)
 
 
 def gunicorn(processes, name, port):
