@@ -67,3 +67,17 @@ def test_nginx_sends_the_apps_csp_where_the_app_sends_none():
 
     site = (DEPLOY / "nginx-cabinet.conf").read_text()
     assert f'"" "{CONTENT_SECURITY_POLICY}";' in site
+
+
+def test_the_services_and_the_cli_create_files_others_cannot_read():
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        assert "\nUMask=0027\n" in unit.read_text(), unit.name
+    assert "\numask 027\n" in (DEPLOY / "cabinet").read_text()
+
+
+def test_the_readmes_backups_are_made_under_umask_077():
+    readme = (DEPLOY.parent / "README.md").read_text()
+    backups = readme[readme.index("### Backup and retention") :]
+    umask = backups.index("\numask 077\n")
+    assert umask < backups.index("pg_dump -Fc") < backups.index(".backup '")
+    assert "install -d -m 0700 -o cabinet -g cabinet /srv/cabinet/instance" in readme
