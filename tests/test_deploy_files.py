@@ -81,3 +81,20 @@ def test_the_readmes_backups_are_made_under_umask_077():
     umask = backups.index("\numask 077\n")
     assert umask < backups.index("pg_dump -Fc") < backups.index(".backup '")
     assert "install -d -m 0700 -o cabinet -g cabinet /srv/cabinet/instance" in readme
+
+
+def test_the_cli_says_what_to_do_when_cabinet_cannot_run_the_virtualenv(tmp_path):
+    fake = tmp_path / "runuser"  # as runuser answers for a per-user Python build
+    fake.write_text(
+        "#!/bin/sh\necho '.venv/bin/python: Permission denied' >&2\nexit 126\n"
+    )
+    fake.chmod(0o755)
+    ran = subprocess.run(
+        [str(DEPLOY / "cabinet"), "version"],
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 2
+    assert "Permission denied" in ran.stderr
+    assert "/usr/bin/python3 -m venv .venv" in ran.stderr
