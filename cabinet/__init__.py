@@ -5,6 +5,7 @@ from flask import Flask, has_request_context, request, session
 import config as settings
 
 from . import logs
+from .version import __version__ as __version__  # re-exported: cabinet.__version__
 
 
 def create_app(config=None):
