@@ -11,6 +11,7 @@ header exactly once. Skipped when nginx is not installed (.ci/run installs it).
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -290,6 +291,13 @@ def test_login_and_payment_through_nginx_on_a_non_443_port(
                 "X-Content-Type-Options": ["nosniff"],
                 "Referrer-Policy": ["strict-origin-when-cross-origin"],
             }, answer.url
+        # A versioned static URL is kept a year (a new file has a new URL).
+        versioned = re.search(
+            r'href="(/static/css/cabinet\.css\?v=[0-9a-f]+)"', page.text
+        )
+        kept = requests.get(f"{public}{versioned.group(1)}", timeout=10)
+        assert kept.headers["Cache-Control"] == "max-age=31536000"
+        assert static.headers["Cache-Control"] == "max-age=3600"
         redirect = requests.get(
             f"http://127.0.0.1:{http_port}/login", allow_redirects=False, timeout=10
         )
