@@ -41,6 +41,7 @@ SECURITY_HEADERS = (
 
 pytestmark = [
     pytest.mark.serial,
+    pytest.mark.sqlite_only,  # its own SQLite file: not about the database
     pytest.mark.skipif(
         NGINX is None,
         reason="nginx is not installed (apt-get install -y nginx; .ci/run does it)",
