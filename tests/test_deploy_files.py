@@ -3,6 +3,7 @@
 import os
 import runpy
 import subprocess
+import sys
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -98,3 +99,23 @@ def test_the_cli_says_what_to_do_when_cabinet_cannot_run_the_virtualenv(tmp_path
     assert ran.returncode == 2
     assert "Permission denied" in ran.stderr
     assert "/usr/bin/python3 -m venv .venv" in ran.stderr
+
+
+def test_a_new_instance_folder_is_its_owners_only(tmp_path):
+    import stat
+
+    instance = tmp_path / "instance"
+    old = os.umask(0o022)  # a usual umask: a folder would come out 0755
+    try:
+        ran = subprocess.run(
+            [sys.executable, "-c", "import config; config._instance_secret_key()"],
+            cwd=DEPLOY.parent,
+            env={**os.environ, "INSTANCE_DIR": str(instance)},
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.umask(old)
+    assert ran.returncode == 0, ran.stderr
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    assert stat.S_IMODE((instance / "secret_key").stat().st_mode) == 0o600
