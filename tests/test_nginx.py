@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -267,6 +268,12 @@ def test_login_and_payment_through_nginx_on_a_non_443_port(
             contract = Contract.by_number("1001")
             assert contract.balance == 50000
             assert [t.status for t in contract.transactions] == ["paid"]
+        # The shop's password only sealed, in files only their owner reads.
+        files = sorted(tmp_path.glob("cabinet.sqlite3*"))
+        assert files
+        for path in files:
+            assert SHOP["password"].encode() not in path.read_bytes(), path.name
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name
         access = (tmp_path / "logs" / "cabinet.access.log").read_text()
         assert '"POST /uniteller/isp/notify HTTP/1.1" 200' in access  # over TLS
         assert order_id not in access  # no query string on disk
