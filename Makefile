@@ -17,15 +17,21 @@ PARALLEL := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS))
 PYTEST = sh -c '"$$0" -m pytest "$$@"; rc=$$?; if [ $$rc -eq 5 ]; then \
 	echo "pytest collected no tests ($$*): failing"; exit 1; fi; exit $$rc' $(BIN)/python
 
-.PHONY: run test lint test-sqlite test-pg venv translations bench clean
+.PHONY: run test lint test-sqlite test-pg venv venv-dev translations bench clean
 
 venv: $(VENV)/.installed
+venv-dev: $(VENV)/.installed-dev
 
-# Reinstall only when requirements.txt changes.
+# The runtime (make run, a server); reinstalled only when requirements.txt changes.
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+# Tests, benchmarks and lint on top: again when either file changes.
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
 
 run: venv
@@ -33,20 +39,20 @@ run: venv
 
 test: lint test-sqlite test-pg
 
-lint: venv
+lint: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # The last pass: the spec_mode tests again, the sandbox as Uniteller's virtual
 # acquirer (its test cards and 10-100 roubles only).
-test-sqlite: venv
+test-sqlite: venv-dev
 	$(PYTEST) -m "not serial" $(PARALLEL)
 	$(PYTEST) -m serial
 	SANDBOX_MODE=spec $(PYTEST) -m spec_mode $(PARALLEL)
 
 # The database-facing tests again on PostgreSQL (skipped with a note if it is down,
 # except under CI, where it must be up).
-test-pg: venv
+test-pg: venv-dev
 	@if $(BIN)/python -c "import psycopg2,sys; psycopg2.connect('$(PG_TEST_URL)').close()" 2>/dev/null; then \
 		export TEST_DATABASE_URL=$(PG_TEST_URL); \
 		$(PYTEST) -m "not serial and not sqlite_only and not nodb" $(PARALLEL) && \
@@ -59,7 +65,7 @@ translations: venv
 	$(BIN)/pybabel update -i cabinet/translations/messages.pot -d cabinet/translations
 	$(BIN)/pybabel compile -d cabinet/translations
 
-bench: venv
+bench: venv-dev
 	$(BIN)/python -m bench
 
 clean:

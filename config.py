@@ -18,7 +18,8 @@ def _instance_secret_key():
     # One box needs no set-up; several hosts must share SECRET_KEY (README).
     path = INSTANCE_DIR / "secret_key"
     if not path.exists():
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        # Owner-only, like the key and the SQLite files it will hold.
+        INSTANCE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))

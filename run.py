@@ -194,7 +194,9 @@ def main():
     """Start everything, print where to go, stop everything on a signal."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _stop_on_signal)
-    INSTANCE.mkdir(parents=True, exist_ok=True)
+    INSTANCE.mkdir(
+        mode=0o700, parents=True, exist_ok=True
+    )  # owner-only: keys, databases
     redis_server = None
     redis_url = os.environ.get("REDIS_URL", "")
     processes = None

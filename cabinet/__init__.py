@@ -5,6 +5,7 @@ from flask import Flask, has_request_context, request, session
 import config as settings
 
 from . import logs
+from .version import __version__ as __version__  # re-exported: cabinet.__version__
 
 
 def create_app(config=None):
@@ -22,6 +23,7 @@ def create_app(config=None):
     register_errors(app)
     register_commands(app)
     register_template_helpers(app)
+    register_static_versions(app)
     register_event_handlers(app)
     return app
 
@@ -173,6 +175,29 @@ def register_errors(app):
             code,
             lambda exc, code=code: render_error(code, getattr(exc, "description", "")),
         )
+
+
+def register_static_versions(app):
+    """Give every static URL its file's content hash (?v=): after an upgrade
+    browsers fetch the new CSS and JS at once, however long they cached the old."""
+    import functools
+    import hashlib
+    import os
+
+    @functools.lru_cache(maxsize=256)
+    def version_of(filename):
+        try:
+            with open(os.path.join(app.static_folder, filename), "rb") as file:
+                return hashlib.sha256(file.read()).hexdigest()[:12]
+        except OSError:  # no such file: the URL still changes with the release
+            from .version import __version__
+
+            return __version__
+
+    @app.url_defaults
+    def _static_version(endpoint, values):
+        if endpoint == "static" and "v" not in values and "filename" in values:
+            values["v"] = version_of(values["filename"])
 
 
 def register_template_helpers(app):

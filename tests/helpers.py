@@ -201,24 +201,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-class CsrfSession(requests.Session):
-    """A browser's session: each form post to the cabinet carries a fresh CSRF token.
-
-    For real servers (they check tokens): set `cabinet_urls` and patch it in as
-    requests.Session, and the helpers' posts to those URLs carry one.
-    """
-
-    cabinet_urls = ()
-
-    def post(self, url, *args, **kwargs):
-        base = next((u for u in self.cabinet_urls if url.startswith(u)), None)
-        if base:
-            page = self.get(f"{base}/login", timeout=10).text
-            token = re.search(r'X-CSRFToken": "([^"]+)"', page).group(1)
-            kwargs["headers"] = {**kwargs.get("headers", {}), "X-CSRFToken": token}
-        return super().post(url, *args, **kwargs)
-
-
 def redis_url(connection):
     """The URL of a Redis connection's database (the run's claimed number)."""
     kwargs = connection.connection_pool.connection_kwargs
@@ -668,3 +650,23 @@ class RecordingShop:
         """Return the bodies POSTed to a path, oldest first."""
         with self.lock:
             return [body for where, body in self.received if where == path]
+
+
+class CsrfSession(requests.Session):
+    """A browser's session: each form post to one of `cabinet_urls` carries a
+    fresh CSRF token and, as its Referer, the page it came from (Flask-WTF
+    checks the Referer over https)."""
+
+    cabinet_urls = ()
+
+    def post(self, url, *args, **kwargs):
+        base = next((u for u in self.cabinet_urls if url.startswith(u)), None)
+        if base:
+            page = self.get(f"{base}/login", timeout=10)
+            token = re.search(r'X-CSRFToken": "([^"]+)"', page.text).group(1)
+            kwargs["headers"] = {
+                **kwargs.get("headers", {}),
+                "X-CSRFToken": token,
+                "Referer": page.url,
+            }
+        return super().post(url, *args, **kwargs)

@@ -25,6 +25,22 @@ def cli(app):
     return run
 
 
+def test_version_names_the_release_the_changelog_and_the_schema(cli):
+    import re
+    from pathlib import Path
+
+    from cabinet import __version__, migrations
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
+    result = cli("version")
+    assert result.exit_code == 0
+    assert result.output == (
+        f"cabinet {__version__} (schema version {migrations.LATEST})\n"
+    )
+    changelog = Path(__file__).resolve().parent.parent / "CHANGELOG.md"
+    assert f"\n## {__version__} " in changelog.read_text()
+
+
 def test_a_whole_setup_from_the_command_line(cli, app):
     assert cli("init-db").exit_code == 0
     assert cli("instance", "add", "isp", "--name", "Main").exit_code == 0

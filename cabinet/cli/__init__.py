@@ -1,5 +1,7 @@
 """The flask CLI: what an ISP admin scripts with (see README), one module a group."""
 
+import click
+
 from .accounts import contract_cli, operator_cli
 from .autopay import autopay_cli
 from .billing import billing_cli
@@ -11,6 +13,15 @@ from .tasks import reconcile_command, tasks_cli
 from .tokens import token_cli
 
 __all__ = ["DEMO", "init_app"]
+
+
+@click.command("version")
+def version_command():
+    """Print this release's version and the schema version it brings."""
+    from ..migrations import LATEST
+    from ..version import __version__
+
+    click.echo(f"cabinet {__version__} (schema version {LATEST})")
 
 
 def init_app(app):
@@ -28,5 +39,6 @@ def init_app(app):
         billing_cli,
         secrets_cli,
         serve_command,
+        version_command,
     ):
         app.cli.add_command(command)
