@@ -18,7 +18,6 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -27,6 +26,7 @@ from .extensions import get_redis, htmx
 from .models import Contract, Operator
 from .pacing import WindowLimit
 from .prepared import Prepared
+from .webforms import Form
 
 bp = Blueprint("auth", __name__)
 # Every page a subscriber opens loads the contract: its SQL is built once.
@@ -134,7 +134,7 @@ def init_login(login_manager):
         return redirect(target)
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     """Contract number and password."""
 
     number = StringField(

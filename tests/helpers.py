@@ -670,3 +670,54 @@ class CsrfSession(requests.Session):
                 "Referer": page.url,
             }
         return super().post(url, *args, **kwargs)
+
+
+# Every page of the cabinet and the console, as the accessibility and the
+# translation tests visit them: before anyone logs in, as subscriber 1001 (who
+# is refused the console), as the admin. Formatted with seed_pages()'s values.
+PUBLIC_PAGES = ["/login", "/quick-pay", "/no-such-page", "/console/login"]
+SUBSCRIBER_PAGES = ["/", "/pay", "/payments", "/autopay", "{return_page}", "/console/"]
+CONSOLE_PAGES = [
+    "/console/contracts",
+    "/console/contracts/1001",
+    "/console/transactions/{order_id}",
+    "/console/transactions/{declined_id}",
+    "/console/monitor?instance=isp",
+    "/console/monitor/summary?instance=isp",
+    "/console/instances",
+    "/console/instances/isp/configs",
+    "/console/instances/isp/configs/new",
+    "/console/instances/isp/configs/1",
+    "/console/instances/isp/configs/1/versions",
+    "/console/instances/isp/configs/1/activate",
+    "/console/instances/isp/configs/1/copy",
+    "/console/receipts",
+    "/console/reconcile?instance=isp",
+    "/console/instances/isp/billing",
+    "/console/billing/attention",
+    "/console/orphans",
+    "/console/tasks",
+    "/console/audit",
+    "/console/contract-import",
+    "/console/no-such-page",
+]
+# The pages above that answer an error; every other one answers 200.
+ERROR_PAGES = {"/no-such-page": 404, "/console/": 403, "/console/no-such-page": 404}
+
+
+def seed_pages(world):
+    """Give the pages something to show (a weekly autopay, a paid and a declined
+    payment, the admin); return the values their paths take."""
+    from cabinet import accounts
+
+    bind_autopay(world, "weekly")
+    declined_id, _, _ = pay_by_card(world, "200", card=DECLINE_CARD)
+    order_id, return_page, _ = pay_by_card(world, "500")
+    world.settle()
+    with in_app(world):
+        accounts.add_operator(*ADMIN, admin=True)
+    return {
+        "order_id": order_id,
+        "declined_id": declined_id,
+        "return_page": return_page.split(world.url)[-1],
+    }

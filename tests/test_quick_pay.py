@@ -27,7 +27,7 @@ def quick_pay(client, number, amount="500", **extra):
 
 def errors_of(page):
     """The error lines a form page shows."""
-    return re.findall(r'<p class="error">([^<]*)</p>', page)
+    return re.findall(r'<p class="error"[^>]*>([^<]*)</p>', page)
 
 
 @pytest.fixture

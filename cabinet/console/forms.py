@@ -5,19 +5,19 @@ from functools import wraps
 from flask import abort, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from .. import params as module_params
 from ..models import ModuleInstance
+from ..webforms import Form
 from .wording import PARAM_LABELS, PAYATTR_LABELS, TAXMODE_LABELS, VAT_LABELS
 
 FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic", "fiscal")
 
 
-class OperatorLoginForm(FlaskForm):
+class OperatorLoginForm(Form):
     """An operator's login and password."""
 
     login = StringField(_l("Login"), validators=[DataRequired(), Length(max=64)])
@@ -26,7 +26,7 @@ class OperatorLoginForm(FlaskForm):
     )
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A button that changes something: only the CSRF token travels."""
 
 
@@ -43,7 +43,7 @@ def fresh_form_required(view):
     return wrapped
 
 
-class LinkForm(FlaskForm):
+class LinkForm(Form):
     """The module instance a contract pays through."""
 
     instance = SelectField(_l("Module instance"), validators=[Optional()])
@@ -62,20 +62,20 @@ class LinkForm(FlaskForm):
         return form
 
 
-class RefundForm(FlaskForm):
+class RefundForm(Form):
     """How much to refund; empty is all that is left."""
 
     amount = StringField(_l("Amount, ₽"), validators=[Optional(), Length(max=20)])
 
 
-class InstanceForm(FlaskForm):
+class InstanceForm(Form):
     """A new module instance: its code (in URLs) and its name."""
 
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=64)])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
 
 
-class ConfigurationForm(FlaskForm):
+class ConfigurationForm(Form):
     """A configuration: its name and parameters; password and login are write-only."""
 
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
@@ -153,14 +153,14 @@ class ConfigurationForm(FlaskForm):
         target.errors = [*target.errors, _(error.message, **error.values)]
 
 
-class AutopayChargeForm(FlaskForm):
+class AutopayChargeForm(Form):
     """A manual charge in automatic mode: how much and why."""
 
     amount = StringField(_l("Amount, ₽"), validators=[DataRequired(), Length(max=20)])
     reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])
 
 
-class ConnectorForm(FlaskForm):
+class ConnectorForm(Form):
     """A billing connector: its name, kind and parameters; secrets write-only."""
 
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)])
@@ -189,7 +189,7 @@ class ConnectorForm(FlaskForm):
     is_active = BooleanField(_l("Active"), default=True)
 
 
-class DeliveryDoneForm(FlaskForm):
+class DeliveryDoneForm(Form):
     """Why a delivery is marked done by hand."""
 
     comment = StringField(
@@ -198,13 +198,13 @@ class DeliveryDoneForm(FlaskForm):
     )
 
 
-class ReaddressForm(FlaskForm):
+class ReaddressForm(Form):
     """The corrected account a delivery goes to."""
 
     account = StringField(_l("Account"), validators=[DataRequired(), Length(max=64)])
 
 
-class ContractImportForm(FlaskForm):
+class ContractImportForm(Form):
     """A contracts CSV from the billing, and how to take it."""
 
     file = FileField(_l("CSV file"), validators=[FileRequired()])

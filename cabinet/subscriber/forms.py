@@ -1,7 +1,6 @@
 """The subscriber's forms: the amount to pay, autopay's settings, a confirmation."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -15,10 +14,11 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, NumberRange, Optional
 
 from ..labels import AUTOPAY_MODE_LABELS
+from ..webforms import Form
 from ..wording import WEEKDAYS
 
 
-class PayForm(FlaskForm):
+class PayForm(Form):
     """The amount to pay (and, when a receipt has nowhere to go, where to send it)."""
 
     amount = StringField(
@@ -27,7 +27,7 @@ class PayForm(FlaskForm):
     contact = StringField(_l("E-mail or phone for the receipt"))
 
 
-class QuickPayForm(FlaskForm):
+class QuickPayForm(Form):
     """Pay without signing in: the contract number, the amount, maybe a contact."""
 
     number = StringField(
@@ -55,7 +55,7 @@ def choices(pairs):
     return [SelectChoice(value, label) for value, label in pairs]
 
 
-class AutopayForm(FlaskForm):
+class AutopayForm(Form):
     """Autopay's mode and parameters, the password again, and consent."""
 
     mode = RadioField(
@@ -87,7 +87,7 @@ class AutopayForm(FlaskForm):
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """The password again, and the amount of the payment with the new card."""
 
     password = PasswordField(validators=[DataRequired()])
