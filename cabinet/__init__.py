@@ -158,23 +158,28 @@ def register_errors(app):
     from flask import jsonify, render_template
 
     from .errors import CabinetError
+    from .wording import readable
 
-    def render_error(code, reason=""):
+    def render_error(code, reason="", boilerplate=False):
         if request.path.startswith("/api/"):  # the ISP's scripts read JSON
             return jsonify({"error": reason or str(code)}), code
         if request.blueprint == "gateway":
             return reason or str(code), code, {"Content-Type": "text/plain"}
+        # werkzeug's own descriptions are English boilerplate: the page's
+        # translated title says it; a reason given to abort() is kept.
+        reason = "" if boilerplate else readable(str(reason))
         return render_template("errors/error.html", code=code, reason=reason), code
 
     @app.errorhandler(CabinetError)
     def cabinet_error(exc):
         return render_error(exc.status_code, exc.message)
 
+    def http_error(exc, code):
+        reason = getattr(exc, "description", "")
+        return render_error(code, reason, reason == type(exc).description)
+
     for code in (400, 403, 404, 405, 409, 413, 429, 500):
-        app.register_error_handler(
-            code,
-            lambda exc, code=code: render_error(code, getattr(exc, "description", "")),
-        )
+        app.register_error_handler(code, lambda exc, code=code: http_error(exc, code))
 
 
 def register_static_versions(app):

@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 
 from flask import abort, make_response, render_template, request
+from flask_babel import gettext as _
 
 from .clock import EARLIEST_DAY, LATEST_DAY, day_in_range, local_midnight_utc
 
@@ -15,9 +16,17 @@ def parse_date(args, name):
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        abort(400, f"{name}: expected a date YYYY-MM-DD")
+        abort(400, _("%(name)s: expected a date YYYY-MM-DD", name=name))
     if not day_in_range(day):
-        abort(400, f"{name}: a date from {EARLIEST_DAY} to {LATEST_DAY}")
+        abort(
+            400,
+            _(
+                "%(name)s: a date from %(first)s to %(last)s",
+                name=name,
+                first=EARLIEST_DAY,
+                last=LATEST_DAY,
+            ),
+        )
     return day
 
 
@@ -29,7 +38,7 @@ def page_number():
     """Read ?page= (1 to LAST_PAGE); 400 otherwise."""
     page = request.args.get("page", "1")
     if not page.isdigit() or not 1 <= int(page) <= LAST_PAGE:
-        abort(400, f"page must be a number from 1 to {LAST_PAGE}")
+        abort(400, _("The page must be a number from 1 to %(last)d.", last=LAST_PAGE))
     return int(page)
 
 

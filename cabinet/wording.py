@@ -1,5 +1,6 @@
 """Wording both the subscriber's cabinet and the console show: amounts, weekdays."""
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from .money import format_human
@@ -48,3 +49,13 @@ def out_of_range(exc):
         low=format_human(exc.details["low"]),
         high=format_human(exc.details["high"]),
     )
+
+
+def readable(reason):
+    """The reason of an error page if it reads in the page's language, else "".
+
+    Services give English reasons to the CLI and the API; on a Russian page such
+    a reason is dropped and the page's translated title says what happened.
+    """
+    russian = any("а" <= letter.lower() <= "я" for letter in reason)
+    return reason if russian == (str(get_locale()) == "ru") else ""

@@ -157,7 +157,7 @@ def autopay_change_card():
     contract = current_contract()
     current = autopay.autopay_of(contract)
     if current is None or current.state == "off":
-        abort(409, "set up autopay first")
+        abort(409, _l("Set up autopay first."))
     form = ConfirmForm()
     refused = (
         _password_refused(contract, form.password.data)
@@ -183,7 +183,7 @@ def autopay_off():
     """Turn autopay off at once."""
     contract = current_contract()
     if autopay.autopay_of(contract) is None:
-        abort(404, "no autopay")
+        abort(404, _l("Autopay is not set up."))
     autopay.turn_off(contract)
     flash(_l("Autopay is off. No further charges will be made."), "info")
     return redirect(url_for("subscriber.autopay_settings"))

@@ -35,7 +35,7 @@ def contract_required(view):
     @login_required
     def wrapped(*args, **kwargs):
         if not getattr(current_user, "is_contract", False):
-            abort(403, "subscribers only")
+            abort(403, _l("This page is for subscribers: log in with a contract."))
         return view(*args, **kwargs)
 
     return wrapped

@@ -1,6 +1,7 @@
 """The subscriber's payment history: filtered by status and period, paged."""
 
 from flask import abort, current_app, request
+from flask_babel import gettext as _
 
 from .. import fiscal
 from ..auth import current_contract
@@ -49,7 +50,7 @@ def history():
     """List the subscriber's payments, filtered by status and period, paginated."""
     status = request.args.get("status", "")
     if status and status not in HISTORY_FILTERS:
-        abort(400, "unknown status")
+        abort(400, _("There is no such payment status."))
     start, end = parse_period(request.args)
     page = page_number()
     size = current_app.config["PAGE_SIZE"]

@@ -2,6 +2,7 @@
 
 from flask import abort, current_app, render_template, request
 from flask_babel import get_locale
+from flask_babel import gettext as _
 
 from .. import accounts, acquirer, fiscal, payments, status_check
 from ..auth import current_contract
@@ -131,7 +132,7 @@ def payment_return(outcome, order=None):
     """Show where a payment stands after Uniteller sent the subscriber back."""
     order_id = request.args.get("Order_ID") or order
     if not order_id:
-        abort(400, "Order_ID is missing")
+        abort(400, _("The bank sent no order number."))
     transaction = payments.transaction_of(current_contract(), order_id)
     # The page turns final even if the callback is late or lost.
     status_check.request_order_check(transaction, "return")
