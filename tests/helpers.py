@@ -676,7 +676,15 @@ class CsrfSession(requests.Session):
 # translation tests visit them: before anyone logs in, as subscriber 1001 (who
 # is refused the console), as the admin. Formatted with seed_pages()'s values.
 PUBLIC_PAGES = ["/login", "/quick-pay", "/no-such-page", "/console/login"]
-SUBSCRIBER_PAGES = ["/", "/pay", "/payments", "/autopay", "{return_page}", "/console/"]
+SUBSCRIBER_PAGES = [
+    "/",
+    "/pay",
+    "/payments",
+    "/autopay",
+    "{return_page}",
+    "{declined_return_page}",
+    "/console/",
+]
 CONSOLE_PAGES = [
     "/console/contracts",
     "/console/contracts/1001",
@@ -705,19 +713,21 @@ CONSOLE_PAGES = [
 ERROR_PAGES = {"/no-such-page": 404, "/console/": 403, "/console/no-such-page": 404}
 
 
-def seed_pages(world):
+def seed_pages(world, run_jobs):
     """Give the pages something to show (a weekly autopay, a paid and a declined
     payment, the admin); return the values their paths take."""
     from cabinet import accounts
 
     bind_autopay(world, "weekly")
-    declined_id, _, _ = pay_by_card(world, "200", card=DECLINE_CARD)
+    declined_id, declined_page, _ = pay_by_card(world, "200", card=DECLINE_CARD)
     order_id, return_page, _ = pay_by_card(world, "500")
     world.settle()
+    run_jobs(world.app)  # the status check that learns of the decline
     with in_app(world):
         accounts.add_operator(*ADMIN, admin=True)
     return {
         "order_id": order_id,
         "declined_id": declined_id,
         "return_page": return_page.split(world.url)[-1],
+        "declined_return_page": declined_page.split(world.url)[-1],
     }

@@ -53,11 +53,11 @@ def _log_in(page, base, path, who, secret, field):
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
-def test_every_page_has_no_axe_violation(page, autopay_world, lang):
+def test_every_page_has_no_axe_violation(page, autopay_world, run_jobs, lang):
     world = autopay_world
     from axe_playwright_python.sync_playwright import Axe
 
-    values = seed_pages(world)
+    values = seed_pages(world, run_jobs)
     axe, found = Axe(), []
     page.goto(f"{world.url}/login")
     if lang == "en":
