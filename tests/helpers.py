@@ -675,7 +675,13 @@ class CsrfSession(requests.Session):
 # Every page of the cabinet and the console, as the accessibility and the
 # translation tests visit them: before anyone logs in, as subscriber 1001 (who
 # is refused the console), as the admin. Formatted with seed_pages()'s values.
-PUBLIC_PAGES = ["/login", "/quick-pay", "/no-such-page", "/console/login"]
+PUBLIC_PAGES = [
+    "/login",
+    "/quick-pay",
+    "/handoff/no-such-link",
+    "/no-such-page",
+    "/console/login",
+]
 SUBSCRIBER_PAGES = [
     "/",
     "/pay",
@@ -710,7 +716,12 @@ CONSOLE_PAGES = [
     "/console/no-such-page",
 ]
 # The pages above that answer an error; every other one answers 200.
-ERROR_PAGES = {"/no-such-page": 404, "/console/": 403, "/console/no-such-page": 404}
+ERROR_PAGES = {
+    "/handoff/no-such-link": 410,
+    "/no-such-page": 404,
+    "/console/": 403,
+    "/console/no-such-page": 404,
+}
 
 
 def seed_pages(world, run_jobs):
