@@ -705,6 +705,8 @@ CONSOLE_PAGES = [
     "/console/instances/isp/configs/1/versions",
     "/console/instances/isp/configs/1/activate",
     "/console/instances/isp/configs/1/copy",
+    "/console/instances/isp/configs/1/diff?from=1&to=2",
+    "/console/instances/isp/configs/rollback",
     "/console/receipts",
     "/console/reconcile?instance=isp",
     "/console/instances/isp/billing",
@@ -726,8 +728,8 @@ ERROR_PAGES = {
 
 def seed_pages(world, run_jobs):
     """Give the pages something to show (a weekly autopay, a paid and a declined
-    payment, the admin); return the values their paths take."""
-    from cabinet import accounts
+    payment, the admin, two configurations); return the values their paths take."""
+    from cabinet import accounts, configurations
 
     bind_autopay(world, "weekly")
     declined_id, declined_page, _ = pay_by_card(world, "200", card=DECLINE_CARD)
@@ -736,6 +738,12 @@ def seed_pages(world, run_jobs):
     run_jobs(world.app)  # the status check that learns of the decline
     with in_app(world):
         accounts.add_operator(*ADMIN, admin=True)
+        # A second version of "main" (the diff), a "spare" active (the rollback).
+        instance = configurations.get_instance("isp")
+        main = configurations.get_configuration(instance, "main")
+        configurations.update_configuration(main, dict(main.params, min_amount="10.00"))
+        configurations.copy_configuration(main, "spare", dict(main.params))
+        configurations.activate_configuration(instance, "spare")
     return {
         "order_id": order_id,
         "declined_id": declined_id,
