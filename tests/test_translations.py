@@ -121,6 +121,17 @@ def _russian_in(text):
     return sorted(set(re.findall(r"[А-Яа-яЁё]+", text)) - CYRILLIC_ALLOWED)
 
 
+# Forms sent: with an error, and right (the quick pay's confirmation, the
+# page that takes the subscriber to Uniteller); the subscriber's after login.
+FORMS = [
+    ("/login", {"number": "1001", "password": "wrong"}, 401),
+    ("/quick-pay", {"number": "", "amount": "abc"}, 400),
+    ("/quick-pay", {"number": "1001", "amount": "500"}, 200),
+    ("/pay", {"amount": "abc"}, 400),
+    ("/pay", {"amount": "500"}, 200),
+]
+
+
 def _pages(world, client, lang, run_jobs):
     """Every page as (path, text), the error pages 405 and 500 too."""
     values = seed_pages(world, run_jobs)
@@ -128,7 +139,12 @@ def _pages(world, client, lang, run_jobs):
     for path in PUBLIC_PAGES:
         yield path, _get(client, path, values)
     yield "/logout (GET)", _get(client, "/logout", values, status=405)
-    login(client)
+    for path, form, status in FORMS:
+        if path == "/pay":
+            login(client)
+        answer = client.post(path, data=form)
+        assert answer.status_code == status, (path, form)
+        yield f"{path} {form}", _visible(answer.get_data(as_text=True))
     for path in SUBSCRIBER_PAGES + ["/payments?status=nonsense"]:
         yield path, _get(client, path, values, status=ERROR_PAGES.get(path))
     console_login(client, ADMIN)
