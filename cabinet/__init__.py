@@ -214,6 +214,7 @@ def register_template_helpers(app):
 
     from . import i18n, labels
     from .money import format_human
+    from .webforms import error_ids
 
     zone = ZoneInfo(app.config["TIMEZONE"])
     i18n.install(app)
@@ -238,6 +239,7 @@ def register_template_helpers(app):
     app.jinja_env.filters["contract_source"] = labeller(labels.CONTRACT_SOURCE_LABELS)
     app.jinja_env.filters["contract_status"] = labeller(labels.CONTRACT_STATUS_LABELS)
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["error_ids"] = error_ids  # a group's errors (a fieldset)
 
 
 def register_event_handlers(app):

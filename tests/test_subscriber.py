@@ -176,3 +176,19 @@ def test_each_reader_sees_the_labels_in_their_own_language(make_app, demo):
     ):
         page = client.get("/payments").get_data(as_text=True)
         assert all(word in page for word in words), words
+
+
+def test_form_errors_are_tied_to_their_fields(autopay_world):
+    """A screen reader hears which field is wrong and why (aria-describedby)."""
+    client = autopay_world.app.test_client()
+    login(client)
+    page = client.post("/pay", data={"amount": "abc"}).get_data(as_text=True)
+    field = re.search(r"<input[^>]*\bid=\"amount\"[^>]*>", page).group(0)
+    assert 'aria-invalid="true"' in field
+    assert 'aria-describedby="amount-error-1"' in field
+    assert re.search(r'<p class="error" id="amount-error-1">[^<]+</p>', page)
+    page = client.post("/autopay", data={"amount": "300"}).get_data(as_text=True)
+    group = re.search(r"<fieldset[^>]*>", page).group(0)
+    assert 'aria-describedby="mode-error-1"' in group
+    assert 'id="mode-error-1"' in page
+    assert "aria-invalid" not in client.get("/pay").get_data(as_text=True)
