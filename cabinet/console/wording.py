@@ -1,5 +1,8 @@
 """The console's wording of codes: refusals, kinds, refund states, parameters."""
 
+import re
+
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 REFUSALS = {
@@ -118,3 +121,20 @@ VERSION_ACTIONS = {
     "activate": _l("activated"),
     "rollback": _l("rolled back to"),
 }
+
+# Review reasons are stored in English (a log's words); shown in the reader's.
+_REVIEW_TOTAL = re.compile(r"Total (?P<total>.*) differs from the order's amount")
+REVIEW_REASONS = {"still open after 7 days": _l("still open after 7 days")}
+
+
+def review_reason(reason):
+    """Word a stored review reason in the reader's language."""
+    if not reason:
+        return ""
+    total = _REVIEW_TOTAL.fullmatch(reason)
+    if total:
+        return _(
+            "The total Uniteller reported (%(total)s) differs from the order's amount",
+            total=total.group("total"),
+        )
+    return REVIEW_REASONS.get(reason, reason)
