@@ -1,9 +1,13 @@
 """The console's wording of codes: refusals, kinds, refund states, parameters."""
 
+import json
 import re
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+
+from ..labels import status_label
+from ..money import format_human, to_kopecks
 
 REFUSALS = {
     "not_credited": _l(
@@ -138,3 +142,156 @@ def review_reason(reason):
             total=total.group("total"),
         )
     return REVIEW_REASONS.get(reason, reason)
+
+
+AUDIT_ACTIONS = {
+    "autopay.charge": _l("autopay: charged by hand"),
+    "autopay.off": _l("autopay: turned off"),
+    "billing_connector.create": _l("billing connector: created"),
+    "billing_connector.update": _l("billing connector: changed"),
+    "billing_delivery.done": _l("billing delivery: marked done"),
+    "billing_delivery.readdress": _l("billing delivery: sent to another account"),
+    "billing_delivery.retry": _l("billing delivery: retried"),
+    "configuration.activate": _l("configuration: activated"),
+    "configuration.copy": _l("configuration: copied"),
+    "configuration.create": _l("configuration: created"),
+    "configuration.rollback": _l("configuration: rolled back"),
+    "configuration.test": _l("configuration: connection tested"),
+    "configuration.update": _l("configuration: edited"),
+    "contract.import": _l("contracts: imported"),
+    "contract.link": _l("contract: linked to an instance"),
+    "instance.create": _l("module instance: created"),
+    "reconcile.fix": _l("reconciliation: fixed"),
+    "task.run": _l("task: run by hand"),
+    "transaction.check": _l("transaction: status re-checked"),
+    "transaction.receipt_check": _l("transaction: receipts re-checked"),
+    "transaction.refund": _l("transaction: refunded"),
+}
+OBJECT_TYPES = {
+    "billing_connector": _l("billing connector"),
+    "billing_delivery": _l("billing delivery"),
+    "configuration": _l("configuration"),
+    "contract": _l("contract"),
+    "instance": _l("module instance"),
+    "task": _l("task"),
+    "transaction": _l("transaction"),
+}
+# The names of the values an audit entry keeps, beyond the parameters'.
+AUDIT_KEYS = {
+    "active": _l("active"),
+    "amount": _l("amount, ₽"),
+    "charge": _l("charge"),
+    "error": _l("error"),
+    "instance": _l("module instance"),
+    "name": _l("name"),
+    "params": _l("parameters"),
+    "partial": _l("partly"),
+    "refund": _l("refund"),
+    "refund_status": _l("refund status"),
+    "run": _l("run"),
+    "slot": _l("run"),
+    "state": _l("state"),
+    "status": _l("status"),
+    "from": _l("from"),
+    "to": _l("to"),
+}
+YES_NO = {"yes": _l("yes"), "no": _l("no"), True: _l("yes"), False: _l("no")}
+EVENT_SOURCES = {
+    "api": _l("API"),
+    "autopay": _l("autopay"),
+    "cabinet": _l("cabinet"),
+    "callback": _l("Uniteller's callback"),
+    "quick-pay": _l("quick pay"),
+    "reconcile": _l("reconciliation"),
+    "recurrent": _l("autopay charge"),
+    "refund": _l("refund"),
+    "status": _l("status check"),
+}
+EVENT_KINDS = {
+    "note": _l("note"),
+    "orphan": _l("unknown order"),
+    "received": _l("received"),
+    "refund": _l("refund"),
+    "rejected": _l("rejected"),
+    "review": _l("flagged for review"),
+    "state": _l("status change"),
+}
+# Notes the code writes in English into events and refunds, in the reader's words.
+NOTES = {
+    "created": _l("created"),
+    "partly canceled at Uniteller": _l("partly canceled at Uniteller"),
+    "unknown order": _l("unknown order"),
+    "unknown to Uniteller after its lifetime": _l(
+        "unknown to Uniteller after its lifetime"
+    ),
+    "confirmed by a status re-check": _l("confirmed by a status re-check"),
+    "Uniteller reports the order canceled": _l("Uniteller reports the order canceled"),
+    "the refund failed; correction receipts undo this receipt": _l(
+        "the refund failed; correction receipts undo this receipt"
+    ),
+    "still open after 7 days": _l("still open after 7 days"),
+}
+TASK_DESCRIPTIONS = {
+    "status-check": _l("asks Uniteller about orders no callback has finished"),
+    "refund-check": _l("settles refunds whose /unblock/ answer was lost or not final"),
+    "receipt-check": _l(
+        "asks /v2/results for receipts still pending after payment; "
+        "marks them missing after RECEIPT_MISSING_MINUTES"
+    ),
+    "autopay": _l("charges weekly, monthly and automatic autopays that are due"),
+    "billing-sweep": _l(
+        "sends billing deliveries no job sent (a flushed Redis, a killed worker)"
+    ),
+    "retention": _l("deletes raw event rows older than EVENT_RETENTION_DAYS"),
+}
+
+
+def note_words(note):
+    """Word a stored note in the reader's language (unknown ones as they are)."""
+    if not note:
+        return ""
+    return REVIEW_REASONS.get(note) or NOTES.get(note, note)
+
+
+def audit_value(key, value):
+    """Word one value of an audit entry: yes/no, amounts in roubles, statuses."""
+    if isinstance(value, bool) or value in ("yes", "no"):
+        return str(YES_NO[value])
+    if key == "amount" and isinstance(value, int):
+        return format_human(value)
+    if key == "amount" and isinstance(value, str):
+        try:
+            return format_human(to_kopecks(value))
+        except ValueError:
+            return value
+    if key == "status":
+        return str(status_label(value))
+    if key == "refund_status":
+        return str(REFUND_STATUSES.get(value, value))
+    if value is None:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def audit_values(values):
+    """List an audit entry's before or after as (name, words), parameters flattened."""
+    if not isinstance(values, dict):
+        return [("", audit_value("", values))] if values is not None else []
+    listed = []
+    for key, value in values.items():
+        if key == "params" and isinstance(value, dict):
+            listed.extend(
+                (str(PARAM_LABELS.get(k, k)), audit_value(k, v))
+                for k, v in value.items()
+            )
+        else:
+            name = AUDIT_KEYS.get(key) or PARAM_LABELS.get(key) or key
+            listed.append((str(name), audit_value(key, value)))
+    return listed
+
+
+def event_source(source):
+    """Word an event's source; "console:<login>" names the operator."""
+    if source and source.startswith("console:"):
+        return _("console (%(login)s)", login=source.split(":", 1)[1])
+    return EVENT_SOURCES.get(source, source)
