@@ -6,7 +6,14 @@ from datetime import timedelta
 import pytest
 
 from cabinet import billing, payments
-from cabinet.models import BillingDelivery, Receipt, Refund, Transaction, utcnow
+from cabinet.models import (
+    AuditEntry,
+    BillingDelivery,
+    Receipt,
+    Refund,
+    Transaction,
+    utcnow,
+)
 from tests.helpers import OPERATOR, console_login, new_payment
 
 
@@ -106,3 +113,22 @@ def test_no_work_shows_no_badge(client, staff):
     page = client.get("/console/attention").get_data(as_text=True)
     assert nav_count(page, "attention") == 0
     assert page.count("Нет.") == 3
+
+
+def test_a_reviewed_order_leaves_the_list_and_keeps_its_history(client, troubles):
+    console_login(client, OPERATOR)
+    flagged = troubles["flagged"]
+    answer = client.post(
+        f"/console/transactions/{flagged.order_id}/reviewed", data={"back": "attention"}
+    )
+    assert answer.status_code == 302 and "/console/attention" in answer.location
+    page = client.get("/console/attention").get_data(as_text=True)
+    assert count(page, "review") == 0 and nav_count(page, "attention") == 2
+    assert flagged.order_id not in page.split('id="review"')[1].split('id="refunds"')[0]
+    history = client.get(f"/console/transactions/{flagged.order_id}")
+    text = history.get_data(as_text=True)
+    assert "проверено оператором" in text and "висит открытым 7 дней" in text
+    again = client.post(f"/console/transactions/{flagged.order_id}/reviewed")
+    assert again.status_code == 302
+    (entry,) = AuditEntry.select().where(AuditEntry.action == "transaction.reviewed")
+    assert (entry.login, entry.object_id) == ("oper", flagged.order_id)

@@ -7,6 +7,7 @@ from flask import current_app, render_template, request
 from .. import attention
 from .access import operator_required
 from .blueprint import bp
+from .forms import ActionForm
 from .wording import review_reason
 
 bp.add_app_template_filter(review_reason, "review_reason")
@@ -39,5 +40,6 @@ def attention_page():
     return render_template(
         "console/attention.html",
         counts=attention_counts(),
+        action_form=ActionForm(),
         **attention.lists(_margin()),
     )

@@ -166,6 +166,7 @@ AUDIT_ACTIONS = {
     "transaction.check": _l("transaction: status re-checked"),
     "transaction.receipt_check": _l("transaction: receipts re-checked"),
     "transaction.refund": _l("transaction: refunded"),
+    "transaction.reviewed": _l("transaction: marked as reviewed"),
 }
 OBJECT_TYPES = {
     "billing_connector": _l("billing connector"),
@@ -187,7 +188,9 @@ AUDIT_KEYS = {
     "params": _l("parameters"),
     "partial": _l("partly"),
     "refund": _l("refund"),
+    "needs_review": _l("needs review"),
     "refund_status": _l("refund status"),
+    "review_reason": _l("review reason"),
     "run": _l("run"),
     "slot": _l("run"),
     "state": _l("state"),
@@ -230,6 +233,7 @@ NOTES = {
         "the refund failed; correction receipts undo this receipt"
     ),
     "still open after 7 days": _l("still open after 7 days"),
+    "reviewed": _l("marked as reviewed by an operator"),
 }
 TASK_DESCRIPTIONS = {
     "status-check": _l("asks Uniteller about orders no callback has finished"),
@@ -266,6 +270,8 @@ def audit_value(key, value):
             return value
     if key == "status":
         return str(status_label(value))
+    if key == "review_reason":
+        return str(review_reason(value))
     if key == "refund_status":
         return str(REFUND_STATUSES.get(value, value))
     if value is None:
