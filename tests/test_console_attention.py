@@ -132,3 +132,12 @@ def test_a_reviewed_order_leaves_the_list_and_keeps_its_history(client, troubles
     assert again.status_code == 302
     (entry,) = AuditEntry.select().where(AuditEntry.action == "transaction.reviewed")
     assert (entry.login, entry.object_id) == ("oper", flagged.order_id)
+
+
+def test_billing_deliveries_read_in_words(client, troubles):
+    console_login(client, OPERATOR)
+    page = client.get("/console/billing/attention").get_data(as_text=True)
+    row = page.split('id="attention"')[1]
+    assert "<td>зачисление</td>" in row and "<td>credit</td>" not in row
+    shown = client.get(f"/console/transactions/{troubles['paid'].order_id}")
+    assert "нужен человек" in shown.get_data(as_text=True)

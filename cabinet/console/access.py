@@ -11,6 +11,8 @@ from .. import params as module_params
 from ..clock import local_timezone
 from .blueprint import bp
 from .wording import (
+    DELIVERY_KINDS,
+    DELIVERY_STATES,
     DOCUMENT_TYPES,
     EVENT_KINDS,
     KIND_LABELS,
@@ -65,6 +67,8 @@ def console_helpers():
         "receipt_states": RECEIPT_STATES,
         "receipt_kinds": RECEIPT_KINDS,
         "document_types": DOCUMENT_TYPES,
+        "delivery_kinds": DELIVERY_KINDS,
+        "delivery_states": DELIVERY_STATES,
         "event_kinds": EVENT_KINDS,
         "event_source": event_source,
         "note_words": note_words,

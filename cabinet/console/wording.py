@@ -301,3 +301,17 @@ def event_source(source):
     if source and source.startswith("console:"):
         return _("console (%(login)s)", login=source.split(":", 1)[1])
     return EVENT_SOURCES.get(source, source)
+
+
+DELIVERY_KINDS = {
+    "credit": _l("credit"),
+    "reversal": _l("reversal"),
+    "refund": _l("refund"),
+}
+DELIVERY_STATES = {
+    "pending": _l("waiting to be sent"),
+    "sending": _l("being sent"),
+    "done": _l("delivered"),
+    "failed": _l("refused by the billing"),
+    "attention": _l("needs a person"),
+}
