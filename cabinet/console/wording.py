@@ -182,22 +182,27 @@ AUDIT_KEYS = {
     "active": _l("active"),
     "amount": _l("amount, ₽"),
     "charge": _l("charge"),
+    "configuration": _l("configuration"),
     "error": _l("error"),
+    "from": _l("from"),
     "instance": _l("module instance"),
     "name": _l("name"),
+    "needs_review": _l("needs review"),
+    "ok": _l("connection works"),
+    "orders": _l("orders in the answer"),
     "params": _l("parameters"),
     "partial": _l("partly"),
-    "refund": _l("refund"),
-    "needs_review": _l("needs review"),
+    "refund": _l("refund no."),
     "refund_status": _l("refund status"),
+    "refundable": _l("can be refunded, ₽"),
     "review_reason": _l("review reason"),
     "run": _l("run"),
     "slot": _l("run"),
     "state": _l("state"),
     "status": _l("status"),
-    "from": _l("from"),
     "to": _l("to"),
 }
+AMOUNT_KEYS = ("amount", "refundable")  # kopecks, or a wire text "123.45"
 YES_NO = {"yes": _l("yes"), "no": _l("no"), True: _l("yes"), False: _l("no")}
 EVENT_SOURCES = {
     "api": _l("API"),
@@ -261,9 +266,9 @@ def audit_value(key, value):
     """Word one value of an audit entry: yes/no, amounts in roubles, statuses."""
     if isinstance(value, bool) or value in ("yes", "no"):
         return str(YES_NO[value])
-    if key == "amount" and isinstance(value, int):
+    if key in AMOUNT_KEYS and isinstance(value, int):
         return format_human(value)
-    if key == "amount" and isinstance(value, str):
+    if key in AMOUNT_KEYS and isinstance(value, str):
         try:
             return format_human(to_kopecks(value))
         except ValueError:
