@@ -177,6 +177,8 @@ def test_admin_links_and_unlinks_a_contract_with_an_audit_entry(client, staff):
 
 def test_transaction_page_shows_its_whole_history_with_raw_fields(client, staff):
     transaction = paid(staff["contract"])
+    for note in ("refund #7 of 15000 kopecks asked", "refund #7: Uniteller hung up"):
+        payments.record_event(transaction, "refund", "refund", "paid", "paid", None, note)
     console_login(client, OPERATOR)
     page = client.get(f"/console/transactions/{transaction.order_id}")
     text = page.get_data(as_text=True)
@@ -187,6 +189,8 @@ def test_transaction_page_shows_its_whole_history_with_raw_fields(client, staff)
     history = text.split("<h2>История событий</h2>")[1]
     assert "создан" in history and "уведомление Uniteller" in history
     assert "смена статуса" in history and "callback" not in history
+    assert "возврат №7 на 150,00 ₽ запрошен" in history
+    assert "возврат №7: Uniteller hung up" in history  # a free text stays as it is
     assert re.search(r"\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d", history)
 
 

@@ -212,14 +212,14 @@ EVENT_SOURCES = {
     "quick-pay": _l("quick pay"),
     "reconcile": _l("reconciliation"),
     "recurrent": _l("autopay charge"),
-    "refund": _l("refund"),
+    "refund": _l("money refund"),
     "status": _l("status check"),
 }
 EVENT_KINDS = {
     "note": _l("note"),
     "orphan": _l("unknown order"),
     "received": _l("received"),
-    "refund": _l("refund"),
+    "refund": _l("money refund"),
     "rejected": _l("rejected"),
     "review": _l("flagged for review"),
     "state": _l("status change"),
@@ -255,10 +255,27 @@ TASK_DESCRIPTIONS = {
 }
 
 
+# A refund's steps in a transaction's history (refunds._note): kopecks, in English.
+_REFUND_STEP = re.compile(
+    r"refund #(?P<id>\d+) of (?P<kopecks>\d+) kopecks (?P<step>asked|done)"
+)
+_REFUND_NOTE = re.compile(r"refund #(?P<id>\d+): (?P<note>.*)", re.S)
+
+
 def note_words(note):
     """Word a stored note in the reader's language (unknown ones as they are)."""
     if not note:
         return ""
+    step = _REFUND_STEP.fullmatch(note)
+    if step:
+        shown = {"id": step.group("id"), "amount": format_human(int(step.group(2)))}
+        if step.group("step") == "asked":
+            return _("refund no. %(id)s of %(amount)s ₽ asked", **shown)
+        return _("refund no. %(id)s of %(amount)s ₽ done", **shown)
+    refund = _REFUND_NOTE.fullmatch(note)
+    if refund:
+        words = note_words(refund.group("note"))
+        return _("refund no. %(id)s: %(note)s", id=refund.group("id"), note=words)
     return REVIEW_REASONS.get(note) or NOTES.get(note, note)
 
 
@@ -311,7 +328,7 @@ def event_source(source):
 DELIVERY_KINDS = {
     "credit": _l("credit"),
     "reversal": _l("reversal"),
-    "refund": _l("refund"),
+    "refund": _l("money refund"),
 }
 DELIVERY_STATES = {
     "pending": _l("waiting to be sent"),
