@@ -178,7 +178,8 @@ def test_admin_links_and_unlinks_a_contract_with_an_audit_entry(client, staff):
 def test_transaction_page_shows_its_whole_history_with_raw_fields(client, staff):
     transaction = paid(staff["contract"])
     for note in ("refund #7 of 15000 kopecks asked", "refund #7: Uniteller hung up"):
-        payments.record_event(transaction, "refund", "refund", "paid", "paid", None, note)
+        step = ("refund", "refund", "paid", "paid")
+        payments.record_event(transaction, *step, note=note)
     console_login(client, OPERATOR)
     page = client.get(f"/console/transactions/{transaction.order_id}")
     text = page.get_data(as_text=True)
