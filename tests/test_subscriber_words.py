@@ -7,10 +7,11 @@ import pytest
 import requests
 from flask_babel import force_locale
 
-from cabinet import refunds
+from cabinet import configurations, refunds
 from cabinet.models import Autopay, AutopayCharge, Contract, Notice, Transaction
 from cabinet.subscriber.words import autopay_rule, payment_state
 from tests.helpers import (
+    ALL_MODES,
     declined_payment,
     in_app,
     login,
@@ -231,3 +232,35 @@ def test_a_refund_done_leaves_a_notice_and_the_dashboard_shows_both(world):
     session.post(f"{world.url}/login", data={"number": "1001", "password": "demo-pass"})
     home = session.get(f"{world.url}/").text
     assert notice.text in home and "Возвращено 100,00 из 500,00" in home
+
+
+def test_turning_autopay_off_asks_first_and_leaves_a_notice(readers, demo):
+    main = configurations.get_configuration(demo["instance"], "main")
+    modes = dict(mode.split("=") for mode in ALL_MODES)
+    configurations.update_configuration(main, {**main.params, **modes})
+    Autopay.create(
+        contract=demo["contract"],
+        mode="weekly",
+        weekday=0,
+        amount=30000,
+        state="active",
+        parent=paid_payment(demo["contract"], 30000),
+    )
+    settings = page(readers, "/autopay", "ru")
+    assert 'data-confirm="Выключить автоплатёж? Списаний больше не будет."' in settings
+    readers["ru"].post("/autopay/off")
+    assert Notice.get(Notice.kind == "autopay_off").text == (
+        "Автоплатёж выключен. Списаний больше не будет."
+    )
+
+
+def test_the_set_up_says_the_first_payment_is_charged_now(readers, demo):
+    main = configurations.get_configuration(demo["instance"], "main")
+    modes = dict(mode.split("=") for mode in ALL_MODES)
+    configurations.update_configuration(main, {**main.params, **modes})
+    assert "Первый платёж на указанную сумму списывается сейчас" in page(
+        readers, "/autopay", "ru"
+    )
+    assert "The first payment, of the amount above, is charged now" in page(
+        readers, "/autopay", "en"
+    )

@@ -2,8 +2,9 @@
 
 import pytest
 
+from cabinet import configurations
 from cabinet.models import Contract
-from tests.helpers import new_payment, shot, subscriber_story
+from tests.helpers import ALL_MODES, new_payment, shot, subscriber_story
 
 pytestmark = pytest.mark.browser
 
@@ -13,6 +14,9 @@ OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
 
 def test_subscriber_pages_fit_a_phone_and_a_desktop(page, demo, live_server):
     contract = demo["contract"]
+    main = configurations.get_configuration(demo["instance"], "main")
+    modes = dict(mode.split("=") for mode in ALL_MODES)
+    configurations.update_configuration(main, {**main.params, **modes})
     paid = subscriber_story(contract)
     waiting = new_payment(Contract.get_by_id(contract.id), 40000)
     pages = {
