@@ -264,3 +264,17 @@ def test_the_set_up_says_the_first_payment_is_charged_now(readers, demo):
     assert "The first payment, of the amount above, is charged now" in page(
         readers, "/autopay", "en"
     )
+
+
+def test_the_history_filter_speaks_words_and_open_covers_every_wait(readers, demo):
+    waiting = new_payment(demo["contract"], 30000)
+    waiting.__class__.update(status="waiting").where(
+        waiting.__class__.id == waiting.id
+    ).execute()
+    new_payment(demo["contract"], 40000)
+    paid_payment(demo["contract"], 50000)
+    history = page(readers, "/payments", "ru")
+    assert '<option value="open" >Ожидает оплаты</option>' in history
+    assert "Авторизован" not in history
+    shown = page(readers, "/payments?status=open", "ru")
+    assert "300,00" in shown and "400,00" in shown and "500,00" not in shown

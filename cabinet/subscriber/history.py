@@ -8,9 +8,9 @@ from ..models import STATUSES, Refund, Transaction
 from ..pages import page_number, page_of, page_or_fragment, parse_period
 from ..prepared import Prepared
 from .blueprint import bp, contract_required
-from .words import states_of
+from .words import SHOWN_FILTERS, states_of
 
-HISTORY_FILTERS = ("success", *STATUSES)
+HISTORY_FILTERS = ("success", "open", *STATUSES)
 
 
 # The columns a history row shows: a page reads no more than it prints.
@@ -73,7 +73,7 @@ def history():
         receipts=fiscal.sale_receipts_of([t.id for t in paged["rows"]]),
         states=states_of(paged["rows"]),
         filters={k: request.args.get(k, "") for k in ("status", "from", "to")},
-        statuses=HISTORY_FILTERS,
+        statuses=SHOWN_FILTERS,
     )
 
 

@@ -22,6 +22,16 @@ WEEKLY_RULES = [
 ]
 
 
+# The history's status filter as a subscriber reads it (each a value it takes).
+SHOWN_FILTERS = {
+    "success": _l("Paid"),
+    "failed": _l("Not paid"),
+    "open": _l("Waiting for payment"),
+    "expired": _l("Not completed"),
+    "canceled": _l("Canceled"),
+}
+
+
 @dataclass(frozen=True)
 class PaymentState:
     """A payment as the subscriber reads it: a word, a tone, a reason, advice."""
