@@ -270,8 +270,9 @@ STATUSES = ("new", "waiting", "authorized", "paid", "canceled", "failed", "expir
 OPEN_STATUSES = ("new", "waiting")
 CREDITED_STATUSES = ("authorized", "paid")
 FINAL_STATUSES = ("authorized", "paid", "canceled", "failed", "expired")
-# Filters a person uses: "successful" covers both ways Uniteller says it.
-STATUS_GROUPS = {"success": CREDITED_STATUSES}
+# Filters a person uses: "successful" covers both ways Uniteller says it, "open"
+# both ways an order waits.
+STATUS_GROUPS = {"success": CREDITED_STATUSES, "open": OPEN_STATUSES}
 
 
 class TransactionEvent(BaseModel):

@@ -3,14 +3,16 @@
 import logging
 from datetime import timedelta
 
+from flask_babel import lazy_gettext as _l
 from peewee import IntegrityError, fn
 
 from . import acquirer, fiscal, payments
-from .clock import utcnow
+from .autopay.notices import notify
+from .clock import local_date, utcnow
 from .db import write_unit
 from .errors import CabinetError
 from .models import CREDITED_STATUSES, Receipt, Refund, Transaction
-from .money import AmountError, to_kopecks
+from .money import AmountError, format_human, to_kopecks
 from .task_stats import TaskStats
 from .uniteller.client import (
     WITH_REFUNDS,
@@ -448,6 +450,21 @@ def _failed(refund, code, message, receipt_state=None, note=None):
     log.warning("refund #%d refused: %s %s", refund.id, code, message)
 
 
+def notify_refund(transaction, amount):
+    """Tell the subscriber that money went back to the card (a notice, maybe mail)."""
+    return notify(
+        transaction.contract,
+        "refund",
+        _l(
+            "%(amount)s ₽ of your payment of %(paid)s ₽ from %(date)s went back "
+            "to the card; the balance is lower by as much.",
+            amount=format_human(amount),
+            paid=format_human(transaction.amount),
+            date=local_date(transaction.created_at).strftime("%d.%m.%Y"),
+        ),
+    )
+
+
 def _done(refund, fields, note=None):
     """Book a refund Uniteller made: off the balance; canceled once all is back."""
     with write_unit():
@@ -468,6 +485,7 @@ def _done(refund, fields, note=None):
             return
         transaction = Transaction.get_by_id(refund.transaction_id)
         taken = payments.book_refund(transaction, refund.id, refund.amount)
+        notify_refund(transaction, refund.amount)
         _note(
             transaction,
             f"refund #{refund.id} of {refund.amount} kopecks done"

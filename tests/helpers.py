@@ -18,6 +18,7 @@ import requests
 from cabinet import payments
 from cabinet.db import db
 from cabinet.models import Contract, LedgerEntry, Transaction, TransactionEvent
+from cabinet.money import format_wire
 from cabinet.uniteller.signatures import callback_signature
 
 CALLBACK_FIELDS = ["BillNumber", "ApprovalCode", "Total"]
@@ -670,3 +671,50 @@ class CsrfSession(requests.Session):
                 "Referer": page.url,
             }
         return super().post(url, *args, **kwargs)
+
+
+def paid_payment(contract, amount=50000, refunded=0):
+    """A payment Uniteller reported paid, `refunded` kopecks of it refunded."""
+    from cabinet.models import Refund
+
+    transaction = new_payment(contract, amount)
+    fields = {"Total": format_wire(amount)}
+    payments.apply_status(
+        transaction.order_id, "paid", source="callback", fields=fields
+    )
+    if refunded:
+        Refund.create(transaction=transaction, amount=refunded, status="done")
+    return Transaction.get_by_id(transaction.id)
+
+
+def declined_payment(contract, response_code, message="", error_code="", amount=50000):
+    """A payment Uniteller declined with a Response_Code (and its own message)."""
+    transaction = new_payment(contract, amount)
+    payments.apply_status(
+        transaction.order_id,
+        "not authorized",
+        source="status",
+        fields={"Response_Code": response_code, "Message": message}
+        | ({"Error_Code": error_code} if error_code else {}),
+    )
+    return Transaction.get_by_id(transaction.id)
+
+
+def subscriber_story(contract):
+    """Seed a contract's history a subscriber reads: paid, refunded, declined, lost."""
+    from cabinet.models import Autopay
+
+    whole = paid_payment(contract, 50000, refunded=10000)
+    declined_payment(contract, "AS102", "Недостаточно средств")
+    declined_payment(contract, "AS998", "F01: карта заблокирована, прекратите списания")
+    expired = new_payment(contract, 20000)
+    Transaction.update(status="expired").where(Transaction.id == expired.id).execute()
+    Autopay.create(
+        contract=contract,
+        mode="weekly",
+        weekday=0,
+        amount=30000,
+        state="active",
+        parent=whole,
+    )
+    return whole

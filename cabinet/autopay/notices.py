@@ -28,6 +28,15 @@ def autopay_active(contract, order_id):
     )
 
 
+def autopay_off(contract):
+    """Say that autopay is off and charges no more."""
+    return notify(
+        contract,
+        "autopay_off",
+        _l("Autopay is off. No further charges will be made."),
+    )
+
+
 def reminder(contract, day, amount):
     """Say that autopay will charge an amount on a coming day."""
     return notify(

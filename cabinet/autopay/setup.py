@@ -145,3 +145,5 @@ def turn_off(contract, who="subscriber"):
             among=states.WAITING,
             result_message=f"turned off by {who}",
         )
+        if autopay.state != "off":
+            notices.autopay_off(contract)

@@ -28,6 +28,7 @@ from ..wording import (
 from .blueprint import availability, bp, contract_required
 from .forms import AUTOPAY_ERRORS, AutopayForm, ConfirmForm, choices
 from .paying import keep_contact, needs_contact, return_urls
+from .words import autopay_rule, charge_reason, suspension_reason
 
 
 def _autopay_page(contract, form, status=200):
@@ -36,17 +37,31 @@ def _autopay_page(contract, form, status=200):
     modes = autopay.allowed_modes(configuration)
     form.mode.choices = choices((m, AUTOPAY_MODE_LABELS[m]) for m in modes)
     notices = list(contract.notices.order_by(Notice.id.desc()).limit(5))
+    summary = autopay.summary(contract)
+    current = summary["autopay"]
     return render_template(
         "subscriber/autopay.html",
         form=form,
         modes=modes,
-        **autopay.summary(contract),
+        **summary,
+        **_in_words(current, configuration),
         notices=notices,
         weekdays=WEEKDAYS,
         unavailable=unavailable,
         terms_version=autopay.TERMS_VERSION,
         ask_contact=needs_contact(contract, configuration),
     ), status
+
+
+def _in_words(current, configuration):
+    """Return the rule and the suspension of an autopay as the page says them."""
+    if current is None or current.state == "off":
+        return {"rule": None, "suspended_words": None}
+    return {
+        "rule": autopay_rule(current, configuration),
+        "suspended_words": suspension_reason(current),
+        "charge_reason": charge_reason,
+    }
 
 
 def _filled_form(contract):

@@ -133,8 +133,13 @@ def payment_return(outcome, order=None):
     if not order_id:
         abort(400, "Order_ID is missing")
     transaction = payments.transaction_of(current_contract(), order_id)
-    # The page turns final even if the callback is late or lost.
-    status_check.request_order_check(transaction, "return")
+    # The page turns final even if the callback is late or lost. Back from a
+    # failure, Uniteller already knows the outcome and may send no callback:
+    # ask at once, so a decline shows in a second or two, not after the delay.
+    delay = current_app.config["RETURN_CHECK_DELAY"]
+    status_check.request_order_check(
+        transaction, "return", delay=min(1, delay) if outcome == "no" else delay
+    )
     return render_template(
         "subscriber/return.html", transaction=transaction, outcome=outcome
     )
