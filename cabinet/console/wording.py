@@ -80,6 +80,8 @@ PARAM_LABELS = {
     "fiscal_line": _l("Receipt line; {contract} is the contract number"),
     "fiscal_ffd": _l("Fiscal document format"),
     "fiscal_place": _l("Place of settlement (the site's address)"),
+    "sbp": _l("Payments by SBP (needs 54-FZ receipts)"),
+    "sbp_autopay": _l("Autopay by SBP (a bound SBP account)"),
 }
 TAXMODE_LABELS = {
     "": _l("— choose —"),
