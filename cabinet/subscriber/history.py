@@ -19,6 +19,7 @@ HISTORY_COLUMNS = (
     Transaction.order_id,
     Transaction.amount,
     Transaction.status,
+    Transaction.payment_type,
 )
 _HISTORY_QUERIES = {}
 

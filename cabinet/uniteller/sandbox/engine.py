@@ -749,6 +749,8 @@ class Sandbox:
         Each carries its own receipts, so a newer one never stops its retries.
         """
         names = order["callback_fields"].split()
+        if order["payment_type"] == SBP:
+            names = [name for name in names if name not in NOT_FOR_SBP]
         extra = {name: FIELDS[name](order, self.tz) for name in names}
         receipt = cashbox.as_array(bodies)
         params = {"Order_ID": order["order_id"], "Status": status, **extra}
@@ -1313,6 +1315,7 @@ class Sandbox:
     def _sbp_refund_task(self, task: dict) -> None:
         """Settle an SBP refund the NSPK has made."""
         with self.store.tx():
+            self.finish_task(task["id"])
             order = self.order(task["ref"])
             amount = order["sbp_refund_pending"]
             if not amount:
