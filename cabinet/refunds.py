@@ -123,6 +123,10 @@ def start_refund(transaction, amount, operator):
             raise RefundRefused("not_positive")
         if amount > left:
             raise RefundRefused("too_much", left=left)
+        if transaction.payment_type == "sbp" and amount != transaction.amount:
+            # /results/ lists no SBP refunds (v1.43 Table 34 #7): only the
+            # order's Canceled can tell that a refund was made.
+            raise RefundRefused("sbp_partial")
         try:
             refund = Refund.create(
                 transaction=transaction, amount=amount, operator=operator

@@ -165,6 +165,16 @@ def test_an_sbp_refund_stays_pending_until_uniteller_settles_it(sbp_world):
     assert balance_of(world) == 0
 
 
+def test_an_sbp_payment_is_refunded_in_full_only(sbp_world):
+    order_id, _, _, _ = pay_by_sbp(sbp_world, "500")
+    sbp_world.settle()
+    with in_app(sbp_world):
+        with pytest.raises(refunds.RefundRefused) as refused:
+            refunds.start_refund(transaction_of(sbp_world, order_id), 20000, None)
+        assert refused.value.message == "sbp_partial"
+        assert not Refund.select().exists()
+
+
 # -- autopay -------------------------------------------------------------------------
 
 

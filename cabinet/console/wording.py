@@ -15,6 +15,10 @@ REFUSALS = {
         "to learn how it ended."
     ),
     "not_positive": _l("The amount must be greater than zero."),
+    "sbp_partial": _l(
+        "An SBP payment is refunded in full only: Uniteller reports no partial "
+        "SBP refunds."
+    ),
 }
 KIND_LABELS = {
     "payment": _l("Card payment"),
