@@ -209,6 +209,25 @@ def test_a_revoked_sbp_binding_suspends_autopay_with_a_notice(sbp_world, run_job
     assert balance_of(world) == 30000
 
 
+def test_an_sbp_charge_the_bank_answers_late_is_credited_once(sbp_world, run_jobs):
+    world = sbp_world
+    bind_autopay(world, "weekly", "300", weekday=2, method="sbp")
+    world.faults(sbp_bank_silent=1)
+    daily_run(world, next_weekday(2), run_jobs)  # answered 28: not known yet
+    faults = requests.get(f"{world.sandbox_url}/_sandbox/faults", timeout=5).json()
+    assert faults["sbp_bank_silent"] == 0  # the charge met the silent bank
+    world.settle()  # the bank's answer comes, and its callback
+
+    def succeeded():
+        with in_app(world):
+            return AutopayCharge.get().status == "succeeded"
+
+    wait_for(succeeded)
+    assert balance_of(world) == 60000
+    with in_app(world):
+        assert Transaction.select().where(Transaction.kind == "recurrent").count() == 1
+
+
 # -- the sandbox refuses what Uniteller refuses --------------------------------------
 
 

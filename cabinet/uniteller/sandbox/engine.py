@@ -1154,8 +1154,9 @@ class Sandbox:
         if parent["card_state"] == "blocked":
             return bank.Outcome(bank.SYSTEM_ERROR)
         if parent["payment_type"] == SBP:
-            # A bound SBP account has no expiry.
-            return bank.Outcome(bank.APPROVED)
+            # A bound SBP account has no expiry; its bank may answer late (28).
+            late = self.faults.take("sbp_bank_silent")
+            return bank.Outcome(bank.APPROVED, delayed=late)
         month, year = (int(part) for part in parent["card_expiry"].split("/"))
         expired = bank.is_expired(month, year, self.today())
         if parent["card_state"] == "expired" or expired:
