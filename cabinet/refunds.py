@@ -90,6 +90,16 @@ def refundable(transaction):
     return transaction.amount - refunded(transaction) - refunded(transaction, "pending")
 
 
+def refunding(transaction_ids):
+    """Return the ids among these transactions that have a refund in flight."""
+    if not transaction_ids:
+        return set()
+    query = Refund.select(Refund.transaction).where(
+        Refund.transaction.in_(transaction_ids), Refund.status == "pending"
+    )
+    return {row.transaction_id for row in query}
+
+
 def pending_refund(transaction):
     """Return the transaction's refund in flight, or None."""
     return Refund.get_or_none(

@@ -154,6 +154,7 @@ def test_an_sbp_refund_stays_pending_until_uniteller_settles_it(sbp_world):
     # The answer said Paid: the NSPK makes the refund later (v1.43 §4.5.2.4).
     assert made.status == "pending"
     assert balance_of(world) == 50000
+    assert "Возврат в обработке" in signed_in(world).get(f"{world.url}/payments").text
 
     def settled():
         with in_app(world):

@@ -2,7 +2,7 @@
 
 from flask import abort, current_app, request
 
-from .. import fiscal
+from .. import fiscal, refunds
 from ..auth import current_contract
 from ..models import STATUSES, Transaction
 from ..pages import page_number, page_of, page_or_fragment, parse_period
@@ -67,6 +67,8 @@ def history():
         "subscriber/_payment-table.html",
         **paged,
         receipts=fiscal.sale_receipts_of([t.id for t in paged["rows"]]),
+        # An SBP refund takes the NSPK's time: the subscriber sees it under way.
+        refunding=refunds.refunding([t.id for t in paged["rows"]]),
         filters={k: request.args.get(k, "") for k in ("status", "from", "to")},
         statuses=HISTORY_FILTERS,
     )
