@@ -9,13 +9,23 @@ import pytest
 import requests
 
 from cabinet import params, refunds
-from cabinet.models import Autopay, AutopayCharge, Contract, Notice, Refund, Transaction
+from cabinet.models import (
+    Autopay,
+    AutopayCharge,
+    Contract,
+    ModuleConfiguration,
+    Notice,
+    Refund,
+    Transaction,
+)
 from cabinet.uniteller import signatures
 from cabinet.uniteller.client import payment_type_limits
 from cabinet.uniteller.sandbox.signatures import pay_signature as sandbox_pay_signature
 from tests.helpers import (
     ALL_MODES,
+    NEW_CONFIG,
     bind_autopay,
+    console_login,
     daily_run,
     in_app,
     next_weekday,
@@ -270,3 +280,31 @@ def test_the_sandbox_refuses_payment_type_limits_left_out_of_the_signature(world
     fields["PaymentTypeLimits"] = '{"1":[100.00,100.00]}'
     page = requests.post(f"{world.sandbox_url}/pay/", data=fields, timeout=5).text
     assert "MERCHANT ERROR: Signature is not valid" in page
+
+
+# -- the console ---------------------------------------------------------------------
+
+
+def test_the_console_refuses_sbp_without_receipts_and_saves_it_with_them(
+    client,
+    staff,
+):
+    console_login(client)
+    answer = client.post(
+        "/console/instances/isp/configs/new", data={**NEW_CONFIG, "sbp": "y"}
+    )
+    assert answer.status_code == 400
+    assert "только с чеками 54-ФЗ" in answer.get_data(as_text=True)
+    fiscal = {
+        **NEW_CONFIG,
+        "fiscal": "y",
+        "fiscal_taxmode": "1",
+        "fiscal_vat": "-1",
+        "fiscal_place": "https://cabinet.test",
+        "sbp": "y",
+    }
+    answer = client.post("/console/instances/isp/configs/new", data=fiscal)
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    with in_app(client.application):
+        made = ModuleConfiguration.get(ModuleConfiguration.name == "reserve")
+    assert made.params["sbp"] == "yes" and made.params["sbp_autopay"] == "no"
