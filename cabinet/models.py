@@ -208,6 +208,8 @@ class Transaction(BaseModel):
     instance = ForeignKeyField(ModuleInstance, backref="transactions")
     configuration = ForeignKeyField(ModuleConfiguration, backref="transactions")
     kind = CharField(max_length=16, default="payment")  # payment | bind | recurrent
+    # How it was paid: card | sbp (a recurrent charge takes its parent's).
+    payment_type = CharField(max_length=8, default="card")
     amount = BigIntegerField()  # kopecks
     status = CharField(max_length=16, default="new")
     bill_number = CharField(max_length=32, null=True)

@@ -92,6 +92,16 @@ def refundable(transaction):
     return transaction.amount - refunded(transaction) - refunded(transaction, "pending")
 
 
+def refunding(transaction_ids):
+    """Return the ids among these transactions that have a refund in flight."""
+    if not transaction_ids:
+        return set()
+    query = Refund.select(Refund.transaction).where(
+        Refund.transaction.in_(transaction_ids), Refund.status == "pending"
+    )
+    return {row.transaction_id for row in query}
+
+
 def pending_refund(transaction):
     """Return the transaction's refund in flight, or None."""
     return Refund.get_or_none(
@@ -125,6 +135,10 @@ def start_refund(transaction, amount, operator):
             raise RefundRefused("not_positive")
         if amount > left:
             raise RefundRefused("too_much", left=left)
+        if transaction.payment_type == "sbp" and amount != transaction.amount:
+            # /results/ lists no SBP refunds (v1.43 Table 34 #7): only the
+            # order's Canceled can tell that a refund was made.
+            raise RefundRefused("sbp_partial")
         try:
             refund = Refund.create(
                 transaction=transaction, amount=amount, operator=operator
@@ -206,10 +220,12 @@ def _cancel(client, transaction, refund, receipt):
     if documents:
         fiscal.record_documents(transaction, documents, "answer", refund_receipt)
     if code in CANCEL_DONE:
-        if not documents and normalize_status(answer.get("Status")) not in (
-            "canceled",
-            "partly_canceled",
-        ):
+        made = normalize_status(answer.get("Status")) in ("canceled", "partly_canceled")
+        # An SBP refund answers Paid, receipt and all: the NSPK makes it later
+        # (v1.43 §4.5.2.4), and the callback or /results/ tells.
+        if not made and transaction.payment_type == "sbp":
+            _still_pending(refund, "SBP refund sent to the NSPK; awaiting its outcome")
+        elif not made and not documents:
             # Accepted, not made yet (an SBP refund is asynchronous, fiscal
             # §2.5.8): its refund row and receipt come later.
             _still_pending(refund, f"Uniteller answered {code} without receipts")
@@ -395,7 +411,11 @@ def _settle_from_rows(transaction, refund, row, refund_rows):
         # A reversal before capture, or an SBP refund: no refund rows for it.
         _done(refund, row, note="Uniteller reports the order canceled")
     elif (
-        refunded_there <= refunded_here and utcnow() - refund.created_at >= SETTLE_AFTER
+        # An SBP refund has no refund rows (v1.43 Table 34 #7) and takes the
+        # NSPK's time: silence is not a refusal.
+        transaction.payment_type != "sbp"
+        and refunded_there <= refunded_here
+        and utcnow() - refund.created_at >= SETTLE_AFTER
     ):
         _failed(refund, "", "Uniteller made no refund (status re-check)", "void")
 
@@ -497,3 +517,15 @@ def _done(refund, fields, note=None):
     )
     if refunded(transaction) >= transaction.amount:
         payments.apply_status(transaction.order_id, "canceled", source="refund")
+
+
+@payments.transaction_changed.connect
+def on_transaction_changed(transaction, old, outcome):
+    """Settle a pending SBP refund when its `canceled` arrives (callback or status)."""
+    if transaction.status != "canceled" or transaction.payment_type != "sbp":
+        return
+    refund = pending_refund(transaction)
+    if refund is not None and refund.amount + refunded(transaction) >= (
+        transaction.amount
+    ):
+        _done(refund, None, note="Uniteller reports the order canceled")

@@ -391,5 +391,6 @@ def suspend(autopay, reason, told=None):
         .execute()
     )
     if changed:
-        notices.autopay_suspended(autopay.contract, told or reason)
+        sbp = autopay.parent is not None and autopay.parent.payment_type == "sbp"
+        notices.autopay_suspended(autopay.contract, told or reason, sbp=sbp)
         on_commit(lambda: events.autopay_suspended.send(Autopay.get_by_id(autopay.id)))

@@ -14,7 +14,14 @@ from .. import params as module_params
 from ..models import ModuleInstance
 from .wording import PARAM_LABELS, PAYATTR_LABELS, TAXMODE_LABELS, VAT_LABELS
 
-FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic", "fiscal")
+FLAG_PARAMS = (
+    "autopay_weekly",
+    "autopay_monthly",
+    "autopay_automatic",
+    "fiscal",
+    "sbp",
+    "sbp_autopay",
+)
 
 
 class OperatorLoginForm(FlaskForm):
@@ -123,6 +130,8 @@ class ConfigurationForm(FlaskForm):
         validate_choice=False,
     )
     fiscal_place = StringField(PARAM_LABELS["fiscal_place"])
+    sbp = BooleanField(PARAM_LABELS["sbp"])
+    sbp_autopay = BooleanField(PARAM_LABELS["sbp_autopay"])
 
     @classmethod
     def filled(cls, configuration, **values):

@@ -22,6 +22,10 @@ REFUSALS = {
         "to learn how it ended."
     ),
     "not_positive": _l("The amount must be greater than zero."),
+    "sbp_partial": _l(
+        "An SBP payment is refunded in full only: Uniteller reports no partial "
+        "SBP refunds."
+    ),
 }
 KIND_LABELS = {
     "payment": _l("Card payment"),
@@ -87,6 +91,8 @@ PARAM_LABELS = {
     "fiscal_line": _l("Receipt line; {contract} is the contract number"),
     "fiscal_ffd": _l("Fiscal document format"),
     "fiscal_place": _l("Place of settlement (the site's address)"),
+    "sbp": _l("Payments by SBP (needs 54-FZ receipts)"),
+    "sbp_autopay": _l("Autopay by SBP (a bound SBP account)"),
 }
 TAXMODE_LABELS = {
     "": _l("— choose —"),

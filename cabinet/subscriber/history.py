@@ -2,7 +2,7 @@
 
 from flask import abort, current_app, render_template, request
 
-from .. import fiscal, payments
+from .. import fiscal, payments, refunds
 from ..auth import current_contract
 from ..models import STATUSES, Refund, Transaction
 from ..pages import page_number, page_of, page_or_fragment, parse_period
@@ -24,6 +24,7 @@ HISTORY_COLUMNS = (
     Transaction.response_code,
     Transaction.error_code,
     Transaction.message,
+    Transaction.payment_type,
 )
 _HISTORY_QUERIES = {}
 
@@ -72,6 +73,8 @@ def history():
         **paged,
         receipts=fiscal.sale_receipts_of([t.id for t in paged["rows"]]),
         states=states_of(paged["rows"]),
+        # An SBP refund takes the NSPK's time: the subscriber sees it under way.
+        refunding=refunds.refunding([t.id for t in paged["rows"]]),
         filters={k: request.args.get(k, "") for k in ("status", "from", "to")},
         statuses=SHOWN_FILTERS,
     )

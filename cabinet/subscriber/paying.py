@@ -59,7 +59,13 @@ def keep_contact(contract, field):
         return None
 
 
-def _start(contract, form):
+def chosen_type(form, configuration):
+    """Return the payment type the form chose among those offered ("card" if none)."""
+    chosen = form.method.data
+    return chosen if chosen in acquirer.payment_types(configuration) else "card"
+
+
+def _start(contract, form, configuration):
     """Create the order of a valid pay form: ((order, pay form), None), or
     (None, HTTP status) with the reason on the form."""
     attempts = WindowLimit(
@@ -74,6 +80,7 @@ def _start(contract, form):
             parse_amount(form.amount.data),
             language=str(get_locale() or "ru"),
             max_open=current_app.config["OPEN_ORDERS_MAX"],
+            payment_type=chosen_type(form, configuration),
             **return_urls(),
         )
         return started, None
@@ -108,7 +115,7 @@ def pay():
         if ask_contact:
             contract = keep_contact(contract, form.contact)
         if contract is not None:
-            started, status = _start(contract, form)
+            started, status = _start(contract, form, configuration)
     if started:
         transaction, pay_form = started
         return render_template(
@@ -121,6 +128,7 @@ def pay():
         unavailable=None,
         limits=limits,
         ask_contact=ask_contact,
+        payment_types=acquirer.payment_types(configuration),
     ), (status if form.errors else 200)
 
 
