@@ -737,7 +737,8 @@ class Bench:
         """
         port = servers.free_port()
         serve_base = f"http://127.0.0.1:{port}"
-        process = servers.serve(port, self.env, self.workdir)
+        # As many job threads as step 5 has worker processes: the same slots.
+        process = servers.serve(port, self.env, self.workdir, workers=CHARGE_WORKERS)
         order = [self.base, serve_base, serve_base, self.base]
         try:
             with self.app.app_context(), db.connection_context():
@@ -767,6 +768,7 @@ class Bench:
                 )
                 for base in order
             ]
+            self.serve_charges()
         finally:
             process.stop()
         for label, runs in (("callbacks", callbacks), ("history page", history)):
@@ -792,6 +794,55 @@ class Bench:
                 + ", ".join(f"{name} {rate:,.0f}" for name, rate in named)
                 + f"; errors and wrong answers {wrong}",
             )
+
+    def serve_charges(self):
+        """Autopay charges by serve's own job threads, against Uniteller's limit."""
+        from rq import Queue
+
+        from cabinet import autopay
+        from cabinet.autopay import states
+        from cabinet.autopay.charging import enqueue_charges
+        from cabinet.extensions import QUEUE_NAME
+        from cabinet.models import AutopayCharge
+
+        requests.post(
+            f"{self.sandbox_url}/_sandbox/faults",
+            json={"latency_ms": 100, "drop_callbacks": True},
+            timeout=5,
+        ).raise_for_status()
+        limit = self.app.config["RECURRENT_CONCURRENCY"] / 0.1
+        done = AutopayCharge.status.in_(("succeeded", "retry", "failed"))
+        with self.app.app_context(), db.connection_context():
+            autopay.run()  # plans the period's charges, unless step 5 did
+            # Step 5 left its unfinished charges due with their jobs dropped.
+            due = (
+                AutopayCharge.select(AutopayCharge.id)
+                .where(AutopayCharge.status == states.DUE)
+                .limit(int(limit * CHARGE_SECONDS * 2))
+            )
+            enqueue_charges([row.id for row in due])
+
+        def finished():
+            with self.app.app_context(), db.connection_context():
+                return AutopayCharge.select().where(done).count()
+
+        time.sleep(3)  # the job threads pick up and warm up
+        first, started = finished(), time.perf_counter()
+        time.sleep(CHARGE_SECONDS)
+        charged = finished() - first
+        rate = charged / (time.perf_counter() - started)
+        Queue(QUEUE_NAME, connection=redis_lib.Redis.from_url(REDIS_URL)).empty()
+        requests.delete(f"{self.sandbox_url}/_sandbox/faults", timeout=5)
+        self.add(
+            "11 serve: charges/s, 100 ms latency",
+            rate,
+            ">= 0.9",
+            rate >= 0.9 * limit,
+            baseline=limit,
+            unit="charges/s",
+            note=f"{charged:,} charges in {CHARGE_SECONDS} s by serve's "
+            f"{CHARGE_WORKERS} job threads; baseline: RECURRENT_CONCURRENCY / latency",
+        )
 
     def billing_connector(self, name, concurrency=4):
         """Add an active OSMP connector to the emulated billing (no check first)."""

@@ -51,6 +51,13 @@ def amount_limits(configuration):
     return to_kopecks(p["min_amount"]), to_kopecks(p["max_amount"])
 
 
+def payment_types(configuration, autopay=False):
+    """Return the ways a subscriber may pay ("card", "sbp") under a configuration."""
+    p = module_params.effective(configuration.params)
+    sbp = p["sbp_autopay" if autopay else "sbp"] == "yes"
+    return ("card", "sbp") if sbp else ("card",)
+
+
 def results_spacing(configuration):
     """Return the shared limiter of /results/ requests of a configuration's shop."""
     shop_id = configuration.params.get("shop_id", "")

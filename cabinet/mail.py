@@ -11,6 +11,9 @@ from .models import Notice
 
 log = logging.getLogger(__name__)
 
+# The subject's topic by notice kind; autopay's notices are all the rest.
+SUBJECTS = {"refund": "возврат платежа"}
+
 
 def send_notice(notice_id):
     """Send a notice by e-mail once; True if sent now."""
@@ -21,7 +24,8 @@ def send_notice(notice_id):
     message = EmailMessage()
     message["From"] = config["MAIL_FROM"]
     message["To"] = notice.contract.email
-    message["Subject"] = f"Договор {notice.contract.number}: автоплатёж"
+    topic = SUBJECTS.get(notice.kind, "автоплатёж")
+    message["Subject"] = f"Договор {notice.contract.number}: {topic}"
     message.set_content(notice.text)
     with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=30) as smtp:
         if config["SMTP_STARTTLS"]:

@@ -208,6 +208,8 @@ class Transaction(BaseModel):
     instance = ForeignKeyField(ModuleInstance, backref="transactions")
     configuration = ForeignKeyField(ModuleConfiguration, backref="transactions")
     kind = CharField(max_length=16, default="payment")  # payment | bind | recurrent
+    # How it was paid: card | sbp (a recurrent charge takes its parent's).
+    payment_type = CharField(max_length=8, default="card")
     amount = BigIntegerField()  # kopecks
     status = CharField(max_length=16, default="new")
     bill_number = CharField(max_length=32, null=True)
@@ -270,8 +272,9 @@ STATUSES = ("new", "waiting", "authorized", "paid", "canceled", "failed", "expir
 OPEN_STATUSES = ("new", "waiting")
 CREDITED_STATUSES = ("authorized", "paid")
 FINAL_STATUSES = ("authorized", "paid", "canceled", "failed", "expired")
-# Filters a person uses: "successful" covers both ways Uniteller says it.
-STATUS_GROUPS = {"success": CREDITED_STATUSES}
+# Filters a person uses: "successful" covers both ways Uniteller says it, "open"
+# both ways an order waits.
+STATUS_GROUPS = {"success": CREDITED_STATUSES, "open": OPEN_STATUSES}
 
 
 class TransactionEvent(BaseModel):

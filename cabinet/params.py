@@ -336,6 +336,12 @@ PARAMS = {
     ),
     "auto_target": (_optional_amount, "", "automatic mode: top up to this balance"),
     "fiscal": (_flag, "no", "send a 54-FZ receipt with every payment and refund"),
+    "sbp": (_flag, "no", "subscribers may pay by SBP as well as by card (fiscal=yes)"),
+    "sbp_autopay": (
+        _flag,
+        "no",
+        "subscribers may bind an SBP account for autopay (sbp=yes)",
+    ),
     "fiscal_gateway_url": (
         _url,
         DEFAULT_FISCAL_GATEWAY_URL,
@@ -439,7 +445,18 @@ def validate(params):
                 "auto_target",
             )
     _validate_fiscal(p)
+    _validate_sbp(p)
     return clean
+
+
+def _validate_sbp(p):
+    """Refuse SBP where Uniteller cannot take it (v1.43 §4.1.9: fiscal form only)."""
+    if p["sbp"] == "yes" and p["fiscal"] != "yes":
+        raise ParamError(
+            N_("Uniteller takes SBP only with 54-FZ receipts (fiscal=yes)"), "sbp"
+        )
+    if p["sbp_autopay"] == "yes" and p["sbp"] != "yes":
+        raise ParamError(N_("SBP autopay needs SBP payments (sbp=yes)"), "sbp_autopay")
 
 
 def _validate_fiscal(p):

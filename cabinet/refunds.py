@@ -3,14 +3,16 @@
 import logging
 from datetime import timedelta
 
+from flask_babel import lazy_gettext as _l
 from peewee import IntegrityError, fn
 
 from . import acquirer, fiscal, payments
-from .clock import utcnow
+from .autopay.notices import notify
+from .clock import local_date, utcnow
 from .db import write_unit
 from .errors import CabinetError
 from .models import CREDITED_STATUSES, Receipt, Refund, Transaction
-from .money import AmountError, to_kopecks
+from .money import AmountError, format_human, to_kopecks
 from .task_stats import TaskStats
 from .uniteller.client import (
     WITH_REFUNDS,
@@ -90,6 +92,16 @@ def refundable(transaction):
     return transaction.amount - refunded(transaction) - refunded(transaction, "pending")
 
 
+def refunding(transaction_ids):
+    """Return the ids among these transactions that have a refund in flight."""
+    if not transaction_ids:
+        return set()
+    query = Refund.select(Refund.transaction).where(
+        Refund.transaction.in_(transaction_ids), Refund.status == "pending"
+    )
+    return {row.transaction_id for row in query}
+
+
 def pending_refund(transaction):
     """Return the transaction's refund in flight, or None."""
     return Refund.get_or_none(
@@ -123,6 +135,10 @@ def start_refund(transaction, amount, operator):
             raise RefundRefused("not_positive")
         if amount > left:
             raise RefundRefused("too_much", left=left)
+        if transaction.payment_type == "sbp" and amount != transaction.amount:
+            # /results/ lists no SBP refunds (v1.43 Table 34 #7): only the
+            # order's Canceled can tell that a refund was made.
+            raise RefundRefused("sbp_partial")
         try:
             refund = Refund.create(
                 transaction=transaction, amount=amount, operator=operator
@@ -204,10 +220,12 @@ def _cancel(client, transaction, refund, receipt):
     if documents:
         fiscal.record_documents(transaction, documents, "answer", refund_receipt)
     if code in CANCEL_DONE:
-        if not documents and normalize_status(answer.get("Status")) not in (
-            "canceled",
-            "partly_canceled",
-        ):
+        made = normalize_status(answer.get("Status")) in ("canceled", "partly_canceled")
+        # An SBP refund answers Paid, receipt and all: the NSPK makes it later
+        # (v1.43 §4.5.2.4), and the callback or /results/ tells.
+        if not made and transaction.payment_type == "sbp":
+            _still_pending(refund, "SBP refund sent to the NSPK; awaiting its outcome")
+        elif not made and not documents:
             # Accepted, not made yet (an SBP refund is asynchronous, fiscal
             # §2.5.8): its refund row and receipt come later.
             _still_pending(refund, f"Uniteller answered {code} without receipts")
@@ -393,7 +411,11 @@ def _settle_from_rows(transaction, refund, row, refund_rows):
         # A reversal before capture, or an SBP refund: no refund rows for it.
         _done(refund, row, note="Uniteller reports the order canceled")
     elif (
-        refunded_there <= refunded_here and utcnow() - refund.created_at >= SETTLE_AFTER
+        # An SBP refund has no refund rows (v1.43 Table 34 #7) and takes the
+        # NSPK's time: silence is not a refusal.
+        transaction.payment_type != "sbp"
+        and refunded_there <= refunded_here
+        and utcnow() - refund.created_at >= SETTLE_AFTER
     ):
         _failed(refund, "", "Uniteller made no refund (status re-check)", "void")
 
@@ -448,6 +470,21 @@ def _failed(refund, code, message, receipt_state=None, note=None):
     log.warning("refund #%d refused: %s %s", refund.id, code, message)
 
 
+def notify_refund(transaction, amount):
+    """Tell the subscriber that money went back to the card (a notice, maybe mail)."""
+    return notify(
+        transaction.contract,
+        "refund",
+        _l(
+            "%(amount)s ₽ of your payment of %(paid)s ₽ from %(date)s went back "
+            "to the card; the balance is lower by as much.",
+            amount=format_human(amount),
+            paid=format_human(transaction.amount),
+            date=local_date(transaction.created_at).strftime("%d.%m.%Y"),
+        ),
+    )
+
+
 def _done(refund, fields, note=None):
     """Book a refund Uniteller made: off the balance; canceled once all is back."""
     with write_unit():
@@ -468,6 +505,7 @@ def _done(refund, fields, note=None):
             return
         transaction = Transaction.get_by_id(refund.transaction_id)
         taken = payments.book_refund(transaction, refund.id, refund.amount)
+        notify_refund(transaction, refund.amount)
         _note(
             transaction,
             f"refund #{refund.id} of {refund.amount} kopecks done"
@@ -479,3 +517,15 @@ def _done(refund, fields, note=None):
     )
     if refunded(transaction) >= transaction.amount:
         payments.apply_status(transaction.order_id, "canceled", source="refund")
+
+
+@payments.transaction_changed.connect
+def on_transaction_changed(transaction, old, outcome):
+    """Settle a pending SBP refund when its `canceled` arrives (callback or status)."""
+    if transaction.status != "canceled" or transaction.payment_type != "sbp":
+        return
+    refund = pending_refund(transaction)
+    if refund is not None and refund.amount + refunded(transaction) >= (
+        transaction.amount
+    ):
+        _done(refund, None, note="Uniteller reports the order canceled")

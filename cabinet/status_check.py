@@ -157,11 +157,12 @@ def _apply(batch, rows, now, stats):
             log.exception("status check of %s failed", transaction.order_id)
 
 
-def request_order_check(transaction, reason):
+def request_order_check(transaction, reason, delay=None):
     """Enqueue one check of an open order, once per order however often it is asked."""
     if transaction.status not in payments.CHECKED_STATUSES:
         return False
-    delay = current_app.config["RETURN_CHECK_DELAY"]
+    if delay is None:
+        delay = current_app.config["RETURN_CHECK_DELAY"]
     key = f"cabinet:order-check:{transaction.id}"
     # One job per order for a while: a page refresh must not multiply requests.
     if not get_redis().set(key, reason, nx=True, ex=max(600, delay * 2)):

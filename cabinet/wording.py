@@ -32,6 +32,47 @@ BAD_CONTACT = _l(
 )
 
 
+# Uniteller's Response_Code (v1.43 appendix) -> the class of a decline. The
+# codes and Uniteller's own messages stay for operators: some are instructions
+# to the merchant ("F01: … прекратите списания"), not words for a payer.
+DECLINE_CLASSES = {
+    "AS102": "funds",
+    "AS101": "card",
+    "AS104": "card",
+    "AS108": "card",
+    "AS109": "later",
+    "AS100": "bank",
+}
+DECLINE_REASONS = {
+    "funds": _l("not enough money on the card"),
+    "card": _l("the card cannot be used"),
+    "bank": _l("the bank declined the payment"),
+    "later": _l("too many attempts today"),
+    "other": _l("the payment was declined"),
+}
+DECLINE_ADVICE = {
+    "funds": _l("Top up the card or try another card."),
+    "card": _l("Try another card."),
+    "bank": _l("Contact the bank that issued the card, or try another card."),
+    "later": _l("Try again tomorrow."),
+    "other": _l("Try again, or try another card."),
+}
+
+
+def decline_class(response_code, error_code="", message=""):
+    """Name the class of a decline from what Uniteller said: funds, card, bank, …"""
+    code = (response_code or "").upper()
+    # Uniteller's stop code (F01, with AS998): the card will not pay again.
+    if "F01" in (error_code or "").upper() or "F01" in (message or "").upper():
+        return "card"
+    return DECLINE_CLASSES.get(code, "other")
+
+
+def decline_reason(response_code, error_code="", message=""):
+    """Say why a card was declined, in words a payer reads (no code, no jargon)."""
+    return DECLINE_REASONS[decline_class(response_code, error_code, message)]
+
+
 def too_many_open(exc):
     """Say how many unfinished payments block a new one, and for how long."""
     return _l(

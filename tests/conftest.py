@@ -459,6 +459,10 @@ def pytest_collection_modifyitems(items):
             item.get_closest_marker(name) for name in SERIAL_MARKERS
         ):
             item.add_marker(pytest.mark.serial)
+        if "/tests/e2e/" in path:
+            # What a browser sees does not depend on the database under the
+            # services, which the PostgreSQL pass covers without a browser.
+            item.add_marker(pytest.mark.sqlite_only)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import requests
 from cabinet import payments
 from cabinet.db import db
 from cabinet.models import Contract, LedgerEntry, Transaction, TransactionEvent
+from cabinet.money import format_wire
 from cabinet.uniteller.signatures import callback_signature
 
 CALLBACK_FIELDS = ["BillNumber", "ApprovalCode", "Total"]
@@ -280,6 +281,35 @@ def pay_by_card(world, amount="500", card=SUCCESS_CARD, password="demo-pass"):
     return fields["Order_IDP"], location, returned
 
 
+def pay_by_sbp(world, amount="500", password="demo-pass"):
+    """Pay by SBP as a subscriber does: /pay choosing SBP, the sandbox's QR page,
+    the bank app's confirmation, back to us. Returns (order id, its pay form's
+    fields, the sandbox's SBP page, the page we answered on the way back)."""
+    import requests
+
+    session = requests.Session()
+    session.post(
+        f"{world.url}/login",
+        data={"number": world.contract_number, "password": password},
+    )
+    page = session.post(f"{world.url}/pay", data={"amount": amount, "method": "sbp"})
+    action, fields = _form(page.text)
+    location, sbp_page = _sbp(session, world, action, fields)
+    return fields["Order_IDP"], fields, sbp_page, session.get(location)
+
+
+def _sbp(session, world, action, fields):
+    """Post a signed form to the sandbox, confirm SBP there; (Location, its page)."""
+    import re
+
+    page = session.post(action, data=fields).text
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    answer = session.post(
+        f"{world.sandbox_url}/pay/sbp", allow_redirects=False, data={"token": token}
+    )
+    return answer.headers["Location"], page
+
+
 def quick_pay_by_card(world, number, amount="500", card=SUCCESS_CARD, **extra):
     """Pay without signing in: /quick-pay, the sandbox's card form, back to us.
 
@@ -321,9 +351,17 @@ def _card(session, world, action, fields, card):
 
 
 def bind_autopay(
-    world, mode, amount="300", card=SUCCESS_CARD, weekday=0, day=1, password="demo-pass"
+    world,
+    mode,
+    amount="300",
+    card=SUCCESS_CARD,
+    weekday=0,
+    day=1,
+    password="demo-pass",
+    method="card",
 ):
-    """Set up autopay in the cabinet as a subscriber does, paying once by card."""
+    """Set up autopay in the cabinet as a subscriber does, paying once by card
+    (method "sbp": binding an SBP account on the sandbox's QR page)."""
     import requests
 
     session = requests.Session()
@@ -340,12 +378,16 @@ def bind_autopay(
             "amount": amount,
             "password": password,
             "consent": "y",
+            "method": method,
         },
     )
     assert page.status_code == 200, page.text
     action, fields = _form(page.text)
     assert fields.get("IsRecurrentStart") == "1"
-    location = _card(session, world, action, fields, card)
+    if method == "sbp":
+        location, _ = _sbp(session, world, action, fields)
+    else:
+        location = _card(session, world, action, fields, card)
     session.get(location)
     world.settle()
     return fields["Order_IDP"], session
@@ -670,6 +712,53 @@ class CsrfSession(requests.Session):
                 "Referer": page.url,
             }
         return super().post(url, *args, **kwargs)
+
+
+def paid_payment(contract, amount=50000, refunded=0):
+    """A payment Uniteller reported paid, `refunded` kopecks of it refunded."""
+    from cabinet.models import Refund
+
+    transaction = new_payment(contract, amount)
+    fields = {"Total": format_wire(amount)}
+    payments.apply_status(
+        transaction.order_id, "paid", source="callback", fields=fields
+    )
+    if refunded:
+        Refund.create(transaction=transaction, amount=refunded, status="done")
+    return Transaction.get_by_id(transaction.id)
+
+
+def declined_payment(contract, response_code, message="", error_code="", amount=50000):
+    """A payment Uniteller declined with a Response_Code (and its own message)."""
+    transaction = new_payment(contract, amount)
+    payments.apply_status(
+        transaction.order_id,
+        "not authorized",
+        source="status",
+        fields={"Response_Code": response_code, "Message": message}
+        | ({"Error_Code": error_code} if error_code else {}),
+    )
+    return Transaction.get_by_id(transaction.id)
+
+
+def subscriber_story(contract):
+    """Seed a contract's history a subscriber reads: paid, refunded, declined, lost."""
+    from cabinet.models import Autopay
+
+    whole = paid_payment(contract, 50000, refunded=10000)
+    declined_payment(contract, "AS102", "Недостаточно средств")
+    declined_payment(contract, "AS998", "F01: карта заблокирована, прекратите списания")
+    expired = new_payment(contract, 20000)
+    Transaction.update(status="expired").where(Transaction.id == expired.id).execute()
+    Autopay.create(
+        contract=contract,
+        mode="weekly",
+        weekday=0,
+        amount=30000,
+        state="active",
+        parent=whole,
+    )
+    return whole
 
 
 # Every page of the cabinet and the console, as the accessibility and the

@@ -177,13 +177,78 @@ def test_admin_links_and_unlinks_a_contract_with_an_audit_entry(client, staff):
 
 def test_transaction_page_shows_its_whole_history_with_raw_fields(client, staff):
     transaction = paid(staff["contract"])
+    for note in ("refund #7 of 15000 kopecks asked", "refund #7: Uniteller hung up"):
+        step = ("refund", "refund", "paid", "paid")
+        payments.record_event(transaction, *step, note=note)
     console_login(client, OPERATOR)
     page = client.get(f"/console/transactions/{transaction.order_id}")
     text = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "123456789012" in text and "AB1234" in text  # raw callback fields
-    assert "created" in text and "callback" in text and "Оплачен" in text
-    assert 'id="refund-form"' in text
+    assert "Оплачен" in text and 'id="refund-form"' in text
+    # The history in the reader's words, to the second.
+    history = text.split("<h2>История событий</h2>")[1]
+    assert "создан" in history and "уведомление Uniteller" in history
+    assert "смена статуса" in history and "callback" not in history
+    assert "возврат №7 на 150,00 ₽ запрошен" in history
+    assert "возврат №7: Uniteller hung up" in history  # a free text stays as it is
+    assert re.search(r"\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d", history)
+
+
+def test_the_audit_log_speaks_the_readers_language_and_links_its_objects(client, staff):
+    transaction = paid(staff["contract"])
+    console_login(client)
+    with_words = [
+        (
+            "transaction.refund",
+            "transaction",
+            transaction.order_id,
+            {"status": "paid", "refundable": 50000},
+            {"amount": 12345, "refund_status": "done"},
+        ),
+        (
+            "configuration.update",
+            "configuration",
+            "isp/main",
+            {"params": {"autopay_weekly": "no"}},
+            {"params": {"autopay_weekly": "yes"}},
+        ),
+        ("autopay.charge", "contract", "1001", None, {"amount": "300.00"}),
+        ("contract.import", "contract", "upload.csv", None, {"partial": False}),
+    ]
+    for action, kind, target, before, after in with_words:
+        AuditEntry.create(
+            login="admin",
+            action=action,
+            object_type=kind,
+            object_id=target,
+            before=before,
+            after=after,
+        )
+    page = client.get("/console/audit").get_data(as_text=True)
+    table = page.split('id="audit-table"')[1]
+    for words in (
+        "транзакция: возврат",
+        "конфигурация: изменена",
+        "автоплатёж: списание вручную",
+        "123,45",
+        "500,00",
+        "можно вернуть, ₽",
+        "300,00",
+        "Выполнен",
+        "Оплачен",
+        "<dd>да</dd>",
+        "<dd>нет</dd>",
+        "Еженедельные платежи",
+    ):
+        assert words in table, words
+    for code in ("transaction.refund", ">yes<", ">no<", "12345", "False"):
+        assert code not in table, code
+    assert f'href="/console/transactions/{transaction.order_id}"' in table
+    assert 'href="/console/instances/isp/configs"' in table
+    assert 'href="/console/contracts/1001"' in table
+    tasks = client.get("/console/tasks").get_data(as_text=True)
+    assert "спрашивает Uniteller о заказах" in tasks
 
 
 def test_audit_log_is_filterable_and_for_admins(client, staff):

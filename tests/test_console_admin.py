@@ -122,6 +122,16 @@ def _paid_order(world):
     return order_id
 
 
+def _flagged_order(world):
+    """A paid order flagged for review: on the attention list."""
+    from cabinet import payments
+    from cabinet.models import Transaction
+
+    order_id = _paid_order(world)
+    payments.flag_for_review(Transaction.by_order_id(order_id), "status", "test")
+    return order_id
+
+
 def _failed_delivery(world):
     """A credit whose delivery to the billing was refused: on the attention list."""
     from cabinet import billing
@@ -154,6 +164,10 @@ ACTIONS = {
     "transaction.receipt_check": (
         "console.receipt_check",
         lambda w: (f"/console/transactions/{_paid_order(w)}/receipts/check", {}),
+    ),
+    "transaction.reviewed": (
+        "console.reviewed",
+        lambda w: (f"/console/transactions/{_flagged_order(w)}/reviewed", {}),
     ),
     "transaction.refund": (
         "console.refund",

@@ -1,9 +1,13 @@
 """The transaction monitor: filters, totals, keyset pages, CSV, chart, indexes."""
 
+import csv
 import html
+import io
 import re
+import zipfile
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qsl, urlsplit
+from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -133,7 +137,7 @@ def test_csv_export_streams_the_filtered_set(client, many):
     assert lines[0].startswith("Дата;Заказ;Договор;")
     assert len(lines) == 1 + len(many[2::3])
     first = lines[1].split(";")
-    assert first[2:5] == ["2001", "Сидорова А. А.", "payment"]
+    assert first[2:6] == ["2001", "Сидорова А. А.", "Оплата картой", "Новый"]
     assert re.fullmatch(r"\d+\.\d\d", first[6])
     assert "attachment" in response.headers["Content-Disposition"]
 
@@ -332,3 +336,123 @@ def test_paging_rows_leaves_the_totals_and_chart_alone(client, many):
     text = rows.get_data(as_text=True)
     assert text.startswith('<div id="monitor-rows">') and "paid-chart" not in text
     assert ORDER_LINK.findall(text) and "HX-Target" in rows.headers["Vary"]
+
+
+def test_an_invalid_period_is_an_error_on_the_form_and_shows_nothing_stale(
+    client, many
+):
+    console_login(client, OPERATOR)
+    fragment = {"HX-Request": "true", "HX-Target": "monitor-table"}
+    shown = client.get("/console/monitor?instance=isp", headers=fragment)
+    assert ORDER_LINK.findall(shown.get_data(as_text=True))
+    for bad, words in (
+        ("from=2026-03-02&to=2026-03-01", "заканчивается раньше, чем начинается"),
+        ("from=yesterday", "Это не дата: yesterday."),
+        ("from=2020-01-01&to=2022-01-01", "Период — не больше года"),
+    ):
+        # The fragment that replaces the table is swapped by htmx (a 200): it
+        # holds the error and no rows, no totals, no export of another period.
+        answer = client.get(f"/console/monitor?instance=isp&{bad}", headers=fragment)
+        text = answer.get_data(as_text=True)
+        assert answer.status_code == 200, bad
+        assert 'id="period-error"' in text and words in html.unescape(text), bad
+        assert not ORDER_LINK.findall(text), bad
+        assert "monitor-summary" not in text and "monitor.csv" not in text, bad
+        page = client.get(f"/console/monitor?instance=isp&{bad}")
+        text = page.get_data(as_text=True)
+        assert page.status_code == 400 and 'aria-invalid="true"' in text, bad
+        assert not ORDER_LINK.findall(text), bad
+        summary = client.get(f"/console/monitor/summary?instance=isp&{bad}")
+        assert summary.status_code == 400, bad
+
+
+def chart_of(client, query):
+    """The chart's bar amounts of the monitor's summary for a query, and its caption."""
+    page = client.get(f"/console/monitor?instance=isp&{query}")
+    summary = summary_of(client, page.get_data(as_text=True))
+    caption = re.search(r"<figcaption>([^<]+)", summary).group(1)
+    return re.findall(r": ([\d\u00a0]+,\d\d) ₽</title>", summary), caption
+
+
+def test_the_chart_follows_the_status_filter(client, many):
+    console_login(client, OPERATOR)
+    paid = sum(t.amount for t in many[:4])
+    new = sum(t.amount for t in many[4:])
+    new_sum = f"{new // 100:,}".replace(",", "\u00a0") + ",00"  # "3 150,00"
+    every, caption = chart_of(client, "")
+    assert f"{paid // 100},00" in every and new_sum not in every  # credited only
+    assert caption.startswith("Оплачено по дням")
+    waiting, caption = chart_of(client, "status=new")
+    assert new_sum in waiting and f"{paid // 100},00" not in waiting
+    assert "Новый" in caption
+    # The search narrows the chart too: of 2001's orders only many[2] is paid.
+    searched, _ = chart_of(client, "status=paid&q=2001")
+    assert f"{many[2].amount // 100},00" in searched
+    assert f"{paid // 100},00" not in searched
+
+
+SHEET = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def sheet_rows(body):
+    """Read an XLSX's first sheet back: per row, {column letter: (type, text)}."""
+    with zipfile.ZipFile(io.BytesIO(body)) as book:
+        sheet = ElementTree.fromstring(book.read("xl/worksheets/sheet1.xml"))
+        styles = book.read("xl/styles.xml").decode()
+    rows = []
+    for row in sheet.iter(f"{SHEET}row"):
+        cells = {}
+        for cell in row.iter(f"{SHEET}c"):
+            column = re.match(r"[A-Z]+", cell.get("r")).group(0)
+            if cell.find(f"{SHEET}f") is not None:
+                cells[column] = ("formula", "")
+            elif cell.get("t") == "inlineStr":
+                cells[column] = ("text", "".join(cell.find(f"{SHEET}is").itertext()))
+            else:
+                value = cell.find(f"{SHEET}v")
+                kind = "number" if cell.get("s") in (None, "0") else "styled"
+                cells[column] = (kind, value.text if value is not None else "")
+        rows.append(cells)
+    return rows, styles
+
+
+def test_the_xlsx_export_has_typed_cells_in_words(client, many):
+    console_login(client, OPERATOR)
+    Transaction.update(bill_number="000123", message="=1+2").where(
+        Transaction.id == many[2].id
+    ).execute()
+    answer = client.get("/console/monitor.xlsx?instance=isp&q=сидор")
+    assert answer.status_code == 200 and answer.is_streamed
+    assert answer.mimetype.endswith("spreadsheetml.sheet")
+    assert ".xlsx" in answer.headers["Content-Disposition"]
+    rows, styles = sheet_rows(answer.get_data())
+    assert rows[0]["A"] == ("text", "Дата")
+    assert rows[0]["H"] == ("text", "Номер счёта (BillNumber)")
+    assert len(rows) == 1 + len(many[2::3])
+    by_order = {row["B"][1]: row for row in rows[1:]}
+    paid = by_order[many[2].order_id]
+    assert paid["G"] == ("styled", "30")  # 30.00 ₽ a number, formatted as money
+    assert paid["H"] == ("text", "000123")  # leading zeros kept: text
+    assert paid["E"] == ("text", "Оплата картой") and paid["F"] == ("text", "Оплачен")
+    assert paid["K"] == ("text", "=1+2")  # text, never a formula
+    kind, serial = paid["A"]  # a date: a day serial with a date format
+    assert kind == "styled" and 40000 < float(serial) < 80000
+    assert "dd.mm.yyyy hh:mm:ss" in styles and "#,##0.00" in styles
+    assert all(row["C"] == ("text", "2001") for row in rows[1:])
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(client, many):
+    console_login(client, OPERATOR)
+    risky = ["=1+2", "+SUM(A1)", "-2+3", "@cmd", "\t=1", "\r=1"]
+    changed = many[2::3][: len(risky)]
+    for transaction, text in zip(changed, risky, strict=True):
+        Transaction.update(message=text, approval_code="-1").where(
+            Transaction.id == transaction.id
+        ).execute()
+    body = client.get("/console/monitor.csv?instance=isp&q=сидор").get_data()
+    lines = list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
+    cells = {line[1]: line for line in lines[1:]}
+    for transaction, text in zip(changed, risky, strict=True):
+        assert cells[transaction.order_id][10] == "'" + text
+        assert cells[transaction.order_id][8] == "-1"  # a number stays a number
+    assert all(re.fullmatch(r"\d+\.\d\d", line[6]) for line in lines[1:])

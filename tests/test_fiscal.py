@@ -458,7 +458,10 @@ def test_the_console_shows_receipts_and_lists_the_ones_to_look_at(
     lines = exported.splitlines()
     assert lines[0].endswith(";Чек")
     states = {line.split(";")[1]: line.split(";")[-1] for line in lines[1:]}
-    assert (states[issued.order_id], states[lost.order_id]) == ("issued", "missing")
+    assert (states[issued.order_id], states[lost.order_id]) == (
+        "пробит",
+        "оплачено без чека",
+    )
     listed = client.get("/console/receipts").get_data(as_text=True)
     assert lost.order_id in listed and issued.order_id not in listed
     asked = client.post(

@@ -257,6 +257,8 @@ def test_a_serve_process_alone_credits_a_payment_and_stops_cleanly(
         served.kill()
 
 
+# Stopping, ports and Redis do not depend on the database: SQLite's pass only.
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_on_an_external_redis_signs_its_workers_and_schedulers_out(
     make_app, database_url, redis, tmp_path, signum
@@ -293,6 +295,7 @@ def test_serve_on_an_external_redis_signs_its_workers_and_schedulers_out(
         served.kill()
 
 
+@pytest.mark.sqlite_only
 def test_serve_refuses_a_port_already_taken_and_leaves_nothing_running(
     make_app, database_url, tmp_path
 ):
@@ -395,6 +398,7 @@ def test_serve_killed_mid_charge_and_started_again_charges_once(
         served.kill()
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("seconds", [3, 60])
 def test_sigterm_lets_the_job_under_way_finish_within_the_bound(
     make_app, database_url, redis, tmp_path, seconds

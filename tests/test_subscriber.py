@@ -90,12 +90,12 @@ def test_return_page_shows_status_and_polls_until_final(client, demo, shop):
     transaction = new_payment(demo["contract"])
     page = client.get(f"/pay/return/ok?Order_ID={transaction.order_id}")
     assert page.status_code == 200
-    assert 'hx-trigger="every 2s"' in page.get_data(as_text=True)
+    assert 'hx-trigger="load delay:500ms, every 1s"' in page.get_data(as_text=True)
     payments.apply_status(transaction.order_id, "paid", source="callback")
     fragment = client.get(
         f"/pay/status/{transaction.order_id}", headers={"HX-Request": "true"}
     ).get_data(as_text=True)
-    assert "every 2s" not in fragment and "Платёж получен" in fragment
+    assert "hx-trigger" not in fragment and "Платёж получен" in fragment
 
 
 def test_return_page_never_changes_money(client, demo):

@@ -16,6 +16,7 @@ from ..models import Autopay, AutopayCharge, Receipt, Transaction
 from ..queueing import enqueue, enqueue_many
 from ..task_stats import TaskStats
 from ..uniteller.client import OperationRefused, RateLimited, UnitellerError
+from ..wording import decline_reason
 from . import notices, states
 
 # The package's one logger name, as before it was a package.
@@ -344,6 +345,8 @@ def settle_try(transaction):
     code = (transaction.response_code or "").upper()
     message = transaction.message or ""
     hard = states.is_hard_decline(code, message, transaction.error_code)
+    # The subscriber reads a reason in words; the codes stay on the charge.
+    told = str(decline_reason(code, transaction.error_code, message))
     retry_days = int(
         module_params.effective(transaction.configuration.params)["autopay_retry_days"]
     )
@@ -354,17 +357,13 @@ def settle_try(transaction):
             transaction,
             next_try_on=states.next_try_on(local_today()),
         )
-        notices.charge_failed(
-            autopay.contract, charge.amount, message or code, retrying=True
-        )
+        notices.charge_failed(autopay.contract, charge.amount, told, retrying=True)
         return
     _finish(charge, states.FAILED, transaction)
-    notices.charge_failed(
-        autopay.contract, charge.amount, message or code, retrying=False
-    )
+    notices.charge_failed(autopay.contract, charge.amount, told, retrying=False)
     on_commit(lambda: events.charge_failed.send(AutopayCharge.get_by_id(charge.id)))
     if hard:
-        suspend(autopay, message or code)
+        suspend(autopay, message or code, told=told)
 
 
 def _finish(charge, status, transaction, next_try_on=None):
@@ -379,8 +378,11 @@ def _finish(charge, status, transaction, next_try_on=None):
     )
 
 
-def suspend(autopay, reason):
-    """Suspend an autopay until the subscriber pays with a new card."""
+def suspend(autopay, reason, told=None):
+    """Suspend an autopay until the subscriber pays with a new card.
+
+    `reason` is kept for operators; the notice says `told` (words) if given.
+    """
     changed = (
         Autopay.update(
             state="suspended", suspended_reason=reason[:300], updated_at=utcnow()
@@ -389,5 +391,6 @@ def suspend(autopay, reason):
         .execute()
     )
     if changed:
-        notices.autopay_suspended(autopay.contract, reason)
+        sbp = autopay.parent is not None and autopay.parent.payment_type == "sbp"
+        notices.autopay_suspended(autopay.contract, told or reason, sbp=sbp)
         on_commit(lambda: events.autopay_suspended.send(Autopay.get_by_id(autopay.id)))

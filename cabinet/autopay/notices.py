@@ -28,6 +28,15 @@ def autopay_active(contract, order_id):
     )
 
 
+def autopay_off(contract):
+    """Say that autopay is off and charges no more."""
+    return notify(
+        contract,
+        "autopay_off",
+        _l("Autopay is off. No further charges will be made."),
+    )
+
+
 def reminder(contract, day, amount):
     """Say that autopay will charge an amount on a coming day."""
     return notify(
@@ -68,17 +77,23 @@ def charge_failed(contract, amount, reason, retrying):
     return notify(contract, "charge_failed", text)
 
 
-def autopay_suspended(contract, reason):
-    """Say that autopay is paused until the subscriber brings a new card."""
-    return notify(
-        contract,
-        "autopay_suspended",
-        _l(
+def autopay_suspended(contract, reason, sbp=False):
+    """Say that autopay is paused until the subscriber brings a new card (or binds
+    an SBP account again: the bank may unbind it unseen, SBP v04 §9.1)."""
+    if sbp:
+        text = _l(
+            "Autopay is paused: the bank refused the charge on the account bound "
+            "through SBP (%(reason)s); it may have been unbound in the bank's app. "
+            "Please set autopay up again and bind the account anew.",
+            reason=reason,
+        )
+    else:
+        text = _l(
             "Autopay is paused: the card was declined (%(reason)s). "
             "Please set it up again with a new card.",
             reason=reason,
-        ),
-    )
+        )
+    return notify(contract, "autopay_suspended", text)
 
 
 def contact_required(contract, amount):

@@ -93,8 +93,16 @@ def configure(
     return needs_card
 
 
-def start_binding(contract, amount, url_ok, url_no, language="ru", max_open=None):
-    """Start the card payment whose order becomes the parent of recurrent charges."""
+def start_binding(
+    contract,
+    amount,
+    url_ok,
+    url_no,
+    language="ru",
+    max_open=None,
+    payment_type="card",
+):
+    """Start the payment (card or SBP) whose order becomes the parent of charges."""
     autopay = autopay_of(contract)
     if autopay is None:
         raise NotFound("no_autopay")
@@ -107,6 +115,7 @@ def start_binding(contract, amount, url_ok, url_no, language="ru", max_open=None
         source="autopay",
         kind="bind",
         max_open=max_open,
+        payment_type=payment_type,
     )
     Autopay.update(binding=transaction, updated_at=utcnow()).where(
         Autopay.id == autopay.id
@@ -145,3 +154,5 @@ def turn_off(contract, who="subscriber"):
             among=states.WAITING,
             result_message=f"turned off by {who}",
         )
+        if autopay.state != "off":
+            notices.autopay_off(contract)

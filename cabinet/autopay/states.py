@@ -44,7 +44,8 @@ WAITING = (DUE, RETRY)
 # Declines after which retrying the same card is pointless: expired, blocked or
 # bad card, fraud, Uniteller's stop code, and recurrent refusals about the parent.
 HARD_RESPONSE_CODES = {"AS101", "AS104", "AS108"}
-HARD_ERRORS = {22, 23, 25, 26, 27}
+# 40: a bound SBP account the payer unbound (SBP v04 Table 6, "Token not found").
+HARD_ERRORS = {22, 23, 25, 26, 27, 40}
 # The acquirer's "stop the series" code (with AS998), wherever Uniteller puts it.
 STOP_SERIES = "F01"
 # Answers that say nothing of the outcome: ask /results/ before sending again.

@@ -3,6 +3,7 @@
 # Importing the sections registers their routes on bp.
 from . import (  # noqa: F401
     access,
+    attention,
     audit,
     autopay,
     billing,

@@ -1,5 +1,6 @@
 """Who may use the console (operators; some views admins only); template helpers."""
 
+from datetime import UTC
 from functools import wraps
 
 from flask import abort
@@ -7,15 +8,22 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import params as module_params
+from ..clock import local_timezone
 from .blueprint import bp
 from .wording import (
+    DELIVERY_KINDS,
+    DELIVERY_STATES,
     DOCUMENT_TYPES,
+    EVENT_KINDS,
     KIND_LABELS,
     PARAM_LABELS,
     RECEIPT_KINDS,
     RECEIPT_STATES,
     REFUND_STATUSES,
+    TASK_DESCRIPTIONS,
     VERSION_ACTIONS,
+    event_source,
+    note_words,
 )
 
 
@@ -59,4 +67,19 @@ def console_helpers():
         "receipt_states": RECEIPT_STATES,
         "receipt_kinds": RECEIPT_KINDS,
         "document_types": DOCUMENT_TYPES,
+        "delivery_kinds": DELIVERY_KINDS,
+        "delivery_states": DELIVERY_STATES,
+        "event_kinds": EVENT_KINDS,
+        "event_source": event_source,
+        "note_words": note_words,
+        "task_descriptions": TASK_DESCRIPTIONS,
+        "to_the_second": to_the_second,
     }
+
+
+def to_the_second(moment):
+    """A stored (naive UTC) time as the ISP's local dd.mm.yyyy hh:mm:ss."""
+    if moment is None:
+        return ""
+    local = moment.replace(tzinfo=UTC).astimezone(local_timezone())
+    return local.strftime("%d.%m.%Y %H:%M:%S")

@@ -14,7 +14,14 @@ from ..models import ModuleInstance
 from ..webforms import Form
 from .wording import PARAM_LABELS, PAYATTR_LABELS, TAXMODE_LABELS, VAT_LABELS
 
-FLAG_PARAMS = ("autopay_weekly", "autopay_monthly", "autopay_automatic", "fiscal")
+FLAG_PARAMS = (
+    "autopay_weekly",
+    "autopay_monthly",
+    "autopay_automatic",
+    "fiscal",
+    "sbp",
+    "sbp_autopay",
+)
 
 
 class OperatorLoginForm(Form):
@@ -123,6 +130,8 @@ class ConfigurationForm(Form):
         validate_choice=False,
     )
     fiscal_place = StringField(PARAM_LABELS["fiscal_place"])
+    sbp = BooleanField(PARAM_LABELS["sbp"])
+    sbp_autopay = BooleanField(PARAM_LABELS["sbp_autopay"])
 
     @classmethod
     def filled(cls, configuration, **values):

@@ -1,6 +1,6 @@
 """One transaction: its events and refunds, a status re-check, a refund."""
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from .. import audit, billing, fiscal, payments, refunds, status_check
@@ -200,3 +200,30 @@ def _refund_outcome(transaction, made):
         "refund_status": made.status,
         "error": made.error_message,
     }
+
+
+@bp.route("/transactions/<order_id>/reviewed", methods=["POST"])
+@operator_required()
+@fresh_form_required
+def reviewed(order_id):
+    """Take the review flag off a transaction once looked at (audited)."""
+    found = _transaction(order_id)
+    operator = current_operator()
+    with write_unit():
+        cleared = payments.clear_review(found, f"console:{operator.login}")
+        if cleared:
+            audit.record(
+                operator,
+                "transaction.reviewed",
+                "transaction",
+                order_id,
+                {"needs_review": True, "review_reason": found.review_reason},
+                {"needs_review": False},
+            )
+    if cleared:
+        flash(_("Marked as reviewed."), "ok")
+    else:
+        flash(_("This transaction was not flagged for review."), "error")
+    if request.form.get("back") == "attention":
+        return redirect(url_for("console.attention_page", _anchor="review"))
+    return redirect(url_for("console.transaction", order_id=order_id))

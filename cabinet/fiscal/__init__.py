@@ -13,6 +13,7 @@ from .documents import (
     UnreadableReceipts,
     annotate,
     attention,
+    attention_queries,
     decode_documents,
     documents_of,
     receipts_of,
@@ -27,6 +28,7 @@ from .states import DOCUMENT_TYPES, NEEDS_ATTENTION, RECEIPT_STATES
 
 __all__ = [
     "attention",
+    "attention_queries",
     "receipts_of",
     "DOCUMENT_TYPES",
     "NEEDS_ATTENTION",

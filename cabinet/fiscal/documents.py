@@ -213,14 +213,21 @@ def attention(limit=200):
     Pending ones count once their sale was credited over `PENDING_LOOK_MINUTES`
     ago; the newest first, at most `limit` of each kind.
     """
-    troubled = list(
+    troubled, waiting = attention_queries()
+    return (
+        list(troubled.order_by(Receipt.updated_at.desc()).limit(limit)),
+        list(waiting.order_by(Receipt.created_at.desc()).limit(limit)),
+    )
+
+
+def attention_queries():
+    """Select the receipts attention() lists, unordered: (troubled, waiting)."""
+    troubled = (
         Receipt.select(Receipt, Transaction)
         .join(Transaction)
         .where(Receipt.state.in_(NEEDS_ATTENTION))
-        .order_by(Receipt.updated_at.desc())
-        .limit(limit)
     )
-    waiting = list(
+    waiting = (
         Receipt.select(Receipt, Transaction)
         .join(Transaction)
         .where(
@@ -228,8 +235,6 @@ def attention(limit=200):
             Receipt.created_at < utcnow() - timedelta(minutes=PENDING_LOOK_MINUTES),
             (Receipt.kind == "refund") | Transaction.status.in_(CREDITED_STATUSES),
         )
-        .order_by(Receipt.created_at.desc())
-        .limit(limit)
     )
     return troubled, waiting
 

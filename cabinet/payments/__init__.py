@@ -17,7 +17,13 @@ from .orders import (
 )
 from .signals import order_created, refund_booked, transaction_changed
 from .states import CHECKED_STATUSES, TRANSITIONS
-from .status import Outcome, apply_status, expire_unseen, flag_for_review
+from .status import (
+    Outcome,
+    apply_status,
+    clear_review,
+    expire_unseen,
+    flag_for_review,
+)
 
 __all__ = [
     "CHECKED_STATUSES",
@@ -27,6 +33,7 @@ __all__ = [
     "book_refund",
     "create_recurrent",
     "expire_unseen",
+    "clear_review",
     "flag_for_review",
     "ledger_balance",
     "merge_fields",

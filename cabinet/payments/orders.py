@@ -13,7 +13,7 @@ from .. import acquirer
 from .. import params as module_params
 from ..clock import utcnow
 from ..db import write_unit
-from ..errors import AmountOutOfRange, NotFound, TooManyRequests
+from ..errors import AmountOutOfRange, NotFound, PaymentUnavailable, TooManyRequests
 from ..models import Contract, Transaction
 from .history import record_event
 from .signals import attachment_of
@@ -92,8 +92,9 @@ def start_payment(
     source="cabinet",
     kind="payment",
     max_open=None,
+    payment_type="card",
 ):
-    """Create a `new` card payment and return it with its signed pay form.
+    """Create a `new` payment (card or sbp) and return it with its signed pay form.
 
     kind "bind" is the first payment of an autopay: Uniteller keeps the card
     for recurrent charges (IsRecurrentStart=1). A return URL may be a function of
@@ -102,6 +103,8 @@ def start_payment(
     (TooManyRequests).
     """
     instance, configuration = acquirer.payment_gateway(contract)
+    if payment_type not in acquirer.payment_types(configuration, kind == "bind"):
+        raise PaymentUnavailable("payment_type_disabled")
     low, high = acquirer.amount_limits(configuration)
     if not low <= amount <= high:
         raise AmountOutOfRange("out_of_range", low=low, high=high)
@@ -117,6 +120,7 @@ def start_payment(
             instance=instance,
             configuration=configuration,
             kind=kind,
+            payment_type=payment_type,
             amount=amount,
             created_at=now,
             updated_at=now,
@@ -139,6 +143,7 @@ def start_payment(
         callback_fields=p["callback_fields"].split(),
         recurrent_start=kind == "bind",
         receipt=receipt,
+        sbp=payment_type == "sbp",
     )
     log.info(
         "payment created order=%s contract=%s amount=%d",
@@ -161,6 +166,8 @@ def create_recurrent(charge, order_id, configuration):
         instance=contract.instance_id,
         configuration=configuration,
         kind="recurrent",
+        # Charged on what the parent was paid with: a card or an SBP account.
+        payment_type=autopay.parent.payment_type if autopay.parent else "card",
         amount=charge.amount,
         created_at=now,
         updated_at=now,

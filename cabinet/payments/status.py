@@ -242,6 +242,30 @@ def _total_matches(transaction, lower_fields):
         return False
 
 
+def clear_review(transaction, source):
+    """Take the review flag off a transaction once looked at; False if it had none."""
+    cleared = (
+        Transaction.update(needs_review=False, updated_at=utcnow())
+        .where(
+            Transaction.id == transaction.id,
+            Transaction.needs_review == True,  # noqa: E712
+        )
+        .execute()
+        == 1
+    )
+    if cleared:
+        # The reason stays on the row and in the history: what was looked at.
+        record_event(
+            transaction,
+            source,
+            "note",
+            transaction.status,
+            transaction.status,
+            note="reviewed",
+        )
+    return cleared
+
+
 def flag_for_review(transaction, source, reason):
     """Mark a transaction for an operator's review, without touching its money."""
     Transaction.update(

@@ -12,7 +12,7 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from .. import accounts, autopay, fiscal
+from .. import accounts, acquirer, autopay, fiscal
 from ..auth import LoginThrottle, current_contract
 from ..errors import AmountOutOfRange, TooManyRequests
 from ..labels import AUTOPAY_MODE_LABELS
@@ -28,6 +28,7 @@ from ..wording import (
 from .blueprint import availability, bp, contract_required
 from .forms import AUTOPAY_ERRORS, AutopayForm, ConfirmForm, choices
 from .paying import keep_contact, needs_contact, return_urls
+from .words import autopay_rule, charge_reason, suspension_reason
 
 
 def _autopay_page(contract, form, status=200):
@@ -36,17 +37,34 @@ def _autopay_page(contract, form, status=200):
     modes = autopay.allowed_modes(configuration)
     form.mode.choices = choices((m, AUTOPAY_MODE_LABELS[m]) for m in modes)
     notices = list(contract.notices.order_by(Notice.id.desc()).limit(5))
+    summary = autopay.summary(contract)
+    current = summary["autopay"]
     return render_template(
         "subscriber/autopay.html",
         form=form,
         modes=modes,
-        **autopay.summary(contract),
+        **summary,
+        **_in_words(current, configuration),
         notices=notices,
         weekdays=WEEKDAYS,
         unavailable=unavailable,
         terms_version=autopay.TERMS_VERSION,
         ask_contact=needs_contact(contract, configuration),
+        payment_types=acquirer.payment_types(configuration, autopay=True)
+        if configuration
+        else ("card",),
     ), status
+
+
+def _in_words(current, configuration):
+    """Return the rule and the suspension of an autopay as the page says them."""
+    if current is None or current.state == "off":
+        return {"rule": None, "suspended_words": None}
+    return {
+        "rule": autopay_rule(current, configuration),
+        "suspended_words": suspension_reason(current),
+        "charge_reason": charge_reason,
+    }
 
 
 def _filled_form(contract):
@@ -123,17 +141,20 @@ def autopay_settings():
     if not needs_card:
         flash(_l("Autopay settings saved."), "info")
         return redirect(url_for("subscriber.autopay_settings"))
-    return _bind_card(contract, amount)
+    offered = acquirer.payment_types(configuration, autopay=True)
+    method = form.method.data if form.method.data in offered else "card"
+    return _bind_card(contract, amount, method)
 
 
-def _bind_card(contract, amount):
-    """Answer the auto-submitting form of the payment that binds the card."""
+def _bind_card(contract, amount, payment_type="card"):
+    """Answer the auto-submitting form of the payment that binds the card (or SBP)."""
     try:
         transaction, pay_form = autopay.start_binding(
             contract,
             amount,
             language=str(get_locale() or "ru"),
             max_open=current_app.config["OPEN_ORDERS_MAX"],
+            payment_type=payment_type,
             **return_urls(),
         )
     except AmountOutOfRange as exc:

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 
 from .. import acquirer
 from ..errors import PaymentUnavailable
+from .words import payment_state
 
 bp = Blueprint("subscriber", __name__)
 
@@ -26,6 +27,12 @@ UNAVAILABLE = {
         "Card payment is temporarily unavailable. Please try again later."
     ),
 }
+
+
+@bp.context_processor
+def _words():
+    """Let the cabinet's templates put a payment in words."""
+    return {"payment_state": payment_state}
 
 
 def contract_required(view):

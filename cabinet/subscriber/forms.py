@@ -25,6 +25,16 @@ class PayForm(Form):
         _l("Amount, ₽"), validators=[DataRequired(_l("Enter an amount."))]
     )
     contact = StringField(_l("E-mail or phone for the receipt"))
+    # Offered only where the configuration takes SBP; anything else means card.
+    method = RadioField(
+        _l("How to pay"),
+        choices=[
+            SelectChoice("card", _l("Bank card")),
+            SelectChoice("sbp", _l("SBP (Faster Payments)")),
+        ],
+        default="card",
+        validate_choice=False,
+    )
 
 
 class QuickPayForm(Form):
@@ -58,6 +68,16 @@ def choices(pairs):
 class AutopayForm(Form):
     """Autopay's mode and parameters, the password again, and consent."""
 
+    # Offered only where the configuration takes SBP subscriptions.
+    method = RadioField(
+        _l("Pay the charges by"),
+        choices=[
+            SelectChoice("card", _l("Bank card")),
+            SelectChoice("sbp", _l("SBP (a bound bank account)")),
+        ],
+        default="card",
+        validate_choice=False,
+    )
     mode = RadioField(
         _l("Mode"),
         choices=choices(AUTOPAY_MODE_LABELS.items()),

@@ -1,16 +1,17 @@
 """The subscriber's payment history: filtered by status and period, paged."""
 
-from flask import abort, current_app, request
+from flask import abort, current_app, render_template, request
 from flask_babel import gettext as _
 
-from .. import fiscal
+from .. import fiscal, payments, refunds
 from ..auth import current_contract
-from ..models import STATUSES, Transaction
+from ..models import STATUSES, Refund, Transaction
 from ..pages import page_number, page_of, page_or_fragment, parse_period
 from ..prepared import Prepared
 from .blueprint import bp, contract_required
+from .words import SHOWN_FILTERS, states_of
 
-HISTORY_FILTERS = ("success", *STATUSES)
+HISTORY_FILTERS = ("success", "open", *STATUSES)
 
 
 # The columns a history row shows: a page reads no more than it prints.
@@ -20,6 +21,11 @@ HISTORY_COLUMNS = (
     Transaction.order_id,
     Transaction.amount,
     Transaction.status,
+    # What a decline is put in words from (the codes themselves are not shown).
+    Transaction.response_code,
+    Transaction.error_code,
+    Transaction.message,
+    Transaction.payment_type,
 )
 _HISTORY_QUERIES = {}
 
@@ -67,6 +73,26 @@ def history():
         "subscriber/_payment-table.html",
         **paged,
         receipts=fiscal.sale_receipts_of([t.id for t in paged["rows"]]),
+        states=states_of(paged["rows"]),
+        # An SBP refund takes the NSPK's time: the subscriber sees it under way.
+        refunding=refunds.refunding([t.id for t in paged["rows"]]),
         filters={k: request.args.get(k, "") for k in ("status", "from", "to")},
-        statuses=HISTORY_FILTERS,
+        statuses=SHOWN_FILTERS,
+    )
+
+
+@bp.route("/payments/<path:order_id>")
+@contract_required
+def payment_details(order_id):
+    """Show one of the subscriber's payments: status with reason, receipt, refunds."""
+    transaction = payments.transaction_of(current_contract(), order_id)
+    refunds = list(
+        transaction.refunds.where(Refund.status == "done").order_by(Refund.id)
+    )
+    return render_template(
+        "subscriber/payment.html",
+        transaction=transaction,
+        state=states_of([transaction])[transaction.id],
+        receipt=fiscal.sale_receipts_of([transaction.id]).get(transaction.id),
+        refunds=refunds,
     )

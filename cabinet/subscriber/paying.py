@@ -60,7 +60,13 @@ def keep_contact(contract, field):
         return None
 
 
-def _start(contract, form):
+def chosen_type(form, configuration):
+    """Return the payment type the form chose among those offered ("card" if none)."""
+    chosen = form.method.data
+    return chosen if chosen in acquirer.payment_types(configuration) else "card"
+
+
+def _start(contract, form, configuration):
     """Create the order of a valid pay form: ((order, pay form), None), or
     (None, HTTP status) with the reason on the form."""
     attempts = WindowLimit(
@@ -75,6 +81,7 @@ def _start(contract, form):
             parse_amount(form.amount.data),
             language=str(get_locale() or "ru"),
             max_open=current_app.config["OPEN_ORDERS_MAX"],
+            payment_type=chosen_type(form, configuration),
             **return_urls(),
         )
         return started, None
@@ -109,7 +116,7 @@ def pay():
         if ask_contact:
             contract = keep_contact(contract, form.contact)
         if contract is not None:
-            started, status = _start(contract, form)
+            started, status = _start(contract, form, configuration)
     if started:
         transaction, pay_form = started
         return render_template(
@@ -122,6 +129,7 @@ def pay():
         unavailable=None,
         limits=limits,
         ask_contact=ask_contact,
+        payment_types=acquirer.payment_types(configuration),
     ), (status if form.errors else 200)
 
 
@@ -134,8 +142,13 @@ def payment_return(outcome, order=None):
     if not order_id:
         abort(400, _("The bank sent no order number."))
     transaction = payments.transaction_of(current_contract(), order_id)
-    # The page turns final even if the callback is late or lost.
-    status_check.request_order_check(transaction, "return")
+    # The page turns final even if the callback is late or lost. Back from a
+    # failure, Uniteller already knows the outcome and may send no callback:
+    # ask at once, so a decline shows in a second or two, not after the delay.
+    delay = current_app.config["RETURN_CHECK_DELAY"]
+    status_check.request_order_check(
+        transaction, "return", delay=min(1, delay) if outcome == "no" else delay
+    )
     return render_template(
         "subscriber/return.html", transaction=transaction, outcome=outcome
     )

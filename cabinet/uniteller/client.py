@@ -108,6 +108,22 @@ def period_fields(start, end, timezone=UNITELLER_TIMEZONE):
     return fields
 
 
+# PaymentType of an SBP payment (C2B) in PaymentTypeLimits, callbacks and /results/
+# (v1.43 Table 2 #10, §4.6.1.2); 1 is a card.
+SBP_PAYMENT_TYPE = "13"
+CARD_PAYMENT_TYPE = "1"
+
+
+def payment_type_limits(payment_type, subtotal):
+    """Spell PaymentTypeLimits allowing one type for the whole amount.
+
+    The value is JSON {type: [amount, amount]}; Uniteller takes only a whole
+    payment of one type for now (v1.43 Table 2 #10).
+    """
+    # The amount as Subtotal_P spells it: a JSON number, signed as sent.
+    return f'{{"{payment_type}":[{subtotal},{subtotal}]}}'
+
+
 class UnitellerError(Exception):
     """Uniteller did not answer as asked; nothing it said may change a transaction."""
 
@@ -269,10 +285,15 @@ class UnitellerClient:
         callback_fields=(),
         recurrent_start=False,
         receipt=None,
+        sbp=False,
     ):
-        """Build the signed /pay/ form for one order (/v2/pay with a receipt)."""
+        """Build the signed /pay/ form for one order (/v2/pay with a receipt).
+
+        sbp: only SBP on Uniteller's page (PaymentTypeLimits, SBP v04 §4).
+        """
         subtotal = format_wire(amount_kopecks)
         lifetime = "" if lifetime is None else str(lifetime)
+        limits = payment_type_limits(SBP_PAYMENT_TYPE, subtotal) if sbp else None
         fields = {
             "Shop_IDP": self.shop_id,
             "Order_IDP": order_id,
@@ -287,7 +308,10 @@ class UnitellerClient:
             subtotal,
             lifetime=lifetime,
             customer_idp=customer_id,
+            payment_type_limits=limits,
         )
+        if limits is not None:
+            fields["PaymentTypeLimits"] = limits
         fields["URL_RETURN_OK"] = url_ok
         fields["URL_RETURN_NO"] = url_no
         if language:

@@ -27,8 +27,9 @@ def pay_signature(
     order_lifetime=None,
     phone_verified=None,
     merchant_order_id=None,
+    payment_type_limits=None,
 ):
-    """Sign a /pay/ request; the last three slots exist only if their field is sent."""
+    """Sign a /pay/ request; the last four slots exist only if their field is sent."""
     parts = [
         shop_idp,
         order_idp,
@@ -41,10 +42,12 @@ def pay_signature(
         idata,
         pt_code,
     ]
-    # OrderLifetime, PhoneVerified and MerchantOrderId add a slot only if sent.
-    parts += [
-        p for p in (order_lifetime, phone_verified, merchant_order_id) if p is not None
-    ]
+    # OrderLifetime, PhoneVerified, MerchantOrderId and PaymentTypeLimits add a
+    # slot only if sent, in that order: the SBP spec (v04 Table 1) puts
+    # PaymentTypeLimits after PhoneVerified, v1.43 Table 2 lists it after
+    # MerchantOrderId.
+    optional = (order_lifetime, phone_verified, merchant_order_id, payment_type_limits)
+    parts += [p for p in optional if p is not None]
     parts.append(password)
     return _md5("&".join(_md5(str(p)) for p in parts)).upper()
 

@@ -54,7 +54,7 @@ def test_operator_finds_a_payment_refunds_part_and_watches_the_monitor(page, wor
     shot(page, "console-7-tasks")
     page.click("text=Журнал")
     page.wait_for_selector("#audit-table")
-    assert "transaction.refund" in page.inner_text("#audit-table")
+    assert "транзакция: возврат" in page.inner_text("#audit-table")
     shot(page, "console-8-audit")
 
 

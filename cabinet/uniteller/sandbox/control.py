@@ -123,6 +123,16 @@ def list_orders():
     return jsonify([_order_details(order) for order in orders])
 
 
+@bp.post("/_sandbox/orders/<path:order_id>/revoke-sbp-binding")
+def revoke_sbp_binding(order_id: str):
+    """Unbind a parent SBP order's account: its recurrent charges get error 40."""
+    shop_id = request.args.get("shop_id")
+    changed = _sandbox().revoke_sbp_binding(order_id, shop_id)
+    if not changed:
+        return jsonify(error="no SBP order with this id"), 404
+    return jsonify(order_id=order_id, card_state="revoked")
+
+
 @bp.post("/_sandbox/orders/<path:order_id>/<any('expire-card', 'block-card'):action>")
 def mark_card(order_id: str, action: str):
     """Make a parent order's card expired (AS104) or blocked (AS998, F01)."""

@@ -1,5 +1,6 @@
 """Run the emulated Uniteller: shops, orders, operations, callbacks, the queue."""
 
+import hashlib
 import json
 import logging
 import random
@@ -25,14 +26,21 @@ from .signatures import (
 )
 from .store import Store
 from .wire import (
+    CARD,
     FIELDS,
+    NOT_FOR_SBP,
+    SBP,
     STATUS_NAMES,
     format_amount,
     parse_amount,
+    parse_payment_types,
     valid_callback_fields,
 )
 
 log = logging.getLogger(__name__)
+
+# The card_state of a parent SBP order whose account the payer unbound.
+REVOKED = "revoked"
 
 # Gaps between the 10 delivery tries of a callback: 12 600 s = 3.5 hours in all.
 RETRY_GAPS = (60, 120, 300, 600, 900, 1500, 2100, 3000, 4020)
@@ -343,6 +351,15 @@ class Sandbox:
             )
         return rows
 
+    def revoke_sbp_binding(self, order_id: str, shop_id: str | None = None) -> int:
+        """Unbind a parent SBP order's account, as the payer's bank app does."""
+        sql = "UPDATE orders SET card_state = ? WHERE order_id = ? AND payment_type = ?"
+        params = [REVOKED, order_id, SBP]
+        if shop_id:
+            sql += " AND shop_id = ?"
+            params.append(shop_id)
+        return self.store.run(sql, params).rowcount
+
     def mark_card(self, order_id: str, state: str, shop_id: str | None = None) -> int:
         """Make the card of a parent order expired or blocked; return rows changed."""
         sql = (
@@ -409,6 +426,17 @@ class Sandbox:
         public_url is the sandbox's address as the payer sees it: receipts link
         to their page there.
         """
+        return self._pay(token, public_url, card=card)
+
+    def pay_with_sbp(self, token: str, public_url: str = "") -> dict:
+        """Take the bank app's confirmation of an SBP payment; return the order.
+
+        No card: BillNumber, ApprovalCode and the card fields stay empty
+        (v1.43 §4.1.9); the order is paid at once, as SBP has no block.
+        """
+        return self._pay(token, public_url, card=None)
+
+    def _pay(self, token: str, public_url: str, card: Card | None) -> dict:
         with self.store.tx():
             session = self.session(token)
             if session is None or session["used"]:
@@ -421,7 +449,17 @@ class Sandbox:
             fields = session["request"]
             shop = self.shop(session["shop_id"])
             amount = parse_amount(fields["Subtotal_P"])
-            outcome = self._judge_payment(card, amount)
+            limits = fields.get("PaymentTypeLimits", "")
+            if card is None:
+                if SBP not in (
+                    parse_payment_types(fields.get("PaymentTypeLimits", "")) or ()
+                ):
+                    raise PayPageError("Оплата через СБП для этого заказа недоступна")
+                outcome = bank.Outcome(bank.APPROVED)
+            else:
+                if CARD not in (parse_payment_types(limits) or ()):
+                    raise PayPageError("Оплата картой для этого заказа недоступна")
+                outcome = self._judge_payment(card, amount)
             callback_fields = fields.get("CallbackFields", shop["callback_fields"])
             row_id = self._record_attempt(
                 {
@@ -430,9 +468,7 @@ class Sandbox:
                     "kind": "pay",
                     "amount": amount,
                     "currency": fields.get("Currency") or "RUB",
-                    "card_masked": bank.mask(card.number),
-                    "card_expiry": f"{card.exp_month:02d}/{card.exp_year}",
-                    "card_holder": card.holder,
+                    **_card_columns(card, session["order_id"]),
                     "customer_id": fields.get("Customer_IDP", ""),
                     "email": fields.get("Email", ""),
                     "phone": fields.get("Phone", ""),
@@ -491,8 +527,7 @@ class Sandbox:
                 " updated_at = ? WHERE id = ? AND status = 'waiting'",
                 (
                     bank.APPROVED,
-                    self._new_bill_number(),
-                    _approval_code(),
+                    *self._bill_and_approval(row_id),
                     now,
                     now,
                     row_id,
@@ -523,6 +558,13 @@ class Sandbox:
                 jitter = random.uniform(0, self.settings["SANDBOX_STATUS_CHECK_JITTER"])
                 due = now + self.scaled(check_delay + jitter)
                 self._schedule("status_check", row_id, due)
+
+    def _bill_and_approval(self, row_id: int) -> tuple[str, str]:
+        """A card payment's RRN and approval code; none for SBP (v1.43 §4.1.9)."""
+        order = self.order(row_id)
+        if order["payment_type"] == SBP:
+            return "", ""
+        return self._new_bill_number(), _approval_code()
 
     def _new_bill_number(self) -> str:
         while True:
@@ -707,6 +749,8 @@ class Sandbox:
         Each carries its own receipts, so a newer one never stops its retries.
         """
         names = order["callback_fields"].split()
+        if order["payment_type"] == SBP:
+            names = [name for name in names if name not in NOT_FOR_SBP]
         extra = {name: FIELDS[name](order, self.tz) for name in names}
         receipt = cashbox.as_array(bodies)
         params = {"Order_ID": order["order_id"], "Status": status, **extra}
@@ -739,6 +783,9 @@ class Sandbox:
 
     def _callback_params(self, order: dict, status: str, shop: dict) -> dict:
         names = order["callback_fields"].split()
+        if order["payment_type"] == SBP:
+            # Absent from an SBP callback, and so from its signature (§4.1.9).
+            names = [name for name in names if name not in NOT_FOR_SBP]
         values = [FIELDS[name](order, self.tz) for name in names]
         params = {"Order_ID": order["order_id"], "Status": status}
         params.update(zip(names, values, strict=True))
@@ -816,6 +863,7 @@ class Sandbox:
             "capture": self._capture_task,
             "settle": self._settle_task,
             "status_check": self._status_check_task,
+            "sbp_refund": self._sbp_refund_task,
         }
         handlers[task["kind"]](task)
 
@@ -1040,6 +1088,10 @@ class Sandbox:
             if self.attempts_of(shop["shop_id"], fields["Order_IDP"]):
                 raise OperationError(24, "Order_IDP already exists")
             parent = self._parent(parent_shop_id, fields["Parent_Order_IDP"])
+            if parent["payment_type"] == SBP and parent["card_state"] == REVOKED:
+                # The payer unbound the account in the bank's app; Uniteller
+                # learns it only now (SBP v04 §9.1, Table 6: 40).
+                raise OperationError(40, "Token not found")
             outcome = self._judge_recurrent(parent, amount)
             row_id = self._record_attempt(
                 {
@@ -1053,6 +1105,7 @@ class Sandbox:
                     "card_state": parent["card_state"],
                     "card_holder": parent["card_holder"],
                     "customer_id": parent["customer_id"],
+                    "payment_type": parent["payment_type"],
                     "parent_shop_id": parent_shop_id,
                     "parent_order_id": parent["order_id"],
                     "callback_fields": shop["callback_fields"],
@@ -1100,6 +1153,10 @@ class Sandbox:
             return bank.Outcome(bank.UNITELLER_LIMIT)
         if parent["card_state"] == "blocked":
             return bank.Outcome(bank.SYSTEM_ERROR)
+        if parent["payment_type"] == SBP:
+            # A bound SBP account has no expiry; its bank may answer late (28).
+            late = self.faults.take("sbp_bank_silent")
+            return bank.Outcome(bank.APPROVED, delayed=late)
         month, year = (int(part) for part in parent["card_expiry"].split("/"))
         expired = bank.is_expired(month, year, self.today())
         if parent["card_state"] == "expired" or expired:
@@ -1231,10 +1288,43 @@ class Sandbox:
                 failure = FiscalOperationError(
                     51, "Fiscal reversal operation failure", order, self._bodies(rows)
                 )
+            elif order["payment_type"] == SBP:
+                self._send_sbp_refund(order, amount, refund)
+                return self.order(order["id"]), self._bodies([refund])
             else:
                 self._refund(order, amount, [refund])
                 return self.order(order["id"]), self._bodies([refund])
         raise failure
+
+    def _send_sbp_refund(self, order: dict, amount: int, receipt_row: int) -> None:
+        """Send an SBP refund to the NSPK: the order stays paid until it settles.
+
+        v1.43 §4.5.2.4: the answer says Paid; the order turns Canceled some
+        time later, told by the callback and /results/.
+        """
+        if order["sbp_refund_pending"]:
+            raise FiscalOperationError(1, "The operation failed", order)
+        self.store.update(
+            "orders",
+            order["id"],
+            sbp_refund_pending=amount,
+            sbp_refund_receipt=receipt_row,
+        )
+        delay = self.scaled(self.settings["SANDBOX_SBP_REFUND_DELAY"])
+        self._schedule("sbp_refund", order["id"], time.time() + delay)
+
+    def _sbp_refund_task(self, task: dict) -> None:
+        """Settle an SBP refund the NSPK has made."""
+        with self.store.tx():
+            self.finish_task(task["id"])
+            order = self.order(task["ref"])
+            amount = order["sbp_refund_pending"]
+            if not amount:
+                return
+            self.store.update(
+                "orders", order["id"], sbp_refund_pending=0, sbp_refund_receipt=0
+            )
+            self._refund(self.order(order["id"]), amount, [order["sbp_refund_receipt"]])
 
     def _last_success(self, shop_id: str, order_id: str) -> dict:
         marks = ", ".join("?" for _ in SUCCESSFUL)
@@ -1337,6 +1427,30 @@ def _partly_canceled(order: dict) -> dict:
         0 < order["balance"] < order["amount"]
     )
     return {**order, "status": "partly canceled"} if refunded else order
+
+
+def _card_columns(card: Card | None, order_id: str) -> dict:
+    """The columns of the means of payment: a card's, or an SBP QR's id."""
+    if card is None:
+        return {"payment_type": SBP, "qrc_id": qrc_id_of(order_id)}
+    return {
+        "card_masked": bank.mask(card.number),
+        "card_expiry": f"{card.exp_month:02d}/{card.exp_year}",
+        "card_holder": card.holder,
+    }
+
+
+def qrc_id_of(order_id: str) -> str:
+    """The NSPK's QR id of an order: 32 letters and digits, the same each time."""
+    return "BD" + hashlib.sha256(order_id.encode()).hexdigest()[:30].upper()
+
+
+def sbp_payload(order_id: str, amount: int) -> str:
+    """The NSPK link an SBP QR code holds, shaped like SBP v04 §6's example."""
+    return (
+        f"https://qr.nspk.ru/{qrc_id_of(order_id)}?type=02&bank=100000000000"
+        f"&sum={amount}&cur=RUB&crc=0000"
+    )
 
 
 def _require(fields: dict, names, template: str) -> None:

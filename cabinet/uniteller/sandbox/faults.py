@@ -50,6 +50,9 @@ FAULTS = {
     "fail_refunds_after_receipt": (_count, 0),
     "drop_fiscal_notifications": (_flag, False),
     "fiscal_notification_delay_ms": (_milliseconds, 0),
+    # SBP: the next N charges on a bound SBP account get no timely answer from
+    # the payer's bank: 28 "Payment result not received", paid later.
+    "sbp_bank_silent": (_count, 0),
 }
 
 

@@ -10,7 +10,14 @@ import secrets
 from . import bank, receipts
 from .engine import Card
 from .signatures import pay_signature, receipt_signature, same
-from .wire import AMOUNT_PATTERN, parse_amount, valid_callback_fields
+from .wire import (
+    AMOUNT_PATTERN,
+    CARD,
+    SBP,
+    parse_amount,
+    parse_payment_types,
+    valid_callback_fields,
+)
 
 MANDATORY = ("Order_IDP", "Subtotal_P", "Signature")
 # The longest value of each parameter, v1.43 Tables 1 and 2 (the return URLs,
@@ -26,6 +33,7 @@ MAX_LENGTHS = {
     "Token_IDP": 11,
     "BackUrl": 255,
     "DeepLink": 255,
+    "PaymentTypeLimits": 1024,
     "EWallet": 64,
     "DestPhoneNum": 12,
     "Comment": 1024,
@@ -98,6 +106,15 @@ def validate_pay_request(
             raise MerchantError(f"{fields[name]} is too long")
     _check_values(fields)
     _check_subtotal(fields["Subtotal_P"])
+    types = payment_types(fields)
+    if SBP in types and not fiscal:
+        # SBP only through the fiscal payment form v2.0 (v1.43 §4.1.9); the
+        # text is fiscal Appendix 9's code 19.
+        raise MerchantError(
+            PAGE_TEXTS[19], "SBP is taken only on /v2/pay (v1.43 §4.1.9)"
+        )
+    if CARD not in types and SBP not in types:
+        raise MerchantError(PAGE_TEXTS[19], "the sandbox takes cards and SBP only")
     for name in ("Lifetime", "OrderLifetime"):
         if fields.get(name) and not POSITIVE_INTEGER.fullmatch(fields[name]):
             raise MerchantError(f"{name} must be a valid positive integer number")
@@ -119,6 +136,16 @@ def validate_pay_request(
             "Subtotal_P must be from 10.00 to 100.00 in the test environment"
         )
     return shop
+
+
+def payment_types(fields: dict) -> tuple:
+    """Return the payment types a request allows; MerchantError for a bad value."""
+    types = parse_payment_types(fields.get("PaymentTypeLimits", ""))
+    if types is None:
+        raise MerchantError(
+            f"Bad PaymentTypeLimits parameter value {fields['PaymentTypeLimits']}"
+        )
+    return types
 
 
 def _check_characters(fields: dict) -> None:

@@ -15,6 +15,8 @@ SETTINGS = {
     "SANDBOX_RESULTS_HOLD_SECONDS": (float, 100.0),
     "SANDBOX_DELAYED_SUCCESS_SECONDS": (float, 110.0),
     "SANDBOX_CAPTURE_DELAY": (float, 2.0),
+    # An SBP refund is asynchronous (v1.43 §4.5.2.4): it settles this much later.
+    "SANDBOX_SBP_REFUND_DELAY": (float, 1.0),
     "SANDBOX_STATUS_CHECK_DELAY": (float, 600.0),
     "SANDBOX_STATUS_CHECK_JITTER": (float, 300.0),
     "SANDBOX_TIMEZONE": (str, "Europe/Moscow"),

@@ -18,7 +18,14 @@ PAY_SIGNED_FIELDS = (
     "PT_Code",
 )
 # Slots that exist only when the field was sent, in this order.
-PAY_OPTIONAL_SIGNED_FIELDS = ("OrderLifetime", "PhoneVerified", "MerchantOrderId")
+# PaymentTypeLimits after PhoneVerified (SBP v04 Table 1) and after
+# MerchantOrderId (v1.43 Table 2: "in the order of the request's parameters").
+PAY_OPTIONAL_SIGNED_FIELDS = (
+    "OrderLifetime",
+    "PhoneVerified",
+    "MerchantOrderId",
+    "PaymentTypeLimits",
+)
 
 
 def md5_hex(text: str) -> str:

@@ -146,6 +146,12 @@ ADDED_COLUMNS = (
     ("orders", "receipt_state", "TEXT NOT NULL DEFAULT ''"),
     ("orders", "public_url", "TEXT NOT NULL DEFAULT ''"),
     ("callbacks", "channel", "TEXT NOT NULL DEFAULT 'notify'"),
+    # SBP: PaymentType (1 card, 13 SBP), the QR's id, a refund sent to the NSPK
+    # and not settled yet (its amount and its receipt row).
+    ("orders", "payment_type", "TEXT NOT NULL DEFAULT '1'"),
+    ("orders", "qrc_id", "TEXT NOT NULL DEFAULT ''"),
+    ("orders", "sbp_refund_pending", "INTEGER NOT NULL DEFAULT 0"),
+    ("orders", "sbp_refund_receipt", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

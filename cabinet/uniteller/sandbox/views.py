@@ -4,6 +4,7 @@ import functools
 import time
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import segno
 from flask import (
     Blueprint,
     Response,
@@ -22,6 +23,7 @@ from .engine import (
     OperationError,
     PayPageError,
     fiscal_answer,
+    sbp_payload,
 )
 from .pacing import TooManyRequests
 from .paypage import (
@@ -33,10 +35,13 @@ from .paypage import (
 from .signatures import recurrent_answer_signature
 from .wire import (
     ANSWER_COLUMNS,
+    CARD,
+    SBP,
     format_amount,
     format_time,
     parse_amount,
     parse_field_list,
+    parse_payment_types,
     parse_period,
     render_csv,
     render_error,
@@ -154,9 +159,35 @@ def pay_card():
     return _return_to_shop(session["request"], order)
 
 
+@bp.post("/pay/sbp")
+def pay_sbp():
+    """Take the bank app's confirmation of an SBP payment; back to the shop."""
+    sandbox = _sandbox()
+    token = request.form.get("token", "")
+    session = sandbox.session(token)
+    if session is None:
+        return _message("Платёжная сессия не найдена"), 404
+    try:
+        order = sandbox.pay_with_sbp(token, request.host_url)
+    except PayPageError as error:
+        return _message(str(error))
+    return _return_to_shop(session["request"], order)
+
+
+def _sbp_qr(session: dict) -> Markup | None:
+    """The QR code of an SBP payment as inline SVG, or None if SBP is not allowed."""
+    fields = session["request"]
+    if SBP not in (parse_payment_types(fields.get("PaymentTypeLimits", "")) or ()):
+        return None
+    payload = sbp_payload(session["order_id"], parse_amount(fields["Subtotal_P"]))
+    qr = segno.make(payload, error="m")
+    return Markup(qr.svg_inline(scale=4, title="QR СБП"))
+
+
 def _card_form(session: dict, problem: str = ""):
     fields = session["request"]
     spec = _sandbox().mode == "spec"
+    types = parse_payment_types(fields.get("PaymentTypeLimits", "")) or ()
     return render_template(
         "pay_form.html",
         token=session["token"],
@@ -169,6 +200,8 @@ def _card_form(session: dict, problem: str = ""):
         decline_cards=[bank.SPEC_DECLINE_CARD] if spec else sorted(bank.DECLINE_CARDS),
         amount_bands=bank.AMOUNT_BANDS_TEXT,
         problem=problem,
+        card=CARD in types,
+        sbp_qr=_sbp_qr(session),
     )
 
 

@@ -1,5 +1,6 @@
 """Format what goes over the wire: amounts, dates, result fields, CSV and XML."""
 
+import json
 import re
 from datetime import datetime, timedelta
 from xml.sax.saxutils import escape
@@ -66,7 +67,10 @@ FIELDS = {
     "Message": lambda o, tz: _message(o)[0],
     "Comment": lambda o, tz: o["comment"],
     "Date": lambda o, tz: format_time(o["created_at"], tz),
-    "Total": lambda o, tz: format_amount(o["amount"]),
+    # An SBP order's Total is its balance: 0 once refunded (v1.43 §4.5.2.4).
+    "Total": lambda o, tz: format_amount(
+        o["balance"] if o.get("payment_type") == SBP else o["amount"]
+    ),
     "Sum": lambda o, tz: format_amount(o["amount"]),
     "Balance": lambda o, tz: format_amount(o["balance"]),
     "Currency": lambda o, tz: o["currency"],
@@ -86,7 +90,10 @@ FIELDS = {
     "Error_Code": lambda o, tz: o["response_code"] if _failed(o) else "",
     "Error_Comment": lambda o, tz: _message(o)[0] if _failed(o) else "",
     "PacketDate": lambda o, tz: format_time(o["updated_at"], tz),
-    "PaymentType": lambda o, tz: "1",
+    "PaymentType": lambda o, tz: o.get("payment_type") or "1",
+    "QrcId": lambda o, tz: o.get("qrc_id", ""),
+    # The NSPK's refund request id (SBP v04 §3); not modelled.
+    "OpkcID": lambda o, tz: "",
     "Phone": lambda o, tz: o["phone"],
     "Customer_IDP": lambda o, tz: o["customer_id"],
     "parent_order_number": lambda o, tz: o["parent_order_id"],
@@ -122,10 +129,44 @@ ANSWER_COLUMNS = (
     "PacketDate;PaymentType;Phone"
 ).split(";")
 
-# The names CallbackFields may list (v1.43 §4.6.1.2).
+# The names CallbackFields may list (v1.43 §4.6.1.2, SBP v04 §3 adds QrcId, OpkcID).
 CALLBACK_FIELDS = frozenset(
     "BillNumber ApprovalCode Total Balance Customer_IDP Card_IDP CardNumber "
-    "PaymentType ECI AcquirerID IssuerName EMoneyType Token_IDP".split()
+    "PaymentType ECI AcquirerID IssuerName EMoneyType Token_IDP QrcId OpkcID".split()
+)
+# PaymentTypeLimits' types (v1.43 Table 2 #10): card, SBP C2B, SberPay, T-Pay,
+# SBP B2B, Yandex Split. The sandbox takes payments of the first two.
+PAYMENT_TYPES = ("1", "13", "14", "15", "16", "18")
+CARD, SBP = "1", "13"
+
+
+def parse_payment_types(text: str) -> tuple | None:
+    """Read PaymentTypeLimits into the types it allows (a card if empty).
+
+    None if it is not the spec's JSON object {type: [amount, amount]} of
+    known types.
+    """
+    if not text:
+        return (CARD,)
+    try:
+        limits = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(limits, dict) or not limits:
+        return None
+    for key, amounts in limits.items():
+        numbers = isinstance(amounts, list) and all(
+            isinstance(a, int | float) and not isinstance(a, bool) and a >= 0
+            for a in amounts
+        )
+        if key not in PAYMENT_TYPES or not amounts or not numbers:
+            return None
+    return tuple(key for key in PAYMENT_TYPES if key in limits)
+
+
+# Not filled for SBP payments, and left out of their callbacks (v1.43 §4.1.9).
+NOT_FOR_SBP = frozenset(
+    "BillNumber ApprovalCode Card_IDP CardNumber Customer_IDP ECI EMoneyType".split()
 )
 
 
