@@ -775,12 +775,15 @@ SUBSCRIBER_PAGES = [
     "/",
     "/pay",
     "/payments",
+    "/payments/{order_id}",
+    "/payments/{declined_id}",
     "/autopay",
     "{return_page}",
     "{declined_return_page}",
     "/console/",
 ]
 CONSOLE_PAGES = [
+    "/console/attention",
     "/console/contracts",
     "/console/contracts/1001",
     "/console/transactions/{order_id}",
