@@ -20,9 +20,19 @@ def _instance_secret_key():
     if not path.exists():
         # Owner-only, like the key and the SQLite files it will hold.
         INSTANCE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under a name of its own, then linked into place: two
+        # processes starting at once keep the first key, and neither reads a
+        # file half written.
+        draft = path.with_name(f".secret_key.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: its key stands
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 

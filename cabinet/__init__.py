@@ -212,7 +212,7 @@ def register_template_helpers(app):
 
     from flask_babel import get_locale
 
-    from . import i18n, labels
+    from . import i18n, labels, messages
     from .money import format_human
     from .webforms import error_ids
 
@@ -231,6 +231,7 @@ def register_template_helpers(app):
         return value.astimezone(zone).strftime("%d.%m.%Y %H:%M")
 
     app.jinja_env.filters["money"] = format_human
+    app.jinja_env.filters["message"] = messages.shown
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["status_label"] = labeller(labels.STATUS_LABELS)
     app.jinja_env.filters["autopay_mode"] = labeller(labels.AUTOPAY_MODE_LABELS)

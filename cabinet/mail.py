@@ -7,6 +7,7 @@ from email.message import EmailMessage
 from flask import current_app
 
 from .clock import utcnow
+from .messages import shown
 from .models import Notice
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def send_notice(notice_id):
     message["To"] = notice.contract.email
     topic = SUBJECTS.get(notice.kind, "автоплатёж")
     message["Subject"] = f"Договор {notice.contract.number}: {topic}"
-    message.set_content(notice.text)
+    message.set_content(shown(notice.text))
     with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=30) as smtp:
         if config["SMTP_STARTTLS"]:
             smtp.starttls()

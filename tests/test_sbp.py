@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from cabinet import params, refunds
+from cabinet.messages import shown
 from cabinet.models import (
     Autopay,
     AutopayCharge,
@@ -218,7 +219,7 @@ def test_a_revoked_sbp_binding_suspends_autopay_with_a_notice(sbp_world, run_job
         assert charge.status == "failed"
         assert Autopay.get().state == "suspended"
         (notice,) = Notice.select().where(Notice.kind == "autopay_suspended")
-        assert "SBP" in notice.text or "СБП" in notice.text
+        assert "СБП" in shown(notice.text)
     assert balance_of(world) == 30000
 
 

@@ -8,6 +8,7 @@ import requests
 from flask_babel import force_locale
 
 from cabinet import configurations, refunds
+from cabinet.messages import shown
 from cabinet.models import Autopay, AutopayCharge, Contract, Notice, Transaction
 from cabinet.subscriber.words import autopay_rule, payment_state
 from tests.helpers import (
@@ -227,11 +228,12 @@ def test_a_refund_done_leaves_a_notice_and_the_dashboard_shows_both(world):
         refunds.start_refund(Transaction.by_order_id(order_id), 10000, None)
         contract = Contract.by_number("1001")
         notice = Notice.get(Notice.contract == contract, Notice.kind == "refund")
-    assert notice.text.startswith("100,00 ₽ вашего платежа на 500,00 ₽ от ")
+        text = shown(notice.text)  # in the default language, Russian
+    assert text.startswith("100,00 ₽ вашего платежа на 500,00 ₽ от ")
     session = requests.Session()
     session.post(f"{world.url}/login", data={"number": "1001", "password": "demo-pass"})
     home = session.get(f"{world.url}/").text
-    assert notice.text in home and "Возвращено 100,00 из 500,00" in home
+    assert text in home and "Возвращено 100,00 из 500,00" in home
 
 
 def test_turning_autopay_off_asks_first_and_leaves_a_notice(readers, demo):
@@ -249,7 +251,7 @@ def test_turning_autopay_off_asks_first_and_leaves_a_notice(readers, demo):
     settings = page(readers, "/autopay", "ru")
     assert 'data-confirm="Выключить автоплатёж? Списаний больше не будет."' in settings
     readers["ru"].post("/autopay/off")
-    assert Notice.get(Notice.kind == "autopay_off").text == (
+    assert shown(Notice.get(Notice.kind == "autopay_off").text) == (
         "Автоплатёж выключен. Списаний больше не будет."
     )
 

@@ -188,11 +188,6 @@ def test_every_page_speaks_the_readers_language(autopay_world, run_jobs, lang):
     _check_pages(autopay_world, run_jobs, lang)
 
 
-@pytest.mark.xfail(
-    reason="notices keep the words of the language they were made in: store "
-    "the message and its values, translate when shown (left for the notices' owner)",
-    strict=True,
-)
 def test_notices_read_in_the_readers_language(autopay_world, run_jobs):
     seed_pages(autopay_world, run_jobs)
     client = autopay_world.app.test_client()

@@ -3,6 +3,7 @@
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
+from ..messages import keep
 from ..models import Notice
 from ..money import format_human
 from ..queueing import enqueue
@@ -10,7 +11,8 @@ from ..queueing import enqueue
 
 def notify(contract, kind, text):
     """Leave a notice in the cabinet, and e-mail it when SMTP is set up."""
-    notice = Notice.create(contract=contract, kind=kind, text=str(text))
+    # Kept as the message and its values: read in the reader's language.
+    notice = Notice.create(contract=contract, kind=kind, text=keep(text))
     if current_app.config["SMTP_HOST"] and contract.email:
         enqueue("email_notice", notice.id)
     return notice
