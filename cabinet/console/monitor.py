@@ -14,7 +14,14 @@ from flask import (
 from flask_babel import gettext as _
 
 from .. import fiscal, monitor
-from ..clock import day_in_range, local_midnight_utc, local_timezone, local_today
+from ..clock import (
+    EARLIEST_DAY,
+    LATEST_DAY,
+    day_in_range,
+    local_midnight_utc,
+    local_timezone,
+    local_today,
+)
 from ..labels import STATUS_LABELS
 from ..pages import page_or_fragment, wants_fragment
 from . import args
@@ -46,7 +53,15 @@ def _day(name, default):
     except ValueError:
         raise PeriodError(_("Not a date: %(value)s.", value=value[:40])) from None
     if not day_in_range(day):
-        raise PeriodError(_("No transactions are kept for %(value)s.", value=value))
+        # The bounds in the reason, as every other period field words it.
+        raise PeriodError(
+            _(
+                "%(name)s: a date from %(first)s to %(last)s",
+                name=value,
+                first=EARLIEST_DAY.isoformat(),
+                last=LATEST_DAY.isoformat(),
+            )
+        )
     return day
 
 

@@ -69,7 +69,7 @@ def test_110_extreme_dates_and_pages_are_refused_with_a_reason(shop_app, figure)
             if answer.status_code >= 500:
                 failed.append((page + query, answer.status_code))
             elif "=" in query and query.split("=")[0] in ("from", "to"):
-                if answer.status_code != 400 or "a date from 2000-01-01" not in text:
+                if answer.status_code != 400 or "2000-01-01" not in text:
                     failed.append((page + query, answer.status_code))
     figure(110, "extreme dates and pages tried", tried)
     figure(110, "answered other than 400 with a reason", len(failed), 0)
