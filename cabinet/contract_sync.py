@@ -147,17 +147,21 @@ def _ends_sessions(contract, changes):
     return changes.get("status") == "blocked" or "password_hash" in changes
 
 
-def upsert(number, record, source, changes=None):
+def upsert(number, record, source, changes=None, create_only=False):
     """Create or update contract `number` from a record; return (contract, created).
 
     `changes` (from changes_of) spares a caller that checked first the second
-    check. Nothing is written if any field is wrong.
+    check. Nothing is written if any field is wrong. With `create_only`, a
+    contract that exists (made meanwhile by the API or an import) is left as
+    it is: Conflict.
     """
     number = valid_number(number)
     with write_unit():
         accounts.hold_changes()
         contract = Contract.by_number(number)
         creating = contract is None
+        if create_only and not creating:
+            raise Conflict(f"contract {number!r} exists already")
         if changes is None:
             changes = changes_of(record, creating)
         now = utcnow()

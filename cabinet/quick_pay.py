@@ -91,7 +91,9 @@ def _confirmed_by_billing(number, amount):
     if balance is not None:  # the billing's balance as its check answered it now
         record["billing_balance"] = format_signed(balance)
     try:
-        contract, _ = contract_sync.upsert(number, record, "billing")
+        # Create only: one the API or an import made during the check keeps
+        # its own name and balance.
+        contract, _ = contract_sync.upsert(number, record, "billing", create_only=True)
     except Conflict:  # made beside us meanwhile (another attempt, the API)
         contract = Contract.by_number(number)
     log.info("quick pay: contract made from the billing", extra={"contract": number})

@@ -435,8 +435,9 @@ def _note(transaction, text, fields=None):
 
 def _still_pending(refund, note):
     """Leave a refund pending with a note: its outcome is unknown until a re-check."""
+    # Only while it is pending: a callback may have settled it meanwhile.
     Refund.update(note=note[:500], updated_at=utcnow()).where(
-        Refund.id == refund.id
+        Refund.id == refund.id, Refund.status == "pending"
     ).execute()
     transaction = refund.transaction
     _note(transaction, f"refund #{refund.id}: {note}"[:500])

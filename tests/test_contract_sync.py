@@ -4,7 +4,7 @@ import pytest
 
 from cabinet import accounts, contract_sync
 from cabinet.contract_sync import FieldError
-from cabinet.errors import NotFound, PaymentUnavailable
+from cabinet.errors import Conflict, NotFound, PaymentUnavailable
 from cabinet.models import Contract
 
 
@@ -96,3 +96,10 @@ def test_a_hand_edit_moves_updated_at_too(demo):
     before = Contract.by_number("1001").updated_at
     accounts.set_contact(Contract.by_number("1001"), phone="+79160000000")
     assert Contract.by_number("1001").updated_at > before
+
+
+def test_create_only_leaves_a_contract_made_meanwhile_as_it_is(demo):
+    """Quick pay's contract from the billing: one the API made first keeps its name."""
+    with pytest.raises(Conflict):
+        contract_sync.upsert("1001", {"name": "1001"}, "billing", create_only=True)
+    assert Contract.by_number("1001").name == "Иванов И. И."
