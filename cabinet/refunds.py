@@ -520,6 +520,13 @@ def _done(refund, fields, note=None):
         payments.apply_status(transaction.order_id, "canceled", source="refund")
 
 
+@payments.transaction_reversing.connect
+def on_transaction_reversing(transaction):
+    """Book a pending SBP refund before its `canceled` reverses the rest: the money
+    went back as that refund (a refund entry, refund.completed to the billing)."""
+    on_transaction_changed(transaction, None, None)
+
+
 @payments.transaction_changed.connect
 def on_transaction_changed(transaction, old, outcome):
     """Settle a pending SBP refund when its `canceled` arrives (callback or status)."""

@@ -14,6 +14,7 @@ from cabinet.models import (
     Autopay,
     AutopayCharge,
     Contract,
+    LedgerEntry,
     ModuleConfiguration,
     Notice,
     Refund,
@@ -176,6 +177,11 @@ def test_an_sbp_refund_stays_pending_until_uniteller_settles_it(sbp_world):
     transaction = transaction_of(world, order_id)
     assert transaction.status == "canceled" and not transaction.needs_review
     assert balance_of(world) == 0
+    with in_app(world):
+        # The money went back as the refund (the billing hears refund.completed),
+        # not as a reversal of the payment.
+        kinds = [e.kind for e in LedgerEntry.select().order_by(LedgerEntry.id)]
+        assert kinds == ["credit", "refund"]
 
 
 def test_an_sbp_payment_is_refunded_in_full_only(sbp_world):

@@ -15,7 +15,12 @@ from .orders import (
     start_payment,
     transaction_of,
 )
-from .signals import order_created, refund_booked, transaction_changed
+from .signals import (
+    order_created,
+    refund_booked,
+    transaction_changed,
+    transaction_reversing,
+)
 from .states import CHECKED_STATUSES, TRANSITIONS
 from .status import (
     Outcome,
@@ -45,5 +50,6 @@ __all__ = [
     "refund_booked",
     "start_payment",
     "transaction_changed",
+    "transaction_reversing",
     "transaction_of",
 ]

@@ -10,6 +10,13 @@ _signals = Namespace()
 # previous status) and `outcome` ("credited", "reversed" or "changed").
 transaction_changed = _signals.signal("transaction-changed")
 
+# A `canceled` status is about to take back what a transaction still holds: sent
+# inside the same write unit, after the status was written and before the money
+# moves. A listener may first book what it knows went back (a refund under way
+# that this cancel settles), so the reversal takes only the rest and the billing
+# hears of a refund, not a reversal. Arguments: the transaction (sender).
+transaction_reversing = _signals.signal("transaction-reversing")
+
 # A done refund was taken off the balance: sent inside the refund's write unit
 # (book_refund), so a listener's rows commit with the ledger entry. Arguments:
 # the transaction (sender), `refund_id` and `amount` (the kopecks taken, > 0).

@@ -14,7 +14,7 @@ from ..prepared import Prepared
 from ..uniteller.client import normalize_status
 from . import ledger
 from .history import event, insert_events, record_event, record_orphan, unstored_removed
-from .signals import transaction_changed
+from .signals import transaction_changed, transaction_reversing
 from .states import CREDITING, EXPIRES_FROM, REVERSING, TRANSITIONS
 
 # The package's one logger name, whichever of its modules writes.
@@ -186,6 +186,8 @@ def _transition(transaction, status, fields, source, received):
         if value is not None:
             setattr(transaction, name, value)
     insert_events(received, event(transaction, source, "state", old, status))
+    if status == REVERSING:
+        transaction_reversing.send(transaction)
     result = _move_money(transaction, status)
     # Listeners (autopay, …) write in this same unit: their rows commit with it.
     transaction_changed.send(transaction, old=old, outcome=result)
