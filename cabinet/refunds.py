@@ -372,7 +372,9 @@ def recheck_pending(now=None):
     pending = (
         Refund.select()
         .where(Refund.status == "pending", Refund.created_at <= now - RECHECK_AFTER)
-        .order_by(Refund.created_at)
+        # Least recently looked at first: refunds that stay pending (an SBP one
+        # the NSPK takes its time over) go to the back, never ahead of the rest.
+        .order_by(Refund.updated_at, Refund.id)
         .limit(RECHECK_BATCH)
     )
     for refund in pending:
@@ -386,8 +388,12 @@ def recheck_pending(now=None):
             stats.errors += 1
             stats.notes.append(f"refund #{refund.id}: {exc}")
             log.warning("re-check of refund #%d failed: %s", refund.id, exc)
-            continue
-        stats.changed += Refund.get_by_id(refund.id).status != "pending"
+        touched = (
+            Refund.update(updated_at=utcnow())
+            .where(Refund.id == refund.id, Refund.status == "pending")
+            .execute()
+        )
+        stats.changed += not touched
     return stats
 
 

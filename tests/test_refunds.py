@@ -264,3 +264,37 @@ def test_refund_from_the_console_is_audited(world, paid_500):
         assert entry.before == {"status": "paid", "refundable": 50000}
         assert entry.after["refund_status"] == "done" and entry.after["amount"] == 10000
         assert "password" not in json.dumps(entry.after)
+
+
+def test_a_refund_that_stays_pending_goes_to_the_back_of_the_re_checks(
+    world, monkeypatch
+):
+    """One the NSPK keeps pending for long never starves the others' re-checks."""
+    orders = [pay_by_card(world, amount)[0] for amount in ("100", "200")]
+    world.settle()
+    monkeypatch.setattr(refunds, "RECHECK_BATCH", 1)
+    with in_app(world):
+        made = []
+        for order_id in orders:
+            transaction = Transaction.by_order_id(order_id)
+            made.append(
+                Refund.create(
+                    transaction=transaction,
+                    amount=transaction.amount,
+                    status="pending",
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+
+        later = utcnow() + refunds.RECHECK_AFTER
+
+        def looked_at_last():
+            rows = Refund.select().order_by(Refund.updated_at.desc(), Refund.id.desc())
+            return rows.first().id
+
+        refunds.recheck_pending(now=later)  # Uniteller has no refund row yet
+        assert looked_at_last() == made[0].id
+        refunds.recheck_pending(now=later)
+        assert looked_at_last() == made[1].id  # the other one, not the first again
+        assert {r.status for r in Refund.select()} == {"pending"}
