@@ -6,7 +6,8 @@ copy of the database or of its backups holds no usable secret. SECRETS_KEY may
 list several keys, comma-separated: the first seals, every one unseals (key
 rotation: put the new key first, run `flask secrets reseal`, drop the old).
 Without SECRETS_KEY the key is derived from SECRET_KEY (which is in the same
-environment file).
+environment file); that derived key always opens too, so setting SECRETS_KEY
+and resealing moves old secrets to it.
 """
 
 import base64
@@ -34,8 +35,10 @@ def derived_key(secret_key):
 def init_app(app):
     """Build the app's keys from SECRETS_KEY (or SECRET_KEY); raise on a bad key."""
     keys = [k.strip() for k in app.config["SECRETS_KEY"].split(",") if k.strip()]
-    if not keys:
-        keys = [derived_key(app.config["SECRET_KEY"])]
+    # The key derived from SECRET_KEY opens too, last (it seals only when no
+    # SECRETS_KEY is set): setting SECRETS_KEY and running `secrets reseal`
+    # moves what was sealed under it, after which SECRET_KEY may change.
+    keys.append(derived_key(app.config["SECRET_KEY"]))
     try:
         app.extensions["sealing"] = MultiFernet([Fernet(key) for key in keys])
     except (ValueError, TypeError):

@@ -53,7 +53,9 @@ def test_the_database_holds_the_shop_password_only_sealed(demo, shop, database_u
 
 def test_a_wrong_key_is_a_clear_error_never_an_empty_password(make_app, demo):
     sealed = seal("shop-secret")
-    other = make_app(SECRETS_KEY=Fernet.generate_key().decode())
+    other = make_app(
+        SECRETS_KEY=Fernet.generate_key().decode(), SECRET_KEY="another-secret-key"
+    )
     with in_app(other):
         with pytest.raises(SealError, match="SECRETS_KEY"):
             unseal(sealed)
@@ -88,8 +90,27 @@ def test_reseal_moves_every_secret_to_the_new_key(make_app, shop):
     assert resealed.exit_code == 0 and "1 configurations" in resealed.output
     with in_app(make_app(SECRETS_KEY=new)):
         assert ModuleConfiguration.get().params["password"] == shop["password"]
-    wrong = make_app(SECRETS_KEY=Fernet.generate_key().decode())
+    wrong = make_app(
+        SECRETS_KEY=Fernet.generate_key().decode(), SECRET_KEY="another-secret-key"
+    )
     refused = wrong.test_cli_runner().invoke(args=["secrets", "reseal"])
     assert (
         refused.exit_code == 2 and "Error: a secret in the database" in refused.output
     )
+
+
+def test_setting_secrets_key_and_resealing_frees_secret_key_to_change(make_app, shop):
+    """Sealed under the key SECRET_KEY gives, moved to SECRETS_KEY by a reseal."""
+    with in_app(make_app()):  # no SECRETS_KEY: the derived key seals
+        configurations.add_configuration(
+            configurations.add_instance("isp"),
+            "main",
+            ["shop_id=1", "login=1", f"password={shop['password']}"],
+        )
+    key = Fernet.generate_key().decode()
+    resealed = (
+        make_app(SECRETS_KEY=key).test_cli_runner().invoke(args=["secrets", "reseal"])
+    )
+    assert resealed.exit_code == 0, resealed.output
+    with in_app(make_app(SECRETS_KEY=key, SECRET_KEY="a-new-secret-key")):
+        assert ModuleConfiguration.get().params["password"] == shop["password"]
