@@ -105,6 +105,27 @@ FISCAL_PROFILE = (
 TEST_SECRET_KEY = "test-secret-key"
 
 
+def add_shop_instance(shop, gateway_url, name="Test ISP", contract_name="Иванов И. И."):
+    """Instance `isp` with an active configuration of `shop` at `gateway_url`, and
+    contract 1001 (password demo-pass); call inside the app."""
+    from cabinet import accounts, configurations
+
+    instance = configurations.add_instance("isp", name)
+    configurations.add_configuration(
+        instance,
+        "main",
+        [
+            f"shop_id={shop['shop_id']}",
+            f"login={shop['login']}",
+            f"password={shop['password']}",
+            f"gateway_url={gateway_url}",
+        ],
+        activate=True,
+    )
+    accounts.add_contract("1001", contract_name, "demo-pass", None, instance)
+    return instance
+
+
 def fiscal_profile(gateway_url):
     """FISCAL_PROFILE with its receipts sent to `gateway_url` (a live sandbox)."""
     return (

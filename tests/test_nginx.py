@@ -24,9 +24,16 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from cabinet import CONTENT_SECURITY_POLICY, accounts, configurations, create_app
+from cabinet import CONTENT_SECURITY_POLICY, create_app
 from cabinet.models import Contract
-from tests.helpers import CsrfSession, free_port, in_app, pay_by_card, redis_url
+from tests.helpers import (
+    CsrfSession,
+    add_shop_instance,
+    free_port,
+    in_app,
+    pay_by_card,
+    redis_url,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -219,19 +226,7 @@ def test_login_and_payment_through_nginx_on_a_non_443_port(
         }
     )
     with in_app(app):
-        instance = configurations.add_instance("isp", "ISP")
-        configurations.add_configuration(
-            instance,
-            "main",
-            [
-                f"shop_id={SHOP['shop_id']}",
-                f"login={SHOP['login']}",
-                f"password={SHOP['password']}",
-                f"gateway_url={sandbox.url}",
-            ],
-            activate=True,
-        )
-        accounts.add_contract("1001", "Subscriber", "demo-pass", None, instance)
+        add_shop_instance(SHOP, sandbox.url, name="ISP", contract_name="Subscriber")
 
     processes, logs = {}, []
     try:

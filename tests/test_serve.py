@@ -22,12 +22,12 @@ import redis as redis_lib
 import requests
 from rq import Worker
 
-from cabinet import accounts, configurations
 from cabinet.models import LedgerEntry, Transaction
 from cabinet.serving import STOP_SECONDS
 from tests.helpers import (
     TEST_SECRET_KEY,
     CsrfSession,
+    add_shop_instance,
     free_port,
     in_app,
     pay_by_card,
@@ -183,19 +183,7 @@ def test_a_serve_process_alone_credits_a_payment_and_stops_cleanly(
     sandbox_app, sandbox_url = sandbox
     app = make_app(UNITELLER_EXTRA_GATEWAYS=sandbox_url)
     with in_app(app):
-        instance = configurations.add_instance("isp", "Test ISP")
-        configurations.add_configuration(
-            instance,
-            "main",
-            [
-                f"shop_id={shop['shop_id']}",
-                f"login={shop['login']}",
-                f"password={shop['password']}",
-                f"gateway_url={sandbox_url}",
-            ],
-            activate=True,
-        )
-        accounts.add_contract("1001", "Иванов И. И.", "demo-pass", None, instance)
+        add_shop_instance(shop, sandbox_url)
     env = _environment(tmp_path, database_url)
     env["UNITELLER_EXTRA_GATEWAYS"] = sandbox_url
     served = Served(tmp_path, env)
