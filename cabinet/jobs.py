@@ -81,6 +81,12 @@ def charge_autopay(charge_id):
 
 
 @_with_app
+def charge_autopays(charge_ids):
+    """Send one try of each of a batch of charges, side by side (no-ops if not due)."""
+    return autopay.charge_many(charge_ids)
+
+
+@_with_app
 def resolve_autopay_charge(charge_id):
     """Find out through /results/ what became of a try whose answer was lost."""
     return autopay.resolve(charge_id)

@@ -24,6 +24,10 @@ GATHER_SECONDS = 0.02
 
 log = logging.getLogger(__name__)
 
+# Set when this process is asked to stop (`flask serve`): a batch job begins no
+# more of its work and enqueues the rest again, instead of holding the stop up.
+stopping = threading.Event()
+
 
 def job_path(name):
     """Return the dotted path RQ imports a job function of cabinet.jobs by."""

@@ -26,6 +26,7 @@ from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import SimpleWorker
 
+from . import queueing
 from .extensions import QUEUE_NAMES, connect_redis
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class Background:
 
     def start(self):
         """Start every thread; one that ends before stop() stops the process."""
+        queueing.stopping.clear()
         for number, worker in enumerate(self.workers, 1):
             self._spawn(
                 f"rq-worker-{number}", partial(worker.work, logging_level=self.level)
@@ -173,6 +175,7 @@ class Background:
         """Ask every thread to stop; return the names of those still running at
         `deadline` (a monotonic time)."""
         self.stopping.set()
+        queueing.stopping.set()
         for worker in self.workers:
             worker.request_stop_soon()
         self.scheduler.request_stop()

@@ -414,6 +414,24 @@ def bind_autopay(
     return fields["Order_IDP"], session
 
 
+def add_autopays_like(world, count, prefix="20"):
+    """Give `count` more contracts (numbers prefix + 00, 01, …) of the world's
+    instance an autopay like the one bound (the same parent order): a daily
+    run then has that many more charges, as one batch."""
+    from cabinet.models import Autopay, Contract
+
+    with in_app(world):
+        first = Autopay.get()
+        for n in range(count):
+            contract = Contract.create(
+                number=f"{prefix}{n:02d}",
+                name=f"Subscriber {n}",
+                password_hash="-",
+                instance=first.contract.instance,
+            )
+            Autopay.create(**{**first.__data__, "id": None, "contract": contract})
+
+
 @contextmanager
 def in_app(app_or_world):
     """Enter an app context with an open connection (the tests' one way in).

@@ -3,14 +3,17 @@
 import email
 import email.policy
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 
 import pytest
 import requests
+from rq import Queue
 
 from cabinet import acquirer, autopay, clock, contract_sync, events
 from cabinet.autopay import charging, states
+from cabinet.extensions import QUEUE_NAME
 from cabinet.labels import CHARGE_STATUS_LABELS
 from cabinet.models import (
     Autopay,
@@ -20,8 +23,10 @@ from cabinet.models import (
     Notice,
     Transaction,
 )
+from cabinet.uniteller.client import UnitellerClient
 from tests.helpers import (
     ALL_MODES,
+    add_autopays_like,
     bind_autopay,
     daily_run,
     in_app,
@@ -151,6 +156,44 @@ def test_concurrent_runs_charge_once(autopay_world, run_jobs):
     run_jobs(world.app)
     world.settle()
     assert [c.status for c in state(world)[2]] == ["succeeded"]
+
+
+def test_a_run_s_charges_go_side_by_side_within_the_concurrency_limit(
+    autopay_world, run_jobs, redis, monkeypatch
+):
+    world = autopay_world
+    bind_autopay(world, "weekly", "300", weekday=2)
+    add_autopays_like(world, 7)  # seven more subscribers on the same binding
+    world.app.config["RECURRENT_CONCURRENCY"] = 3
+    world.faults(latency_ms=150)  # long enough for the tries to overlap
+    real, lock, flight = UnitellerClient.recurrent, threading.Lock(), [0, 0]
+
+    def counted(self, *args, **kwargs):
+        with lock:
+            flight[0] += 1
+            flight[1] = max(flight)
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            with lock:
+                flight[0] -= 1
+
+    monkeypatch.setattr(UnitellerClient, "recurrent", counted)
+    daily_run(world, next_weekday(2))
+    queued = Queue(QUEUE_NAME, connection=redis).jobs
+    assert [job.func_name for job in queued] == ["cabinet.jobs.charge_autopays"]
+    run_jobs(world.app)
+    world.settle()
+    with in_app(world):
+        charges = list(AutopayCharge.select())
+        paid = Transaction.select().where(
+            Transaction.order_id.startswith("R"), Transaction.status == "paid"
+        )
+        assert sorted(c.status for c in charges) == ["succeeded"] * 8
+        assert paid.count() == 8
+        others = Contract.select().where(Contract.number.startswith("20"))
+        assert [c.balance for c in others] == [30000] * 7
+    assert flight[1] == 3, "the tries did not run side by side up to the limit"
 
 
 def test_changing_the_amount_needs_no_new_card(autopay_world):

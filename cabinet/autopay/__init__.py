@@ -2,7 +2,7 @@
 
 from . import listeners  # noqa: F401  (connects autopay to the payments signal)
 from .calendar import due_on, next_charge_date, period_of
-from .charging import charge, kill_point, resolve, settle_try, suspend
+from .charging import charge, charge_many, kill_point, resolve, settle_try, suspend
 from .notices import notify
 from .planning import STUCK_AFTER, request_charge, run
 from .setup import (
@@ -29,6 +29,7 @@ __all__ = [
     "autopay_of",
     "bind_succeeded",
     "charge",
+    "charge_many",
     "configure",
     "due_on",
     "kill_point",

@@ -3,11 +3,13 @@
 import logging
 import os
 import signal
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
 from peewee import IntegrityError
 
-from .. import acquirer, events, fiscal, payments
+from .. import acquirer, events, fiscal, payments, queueing
 from .. import params as module_params
 from ..clock import local_midnight_utc, local_today, utcnow
 from ..db import db, on_commit, write_unit
@@ -24,6 +26,11 @@ log = logging.getLogger("cabinet.autopay")
 
 # Jobs of a charge try: a try waits up to a minute for a slot, then the request.
 CHARGE_JOB_TIMEOUT = 600
+# Charges per batch job: enough that a fork and RQ's bookkeeping are paid once
+# for many tries, few enough that every worker gets batches of a planning run.
+CHARGE_BATCH = 100
+# A batch's tries wait their turns for the shop's slots one after another.
+CHARGE_BATCH_JOB_TIMEOUT = 3600
 # /v2/recurrent's fiscal refusals (fiscal 02.1.18 §3.6, Appendix 8).
 # 53: the receipt failed and Uniteller's protection against the tax office's
 # fines reversed the payment: a declined try, tried again on the next retry day.
@@ -34,17 +41,60 @@ RECEIPT_FAILED_PAID = 54
 
 
 def enqueue_charges(charge_ids, delay=None):
-    """Enqueue a try of each charge (after `delay` seconds if given)."""
+    """Enqueue a try of each charge (after `delay` seconds if given).
+
+    Many charges go as batch jobs (`charge_autopays`) of CHARGE_BATCH ids: one
+    job, one fork, per batch, and the batch's tries run side by side up to
+    Uniteller's concurrency limit (charge_many).
+    """
     if delay is not None or len(charge_ids) == 1:
         for charge_id in charge_ids:
             enqueue(
                 "charge_autopay", charge_id, delay=delay, timeout=CHARGE_JOB_TIMEOUT
             )
     elif charge_ids:
+        ids = list(charge_ids)
         # One round trip for a planning batch.
         enqueue_many(
-            "charge_autopay", [(pk,) for pk in charge_ids], timeout=CHARGE_JOB_TIMEOUT
+            "charge_autopays",
+            [(ids[n : n + CHARGE_BATCH],) for n in range(0, len(ids), CHARGE_BATCH)],
+            timeout=CHARGE_BATCH_JOB_TIMEOUT,
         )
+
+
+def charge_many(charge_ids):
+    """Send one try of each due charge, up to RECURRENT_CONCURRENCY at once.
+
+    Each try is charge() in a thread of its own with its own connection: as
+    durable and idempotent as a job of its own. A try that raises is logged and
+    left where it stopped (due, or with an unknown outcome), for the daily run's
+    sweeps, as a failed job's would be. Tries not begun when the process is
+    asked to stop are enqueued again. Returns {outcome: count}.
+    """
+    app = current_app._get_current_object()
+    size = max(1, min(app.config["RECURRENT_CONCURRENCY"], len(charge_ids)))
+    left = []
+
+    def one(charge_id):
+        if queueing.stopping.is_set():
+            left.append(charge_id)
+            return "left"
+        with app.app_context(), db.connection_context():
+            try:
+                return charge(charge_id)
+            except Exception:  # noqa: BLE001  (one try's fault is not the batch's)
+                log.exception("charge %s failed; the sweeps will find it", charge_id)
+                return "error"
+
+    pool = ThreadPoolExecutor(size, thread_name_prefix="cabinet-charge")
+    try:
+        outcomes = Counter(str(outcome) for outcome in pool.map(one, charge_ids))
+    finally:
+        # A batch stopped by its job's timeout begins nothing more.
+        pool.shutdown(cancel_futures=True)
+    if left:
+        enqueue_charges(left)
+    return dict(outcomes)
 
 
 def enqueue_resolve(charge_id, delay=None):
