@@ -65,7 +65,11 @@ translations: venv
 	$(BIN)/pybabel update -i cabinet/translations/messages.pot -d cabinet/translations
 	$(BIN)/pybabel compile -d cabinet/translations
 
+# The benchmarks' load generator is wrk: installed here when missing (as .ci/run
+# installs Chromium), where apt-get can; otherwise bench says what it needs.
 bench: venv-dev
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >/dev/null 2>&1 || true
 	$(BIN)/python -m bench
 
 clean:

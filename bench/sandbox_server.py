@@ -2,7 +2,8 @@
 
 python -m bench.sandbox_server PORT DATABASE_FILE
 GET /_bench/concurrency answers the peak of concurrent /recurrent/ requests so
-far; GET /_bench/concurrency/billing the same of the emulated billing's OSMP calls.
+far (DELETE starts counting anew); GET /_bench/concurrency/billing the same of
+the emulated billing's OSMP calls.
 """
 
 import json
@@ -35,6 +36,9 @@ class ConcurrencyCounter:
             if counts is None:
                 start_response("404 Not Found", [("Content-Type", "text/plain")])
                 return [b"no such counter"]
+            if environ.get("REQUEST_METHOD") == "DELETE":  # a measurement begins
+                with self.lock:
+                    counts.update(peak=counts["current"], total=0)
             body = json.dumps({"peak": counts["peak"], "total": counts["total"]})
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body.encode()]
