@@ -19,6 +19,7 @@ from peewee import (
 from .clock import utcnow
 from .contract_search import create_search
 from .db import db
+from .prepared import Prepared
 from .sealing import seal, unseal
 
 
@@ -78,14 +79,7 @@ class ModuleInstance(BaseModel):
 
     def active_configuration(self):
         """Return the configuration in force, or None."""
-        return (
-            ModuleConfiguration.select()
-            .where(
-                ModuleConfiguration.instance == self,
-                ModuleConfiguration.is_active == True,  # noqa: E712
-            )
-            .first()
-        )
+        return _ACTIVE_CONFIGURATION.first(instance=self.id)
 
     @classmethod
     def by_code(cls, code):
@@ -115,6 +109,15 @@ ModuleConfiguration.add_index(
     SQL(
         "CREATE UNIQUE INDEX IF NOT EXISTS module_configuration_one_active "
         "ON module_configuration (instance_id) WHERE is_active"
+    )
+)
+
+
+# Read on every payment and charge: its SQL built once (cabinet.prepared).
+_ACTIVE_CONFIGURATION = Prepared(
+    lambda slot: ModuleConfiguration.select().where(
+        ModuleConfiguration.instance == slot("instance"),
+        ModuleConfiguration.is_active == True,  # noqa: E712
     )
 )
 

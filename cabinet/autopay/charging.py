@@ -7,14 +7,22 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError, fn
 
 from .. import acquirer, events, fiscal, payments, queueing
 from .. import params as module_params
 from ..clock import local_midnight_utc, local_today, utcnow
 from ..db import db, on_commit, write_unit
 from ..errors import CabinetError
-from ..models import Autopay, AutopayCharge, Receipt, Transaction
+from ..models import (
+    Autopay,
+    AutopayCharge,
+    Contract,
+    ModuleInstance,
+    Receipt,
+    Transaction,
+)
+from ..prepared import Prepared
 from ..queueing import enqueue, enqueue_many
 from ..task_stats import TaskStats
 from ..uniteller.client import OperationRefused, RateLimited, UnitellerError
@@ -38,6 +46,55 @@ RECEIPT_FAILED_REVERSED = 53
 # 54: the receipt failed and the payment stands (no protection): the money was
 # taken, so the try is settled by /results/ and its receipt is missing.
 RECEIPT_FAILED_PAID = 54
+
+
+# A charge and what a try reads of it, each read once in one statement whose SQL is
+# built once (cabinet.prepared): per try, peewee's building of the lazy reads of
+# the autopay, contract, instance and parent cost more than running them.
+_Parent = Transaction.alias()
+_CHARGE = Prepared(
+    lambda slot: (
+        AutopayCharge.select(AutopayCharge, Autopay, Contract, ModuleInstance, _Parent)
+        .join(Autopay)
+        .join(Contract)
+        .join(ModuleInstance, JOIN.LEFT_OUTER)
+        .join_from(
+            Autopay,
+            _Parent,
+            JOIN.LEFT_OUTER,
+            on=(Autopay.parent == _Parent.id),
+            attr="parent",
+        )
+        .where(AutopayCharge.id == slot("id"))
+    )
+)
+_CHARGE_OF_TRY = Prepared(
+    lambda slot: (
+        AutopayCharge.select(AutopayCharge, Autopay, Contract)
+        .join(Autopay)
+        .join(Contract)
+        .where(AutopayCharge.transaction == slot("transaction"))
+    )
+)
+_STATUS = Prepared(
+    lambda slot: AutopayCharge.select(AutopayCharge.status).where(
+        AutopayCharge.id == slot("id")
+    )
+)
+_FAILED_SINCE = Prepared(
+    lambda slot: Transaction.select(fn.COUNT(Transaction.id)).where(
+        Transaction.contract == slot("contract"),
+        Transaction.kind == "recurrent",
+        Transaction.status == "failed",
+        Transaction.updated_at >= slot("since", Transaction.updated_at),
+    )
+)
+
+
+def status_of(charge_id):
+    """The status of a charge now (None if there is no such charge)."""
+    rows = _STATUS.tuples(id=charge_id)
+    return rows[0][0] if rows else None
 
 
 def enqueue_charges(charge_ids, delay=None):
@@ -150,7 +207,7 @@ def charge(charge_id):
     )
     if documents:
         _keep_documents(transaction, documents)
-    return AutopayCharge.get_by_id(charge_id).status
+    return status_of(charge_id)
 
 
 def _receipt_of(transaction):
@@ -191,7 +248,7 @@ def _prepare_try(charge_id):
 def _claim(charge_id):
     """Claim a charge in one unit (see _prepare_try)."""
     with write_unit():
-        charge = AutopayCharge.get_or_none(AutopayCharge.id == charge_id)
+        charge = _CHARGE.first(id=charge_id)
         if charge is None or charge.status not in states.CLAIMABLE:
             return None
         this_charge = AutopayCharge.id == charge.id
@@ -238,6 +295,7 @@ def _claim(charge_id):
             except fiscal.ContactRequired:
                 _no_contact(charge, autopay)
                 return None
+        transaction.instance = autopay.contract.instance  # read above already
         claimed = states.move(
             states.UNKNOWN,
             this_charge,
@@ -272,16 +330,8 @@ def _no_contact(charge, autopay):
 
 def _failed_today(autopay):
     """Count today's failed recurrent charges of the contract (its one card)."""
-    return (
-        Transaction.select()
-        .where(
-            Transaction.contract == autopay.contract_id,
-            Transaction.kind == "recurrent",
-            Transaction.status == "failed",
-            Transaction.updated_at >= local_midnight_utc(local_today()),
-        )
-        .count()
-    )
+    since = local_midnight_utc(local_today())
+    return _FAILED_SINCE.tuples(contract=autopay.contract_id, since=since)[0][0]
 
 
 def _back_to_due(charge_id, why):
@@ -321,7 +371,7 @@ def _refused(charge_id, transaction, exc):
             fields={"Response_Code": f"E{exc.code}", "Message": exc.message},
             instance=transaction.instance,
         )
-    return AutopayCharge.get_by_id(charge_id).status
+    return status_of(charge_id)
 
 
 def _resolve_later(charge_id):
@@ -373,12 +423,12 @@ def resolve(charge_id):
         )
     else:
         settle_try(transaction)  # a callback or the status check got there first
-    return AutopayCharge.get_by_id(charge_id).status
+    return status_of(charge_id)
 
 
 def settle_try(transaction):
     """Finish the charge of a recurrent try that succeeded or failed (in a unit)."""
-    charge = AutopayCharge.get_or_none(AutopayCharge.transaction == transaction)
+    charge = _CHARGE_OF_TRY.first(transaction=transaction.id)
     if charge is None or charge.status not in states.TRYING:
         return
     kill_point("before_record")
@@ -386,9 +436,10 @@ def settle_try(transaction):
     if transaction.status in ("authorized", "paid"):
         _finish(charge, states.SUCCEEDED, transaction)
         notices.charge_succeeded(autopay.contract, charge.amount)
-        on_commit(
-            lambda: events.charge_succeeded.send(AutopayCharge.get_by_id(charge.id))
-        )
+        if events.charge_succeeded.receivers:  # else no read for no one
+            on_commit(
+                lambda: events.charge_succeeded.send(AutopayCharge.get_by_id(charge.id))
+            )
         return
     if transaction.status != "failed":
         return
