@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -520,7 +521,10 @@ class Bench:
         ]
         for title, q in (("page", paged), ("summary", summary)):
             sql, params = q.sql()
-            plan = db.execute_sql(prefix + sql, params).fetchall()
+            # The summary runs with monitor.summary()'s planner setting.
+            summary_run = title == "summary"
+            with monitor.search_by_index(filters) if summary_run else nullcontext():
+                plan = db.execute_sql(prefix + sql, params).fetchall()
             lines.append(f"-- {title}: {sql}")
             lines += ["   " + " | ".join(str(c) for c in r) for r in plan]
         self.explained = "\n".join(lines)

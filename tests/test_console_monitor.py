@@ -248,6 +248,46 @@ def test_daily_sums_fall_on_the_local_day(staff, zone, first, moments):  # noqa:
     assert per_status == [("paid", 3, 111000)]
 
 
+@pytest.mark.parametrize(
+    "search, status",
+    [("сидор", "success"), ("сидор", ""), ("2001", "new"), ("си", ""), ("", "success")],
+)
+def test_totals_and_chart_of_a_name_filter_are_exact(many, search, status):
+    # Every row of Сидорова (contract 2001) is many[2::3]; of them many[2] is paid.
+    instance, now = many[0].instance, utcnow()
+    days = [
+        (date(2026, 1, 1), now - timedelta(days=2), now - timedelta(days=1)),
+        (date(2026, 1, 2), now - timedelta(days=1), now + timedelta(minutes=1)),
+    ]
+    filters = monitor.Filters(days[0][1], days[-1][2], search=search, status=status)
+    shown = monitor.STATUS_GROUPS.get(status, (status,)) if status else None
+    rows = [
+        Transaction.get_by_id(t.id)
+        for t in (many[2::3] if search else many)
+        if shown is None or Transaction.get_by_id(t.id).status in shown
+    ]
+    expected = {}
+    for row in rows:
+        count, amount = expected.get(row.status, (0, 0))
+        expected[row.status] = (count + 1, amount + row.amount)
+    charted = shown or ("authorized", "paid")
+    per_status, per_day = monitor.summary(instance, filters, days)
+    assert per_status == [(s, *expected[s]) for s in sorted(expected)]
+    assert per_day == [
+        (days[0][0], 0),
+        (days[1][0], sum(r.amount for r in rows if r.status in charted)),
+    ]
+    assert sum(count for _, count, _ in per_status) == len(rows) > 0
+
+
+def test_the_totals_of_a_status_read_its_covering_index(many):
+    now = utcnow()
+    filters = monitor.Filters(now - timedelta(days=7), now, status="success")
+    plan = explain(monitor.summary_query(many[0].instance, filters, []))
+    assert "transaction_instance_id_status_created_at_contract_id_amount" in plan, plan
+    assert "COVERING INDEX" in plan or "Index Only Scan" in plan, plan
+
+
 def test_svg_chart_of_daily_paid_totals(client, many):
     console_login(client, OPERATOR)
     page = summary_of(
