@@ -470,6 +470,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.sqlite_only)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The fault suite's figures report, from the reports of its tests."""
+    from tests.fault.conftest import report_figures
+
+    report_figures(terminalreporter)
+
+
 @pytest.fixture
 def autopay_world(make_world):
     """The live pair with every autopay mode allowed and a built-in policy."""

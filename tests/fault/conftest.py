@@ -63,8 +63,12 @@ def _figures(terminalreporter):
     ]
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Print each scenario's figures: what the run measured against what is expected."""
+def report_figures(terminalreporter):
+    """Print each scenario's figures: what the run measured against what is expected.
+
+    Called by tests/conftest.py's pytest_terminal_summary: an xdist controller
+    loads no conftest below tests/.
+    """
     figures = _figures(terminalreporter)
     if not figures:
         return
