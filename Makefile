@@ -7,11 +7,13 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # "Reliability and security"); FAULT_SCALE=1 is the full run.
 export FAULT_SCALE ?= 0.05
 
-# Workers of the parallel pass (pytest-xdist); the serial pass runs the tests
-# marked `serial` (fault suite, scaleout, browser, concurrency) in one process.
-# WORKERS=0 runs the parallel pass in one process too.
+# Workers of the parallel pass (pytest-xdist). The serial pass runs the tests
+# marked `serial` (fault suite, scaleout, browser, concurrency) on two workers,
+# beside each other only, the fault suite as one group in one of them
+# (tests/conftest.py). WORKERS=0 runs both passes in one process.
 WORKERS ?= 2
 PARALLEL := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS))
+SERIAL := $(if $(filter 0,$(WORKERS)),,-n 2 --dist loadgroup)
 # pytest, but "no tests collected" (exit 5) is a failure with a message, never
 # a silent pass or an unexplained failure.
 PYTEST = sh -c '"$$0" -m pytest "$$@"; rc=$$?; if [ $$rc -eq 5 ]; then \
@@ -47,7 +49,7 @@ lint: venv-dev
 # acquirer (its test cards and 10-100 roubles only).
 test-sqlite: venv-dev
 	$(PYTEST) -m "not serial" $(PARALLEL)
-	$(PYTEST) -m serial
+	$(PYTEST) -m serial $(SERIAL)
 	SANDBOX_MODE=spec $(PYTEST) -m spec_mode $(PARALLEL)
 
 # The database-facing tests again on PostgreSQL (skipped with a note if it is down,
@@ -56,7 +58,7 @@ test-pg: venv-dev
 	@if $(BIN)/python -c "import psycopg2,sys; psycopg2.connect('$(PG_TEST_URL)').close()" 2>/dev/null; then \
 		export TEST_DATABASE_URL=$(PG_TEST_URL); \
 		$(PYTEST) -m "not serial and not sqlite_only and not nodb" $(PARALLEL) && \
-		$(PYTEST) -m "serial and not sqlite_only and not nodb"; \
+		$(PYTEST) -m "serial and not sqlite_only and not nodb" $(SERIAL); \
 	elif [ "$$CI" = "true" ]; then echo "PostgreSQL is not reachable at $(PG_TEST_URL)"; exit 1; \
 	else echo "PostgreSQL not reachable at $(PG_TEST_URL): skipping the PostgreSQL pass"; fi
 

@@ -441,20 +441,25 @@ def run_jobs(redis):
     return run
 
 
-# What stays out of the parallel (xdist) pass: tests that measure load or
-# concurrency, start processes on ports, or drive a browser, and the fault
-# suite, whose secrets scan and report gather the whole suite in one process.
+# What stays out of the parallel pass: tests that measure load or concurrency,
+# start processes on ports, or drive a browser, and the fault suite. The serial
+# pass runs them on two workers at most, beside each other only, the fault suite
+# as one group in one process (its secrets scan sees every page and log line of
+# the suite, and runs after the rest of it).
 SERIAL_MARKERS = ("fault", "scaleout", "browser")
 SERIAL_PATHS = ("/tests/fault/", "/tests/e2e/", "/tests/test_scaleout.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items):
     """Mark tests that use no database of ours (the PostgreSQL pass skips them),
-    and the ones the serial pass runs."""
+    and the ones the serial pass runs; group the fault suite."""
     for item in items:
         if "database_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.nodb)
         path = item.path.as_posix()
+        if "/tests/fault/" in path:
+            item.add_marker(pytest.mark.xdist_group("fault-suite"))
         if any(part in path for part in SERIAL_PATHS) or any(
             item.get_closest_marker(name) for name in SERIAL_MARKERS
         ):
@@ -463,6 +468,13 @@ def pytest_collection_modifyitems(items):
             # What a browser sees does not depend on the database under the
             # services, which the PostgreSQL pass covers without a browser.
             item.add_marker(pytest.mark.sqlite_only)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault suite's figures report, from the reports of its tests."""
+    from tests.fault.conftest import report_figures
+
+    report_figures(terminalreporter)
 
 
 @pytest.fixture

@@ -20,20 +20,28 @@ ARGS = [
 ]
 
 
-@pytest.fixture
-def page():
-    """A fresh Chromium page; screenshots go to test-artifacts/."""
+@pytest.fixture(scope="package")
+def chromium():
+    """One headless Chromium for the browser tests (each gets a context of its own)."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is not installed (.ci/run installs it)")
         pytest.skip("chromium is not installed")
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(
-            viewport={"width": 1100, "height": 800}, locale="ru-RU"
-        )
-        yield context.new_page()
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    """A fresh page in a context of its own (no cookies or storage of another
+    test); screenshots go to test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = chromium.new_context(
+        viewport={"width": 1100, "height": 800}, locale="ru-RU"
+    )
+    yield context.new_page()
+    context.close()

@@ -26,15 +26,18 @@ class Figure:
         return self.expected is None or self.value == self.expected
 
 
-FIGURES: list[Figure] = []
-
-
 @pytest.fixture
-def figure():
-    """Record a scenario's figure for the report: figure(1, "duplicates", n, 0)."""
+def figure(request):
+    """Record a scenario's figure for the report: figure(1, "duplicates", n, 0).
+
+    Kept in the test's report (user_properties), which an xdist worker sends to
+    the process that prints the summary.
+    """
 
     def record(scenario, name, value, expected=None):
-        FIGURES.append(Figure(scenario, name, value, expected))
+        request.node.user_properties.append(
+            ("fault figure", (scenario, name, value, expected))
+        )
         return value
 
     return record
@@ -48,9 +51,26 @@ def pytest_collection_modifyitems(items):
         items.append(item)
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Print each scenario's figures: what the run measured against what is expected."""
-    if not FIGURES:
+def _figures(terminalreporter):
+    """The figures the run's fault tests recorded, from their reports."""
+    return [
+        Figure(*recorded)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for key, recorded in getattr(report, "user_properties", ())
+        if key == "fault figure"
+    ]
+
+
+def report_figures(terminalreporter):
+    """Print each scenario's figures: what the run measured against what is expected.
+
+    Called by tests/conftest.py's pytest_terminal_summary: an xdist controller
+    loads no conftest below tests/.
+    """
+    figures = _figures(terminalreporter)
+    if not figures:
         return
     write = terminalreporter.write_line
     database = "PostgreSQL" if os.environ.get("TEST_DATABASE_URL") else "SQLite"
@@ -59,7 +79,7 @@ def pytest_terminal_summary(terminalreporter):
         f"app served by werkzeug threaded)"
     )
     write(f"{'#':>2}  {'scenario':<50} {'figure':<46} {'value':>12}  expected")
-    for f in sorted(FIGURES, key=lambda f: f.scenario):
+    for f in sorted(figures, key=lambda f: f.scenario):
         expected = "" if f.expected is None else f.expected
         mark = "" if f.ok else "  <-- NOT AS EXPECTED"
         write(
