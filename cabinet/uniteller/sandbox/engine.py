@@ -1116,9 +1116,11 @@ class Sandbox:
                 },
                 outcome,
             )
+            # Read in the unit: the answer tells the state the charge left the
+            # order in, not a capture that may follow it at once.
+            order = self.order(row_id)
         if outcome.delayed:
             raise OperationError(28, "Payment result not received")
-        order = self.order(row_id)
         if order["receipt_state"] == REVERSED:
             raise OperationError(53, "Fiscal receipt failure")
         if order["receipt_state"] == RECEIPT_FAILED:
