@@ -195,7 +195,22 @@ class Seeder:
 
     def callbacks(self, count, amount=50000, prefix="CB"):
         """Open orders and their signed `paid` callbacks (form bodies), one each."""
-        rows, bodies = [], []
+        bodies = []
+        for n, order_id in enumerate(self.callback_orders(count, amount, prefix)):
+            bill, approval, total = f"{n:012d}", f"{n % 10**6:06d}", "500.00"
+            signature = signatures.callback_signature(
+                SHOP["password"], order_id, "paid", [bill, approval, total]
+            )
+            bodies.append(
+                f"Order_ID={order_id}&Status=paid&BillNumber={bill}"
+                f"&ApprovalCode={approval}&Total={total}"
+                f"&Signature={signature}"
+            )
+        return bodies
+
+    def callback_orders(self, count, amount=50000, prefix="CB"):
+        """Open orders a `paid` callback may credit; return their order ids."""
+        rows = []
         for n in range(count):
             order_id = f"{prefix}{n:08d}"
             rows.append(
@@ -215,17 +230,8 @@ class Seeder:
                     None,
                 )
             )
-            bill, approval, total = f"{n:012d}", f"{n % 10**6:06d}", "500.00"
-            signature = signatures.callback_signature(
-                SHOP["password"], order_id, "paid", [bill, approval, total]
-            )
-            bodies.append(
-                f"Order_ID={order_id}&Status=paid&BillNumber={bill}"
-                f"&ApprovalCode={approval}&Total={total}"
-                f"&Signature={signature}"
-            )
         self.insert(f"callback orders {prefix}", Transaction, TX_FIELDS, rows)
-        return bodies
+        return [row[0] for row in rows]
 
     def autopays(self, count, today, amount=50000):
         """Active monthly autopays due today, each with its paid parent order."""

@@ -545,7 +545,8 @@ class BillingDelivery(BaseModel):
 
     connector = ForeignKeyField(BillingConnector, backref="deliveries")
     transaction = ForeignKeyField(Transaction, backref="deliveries")
-    refund = ForeignKeyField(Refund, null=True)
+    # Not indexed: nothing looks deliveries up by refund (migration 16).
+    refund = ForeignKeyField(Refund, null=True, index=False)
     kind = CharField(max_length=16)  # credit | reversal | refund
     # "credit:<transaction id>", "refund:<refund id>": one per connector, ever.
     key = CharField(max_length=64)
