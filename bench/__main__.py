@@ -743,6 +743,8 @@ class Bench:
         charged = finished() - first
         rate = charged / (time.perf_counter() - started)
         peak = requests.get(f"{self.sandbox_url}/_bench/concurrency", timeout=5).json()
+        concurrency = self.app.config["RECURRENT_CONCURRENCY"]
+        allowed = concurrency / (peak.get("mean_ms") or latency_ms) * 1000
         self.add(
             f"{step}: charges/s, {latency_ms} ms latency",
             rate,
@@ -751,7 +753,9 @@ class Bench:
             baseline=limit,
             unit="charges/s",
             note=f"{charged:,} charges in {CHARGE_SECONDS} s by {who}; baseline: "
-            f"RECURRENT_CONCURRENCY / latency",
+            f"RECURRENT_CONCURRENCY / latency; the sandbox answered in "
+            f"{concurrency / allowed * 1000:.0f} ms on average, so its slots allowed "
+            f"{allowed:.1f}/s",
         )
         self.add(
             f"{step}: peak concurrent /recurrent/, {latency_ms} ms latency",

@@ -9,6 +9,7 @@ the emulated billing's OSMP calls.
 import json
 import sys
 import threading
+import time
 
 from werkzeug.serving import make_server
 
@@ -26,7 +27,10 @@ class ConcurrencyCounter:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
-        self.counts = {name: {"current": 0, "peak": 0, "total": 0} for name in WATCHED}
+        self.counts = {
+            name: {"current": 0, "peak": 0, "total": 0, "seconds": 0.0}
+            for name in WATCHED
+        }
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -38,8 +42,16 @@ class ConcurrencyCounter:
                 return [b"no such counter"]
             if environ.get("REQUEST_METHOD") == "DELETE":  # a measurement begins
                 with self.lock:
-                    counts.update(peak=counts["current"], total=0)
-            body = json.dumps({"peak": counts["peak"], "total": counts["total"]})
+                    counts.update(peak=counts["current"], total=0, seconds=0.0)
+            body = json.dumps(
+                {
+                    "peak": counts["peak"],
+                    "total": counts["total"],
+                    # How long a request took here on average: what a slot is
+                    # held for at least, the emulator's own work included.
+                    "mean_ms": 1000 * counts["seconds"] / max(counts["total"], 1),
+                }
+            )
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body.encode()]
         name = next((n for n, p in WATCHED.items() if path.startswith(p)), None)
@@ -50,12 +62,14 @@ class ConcurrencyCounter:
             counts["current"] += 1
             counts["total"] += 1
             counts["peak"] = max(counts["peak"], counts["current"])
+        started = time.perf_counter()
         try:
             # The answer is short: read it whole so the count covers the work.
             return list(self.app(environ, start_response))
         finally:
             with self.lock:
                 counts["current"] -= 1
+                counts["seconds"] += time.perf_counter() - started
 
 
 def main(port, database):
