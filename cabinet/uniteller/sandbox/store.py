@@ -71,6 +71,8 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_by_shop_order ON orders (shop_id, order_id);
+-- A recurrent charge counts its parent's failed charges of the day (Uniteller's cap).
+CREATE INDEX IF NOT EXISTS orders_by_parent ON orders (parent_order_id, parent_shop_id);
 CREATE UNIQUE INDEX IF NOT EXISTS orders_by_bill
     ON orders (bill_number) WHERE bill_number <> '';
 CREATE TABLE IF NOT EXISTS refunds (
