@@ -25,6 +25,7 @@ from tests.helpers import (
     OPERATOR,
     PASSWORD_HASHES,
     TEST_SECRET_KEY,
+    add_shop_instance,
     fiscal_profile,
     in_app,
 )
@@ -263,25 +264,16 @@ def shop():
 @pytest.fixture
 def demo(ctx, shop):
     """An instance with an active configuration and a linked contract 1001."""
-    from cabinet import accounts, configurations
+    from cabinet import accounts
+    from cabinet.models import Contract
 
-    instance = configurations.add_instance("isp", "Test ISP")
-    configurations.add_configuration(
-        instance,
-        "main",
-        [
-            f"shop_id={shop['shop_id']}",
-            f"login={shop['login']}",
-            f"password={shop['password']}",
-            "gateway_url=http://gateway.test",
-            "min_amount=10.00",
-            "max_amount=15000.00",
-        ],
-        activate=True,
+    instance = add_shop_instance(
+        shop,
+        "http://gateway.test",
+        email="ivanov@example.com",
+        params=("min_amount=10.00", "max_amount=15000.00"),
     )
-    contract = accounts.add_contract(
-        "1001", "Иванов И. И.", "demo-pass", "ivanov@example.com", instance
-    )
+    contract = Contract.by_number("1001")
     other = accounts.add_contract("1002", "Петров П. П.", "other-pass", None, instance)
     return {"instance": instance, "contract": contract, "other": other}
 

@@ -105,9 +105,17 @@ FISCAL_PROFILE = (
 TEST_SECRET_KEY = "test-secret-key"
 
 
-def add_shop_instance(shop, gateway_url, name="Test ISP", contract_name="Иванов И. И."):
-    """Instance `isp` with an active configuration of `shop` at `gateway_url`, and
-    contract 1001 (password demo-pass); call inside the app."""
+def add_shop_instance(
+    shop,
+    gateway_url,
+    name="Test ISP",
+    contract_name="Иванов И. И.",
+    email=None,
+    params=(),
+):
+    """Instance `isp` with an active configuration of `shop` at `gateway_url` (and
+    `params`, KEY=VALUE), and contract 1001 (password demo-pass, `email`); call
+    inside the app."""
     from cabinet import accounts, configurations
 
     instance = configurations.add_instance("isp", name)
@@ -119,10 +127,11 @@ def add_shop_instance(shop, gateway_url, name="Test ISP", contract_name="Ива�
             f"login={shop['login']}",
             f"password={shop['password']}",
             f"gateway_url={gateway_url}",
+            *params,
         ],
         activate=True,
     )
-    accounts.add_contract("1001", contract_name, "demo-pass", None, instance)
+    accounts.add_contract("1001", contract_name, "demo-pass", email, instance)
     return instance
 
 
